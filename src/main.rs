@@ -1,0 +1,34 @@
+//! The `hotline` command: runs the engine and the operator tools around it.
+
+mod cli;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hotline",
+    version,
+    about = "SIP/RTP IVR and call-routing engine for citizen-service hotlines"
+)]
+struct Cli {
+    /// The engine's config file (TOML). Missing: built-in defaults.
+    #[arg(long, short, global = true, default_value = "hotline.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine: answer SIP calls on the configured listeners.
+    Serve(cli::serve::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => cli::serve::run(&cli.config, args),
+    }
+}

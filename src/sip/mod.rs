@@ -1,0 +1,66 @@
+//! SIP, sans-IO: message parsing and building (over rsip), stream framing, the RFC 3261
+//! transaction layer and dialogs. Nothing here owns a socket, reads a clock or spawns a
+//! task: callers pass `now` and bytes in, and take bytes and events out.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The `[sip]` section of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP listen address; empty disables UDP.
+    pub udp: String,
+    /// TCP listen address; empty disables TCP.
+    pub tcp: String,
+    /// Address written into Contact and SDP. Empty: the local address that routes to the peer.
+    pub public_address: String,
+    /// Value of the Server and User-Agent headers.
+    pub user_agent: String,
+    /// Calls in progress above which new INVITEs get 503 with Retry-After.
+    pub max_calls: usize,
+    /// RFC 3261 timer base values, in milliseconds.
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            udp: "0.0.0.0:5060".into(),
+            tcp: "0.0.0.0:5060".into(),
+            public_address: String::new(),
+            user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
+            max_calls: 5000,
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+        }
+    }
+}
+
+impl SipConfig {
+    pub fn timers(&self) -> Timers {
+        Timers {
+            t1: Duration::from_millis(self.t1_ms),
+            t2: Duration::from_millis(self.t2_ms),
+            t4: Duration::from_millis(self.t4_ms),
+        }
+    }
+}
+
+/// The RFC 3261 timer base values every transaction timer derives from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        SipConfig::default().timers()
+    }
+}
