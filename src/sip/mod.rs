@@ -64,3 +64,30 @@ impl Default for Timers {
         SipConfig::default().timers()
     }
 }
+
+pub mod build;
+pub mod framing;
+pub mod headers;
+pub mod parse;
+pub mod uri;
+
+/// How a message travels: datagrams, or a byte stream framed by Content-Length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn is_reliable(self) -> bool {
+        matches!(self, Transport::Tcp)
+    }
+
+    /// The name used in Via and `transport=` URI parameters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
