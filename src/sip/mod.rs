@@ -69,6 +69,7 @@ pub mod build;
 pub mod framing;
 pub mod headers;
 pub mod parse;
+pub mod transaction;
 pub mod uri;
 
 /// How a message travels: datagrams, or a byte stream framed by Content-Length.
