@@ -66,6 +66,7 @@ impl Default for Timers {
 }
 
 pub mod build;
+pub mod dialog;
 pub mod framing;
 pub mod headers;
 pub mod parse;

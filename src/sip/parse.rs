@@ -279,7 +279,7 @@ fn parse_request(
             format!("scheme {scheme:?}"),
         ));
     }
-    let line = format!("{method} {} SIP/2.0", escape_userinfo(uri));
+    let line = format!("{method} {} SIP/2.0", super::uri::escape_userinfo(uri));
     let text = canonical(&line, &fields, body);
     SipMessage::try_from(text.as_slice()).map_err(|e| bad(format!("unparsable request: {e}")))
 }
@@ -406,32 +406,6 @@ fn check_request_uri(uri: &str) -> Result<(), String> {
 fn uri_after_userinfo(uri: &str) -> &str {
     let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
     rest.rsplit_once('@').map_or(rest, |(_, host)| host)
-}
-
-/// rsip's URI parser stops a user part at `.` or `;` (both legal there, RFC 3261 25.1), so
-/// those characters are percent-encoded before rsip sees the URI; `sip::uri` decodes them.
-fn escape_userinfo(uri: &str) -> std::borrow::Cow<'_, str> {
-    let Some((scheme, rest)) = uri.split_once(':') else {
-        return uri.into();
-    };
-    let Some((user, host)) = rest.rsplit_once('@') else {
-        return uri.into();
-    };
-    let keep = |b: u8| b.is_ascii_alphanumeric() || b"-_!~*'()&=+$,%:".contains(&b);
-    if user.bytes().all(keep) {
-        return uri.into();
-    }
-    let mut out = format!("{scheme}:");
-    for b in user.bytes() {
-        if keep(b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out.push('@');
-    out.push_str(host);
-    out.into()
 }
 
 /// The message re-joined the way rsip parses: one `Name: value` per line, long names,

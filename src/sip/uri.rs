@@ -87,6 +87,37 @@ impl<'a> SipUri<'a> {
     }
 }
 
+/// rsip's URI parser stops a user part at `.` or `;` (both legal there, RFC 3261 25.1), so
+/// those characters are percent-encoded before rsip sees the URI; `SipUri` decodes them.
+pub fn escape_userinfo(uri: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return uri.into();
+    };
+    let Some((user, host)) = rest.rsplit_once('@') else {
+        return uri.into();
+    };
+    let keep = |b: u8| b.is_ascii_alphanumeric() || b"-_!~*'()&=+$,%:".contains(&b);
+    if user.bytes().all(keep) {
+        return uri.into();
+    }
+    let mut out = format!("{scheme}:");
+    for b in user.bytes() {
+        if keep(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push('@');
+    out.push_str(host);
+    out.into()
+}
+
+/// The rsip form of a URI we send (a Request-URI), with its user part made readable to rsip.
+pub fn to_rsip(uri: &str) -> Option<rsip::Uri> {
+    rsip::Uri::try_from(escape_userinfo(uri).as_ref()).ok()
+}
+
 /// Decodes `%XX` escapes; invalid escapes stay as they are.
 pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
