@@ -50,3 +50,6 @@ impl Default for RecordingConfig {
         }
     }
 }
+
+pub mod g711;
+pub mod sdp;

@@ -1,0 +1,406 @@
+//! SDP offer/answer (RFC 3264) for G.711 audio and RFC 4733 telephone-events, over the
+//! `sdp` crate: reading a peer's description, choosing a codec, and writing ours. Pure.
+
+use std::io::Cursor;
+use std::net::{IpAddr, SocketAddr};
+
+use sdp::description::common::{Address, Attribute, ConnectionInformation};
+use sdp::description::media::{MediaDescription, MediaName, RangedPort};
+use sdp::description::session::{Origin, SessionDescription, TimeDescription, Timing};
+
+use super::g711::Law;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    #[error("malformed SDP: {0}")]
+    Malformed(String),
+    #[error("no audio stream offered")]
+    NoAudio,
+    #[error("no codec in common (we take PCMU and PCMA)")]
+    NoCommonCodec,
+}
+
+/// RFC 3264 6.1 stream direction, from the point of view of the side that wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    /// The direction an answerer writes for an offer with this one.
+    pub fn answer(self) -> Direction {
+        match self {
+            Direction::SendRecv => Direction::SendRecv,
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            Direction::Inactive => Direction::Inactive,
+        }
+    }
+
+    /// Whether we may send media when we wrote this direction.
+    pub fn we_send(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether we expect to receive media when we wrote this direction.
+    pub fn we_receive(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
+    fn attr(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+}
+
+/// What a peer's SDP says about its (first) audio stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteMedia {
+    /// Where to send RTP; the IP is unspecified (0.0.0.0) when the peer holds the call.
+    pub addr: SocketAddr,
+    /// G.711 formats in the peer's order of preference.
+    pub laws: Vec<Law>,
+    /// The payload type of telephone-event/8000, if offered.
+    pub dtmf_pt: Option<u8>,
+    pub direction: Direction,
+    /// The other m= lines (index, media, proto), which an answer lists again with port 0.
+    others: Vec<(usize, String, String)>,
+}
+
+/// The result of offer/answer for the audio stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    pub law: Law,
+    pub dtmf_pt: Option<u8>,
+    pub remote: SocketAddr,
+    /// The direction we write (the answer's, or our offer's).
+    pub direction: Direction,
+}
+
+impl RemoteMedia {
+    pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
+        let sd = SessionDescription::unmarshal(&mut Cursor::new(body))
+            .map_err(|e| SdpError::Malformed(e.to_string()))?;
+        let audio_index = sd
+            .media_descriptions
+            .iter()
+            .position(|m| m.media_name.media == "audio" && m.media_name.port.value > 0)
+            .ok_or(SdpError::NoAudio)?;
+        let m = &sd.media_descriptions[audio_index];
+        let conn = m
+            .connection_information
+            .as_ref()
+            .or(sd.connection_information.as_ref())
+            .and_then(|c| c.address.as_ref())
+            .ok_or_else(|| SdpError::Malformed("no c= line for the audio stream".into()))?;
+        let ip: IpAddr = conn.address.parse().map_err(|_| {
+            SdpError::Malformed(format!("c= address {:?} is not an IP", conn.address))
+        })?;
+        let port = u16::try_from(m.media_name.port.value)
+            .map_err(|_| SdpError::Malformed("audio port out of range".into()))?;
+        let rtpmaps: Vec<(u8, String)> = m
+            .attributes
+            .iter()
+            .filter(|a| a.key == "rtpmap")
+            .filter_map(|a| {
+                let (pt, name) = a.value.as_deref()?.split_once(' ')?;
+                Some((pt.parse().ok()?, name.to_ascii_lowercase()))
+            })
+            .collect();
+        let name_of = |pt: u8| {
+            rtpmaps
+                .iter()
+                .find(|(p, _)| *p == pt)
+                .map(|(_, n)| n.as_str())
+        };
+        let mut laws = Vec::new();
+        let mut dtmf_pt = None;
+        for f in &m.media_name.formats {
+            let Ok(pt) = f.parse::<u8>() else { continue };
+            match (pt, name_of(pt)) {
+                (_, Some(n)) if n.starts_with("pcmu/8000") => laws.push(Law::Ulaw),
+                (_, Some(n)) if n.starts_with("pcma/8000") => laws.push(Law::Alaw),
+                (_, Some(n)) if n.starts_with("telephone-event/8000") => dtmf_pt = Some(pt),
+                (0, None) => laws.push(Law::Ulaw),
+                (8, None) => laws.push(Law::Alaw),
+                _ => {}
+            }
+        }
+        let direction = [&m.attributes, &sd.attributes]
+            .into_iter()
+            .flat_map(|attrs| attrs.iter())
+            .find_map(|a| match a.key.as_str() {
+                "sendrecv" => Some(Direction::SendRecv),
+                "sendonly" => Some(Direction::SendOnly),
+                "recvonly" => Some(Direction::RecvOnly),
+                "inactive" => Some(Direction::Inactive),
+                _ => None,
+            })
+            .unwrap_or(Direction::SendRecv);
+        let others = sd
+            .media_descriptions
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != audio_index)
+            .map(|(i, m)| (i, m.media_name.media.clone(), m.media_name.protos.join("/")))
+            .collect();
+        Ok(RemoteMedia {
+            addr: SocketAddr::new(ip, port),
+            laws,
+            dtmf_pt,
+            direction,
+            others,
+        })
+    }
+
+    /// Answers this offer: the peer's first G.711 law that we accept (`ours`).
+    pub fn negotiate(&self, ours: &[Law]) -> Result<Negotiated, SdpError> {
+        let law = self
+            .laws
+            .iter()
+            .copied()
+            .find(|l| ours.contains(l))
+            .ok_or(SdpError::NoCommonCodec)?;
+        Ok(Negotiated {
+            law,
+            dtmf_pt: self.dtmf_pt,
+            remote: self.addr,
+            direction: self.direction.answer(),
+        })
+    }
+
+    /// Whether the peer put the stream on hold (RFC 3264 8.4, and RFC 2543's c=0.0.0.0).
+    pub fn is_hold(&self) -> bool {
+        self.addr.ip().is_unspecified()
+            || matches!(self.direction, Direction::SendOnly | Direction::Inactive)
+    }
+}
+
+/// Writes our side of the description: an answer to `remote` when given (keeping its
+/// m-line order and rejecting its other streams), else an offer of `laws`.
+pub struct LocalMedia<'a> {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub session_id: u64,
+    pub version: u64,
+    pub laws: &'a [Law],
+    pub dtmf_pt: Option<u8>,
+    pub direction: Direction,
+}
+
+impl LocalMedia<'_> {
+    pub fn to_sdp(&self, remote: Option<&RemoteMedia>) -> String {
+        let ip = self.ip.to_string();
+        let addr_type = if self.ip.is_ipv4() { "IP4" } else { "IP6" };
+        let attr = |key: &str, value: Option<String>| Attribute {
+            key: key.to_owned(),
+            value,
+        };
+        let mut formats: Vec<String> = self
+            .laws
+            .iter()
+            .map(|l| l.payload_type().to_string())
+            .collect();
+        let mut attributes: Vec<Attribute> = self
+            .laws
+            .iter()
+            .map(|l| {
+                attr(
+                    "rtpmap",
+                    Some(format!("{} {}/8000", l.payload_type(), l.name())),
+                )
+            })
+            .collect();
+        if let Some(pt) = self.dtmf_pt {
+            formats.push(pt.to_string());
+            attributes.push(attr("rtpmap", Some(format!("{pt} telephone-event/8000"))));
+            attributes.push(attr("fmtp", Some(format!("{pt} 0-16"))));
+        }
+        attributes.push(attr("ptime", Some("20".into())));
+        attributes.push(attr(self.direction.attr(), None));
+        let audio = MediaDescription {
+            media_name: MediaName {
+                media: "audio".into(),
+                port: RangedPort {
+                    value: self.port as isize,
+                    range: None,
+                },
+                protos: vec!["RTP".into(), "AVP".into()],
+                formats,
+            },
+            media_title: None,
+            connection_information: None,
+            bandwidth: Vec::new(),
+            encryption_key: None,
+            attributes,
+        };
+        // An answer keeps the offer's m-lines in order, the ones we refuse with port 0.
+        let mut media = vec![audio];
+        if let Some(r) = remote {
+            media = (0..=r.others.len())
+                .map(|i| match r.others.iter().find(|(at, _, _)| *at == i) {
+                    Some((_, kind, proto)) => rejected(kind, proto),
+                    None => media[0].clone(),
+                })
+                .collect();
+        }
+        let sd = SessionDescription {
+            version: 0,
+            origin: Origin {
+                username: "hotline".into(),
+                session_id: self.session_id,
+                session_version: self.version,
+                network_type: "IN".into(),
+                address_type: addr_type.into(),
+                unicast_address: ip.clone(),
+            },
+            session_name: "hotline".into(),
+            session_information: None,
+            uri: None,
+            email_address: None,
+            phone_number: None,
+            connection_information: Some(ConnectionInformation {
+                network_type: "IN".into(),
+                address_type: addr_type.into(),
+                address: Some(Address {
+                    address: ip,
+                    ttl: None,
+                    range: None,
+                }),
+            }),
+            bandwidth: Vec::new(),
+            time_descriptions: vec![TimeDescription {
+                timing: Timing {
+                    start_time: 0,
+                    stop_time: 0,
+                },
+                repeat_times: Vec::new(),
+            }],
+            time_zones: Vec::new(),
+            encryption_key: None,
+            attributes: Vec::new(),
+            media_descriptions: media,
+        };
+        sd.marshal()
+    }
+}
+
+fn rejected(kind: &str, proto: &str) -> MediaDescription {
+    MediaDescription {
+        media_name: MediaName {
+            media: kind.to_owned(),
+            port: RangedPort {
+                value: 0,
+                range: None,
+            },
+            protos: proto.split('/').map(str::to_owned).collect(),
+            formats: vec!["0".into()],
+        },
+        media_title: None,
+        connection_information: None,
+        bandwidth: Vec::new(),
+        encryption_key: None,
+        attributes: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n\
+c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 18 8 0 101\r\n\
+a=rtpmap:18 G729/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
+
+    #[test]
+    fn the_first_g711_law_of_the_offer_wins_and_dtmf_is_kept() {
+        let remote = RemoteMedia::parse(OFFER.as_bytes()).expect("valid offer");
+        assert_eq!(remote.addr, "127.0.0.1:6000".parse().expect("addr"));
+        assert_eq!(remote.laws, [Law::Alaw, Law::Ulaw]);
+        let n = remote
+            .negotiate(&[Law::Ulaw, Law::Alaw])
+            .expect("common codec");
+        assert_eq!(n.law, Law::Alaw);
+        assert_eq!(n.dtmf_pt, Some(101));
+        assert_eq!(n.direction, Direction::SendRecv);
+    }
+
+    #[test]
+    fn the_answer_lists_our_port_codec_dtmf_and_rejects_other_streams() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.4\r\ns=-\r\nc=IN IP4 192.0.2.4\r\nt=0 0\r\n\
+m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
+        let remote = RemoteMedia::parse(offer.as_bytes()).expect("valid");
+        let n = remote.negotiate(&[Law::Ulaw, Law::Alaw]).expect("PCMU");
+        let answer = LocalMedia {
+            ip: "127.0.0.1".parse().expect("ip"),
+            port: 20000,
+            session_id: 7,
+            version: 1,
+            laws: &[n.law],
+            dtmf_pt: n.dtmf_pt,
+            direction: n.direction,
+        }
+        .to_sdp(Some(&remote));
+        assert!(answer.contains("m=audio 20000 RTP/AVP 0\r\n"), "{answer}");
+        assert!(answer.contains("c=IN IP4 127.0.0.1\r\n"), "{answer}");
+        assert!(answer.contains("a=rtpmap:0 PCMU/8000\r\n"), "{answer}");
+        assert!(answer.contains("a=sendrecv\r\n"), "{answer}");
+        let video = answer
+            .find("m=video 0 RTP/AVP")
+            .expect("rejected video stream listed");
+        assert!(
+            video > answer.find("m=audio").expect("audio"),
+            "m-line order kept"
+        );
+        // And it reads back.
+        let back = RemoteMedia::parse(answer.as_bytes()).expect("our answer parses");
+        assert_eq!(back.addr.port(), 20000);
+    }
+
+    #[test]
+    fn no_common_codec_and_holds_are_recognised() {
+        let g729 = OFFER.replace("RTP/AVP 18 8 0 101", "RTP/AVP 18");
+        let remote = RemoteMedia::parse(g729.as_bytes()).expect("valid");
+        assert_eq!(remote.negotiate(&[Law::Ulaw]), Err(SdpError::NoCommonCodec));
+
+        let hold = format!("{OFFER}a=sendonly\r\n");
+        let remote = RemoteMedia::parse(hold.as_bytes()).expect("valid");
+        assert!(remote.is_hold());
+        assert_eq!(
+            remote.negotiate(&[Law::Ulaw]).expect("ok").direction,
+            Direction::RecvOnly
+        );
+
+        let old_hold = OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+        assert!(
+            RemoteMedia::parse(old_hold.as_bytes())
+                .expect("valid")
+                .is_hold()
+        );
+        assert!(
+            !RemoteMedia::parse(OFFER.as_bytes())
+                .expect("valid")
+                .is_hold()
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(matches!(
+            RemoteMedia::parse(b"\x00\xff garbage"),
+            Err(SdpError::Malformed(_))
+        ));
+        assert!(matches!(
+            RemoteMedia::parse(b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\n"),
+            Err(SdpError::NoAudio)
+        ));
+    }
+}
