@@ -51,5 +51,10 @@ impl Default for RecordingConfig {
     }
 }
 
+pub mod clip;
+pub mod dtmf;
 pub mod g711;
+pub mod jitter;
+pub mod rtp;
 pub mod sdp;
+pub mod session;

@@ -1,0 +1,360 @@
+//! One call leg's media, sans-IO: what it sends each 20 ms tick (prompt audio or audio
+//! relayed from a bridged leg), what it received (in order, through the jitter buffer),
+//! the DTMF keys pressed, and whether the peer's RTP stopped. The media worker owns the
+//! socket and the clock; this only sees datagrams, `now` and commands.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::clip::Clip;
+use super::dtmf::DtmfReceiver;
+use super::jitter::{Frame, JitterBuffer};
+use super::rtp::{HEADER_LEN, Packet, Sender};
+use super::sdp::Negotiated;
+
+/// Samples per 20 ms packet at 8 kHz.
+pub const FRAME_SAMPLES: usize = 160;
+/// A buffer that holds any packet we send.
+pub const MAX_PACKET: usize = HEADER_LEN + FRAME_SAMPLES;
+
+pub type PlayId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A key press (RFC 4733), reported once.
+    Dtmf(char),
+    /// The clip queued with this id has been sent to its end.
+    PlayDone(PlayId),
+    /// The peer's RTP stopped for longer than the media timeout.
+    Timeout,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub rx_packets: u64,
+    /// Datagrams that were not RTP, or RTP of a payload type we did not agree to.
+    pub rx_ignored: u64,
+    pub tx_packets: u64,
+}
+
+pub struct MediaSession {
+    neg: Negotiated,
+    /// Where we send: the SDP address until the peer's RTP shows its real source.
+    remote: SocketAddr,
+    latched: bool,
+    sender: Sender,
+    jitter: JitterBuffer,
+    dtmf: DtmfReceiver,
+    playlist: VecDeque<(PlayId, Arc<Clip>)>,
+    pos: usize,
+    /// Payloads relayed from a bridged leg, already in our law, sent one per tick.
+    relay: VecDeque<[u8; FRAME_SAMPLES]>,
+    last_rx: Instant,
+    timeout: Duration,
+    timed_out: bool,
+    events: VecDeque<SessionEvent>,
+    pub counters: Counters,
+}
+
+impl MediaSession {
+    pub fn new(now: Instant, neg: Negotiated, timeout: Duration, jitter: Duration) -> MediaSession {
+        MediaSession {
+            remote: neg.remote,
+            neg,
+            latched: false,
+            sender: Sender::random(),
+            jitter: JitterBuffer::new(jitter),
+            dtmf: DtmfReceiver::default(),
+            playlist: VecDeque::new(),
+            pos: 0,
+            relay: VecDeque::with_capacity(4),
+            last_rx: now,
+            timeout,
+            timed_out: false,
+            events: VecDeque::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.neg
+    }
+
+    /// A new offer/answer (re-INVITE: hold, resume, a moved peer).
+    pub fn update(&mut self, now: Instant, neg: Negotiated) {
+        if neg.remote != self.neg.remote {
+            self.remote = neg.remote;
+            self.latched = false;
+        }
+        self.neg = neg;
+        self.last_rx = now;
+        self.timed_out = false;
+    }
+
+    /// Queues a clip after whatever is playing.
+    pub fn play(&mut self, id: PlayId, clip: Arc<Clip>) {
+        self.playlist.push_back((id, clip));
+    }
+
+    /// Stops playback at once (barge-in), dropping what was queued.
+    pub fn stop(&mut self) {
+        self.playlist.clear();
+        self.pos = 0;
+    }
+
+    pub fn is_playing(&self) -> bool {
+        !self.playlist.is_empty()
+    }
+
+    /// Queues audio from the other leg of a bridge, in this leg's law.
+    pub fn relay(&mut self, payload: [u8; FRAME_SAMPLES]) {
+        // More than a few frames queued means the legs' clocks drift apart: drop the
+        // oldest rather than let the delay grow.
+        if self.relay.len() >= 4 {
+            self.relay.pop_front();
+        }
+        self.relay.push_back(payload);
+    }
+
+    pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Ok(p) = Packet::parse(data) else {
+            self.counters.rx_ignored += 1;
+            return;
+        };
+        let audio = p.payload_type == self.neg.law.payload_type();
+        let dtmf = Some(p.payload_type) == self.neg.dtmf_pt;
+        if !audio && !dtmf {
+            self.counters.rx_ignored += 1;
+            return;
+        }
+        self.counters.rx_packets += 1;
+        self.last_rx = now;
+        if !self.latched {
+            // Symmetric RTP (RFC 4961): answer where the peer really sends from, which
+            // differs from its SDP behind NAT.
+            self.remote = from;
+            self.latched = true;
+        }
+        if dtmf {
+            if let Some(key) = self.dtmf.on_packet(p.timestamp, p.payload) {
+                self.events.push_back(SessionEvent::Dtmf(key));
+            }
+        } else {
+            self.jitter.push(now, p.seq, p.timestamp, p.payload);
+        }
+    }
+
+    /// The next received audio frame in order, once it is due.
+    pub fn poll_frame(&mut self, now: Instant) -> Option<Frame> {
+        self.jitter.pop(now)
+    }
+
+    /// What is left in the jitter buffer (at hang-up).
+    pub fn drain_frames(&mut self) -> impl Iterator<Item = Frame> + '_ {
+        self.jitter.drain()
+    }
+
+    pub fn jitter_stats(&self) -> super::jitter::Stats {
+        self.jitter.stats
+    }
+
+    /// One 20 ms tick: writes the packet to send (if any) into `buf` and returns its length
+    /// and destination. Also notices a dead peer.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8; MAX_PACKET],
+    ) -> Option<(usize, SocketAddr)> {
+        if !self.timed_out
+            && self.neg.direction.we_receive()
+            && now.duration_since(self.last_rx) > self.timeout
+        {
+            self.timed_out = true;
+            self.events.push_back(SessionEvent::Timeout);
+        }
+        let mut payload = [0u8; FRAME_SAMPLES];
+        let have = if let Some(frame) = self.relay.pop_front() {
+            payload = frame;
+            true
+        } else {
+            self.next_prompt_frame(&mut payload)
+        };
+        if !have || !self.neg.direction.we_send() || self.remote.ip().is_unspecified() {
+            self.sender.skip(FRAME_SAMPLES as u32);
+            return None;
+        }
+        let n = self.sender.write(
+            self.neg.law.payload_type(),
+            &payload,
+            FRAME_SAMPLES as u32,
+            buf,
+        );
+        self.counters.tx_packets += 1;
+        Some((n, self.remote))
+    }
+
+    /// Fills `payload` with the next 20 ms of the playlist (silence-padded at a clip's
+    /// end); false when nothing plays.
+    fn next_prompt_frame(&mut self, payload: &mut [u8; FRAME_SAMPLES]) -> bool {
+        let law = self.neg.law;
+        let mut filled = 0;
+        while filled == 0 {
+            let Some((id, clip)) = self.playlist.front() else {
+                return false;
+            };
+            let audio = clip.encoded(law);
+            let end = (self.pos + FRAME_SAMPLES).min(audio.len());
+            filled = end.saturating_sub(self.pos);
+            payload[..filled].copy_from_slice(&audio[self.pos.min(end)..end]);
+            self.pos = end;
+            if self.pos >= audio.len() {
+                self.events.push_back(SessionEvent::PlayDone(*id));
+                self.playlist.pop_front();
+                self.pos = 0;
+            }
+        }
+        payload[filled..].fill(law.encode(0));
+        true
+    }
+
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::g711::Law;
+    use crate::media::sdp::Direction;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn neg(law: Law) -> Negotiated {
+        Negotiated {
+            law,
+            dtmf_pt: Some(101),
+            remote: "127.0.0.1:6000".parse().expect("addr"),
+            direction: Direction::SendRecv,
+        }
+    }
+
+    fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        let mut s = Sender::new(7, seq, ts);
+        let mut buf = vec![0u8; HEADER_LEN + payload.len()];
+        let n = s.write(pt, payload, 160, &mut buf);
+        buf.truncate(n);
+        buf
+    }
+
+    fn events(s: &mut MediaSession) -> Vec<SessionEvent> {
+        std::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    #[test]
+    fn a_clip_is_sent_in_20ms_packets_then_reported_done() {
+        let t = Instant::now();
+        let mut s = MediaSession::new(t, neg(Law::Ulaw), 30_000 * MS, 60 * MS);
+        // 400 samples: two full packets and one padded with silence.
+        s.play(1, Clip::from_pcm(vec![1000i16; 400].into()));
+        let mut buf = [0u8; MAX_PACKET];
+        let mut sent = Vec::new();
+        for i in 0..5u32 {
+            if let Some((n, to)) = s.tick(t + i * 20 * MS, &mut buf) {
+                assert_eq!(to, "127.0.0.1:6000".parse().expect("addr"));
+                let p = Packet::parse(&buf[..n]).expect("rtp");
+                sent.push((p.seq, p.timestamp, p.marker, p.payload[159]));
+            }
+        }
+        assert_eq!(sent.len(), 3, "nothing is sent once the clip ends");
+        let (seq0, ts0, m0, _) = sent[0];
+        assert!(m0, "the first packet of a talkspurt has the marker");
+        assert_eq!(
+            sent[1],
+            (
+                seq0.wrapping_add(1),
+                ts0.wrapping_add(160),
+                false,
+                Law::Ulaw.encode(1000)
+            )
+        );
+        assert_eq!(
+            sent[2].3,
+            Law::Ulaw.encode(0),
+            "the last packet is padded with silence"
+        );
+        assert_eq!(events(&mut s), [SessionEvent::PlayDone(1)]);
+
+        s.play(2, Clip::from_pcm(vec![0i16; 160].into()));
+        let (n, _) = s.tick(t + 100 * MS, &mut buf).expect("plays");
+        let p = Packet::parse(&buf[..n]).expect("rtp");
+        assert!(p.marker, "a new talkspurt after silence");
+        assert_eq!(
+            p.timestamp,
+            ts0.wrapping_add(5 * 160),
+            "the clock ran on during silence"
+        );
+    }
+
+    #[test]
+    fn received_audio_latches_the_destination_and_dtmf_is_decoded() {
+        let t = Instant::now();
+        let mut s = MediaSession::new(t, neg(Law::Alaw), 30_000 * MS, 60 * MS);
+        let nat: SocketAddr = "127.0.0.1:7777".parse().expect("addr");
+        s.on_datagram(t, nat, &rtp(8, 1, 160, &[0xd5; 160]));
+        s.on_datagram(t, nat, &rtp(0, 2, 320, &[0xff; 160]));
+        s.on_datagram(t, nat, b"not rtp");
+        s.on_datagram(t, nat, &rtp(101, 3, 480, &[5, 0x0a, 0, 160]));
+        s.on_datagram(t, nat, &rtp(101, 4, 480, &[5, 0x8a, 1, 64]));
+        assert_eq!(events(&mut s), [SessionEvent::Dtmf('5')]);
+        assert_eq!(s.poll_frame(t).map(|f| f.timestamp), Some(160));
+        assert_eq!(
+            s.counters,
+            Counters {
+                rx_packets: 3,
+                rx_ignored: 2,
+                tx_packets: 0
+            }
+        );
+        s.play(1, Clip::from_pcm(vec![0i16; 160].into()));
+        let mut buf = [0u8; MAX_PACKET];
+        assert_eq!(s.tick(t, &mut buf).map(|(_, to)| to), Some(nat));
+    }
+
+    #[test]
+    fn silence_from_the_peer_times_out_once_but_not_on_hold() {
+        let t = Instant::now();
+        let mut s = MediaSession::new(t, neg(Law::Ulaw), 1000 * MS, 60 * MS);
+        let mut buf = [0u8; MAX_PACKET];
+        s.tick(t + 1000 * MS, &mut buf);
+        assert!(events(&mut s).is_empty());
+        s.tick(t + 1001 * MS, &mut buf);
+        s.tick(t + 2000 * MS, &mut buf);
+        assert_eq!(events(&mut s), [SessionEvent::Timeout]);
+
+        let mut s = MediaSession::new(t, neg(Law::Ulaw), 1000 * MS, 60 * MS);
+        let mut held = neg(Law::Ulaw);
+        held.direction = Direction::Inactive;
+        s.update(t, held);
+        s.play(1, Clip::from_pcm(vec![0i16; 160].into()));
+        assert_eq!(
+            s.tick(t + 5000 * MS, &mut buf),
+            None,
+            "nothing is sent to an inactive stream"
+        );
+        assert!(events(&mut s).iter().all(|e| *e != SessionEvent::Timeout));
+    }
+
+    #[test]
+    fn relayed_audio_goes_before_prompts() {
+        let t = Instant::now();
+        let mut s = MediaSession::new(t, neg(Law::Ulaw), 30_000 * MS, 60 * MS);
+        s.play(1, Clip::from_pcm(vec![0i16; 1600].into()));
+        s.relay([42; FRAME_SAMPLES]);
+        let mut buf = [0u8; MAX_PACKET];
+        let (n, _) = s.tick(t, &mut buf).expect("sends");
+        assert_eq!(Packet::parse(&buf[..n]).expect("rtp").payload[0], 42);
+    }
+}
