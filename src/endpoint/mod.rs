@@ -1,7 +1,23 @@
-//! The SIP endpoint's tokio edge: UDP and TCP listeners, the loop that feeds the sans-IO
-//! transaction layer with bytes and time, and the routing of requests to call tasks.
+//! The SIP endpoint's tokio edge: UDP and TCP listeners, the one task that feeds the
+//! sans-IO transaction layer with bytes and time, and the routing of messages to call
+//! tasks by Call-ID. Calls talk to it with `EndpointHandle` commands and hear from it through
+//! `CallEvent`s; it never looks inside a call.
 
+mod cidr;
+mod event_loop;
+mod tcp;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rsip::{Method, Request, Response};
 use serde::Deserialize;
+use tokio::sync::mpsc;
+
+pub use cidr::{Cidr, CidrError};
+pub use event_loop::{Endpoint, StartError};
+
+use crate::sip::transaction::{Peer, ServerTxId};
 
 /// The `[trunks]` section: who may send us SIP.
 #[derive(Debug, Clone, Deserialize)]
@@ -16,5 +32,107 @@ impl Default for TrunkConfig {
         TrunkConfig {
             allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
         }
+    }
+}
+
+/// What the endpoint tells a call task.
+#[derive(Debug)]
+pub enum CallEvent {
+    /// A request inside the call's dialog(s): BYE, re-INVITE, INFO...
+    Request {
+        tx: ServerTxId,
+        request: Request,
+        peer: Peer,
+    },
+    /// A CANCEL for the call's INVITE (already answered 200 by the endpoint when the INVITE
+    /// was still pending: the call must answer its INVITE 487).
+    Cancelled,
+    /// The ACK for a 2xx we sent.
+    Ack { request: Request },
+    /// A response to a request the call sent.
+    Response { response: Response },
+    /// A request the call sent got no final response in time.
+    Timeout {
+        call_id: String,
+        cseq: u32,
+        method: Method,
+    },
+    /// A 2xx the call sent was never acknowledged.
+    AckTimeout,
+}
+
+/// A new INVITE, for whoever starts calls.
+pub struct IncomingCall {
+    pub invite: Request,
+    pub tx: ServerTxId,
+    pub peer: Peer,
+    /// Our address as the peer reaches it (for Contact, Via and SDP).
+    pub local: SocketAddr,
+    pub events: mpsc::UnboundedReceiver<CallEvent>,
+    pub endpoint: EndpointHandle,
+}
+
+/// Starts a call task for each new INVITE. Must not block.
+pub type CallStarter = Arc<dyn Fn(IncomingCall) + Send + Sync>;
+
+pub(crate) enum Command {
+    Respond {
+        tx: ServerTxId,
+        response: Response,
+    },
+    Send {
+        peer: Peer,
+        request: Request,
+    },
+    SendStateless {
+        peer: Peer,
+        request: Request,
+    },
+    Route {
+        call_id: String,
+        events: mpsc::UnboundedSender<CallEvent>,
+    },
+    Unroute {
+        call_id: String,
+    },
+}
+
+/// How call tasks drive the endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct EndpointHandle {
+    tx: mpsc::UnboundedSender<event_loop::Input>,
+    pub(crate) public_ip: Option<IpAddr>,
+}
+
+impl EndpointHandle {
+    fn command(&self, c: Command) {
+        // The endpoint outlives every call; a failed send means the engine is stopping.
+        let _ = self.tx.send(event_loop::Input::Command(Box::new(c)));
+    }
+
+    /// Answers a request the call received.
+    pub fn respond(&self, tx: ServerTxId, response: Response) {
+        self.command(Command::Respond { tx, response });
+    }
+
+    /// Sends a request in a client transaction; its responses come back as `CallEvent`s
+    /// to whoever routes its Call-ID.
+    pub fn send(&self, peer: Peer, request: Request) {
+        self.command(Command::Send { peer, request });
+    }
+
+    /// Sends a request outside any transaction (the ACK for a 2xx).
+    pub fn send_stateless(&self, peer: Peer, request: Request) {
+        self.command(Command::SendStateless { peer, request });
+    }
+
+    /// Routes messages with this Call-ID to `events` (an outgoing leg of a call).
+    pub fn route(&self, call_id: String, events: mpsc::UnboundedSender<CallEvent>) {
+        self.command(Command::Route { call_id, events });
+    }
+
+    /// Stops routing a Call-ID (the call ended).
+    pub fn unroute(&self, call_id: String) {
+        self.command(Command::Unroute { call_id });
     }
 }

@@ -55,6 +55,8 @@ pub mod clip;
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
+pub mod recorder;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod worker;

@@ -309,7 +309,7 @@ first_value! {
 }
 
 /// Values of every header of one kind, each comma-separated value apart, in order.
-pub fn all_values<'a>(headers: &'a Headers, pick: fn(&Header) -> Option<&str>) -> Vec<&'a str> {
+pub fn all_values(headers: &Headers, pick: fn(&Header) -> Option<&str>) -> Vec<&str> {
     headers
         .iter()
         .filter_map(pick)

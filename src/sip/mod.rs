@@ -70,6 +70,7 @@ pub mod dialog;
 pub mod framing;
 pub mod headers;
 pub mod parse;
+pub mod policy;
 pub mod transaction;
 pub mod uri;
 

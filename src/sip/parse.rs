@@ -60,8 +60,6 @@ pub struct Reject {
     pub reason: &'static str,
     /// What was wrong, for the log and a Warning header.
     pub detail: String,
-    /// Extra headers the status calls for (Allow for 501, ...).
-    pub extra: Vec<(&'static str, String)>,
     pub echo: Echo,
 }
 
@@ -88,9 +86,6 @@ const KNOWN_METHODS: [&str; 14] = [
     "SUBSCRIBE",
     "UPDATE",
 ];
-
-/// The Allow header value: the methods this engine handles.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER";
 
 /// Parses one message. `Transport::Udp` means `bytes` is a whole datagram (a body shorter
 /// than Content-Length is an error, trailing octets are ignored); `Transport::Tcp` means the
@@ -232,7 +227,6 @@ fn parse_request(
                 status,
                 reason,
                 detail,
-                extra: Vec::new(),
                 echo: echo.clone(),
             }))
         } else {
@@ -260,12 +254,7 @@ fn parse_request(
     check_fields(&fields, Some(method)).map_err(&bad)?;
     let body = frame_body(&fields, body, transport).map_err(&bad)?;
     if !KNOWN_METHODS.contains(&method) {
-        let mut r = match reject(501, "Not Implemented", format!("method {method}")) {
-            ParseError::Reject(r) => r,
-            drop => return Err(drop),
-        };
-        r.extra.push(("Allow", ALLOW.into()));
-        return Err(ParseError::Reject(r));
+        return Err(reject(501, "Not Implemented", format!("method {method}")));
     }
     check_request_uri(uri).map_err(&bad)?;
     let scheme = uri.split(':').next().unwrap_or_default();
