@@ -68,9 +68,10 @@ pub struct InboundLeg {
     ended: bool,
 }
 
-/// Why a call could not be answered (it has been rejected with the right status).
+/// The call never got connected: it was refused with the right status, cancelled, or
+/// hung up or abandoned before its ACK. Nothing is left to clean up.
 #[derive(Debug)]
-pub struct Rejected;
+pub struct NotConnected;
 
 impl InboundLeg {
     /// Answers `call`: 180, then after `ring` the 200 with our SDP. Rejects it (and returns
@@ -79,7 +80,7 @@ impl InboundLeg {
         media: &Media,
         mut call: IncomingCall,
         ring: Duration,
-    ) -> Result<InboundLeg, Rejected> {
+    ) -> Result<InboundLeg, NotConnected> {
         let invite = &call.invite;
         let call_id = headers::call_id(&invite.headers)
             .unwrap_or_default()
@@ -92,7 +93,7 @@ impl InboundLeg {
             }
             call.endpoint.respond(call.tx, r);
             call.endpoint.unroute(call_id.clone());
-            Rejected
+            NotConnected
         };
         let remote = match invite.body.is_empty() {
             true => None,
@@ -167,7 +168,7 @@ impl InboundLeg {
         if !ring.is_zero() && leg.ring(ring).await.is_err() {
             leg.send_response(call.tx, invite, 487, None);
             leg.endpoint.unroute(leg.call_id.clone());
-            return Err(Rejected);
+            return Err(NotConnected);
         }
         let sdp = leg.local_sdp(
             remote.as_ref(),
@@ -175,6 +176,16 @@ impl InboundLeg {
         );
         leg.send_response(call.tx, invite, 200, Some(sdp));
         info!(caller = %leg.caller, called = %leg.called, "answered");
+        // RFC 3261 15: no BYE (and no flow) before the ACK confirms the dialog.
+        while leg.awaiting_ack {
+            let Some(ev) = leg.events.recv().await else {
+                return Err(NotConnected);
+            };
+            if let Some(LegEvent::Ended(reason)) = leg.on_sip(ev) {
+                info!(?reason, "ended before the ACK");
+                return Err(NotConnected);
+            }
+        }
         Ok(leg)
     }
 

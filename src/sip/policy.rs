@@ -41,10 +41,11 @@ pub fn screen(req: &Request, ctx: Context) -> Decision {
     }
     let allow = || vec![("Allow", ctx.allow.to_owned())];
     if req.method == Method::Register {
+        // Without agents nobody may register: every user is unknown (RFC 3261 10.3).
         return if ctx.registrar {
             Decision::Register
         } else {
-            Decision::Respond(405, allow())
+            Decision::Respond(403, Vec::new())
         };
     }
     if !ctx.trusted_source {
@@ -188,7 +189,7 @@ CSeq: 1 {method}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         }
         assert_eq!(status(screen(&req("MESSAGE", "", ""), CTX)), 405);
         assert_eq!(status(screen(&req("BYE", "", ""), CTX)), 481);
-        assert_eq!(status(screen(&req("REGISTER", "", ""), CTX)), 405);
+        assert_eq!(status(screen(&req("REGISTER", "", ""), CTX)), 403);
         assert_eq!(
             screen(
                 &req("REGISTER", "", ""),

@@ -1,0 +1,142 @@
+//! Calls from a real peer (SIPp) over loopback, UDP and TCP: answering, audio both ways,
+//! CANCEL, a lost 200, DTMF, hold, the media timeout and refusals.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Engine, out_dir, read_wav, rms, sipp, tone};
+
+fn assert_ok(run: &common::SippRun) {
+    assert!(run.success, "SIPp failed:\n{}\n{}", run.output, run.errors);
+}
+
+/// 200 calls at 50 calls/s, each streaming audio, all hung up by the engine after its
+/// prompt; then the same over TCP.
+#[test]
+fn two_hundred_calls_at_fifty_per_second_over_udp_and_tcp() {
+    let dir = out_dir("load_200");
+    let engine = Engine::start(&dir, 1.0, &[]);
+    let wav = dir.join("caller.wav");
+    tone(&wav, 0.8, 440, true);
+    let wav = wav.display().to_string();
+    for transport in ["u1", "t1"] {
+        let run = sipp(
+            &engine,
+            "caller_prompt.xml",
+            &[("WAV", &wav)],
+            &["-m", "200", "-r", "50", "-t", transport],
+        );
+        assert_ok(&run);
+    }
+    assert_eq!(engine.count_log("call ended"), 400, "{}", engine.log());
+    assert_eq!(engine.count_log("reason=\"prompt played\""), 400);
+}
+
+/// The caller's audio reaches the engine: the recording has the streamed file's length and
+/// is not silent.
+#[test]
+fn caller_audio_is_received_and_recorded() {
+    let dir = out_dir("recording");
+    let rec = dir.join("rec");
+    let rec_config = format!("enabled = true\ndir = \"{}\"\n", rec.display());
+    let engine = Engine::start(&dir, 10.0, &[("recording", &rec_config)]);
+    let wav = dir.join("caller.wav");
+    tone(&wav, 2.0, 440, true);
+    for transport in ["u1", "t1"] {
+        let run = sipp(
+            &engine,
+            "caller_hangs_up.xml",
+            &[("WAV", &wav.display().to_string()), ("HOLD_MS", "2600")],
+            &["-m", "1", "-t", transport],
+        );
+        assert_ok(&run);
+    }
+    assert!(engine.wait_log("reason=\"caller hung up\"", Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(300));
+    let files: Vec<_> = std::fs::read_dir(&rec).expect("recordings folder").flatten().collect();
+    assert_eq!(files.len(), 2, "one recording per call");
+    for f in files {
+        let (samples, rate) = read_wav(&f.path());
+        assert_eq!(rate, 8000);
+        let secs = samples.len() as f64 / 8000.0;
+        assert!((secs - 2.0).abs() <= 0.1, "{} lasts {secs} s, expected 2.0", f.path().display());
+        // A 0.5-amplitude sine has an RMS of about 0.35 of full scale (11,600).
+        let level = rms(&samples);
+        assert!(level > 9000.0 && level < 13000.0, "RMS {level}");
+    }
+}
+
+#[test]
+fn cancel_while_ringing_gets_200_and_487() {
+    let dir = out_dir("cancel");
+    let engine = Engine::start(&dir, 2.0, &[("flow", "answer_delay_ms = 3000\n")]);
+    for transport in ["u1", "t1"] {
+        let run = sipp(&engine, "cancel.xml", &[], &["-m", "1", "-t", transport]);
+        assert_ok(&run);
+    }
+    assert_eq!(engine.count_log("answered"), 0, "a cancelled call is never answered");
+}
+
+#[test]
+fn a_lost_200_is_retransmitted_and_the_call_completes() {
+    let dir = out_dir("lost_200");
+    let engine = Engine::start(&dir, 1.0, &[]);
+    let run = sipp(&engine, "lost_200.xml", &[], &["-m", "3", "-r", "3"]);
+    assert_ok(&run);
+    // SIPp's screen: `200 <----------  E-RTD1 3  <retransmissions> ...`
+    let retrans: u32 = run
+        .output
+        .lines()
+        .find(|l| l.contains("200 <----------") && l.contains("E-RTD1"))
+        .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
+        .expect("SIPp's statistics line for the 200");
+    assert!(retrans >= 3, "each of the 3 calls saw its 200 again: {retrans}");
+    assert_eq!(engine.count_log("reason=\"prompt played\""), 3, "{}", engine.log());
+}
+
+#[test]
+fn rfc_4733_keys_from_sipp_are_decoded_once_each() {
+    let dir = out_dir("dtmf");
+    let engine = Engine::start(&dir, 10.0, &[]);
+    for transport in ["u1", "t1"] {
+        let run = sipp(&engine, "dtmf.xml", &[], &["-m", "1", "-t", transport]);
+        assert_ok(&run);
+    }
+    assert!(engine.wait_log("reason=\"caller hung up\"", Duration::from_secs(5)));
+    assert_eq!(engine.count_log("keys=12#"), 2, "{}", engine.log());
+}
+
+#[test]
+fn hold_and_resume_by_reinvite_are_answered_with_mirrored_directions() {
+    let dir = out_dir("hold");
+    let engine = Engine::start(&dir, 10.0, &[]);
+    let run = sipp(&engine, "hold.xml", &[], &["-m", "1"]);
+    assert_ok(&run);
+    assert_eq!(engine.count_log("re-INVITE hold=true"), 1, "{}", engine.log());
+    assert_eq!(engine.count_log("re-INVITE hold=false"), 1);
+}
+
+#[test]
+fn a_caller_whose_rtp_stops_is_hung_up_after_the_media_timeout() {
+    let dir = out_dir("media_timeout");
+    let engine = Engine::start(&dir, 30.0, &[("media", "media_timeout_s = 2\n")]);
+    let started = Instant::now();
+    let run = sipp(&engine, "silent_caller.xml", &[], &["-m", "1"]);
+    assert_ok(&run);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(10), "hung up after {took:?}");
+    assert!(engine.log().contains("media timeout"), "{}", engine.log());
+}
+
+#[test]
+fn calls_are_refused_without_a_common_codec_or_from_an_unknown_source() {
+    let dir = out_dir("refused");
+    let engine = Engine::start(&dir, 1.0, &[]);
+    let run = sipp(&engine, "refused.xml", &[("CODE", "488"), ("FORMATS", "18")], &["-m", "1"]);
+    assert_ok(&run);
+    drop(engine);
+    let engine = Engine::start(&dir, 1.0, &[("trunks", "allow = [\"10.0.0.0/8\"]\n")]);
+    let run = sipp(&engine, "refused.xml", &[("CODE", "403"), ("FORMATS", "0")], &["-m", "1"]);
+    assert_ok(&run);
+}
