@@ -18,7 +18,7 @@ lint: setup
 	$(CARGO) clippy --all-targets -- -D warnings
 
 test: lint
-	$(CARGO) test --release
+	$(CARGO) test
 
 bench: setup
 	bench/run-all.sh

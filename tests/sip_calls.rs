@@ -54,13 +54,20 @@ fn caller_audio_is_received_and_recorded() {
     }
     assert!(engine.wait_log("reason=\"caller hung up\"", Duration::from_secs(5)));
     std::thread::sleep(Duration::from_millis(300));
-    let files: Vec<_> = std::fs::read_dir(&rec).expect("recordings folder").flatten().collect();
+    let files: Vec<_> = std::fs::read_dir(&rec)
+        .expect("recordings folder")
+        .flatten()
+        .collect();
     assert_eq!(files.len(), 2, "one recording per call");
     for f in files {
         let (samples, rate) = read_wav(&f.path());
         assert_eq!(rate, 8000);
         let secs = samples.len() as f64 / 8000.0;
-        assert!((secs - 2.0).abs() <= 0.1, "{} lasts {secs} s, expected 2.0", f.path().display());
+        assert!(
+            (secs - 2.0).abs() <= 0.1,
+            "{} lasts {secs} s, expected 2.0",
+            f.path().display()
+        );
         // A 0.5-amplitude sine has an RMS of about 0.35 of full scale (11,600).
         let level = rms(&samples);
         assert!(level > 9000.0 && level < 13000.0, "RMS {level}");
@@ -75,7 +82,11 @@ fn cancel_while_ringing_gets_200_and_487() {
         let run = sipp(&engine, "cancel.xml", &[], &["-m", "1", "-t", transport]);
         assert_ok(&run);
     }
-    assert_eq!(engine.count_log("answered"), 0, "a cancelled call is never answered");
+    assert_eq!(
+        engine.count_log("answered"),
+        0,
+        "a cancelled call is never answered"
+    );
 }
 
 #[test]
@@ -91,8 +102,16 @@ fn a_lost_200_is_retransmitted_and_the_call_completes() {
         .find(|l| l.contains("200 <----------") && l.contains("E-RTD1"))
         .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
         .expect("SIPp's statistics line for the 200");
-    assert!(retrans >= 3, "each of the 3 calls saw its 200 again: {retrans}");
-    assert_eq!(engine.count_log("reason=\"prompt played\""), 3, "{}", engine.log());
+    assert!(
+        retrans >= 3,
+        "each of the 3 calls saw its 200 again: {retrans}"
+    );
+    assert_eq!(
+        engine.count_log("reason=\"prompt played\""),
+        3,
+        "{}",
+        engine.log()
+    );
 }
 
 #[test]
@@ -113,7 +132,12 @@ fn hold_and_resume_by_reinvite_are_answered_with_mirrored_directions() {
     let engine = Engine::start(&dir, 10.0, &[]);
     let run = sipp(&engine, "hold.xml", &[], &["-m", "1"]);
     assert_ok(&run);
-    assert_eq!(engine.count_log("re-INVITE hold=true"), 1, "{}", engine.log());
+    assert_eq!(
+        engine.count_log("re-INVITE hold=true"),
+        1,
+        "{}",
+        engine.log()
+    );
     assert_eq!(engine.count_log("re-INVITE hold=false"), 1);
 }
 
@@ -125,7 +149,10 @@ fn a_caller_whose_rtp_stops_is_hung_up_after_the_media_timeout() {
     let run = sipp(&engine, "silent_caller.xml", &[], &["-m", "1"]);
     assert_ok(&run);
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(10), "hung up after {took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "hung up after {took:?}"
+    );
     assert!(engine.log().contains("media timeout"), "{}", engine.log());
 }
 
@@ -133,10 +160,20 @@ fn a_caller_whose_rtp_stops_is_hung_up_after_the_media_timeout() {
 fn calls_are_refused_without_a_common_codec_or_from_an_unknown_source() {
     let dir = out_dir("refused");
     let engine = Engine::start(&dir, 1.0, &[]);
-    let run = sipp(&engine, "refused.xml", &[("CODE", "488"), ("FORMATS", "18")], &["-m", "1"]);
+    let run = sipp(
+        &engine,
+        "refused.xml",
+        &[("CODE", "488"), ("FORMATS", "18")],
+        &["-m", "1"],
+    );
     assert_ok(&run);
     drop(engine);
     let engine = Engine::start(&dir, 1.0, &[("trunks", "allow = [\"10.0.0.0/8\"]\n")]);
-    let run = sipp(&engine, "refused.xml", &[("CODE", "403"), ("FORMATS", "0")], &["-m", "1"]);
+    let run = sipp(
+        &engine,
+        "refused.xml",
+        &[("CODE", "403"), ("FORMATS", "0")],
+        &["-m", "1"],
+    );
     assert_ok(&run);
 }

@@ -46,7 +46,9 @@ pub fn free_media_port() -> u16 {
     loop {
         let port = free_port();
         let even = port & !1;
-        if UdpSocket::bind(("127.0.0.1", even)).is_ok() && UdpSocket::bind(("127.0.0.1", even + 1)).is_ok() {
+        if UdpSocket::bind(("127.0.0.1", even)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", even + 1)).is_ok()
+        {
             return even;
         }
     }
@@ -69,9 +71,18 @@ impl Engine {
         tone(&prompt, prompt_secs, 300, false);
         let rtp = 20_000 + (port % 2000) * 10;
         let mut sections: Vec<(String, String)> = vec![
-            ("sip".into(), format!("udp = \"127.0.0.1:{port}\"\ntcp = \"127.0.0.1:{port}\"\n")),
-            ("media".into(), format!("rtp_port_min = {rtp}\nrtp_port_max = {}\n", rtp + 400)),
-            ("flow".into(), format!("prompt = \"{}\"\n", prompt.display())),
+            (
+                "sip".into(),
+                format!("udp = \"127.0.0.1:{port}\"\ntcp = \"127.0.0.1:{port}\"\n"),
+            ),
+            (
+                "media".into(),
+                format!("rtp_port_min = {rtp}\nrtp_port_max = {}\n", rtp + 400),
+            ),
+            (
+                "flow".into(),
+                format!("prompt = \"{}\"\n", prompt.display()),
+            ),
         ];
         for (section, lines) in extra {
             match sections.iter_mut().find(|(s, _)| s == section) {
@@ -79,7 +90,10 @@ impl Engine {
                 None => sections.push((section.to_string(), lines.to_string())),
             }
         }
-        let config: String = sections.iter().map(|(s, body)| format!("[{s}]\n{body}\n\n")).collect();
+        let config: String = sections
+            .iter()
+            .map(|(s, body)| format!("[{s}]\n{body}\n\n"))
+            .collect();
         let config_path = dir.join("hotline.toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hotline"))
@@ -163,12 +177,23 @@ impl Drop for Engine {
 
 /// A WAV of a sine tone: 16-bit PCM, or mu-law for SIPp's rtp_stream.
 pub fn tone(path: &Path, secs: f32, freq: u32, mulaw: bool) {
-    let encoding: &[&str] = if mulaw { &["-e", "mu-law"] } else { &["-b", "16"] };
+    let encoding: &[&str] = if mulaw {
+        &["-e", "mu-law"]
+    } else {
+        &["-b", "16"]
+    };
     let status = Command::new("sox")
         .args(["-n", "-r", "8000", "-c", "1"])
         .args(encoding)
         .arg(path)
-        .args(["synth", &secs.to_string(), "sine", &freq.to_string(), "vol", "0.5"])
+        .args([
+            "synth",
+            &secs.to_string(),
+            "sine",
+            &freq.to_string(),
+            "vol",
+            "0.5",
+        ])
         .status()
         .expect("run sox (installed by make setup)");
     assert!(status.success(), "sox failed");
@@ -184,7 +209,8 @@ pub struct SippRun {
 /// Runs SIPp with a scenario from tests/sipp (with `{{KEY}}` placeholders filled in) against
 /// the engine. `args` adds options such as `-m`, `-r` and `-t t1`.
 pub fn sipp(engine: &Engine, scenario: &str, vars: &[(&str, &str)], args: &[&str]) -> SippRun {
-    let mut xml = std::fs::read_to_string(root().join("tests/sipp").join(scenario)).expect("read scenario");
+    let mut xml =
+        std::fs::read_to_string(root().join("tests/sipp").join(scenario)).expect("read scenario");
     for (k, v) in vars {
         xml = xml.replace(&format!("{{{{{k}}}}}"), v);
     }
@@ -222,9 +248,13 @@ pub fn sipp(engine: &Engine, scenario: &str, vars: &[(&str, &str)], args: &[&str
 
 /// Reads a 16-bit mono WAV: samples and sample rate.
 pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
-    let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader =
+        hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let rate = reader.spec().sample_rate;
-    let samples = reader.samples::<i16>().collect::<Result<Vec<_>, _>>().expect("samples");
+    let samples = reader
+        .samples::<i16>()
+        .collect::<Result<Vec<_>, _>>()
+        .expect("samples");
     (samples, rate)
 }
 

@@ -169,7 +169,7 @@ impl Transactions {
     }
 
     fn handle_request(&mut self, now: Instant, peer: Peer, req: Request) {
-        let Some(k) = key::server_key(&req) else {
+        let Some(k) = key::server_key(&req, peer.addr) else {
             return;
         };
         if let Some(&id) = self.server_keys.get(&k) {
@@ -198,7 +198,7 @@ impl Transactions {
                 self.events.push_back(TxEvent::Ack { request: req, peer });
             }
             Method::Cancel => {
-                let invite = key::invite_key_for_cancel(&req)
+                let invite = key::invite_key_for_cancel(&req, peer.addr)
                     .and_then(|k| self.server_keys.get(&k))
                     .copied()
                     .map(ServerTxId);
