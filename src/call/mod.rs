@@ -20,7 +20,8 @@ use crate::sip::headers;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FlowConfig {
-    /// 8 kHz WAV played to every answered call, which is then hung up.
+    /// 8 kHz WAV played to every answered call, which is then hung up. Empty: no prompt;
+    /// the call stays up until the caller hangs up (or its media times out).
     pub prompt: String,
     /// How long the caller hears ringing (180) before we answer.
     pub answer_delay_ms: u64,
@@ -38,7 +39,7 @@ impl Default for FlowConfig {
 /// What every call task shares.
 pub struct CallContext {
     pub media: Media,
-    pub prompt: Arc<Clip>,
+    pub prompt: Option<Arc<Clip>>,
     pub answer_delay: Duration,
 }
 
@@ -59,12 +60,12 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
     let Ok(mut leg) = InboundLeg::answer(&ctx.media, call, ctx.answer_delay).await else {
         return;
     };
-    let prompt = leg.play(ctx.prompt.clone());
+    let prompt = ctx.prompt.clone().map(|clip| leg.play(clip));
     let mut keys = String::new();
     let reason = loop {
         match leg.next_event().await {
             LegEvent::Dtmf(k) => keys.push(k),
-            LegEvent::PlayDone(id) if id == prompt => {
+            LegEvent::PlayDone(id) if Some(id) == prompt => {
                 leg.bye().await;
                 break "prompt played";
             }

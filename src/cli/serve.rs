@@ -38,8 +38,10 @@ pub fn run(config_path: &Path, args: Args) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = load_config(config_path).context("loading the config")?;
-    let prompt =
-        Clip::load_wav(&PathBuf::from(&config.flow.prompt)).context("loading the [flow] prompt")?;
+    let prompt = match config.flow.prompt.as_str() {
+        "" => None,
+        path => Some(Clip::load_wav(&PathBuf::from(path)).context("loading the [flow] prompt")?),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,7 +49,7 @@ pub fn run(config_path: &Path, args: Args) -> anyhow::Result<()> {
     runtime.block_on(serve(config, prompt))
 }
 
-async fn serve(config: Config, prompt: Arc<Clip>) -> anyhow::Result<()> {
+async fn serve(config: Config, prompt: Option<Arc<Clip>>) -> anyhow::Result<()> {
     let registry = Registry::new();
     let media = Media::start(&config.media, &config.recording, &registry);
     let ctx = Arc::new(CallContext {
