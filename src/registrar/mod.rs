@@ -1,4 +1,8 @@
-//! Registrar: agent phones' REGISTER with digest authentication and their bindings. Placeholder until the ACD issue lands.
+//! Registrar: agent phones' REGISTER with digest authentication and their bindings.
+
+mod secret;
+
+pub use secret::Secret;
 
 use serde::Deserialize;
 
