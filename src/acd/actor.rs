@@ -223,3 +223,161 @@ fn deliver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::acd::config::AcdConfig;
+    use crate::acd::messages::{AgentState, InputError, Target};
+    use crate::events::EventKind;
+
+    const CONFIG: &str = "[[queues]]\nname = \"q\"\nring_timeout_s = 10\nretry_s = 5\n\
+                          wrap_up_s = 0\nannounce_period_s = 0\n\
+                          [[agents]]\nid = \"a1\"\nuri = \"sip:a1@pbx.example\"\nskills = { q = 1 }\n";
+
+    fn start() -> (
+        AcdHandle,
+        tokio::task::JoinHandle<()>,
+        mpsc::UnboundedReceiver<crate::events::Event>,
+    ) {
+        let config: AcdConfig = toml::from_str(CONFIG).expect("config parses");
+        let router = Router::new(&config, now()).expect("config is valid");
+        let (sink, events) = EventSink::new();
+        let (acd, task) = spawn(router, sink);
+        (acd, task, events)
+    }
+
+    fn request(call_id: &str, queue: &str) -> EnqueueRequest {
+        EnqueueRequest {
+            call_id: call_id.to_owned(),
+            queue: queue.to_owned(),
+            language: "cmn".to_owned(),
+            intent: Some("housing".to_owned()),
+            priority: 0,
+            caller: "13800000000".to_owned(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_rings_out_then_connects_and_ends_through_the_handle() {
+        let (acd, task, mut events) = start();
+        let view = acd.control("a1", AgentAction::Login).await;
+        assert_eq!(view.map(|v| v.state), Ok(AgentState::Available));
+        let start = tokio::time::Instant::now();
+        let mut rx = acd.enqueue(request("c1", "q"));
+        assert!(matches!(
+            rx.recv().await,
+            Some(Instruction::Queued { position: 1, .. })
+        ));
+        let Some(Instruction::Offer {
+            offer: first,
+            target: Target::Trunk(uri),
+            ..
+        }) = rx.recv().await
+        else {
+            panic!("expected an offer");
+        };
+        assert_eq!(uri, "sip:a1@pbx.example");
+        // Nobody answers: the actor's own timer withdraws the offer after the ring timeout,
+        // and the retry delay later offers the same (only) agent again.
+        assert_eq!(
+            rx.recv().await,
+            Some(Instruction::CancelOffer { offer: first })
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        let Some(Instruction::Offer { offer: second, .. }) = rx.recv().await else {
+            panic!("expected a second offer");
+        };
+        assert_eq!(start.elapsed(), Duration::from_secs(15));
+        acd.offer_outcome("c1", second, OfferOutcome::Answered);
+        assert_eq!(
+            rx.recv().await,
+            Some(Instruction::Connected {
+                offer: second,
+                agent: "a1".into()
+            })
+        );
+        acd.call_ended("c1", HungUpBy::Agent);
+        assert_eq!(
+            rx.recv().await,
+            None,
+            "the channel closes when the call is done"
+        );
+        let snapshot = acd.snapshot().await.expect("running");
+        assert_eq!(snapshot.agents[0].state, AgentState::Available);
+        assert_eq!(snapshot.agents[0].answered, 1);
+        drop(acd);
+        task.await.expect("actor ends cleanly");
+        let mut kinds = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            kinds.push(e.kind);
+        }
+        let names: Vec<&str> = kinds
+            .iter()
+            .map(|k| match k {
+                EventKind::AgentLogin { .. } => "login",
+                EventKind::EnterQueue { .. } => "enter",
+                EventKind::AgentOffered { .. } => "offered",
+                EventKind::RingNoAnswer { .. } => "rna",
+                EventKind::Connected { .. } => "connected",
+                EventKind::CallEnded { .. } => "ended",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "login",
+                "enter",
+                "offered",
+                "rna",
+                "offered",
+                "connected",
+                "ended"
+            ]
+        );
+        assert!(matches!(
+            &kinds[5],
+            EventKind::Connected {
+                wait_ms: 15_000,
+                ring_ms: 0,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_enqueues_get_a_leave_and_do_not_disturb_the_queued_call() {
+        let (acd, _task, _events) = start();
+        let mut first = acd.enqueue(request("c1", "q"));
+        assert!(matches!(
+            first.recv().await,
+            Some(Instruction::Queued { .. })
+        ));
+        let mut again = acd.enqueue(request("c1", "q"));
+        assert_eq!(
+            again.recv().await,
+            Some(Instruction::Leave {
+                reason: LeaveReason::Rejected(InputError::DuplicateCall("c1".into())),
+                next_step: None
+            })
+        );
+        let mut lost = acd.enqueue(request("c2", "nope"));
+        assert_eq!(
+            lost.recv().await,
+            Some(Instruction::Leave {
+                reason: LeaveReason::Rejected(InputError::UnknownQueue("nope".into())),
+                next_step: None
+            })
+        );
+        assert_eq!(lost.recv().await, None);
+        let snapshot = acd.snapshot().await.expect("running");
+        assert_eq!(snapshot.queues[0].waiting.len(), 1);
+        assert_eq!(
+            acd.control("ghost", AgentAction::Login).await,
+            Err(ControlError::UnknownAgent("ghost".into()))
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 mod agents;
 mod offers;
+mod props;
 mod queues;
 mod strategies;
 
