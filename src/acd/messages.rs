@@ -78,7 +78,10 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentAction {
     Login,
-    Logout,
+    /// `reason` goes to the event log (`AgentLogout`).
+    Logout {
+        reason: String,
+    },
     Pause {
         reason: String,
     },

@@ -27,9 +27,9 @@ impl Router {
                 self.login(now, a);
                 Ok(())
             }
-            AgentAction::Logout => {
+            AgentAction::Logout { reason } => {
                 if agent.logged_in() {
-                    self.logout(now, a, "logout");
+                    self.logout(now, a, &reason);
                 }
                 Ok(())
             }

@@ -42,7 +42,13 @@ fn pausing_or_logging_out_while_ringing_sends_the_caller_to_the_next_agent() {
         Instruction::Offer { offer, .. } => *offer,
         _ => unreachable!(),
     };
-    s.control("a3", AgentAction::Logout).unwrap();
+    s.control(
+        "a3",
+        AgentAction::Logout {
+            reason: "ill".into(),
+        },
+    )
+    .unwrap();
     let said = s.take();
     assert_eq!(said[0].1, Instruction::CancelOffer { offer: a3_offer });
     assert!(matches!(&said[1].1, Instruction::Offer { agent, .. } if agent == "a1"));

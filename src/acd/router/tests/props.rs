@@ -270,7 +270,9 @@ impl Model {
             Op::Control { agent, action } => {
                 let action = match action {
                     0 | 1 => AgentAction::Login,
-                    2 => AgentAction::Logout,
+                    2 => AgentAction::Logout {
+                        reason: "shift end".into(),
+                    },
                     3 => AgentAction::Pause {
                         reason: "break".into(),
                     },

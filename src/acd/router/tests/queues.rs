@@ -137,17 +137,23 @@ fn join_and_leave_rules_when_no_agent_is_logged_in() {
     );
     s.at(5.0);
     s.take_events();
-    s.control("a1", AgentAction::Logout).unwrap();
+    s.control(
+        "a1",
+        AgentAction::Logout {
+            reason: "shift end".into(),
+        },
+    )
+    .unwrap();
     assert!(matches!(
         &s.take_events()[..],
         [
-            EventKind::AgentLogout { .. },
+            EventKind::AgentLogout { reason, .. },
             EventKind::ExitEmpty {
                 position: 1,
                 wait_ms: 5000,
                 ..
             }
-        ]
+        ] if reason == "shift end"
     ));
     assert_eq!(
         s.take(),
