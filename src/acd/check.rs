@@ -1,29 +1,13 @@
 //! Checks of the `[acd]` section that serde cannot do (names that must exist, be unique,
-//! agents that can be reached), reported all at once as `file:line:column: message`. The
-//! position comes from walking the TOML text's span tree along the offending key's path.
+//! agents that can be reached), all reported at once; `crate::config::diagnostics` places
+//! them at `file:line:column`.
 
 use std::collections::HashSet;
 use std::path::Path;
 
-use toml::de::{DeTable, DeValue};
-
 use super::config::{AcdConfig, OverflowTarget};
-use crate::config::line_column;
+use crate::config::{PathKey, Problem};
 use crate::diag::Diagnostic;
-
-/// One step of the path from the `[acd]` table to a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathKey {
-    Key(String),
-    Index(usize),
-}
-
-/// Something wrong with the section, located by its path below `[acd]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: Vec<PathKey>,
-    pub message: String,
-}
 
 /// The section cannot be used: every problem found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,8 +20,10 @@ fn summary(problems: &[Problem]) -> String {
 }
 
 fn at(path: &[PathKey], message: String) -> Problem {
+    let mut full = vec![key("acd")];
+    full.extend_from_slice(path);
     Problem {
-        path: path.to_vec(),
+        path: full,
         message,
     }
 }
@@ -47,7 +33,8 @@ fn key(k: &str) -> PathKey {
 }
 
 impl AcdConfig {
-    /// Every problem of the section; empty when the router can be built from it.
+    /// Every problem of the section, with paths from the file's root; empty when the
+    /// router can be built from it.
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut queue_names = HashSet::new();
@@ -137,50 +124,10 @@ impl AcdConfig {
         out
     }
 
-    /// The problems as diagnostics against the config file's text (`text` is the whole
-    /// file, whose `[acd]` table holds this section).
+    /// The problems as diagnostics against the whole config file's text.
     pub fn diagnostics(&self, file: &Path, text: &str) -> Vec<Diagnostic> {
-        let tree = DeTable::parse(text).ok();
-        self.problems()
-            .into_iter()
-            .map(|p| {
-                let offset = tree.as_ref().map_or(0, |t| locate(t, &p.path).unwrap_or(0));
-                let (line, column) = line_column(text, offset);
-                Diagnostic {
-                    file: file.to_owned(),
-                    line,
-                    column,
-                    message: p.message,
-                }
-            })
-            .collect()
+        crate::config::diagnostics(file, text, self.problems())
     }
-}
-
-/// Byte offset of the deepest node of `[acd]` + `path` present in the text: a table key's
-/// own position when the path ends on one, the value's otherwise.
-fn locate(root: &toml::Spanned<DeTable<'_>>, path: &[PathKey]) -> Option<usize> {
-    let mut node = root.get_ref().get("acd")?;
-    let mut best = node.span().start;
-    for step in path {
-        match (step, node.get_ref()) {
-            (PathKey::Key(k), DeValue::Table(t)) => {
-                let Some((name, value)) = t.get_key_value(k.as_str()) else {
-                    break;
-                };
-                best = name.span().start;
-                node = value;
-                continue;
-            }
-            (PathKey::Index(i), DeValue::Array(a)) => match a.get(*i) {
-                Some(v) => node = v,
-                None => break,
-            },
-            _ => break,
-        }
-        best = node.span().start;
-    }
-    Some(best)
 }
 
 #[cfg(test)]
