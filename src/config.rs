@@ -80,6 +80,19 @@ pub enum PathKey {
     Index(usize),
 }
 
+/// A section that cannot be used, with every problem found in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid [{section}] section: {}", summary(problems))]
+pub struct InvalidSection {
+    pub section: &'static str,
+    pub problems: Vec<Problem>,
+}
+
+fn summary(problems: &[Problem]) -> String {
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    messages.join("; ")
+}
+
 /// The problems as `file:line:column` diagnostics against the file's text: at the key where
 /// a path ends on a table key, at the value otherwise, at the deepest part present when the
 /// rest was left to its default.

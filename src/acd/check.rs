@@ -9,16 +9,6 @@ use super::config::{AcdConfig, OverflowTarget};
 use crate::config::{PathKey, Problem};
 use crate::diag::Diagnostic;
 
-/// The section cannot be used: every problem found.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid [acd] section: {}", summary(.0))]
-pub struct InvalidConfig(pub Vec<Problem>);
-
-fn summary(problems: &[Problem]) -> String {
-    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
-    messages.join("; ")
-}
-
 fn at(path: &[PathKey], message: String) -> Problem {
     let mut full = vec![key("acd")];
     full.extend_from_slice(path);

@@ -11,7 +11,6 @@ mod messages;
 mod router;
 
 pub use actor::{AcdHandle, AcdMsg, spawn};
-pub use check::InvalidConfig;
 pub use config::{AcdConfig, AgentConfig, OverflowTarget, QueueConfig, Strategy};
 pub use estimate::{HandleTimes, WINDOW, estimated_wait};
 pub use messages::{

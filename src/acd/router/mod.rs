@@ -19,11 +19,11 @@ use std::time::Instant;
 use state::{Agent, AgentIdx, Caller, CallerIdx, Member, Offer, Presence, Queue, QueueIdx};
 use timers::{Timer, Timers};
 
-use super::check::InvalidConfig;
 use super::config::AcdConfig;
 use super::messages::{
     AgentAction, AgentView, ControlError, Input, InputError, Instruction, OfferId, Output,
 };
+use crate::config::InvalidSection;
 use crate::events::EventKind;
 
 pub struct Router {
@@ -47,10 +47,13 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(config: &AcdConfig, now: Instant) -> Result<Router, InvalidConfig> {
+    pub fn new(config: &AcdConfig, now: Instant) -> Result<Router, InvalidSection> {
         let problems = config.problems();
         if !problems.is_empty() {
-            return Err(InvalidConfig(problems));
+            return Err(InvalidSection {
+                section: "acd",
+                problems,
+            });
         }
         let mut queues: Vec<Queue> = config.queues.iter().map(Queue::new).collect();
         let by_queue: HashMap<String, QueueIdx> = queues

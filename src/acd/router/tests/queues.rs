@@ -270,5 +270,5 @@ fn an_invalid_config_is_refused_with_every_problem() {
     let config: AcdConfig =
         toml::from_str("[[agents]]\nid = \"x\"\nskills = { nowhere = 1 }\n").unwrap();
     let err = Router::new(&config, Instant::now()).err().expect("invalid");
-    assert_eq!(err.0.len(), 2, "{err}");
+    assert_eq!(err.problems.len(), 2, "{err}");
 }
