@@ -12,8 +12,8 @@
 //! Run: `cargo bench --bench acd_routing`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::hint::black_box;
 use std::collections::VecDeque;
+use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: as for `dealloc`; the system allocator handles the move.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -219,8 +222,7 @@ fn route_with_backlog(c: &mut Criterion) {
     let waiting: usize = snapshot.queues.iter().map(|q| q.waiting.len()).sum();
     let free = snapshot.queues.iter().map(|q| q.available).sum::<u32>();
     println!(
-        "backlog: {} calls connected, {waiting} callers waiting, {free} free memberships \
-         (agents whose languages no waiting caller needs yet)",
+        "backlog: {} calls connected, {waiting} callers waiting, {free} free agent memberships",
         load.connected.len()
     );
     c.bench_function("route/backlog_4000", |b| {

@@ -120,7 +120,8 @@ pub enum Instruction {
         agent: String,
         target: Target,
     },
-    /// Drop this agent leg: CANCEL while it rings, BYE if it answered meanwhile.
+    /// Drop this agent leg: CANCEL while it rings, BYE if it answered meanwhile. May come
+    /// twice for one offer (the ring timed out as the agent answered): handle it once.
     CancelOffer { offer: OfferId },
     /// The agent of `offer` has the call: bridge media.
     Connected { offer: OfferId, agent: String },

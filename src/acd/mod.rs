@@ -12,7 +12,7 @@ mod router;
 
 pub use actor::{AcdHandle, AcdMsg, spawn};
 pub use config::{AcdConfig, AgentConfig, OverflowTarget, QueueConfig, Strategy};
-pub use estimate::{HandleTimes, WINDOW, estimated_wait};
+pub use estimate::estimated_wait;
 pub use messages::{
     AcdSnapshot, AgentAction, AgentState, AgentView, ControlError, EnqueueRequest, HungUpBy, Input,
     InputError, Instruction, LeaveReason, OfferId, OfferOutcome, Output, QueueView, Target,
