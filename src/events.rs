@@ -111,9 +111,20 @@ pub enum EventKind {
         queue: String,
         target: String,
         wait_ms: u64,
+        /// Its position when it left (1 = head); the queue_log's EXITWITHTIMEOUT needs it.
+        #[serde(default)]
+        position: u32,
     },
     /// The call left the queue because its maximum wait passed and no overflow was set.
     ExitWithTimeout {
+        call_id: String,
+        queue: String,
+        position: u32,
+        wait_ms: u64,
+    },
+    /// The call left the queue because its last member logged out and the queue sends
+    /// callers away then (queue_log EXITEMPTY); it may go on to the overflow target.
+    ExitEmpty {
         call_id: String,
         queue: String,
         position: u32,
@@ -126,6 +137,10 @@ pub enum EventKind {
     },
     AgentLogin {
         agent: String,
+        /// The queues the agent serves: statistics count agents by state per queue, and the
+        /// queue_log writes one ADDMEMBER per queue.
+        #[serde(default)]
+        queues: Vec<String>,
     },
     AgentLogout {
         agent: String,
@@ -163,6 +178,7 @@ impl EventKind {
             | EventKind::Abandoned { call_id, .. }
             | EventKind::Overflowed { call_id, .. }
             | EventKind::ExitWithTimeout { call_id, .. }
+            | EventKind::ExitEmpty { call_id, .. }
             | EventKind::CallFinished { call_id, .. } => Some(call_id),
             EventKind::AgentLogin { .. }
             | EventKind::AgentLogout { .. }

@@ -1,0 +1,155 @@
+//! Agents changing state: pause, logout, registration, wrap-up; control errors.
+
+use super::*;
+use crate::acd::messages::{
+    AgentAction, AgentState, ControlError, HungUpBy, Input, InputError, Instruction, OfferOutcome,
+    Target,
+};
+use crate::events::EventKind;
+
+#[test]
+fn pausing_or_logging_out_while_ringing_sends_the_caller_to_the_next_agent() {
+    let mut s = three("skills-based");
+    s.login(&["a1", "a2", "a3"]);
+    s.enqueue("c1", "q", "cmn", 0);
+    let o = s.offered("c1", "a2");
+    s.take_events();
+    assert_eq!(
+        s.control(
+            "a2",
+            AgentAction::Pause {
+                reason: "lunch".into()
+            }
+        ),
+        Ok(AgentState::Paused {
+            reason: "lunch".into()
+        })
+    );
+    let said = s.take();
+    assert_eq!(
+        said[0],
+        ("c1".into(), Instruction::CancelOffer { offer: o })
+    );
+    assert!(matches!(&said[1], (_, Instruction::Offer { agent, .. }) if agent == "a3"));
+    assert!(
+        !s.take_events()
+            .iter()
+            .any(|e| matches!(e, EventKind::RingNoAnswer { .. })),
+        "not the agent's no-answer"
+    );
+    // a3 logs out while ringing: back to a1; a3's late answer is refused.
+    let a3_offer = match &said[1].1 {
+        Instruction::Offer { offer, .. } => *offer,
+        _ => unreachable!(),
+    };
+    s.control(
+        "a3",
+        AgentAction::Logout {
+            reason: "ill".into(),
+        },
+    )
+    .unwrap();
+    let said = s.take();
+    assert_eq!(said[0].1, Instruction::CancelOffer { offer: a3_offer });
+    assert!(matches!(&said[1].1, Instruction::Offer { agent, .. } if agent == "a1"));
+    s.outcome("c1", a3_offer, OfferOutcome::Answered);
+    assert_eq!(
+        s.take(),
+        [("c1".into(), Instruction::CancelOffer { offer: a3_offer })]
+    );
+}
+
+#[test]
+fn losing_registration_logs_the_agent_out_and_reroutes_the_caller() {
+    let text = format!(
+        "{QUEUE}[[agents]]\nid = \"p\"\npassword = \"pw\"\nauto_login = true\nskills = {{ q = 1 }}\n{}",
+        agents(&[("t", "cmn", "q = 1")])
+    );
+    let mut s = Sim::new(&text);
+    assert_eq!(
+        s.control("p", AgentAction::Login),
+        Err(ControlError::NotReachable("p".into()))
+    );
+    let up = Input::Registration {
+        user: "p".into(),
+        contact: Some("sip:p@127.0.0.1:5070".into()),
+    };
+    s.input(up).unwrap();
+    assert_eq!(s.state("p"), AgentState::Available, "auto login");
+    s.enqueue("c1", "q", "cmn", 0);
+    let said = s.take();
+    assert!(matches!(
+        &said[1].1,
+        Instruction::Offer { agent, target: Target::Registered(uri), .. }
+            if agent == "p" && uri == "sip:p@127.0.0.1:5070"
+    ));
+    s.login(&["t"]);
+    s.take_events();
+    let down = Input::Registration {
+        user: "p".into(),
+        contact: None,
+    };
+    s.input(down).unwrap();
+    assert_eq!(
+        s.take_events()[0],
+        EventKind::AgentLogout {
+            agent: "p".into(),
+            reason: "registration lost".into()
+        }
+    );
+    let said = s.take();
+    assert!(matches!(&said[0].1, Instruction::CancelOffer { .. }));
+    assert!(matches!(
+        &said[1].1,
+        Instruction::Offer { agent, target: Target::Trunk(_), .. } if agent == "t"
+    ));
+    let unknown = Input::Registration {
+        user: "nobody".into(),
+        contact: None,
+    };
+    assert_eq!(
+        s.input(unknown),
+        Err(InputError::UnknownUser("nobody".into()))
+    );
+}
+
+#[test]
+fn wrap_up_holds_the_agent_until_its_timer_or_resume() {
+    let text = format!(
+        "[[queues]]\nname = \"q\"\nwrap_up_s = 20\nannounce_period_s = 0\n{}",
+        agents(&[("a1", "cmn", "q = 1")])
+    );
+    let mut s = Sim::new(&text);
+    s.login(&["a1"]);
+    s.enqueue("c1", "q", "cmn", 0);
+    let o = s.offered("c1", "a1");
+    s.outcome("c1", o, OfferOutcome::Answered);
+    s.at(100.0);
+    s.take_events();
+    s.ended("c1", HungUpBy::Agent);
+    assert_eq!(
+        s.take_events()[1],
+        EventKind::WrapUpStarted {
+            agent: "a1".into(),
+            queue: "q".into()
+        }
+    );
+    assert_eq!(s.state("a1"), AgentState::WrapUp);
+    s.enqueue("c2", "q", "cmn", 0);
+    assert!(s.offers().is_empty());
+    s.at(119.9);
+    assert!(s.offers().is_empty());
+    s.at(120.0);
+    let o = s.offered("c2", "a1");
+    assert!(
+        s.take_events()
+            .contains(&EventKind::WrapUpEnded { agent: "a1".into() })
+    );
+    // Resume cuts a wrap-up short.
+    s.complete("c2", o);
+    assert_eq!(s.state("a1"), AgentState::WrapUp);
+    assert_eq!(
+        s.control("a1", AgentAction::Resume),
+        Ok(AgentState::Available)
+    );
+}

@@ -1,0 +1,158 @@
+//! Nonces: minted without keeping state (the issue time and a counter, authenticated with a
+//! hash keyed by a secret the edge draws at start), so unauthenticated REGISTER floods
+//! cost no memory. Only nonces that carried valid credentials are remembered, with the
+//! highest `nc` seen, to refuse replays until the nonce expires.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+use super::digest::same_bytes;
+
+/// What a nonce presented by a client is worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceState {
+    Fresh,
+    /// Ours, but older than the lifetime.
+    Stale,
+    /// Not minted by this registrar (forged, garbled, or from before a restart).
+    Unknown,
+}
+
+pub struct Nonces {
+    secret: [u8; 32],
+    epoch: Instant,
+    counter: u64,
+    lifetime: Duration,
+    /// nonce -> (highest nc accepted, when the nonce expires).
+    used: HashMap<String, (u32, Instant)>,
+}
+
+impl Nonces {
+    pub fn new(secret: [u8; 32], epoch: Instant, lifetime: Duration) -> Nonces {
+        Nonces {
+            secret,
+            epoch,
+            counter: 0,
+            lifetime,
+            used: HashMap::new(),
+        }
+    }
+
+    pub fn mint(&mut self, now: Instant) -> String {
+        let issued = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(u64::MAX);
+        self.counter += 1;
+        let counter = self.counter;
+        format!(
+            "{issued:016x}{counter:016x}{}",
+            hex::encode(self.tag(issued, counter))
+        )
+    }
+
+    fn tag(&self, issued: u64, counter: u64) -> [u8; 16] {
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(issued.to_be_bytes());
+        h.update(counter.to_be_bytes());
+        let full = h.finalize();
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&full[..16]);
+        tag
+    }
+
+    pub fn check(&self, nonce: &str, now: Instant) -> NonceState {
+        let field = |range: std::ops::Range<usize>| {
+            nonce
+                .get(range)
+                .and_then(|s| u64::from_str_radix(s, 16).ok())
+        };
+        let (Some(issued), Some(counter), Some(tag)) = (
+            field(0..16),
+            field(16..32),
+            nonce.get(32..).and_then(|s| hex::decode(s).ok()),
+        ) else {
+            return NonceState::Unknown;
+        };
+        if nonce.len() != 64 || !same_bytes(&tag, &self.tag(issued, counter)) {
+            return NonceState::Unknown;
+        }
+        let issued_at = self.epoch + Duration::from_millis(issued);
+        if now.saturating_duration_since(issued_at) > self.lifetime {
+            NonceState::Stale
+        } else {
+            NonceState::Fresh
+        }
+    }
+
+    /// Records `nc` for a fresh nonce that carried valid credentials; false when it is not
+    /// above every `nc` already seen with that nonce (a replay).
+    pub fn accept_nc(&mut self, nonce: &str, nc: u32, now: Instant) -> bool {
+        let expires = now + self.lifetime;
+        match self.used.get_mut(nonce) {
+            Some((last, _)) if nc <= *last => false,
+            Some((last, _)) => {
+                *last = nc;
+                true
+            }
+            None => {
+                self.used.insert(nonce.to_owned(), (nc, expires));
+                true
+            }
+        }
+    }
+
+    /// Forgets nonces past their lifetime: they are stale now, so replays of them fail anyway.
+    pub fn expire(&mut self, now: Instant) {
+        self.used.retain(|_, (_, expires)| *expires > now);
+    }
+
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.used.values().map(|(_, expires)| *expires).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_are_unique_checked_and_age() {
+        let t0 = Instant::now();
+        let mut n = Nonces::new([7; 32], t0, Duration::from_secs(300));
+        let a = n.mint(t0);
+        let b = n.mint(t0);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert_eq!(
+            n.check(&a, t0 + Duration::from_secs(300)),
+            NonceState::Fresh
+        );
+        assert_eq!(
+            n.check(&a, t0 + Duration::from_secs(301)),
+            NonceState::Stale
+        );
+        let mut forged = a.clone().into_bytes();
+        forged[63] = if forged[63] == b'0' { b'1' } else { b'0' };
+        let forged = String::from_utf8(forged).expect("ascii");
+        assert_eq!(n.check(&forged, t0), NonceState::Unknown);
+        assert_eq!(n.check("short", t0), NonceState::Unknown);
+        assert_eq!(n.check("日本語", t0), NonceState::Unknown);
+        let other = Nonces::new([8; 32], t0, Duration::from_secs(300));
+        assert_eq!(other.check(&a, t0), NonceState::Unknown, "another secret");
+    }
+
+    #[test]
+    fn nc_must_grow_per_nonce_until_it_expires() {
+        let t0 = Instant::now();
+        let mut n = Nonces::new([1; 32], t0, Duration::from_secs(60));
+        let a = n.mint(t0);
+        assert!(n.accept_nc(&a, 1, t0));
+        assert!(!n.accept_nc(&a, 1, t0), "replay");
+        assert!(n.accept_nc(&a, 2, t0));
+        assert_eq!(n.next_expiry(), Some(t0 + Duration::from_secs(60)));
+        n.expire(t0 + Duration::from_secs(61));
+        assert_eq!(n.next_expiry(), None);
+    }
+}
