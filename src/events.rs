@@ -111,6 +111,9 @@ pub enum EventKind {
         queue: String,
         target: String,
         wait_ms: u64,
+        /// Its position when it left (1 = head); the queue_log's EXITWITHTIMEOUT needs it.
+        #[serde(default)]
+        position: u32,
     },
     /// The call left the queue because its maximum wait passed and no overflow was set.
     ExitWithTimeout {
@@ -126,6 +129,10 @@ pub enum EventKind {
     },
     AgentLogin {
         agent: String,
+        /// The queues the agent serves: statistics count agents by state per queue, and the
+        /// queue_log writes one ADDMEMBER per queue.
+        #[serde(default)]
+        queues: Vec<String>,
     },
     AgentLogout {
         agent: String,
@@ -146,6 +153,9 @@ pub enum EventKind {
     WrapUpEnded {
         agent: String,
     },
+    /// The stats actor opened the log after a start: whatever was waiting, ringing or
+    /// connected before it is gone, and every agent is logged out until the ACD says again.
+    EngineStarted {},
 }
 
 impl EventKind {
@@ -169,7 +179,8 @@ impl EventKind {
             | EventKind::AgentPause { .. }
             | EventKind::AgentResume { .. }
             | EventKind::WrapUpStarted { .. }
-            | EventKind::WrapUpEnded { .. } => None,
+            | EventKind::WrapUpEnded { .. }
+            | EventKind::EngineStarted {} => None,
         }
     }
 }
