@@ -51,7 +51,7 @@ enum Request {
     },
     QueueDay {
         queue: String,
-        day: EpochMs,
+        date: Option<(i32, u32, u32)>,
         now: EpochMs,
         reply: oneshot::Sender<Option<QueueDay>>,
     },
@@ -77,17 +77,18 @@ impl StatsHandle {
         self.ask(|reply| Request::Overview { now, reply }).await
     }
 
-    /// The day holding `day` for one queue; `None` for a queue the fold has never seen.
+    /// One queue's local calendar day (year, month, day), today when `None`; `None` for a
+    /// queue the fold has never seen.
     pub async fn queue_day(
         &self,
         queue: &str,
-        day: EpochMs,
+        date: Option<(i32, u32, u32)>,
         now: EpochMs,
     ) -> Result<Option<QueueDay>, StatsError> {
         let queue = queue.to_owned();
         self.ask(|reply| Request::QueueDay {
             queue,
-            day,
+            date,
             now,
             reply,
         })
@@ -328,10 +329,12 @@ impl Actor {
             }
             Request::QueueDay {
                 queue,
-                day,
+                date,
                 now,
                 reply,
             } => {
+                let zone = &self.fold.settings().zone;
+                let day = date.map_or(now, |(y, m, d)| zone.date_start(y, m, d));
                 let _ = reply.send(self.fold.queue_day(&queue, day, now));
             }
             Request::Recent {
