@@ -139,7 +139,7 @@ impl Fold {
                 if let Some(c) = self.calls.get_mut(call_id) {
                     c.agent = Some(agent.clone());
                 }
-                let a = self.agent(agent);
+                let a = self.agent(at, agent);
                 a.queues.insert(queue.clone());
                 let status = AgentStatus::Ringing {
                     call_id: call_id.clone(),
@@ -154,7 +154,7 @@ impl Fold {
                     c.agent = None;
                 }
                 let interval = self.clamped_interval(at);
-                let a = self.agent(agent);
+                let a = self.agent(at, agent);
                 a.intervals.entry(interval).or_default().ring_no_answer += 1;
                 self.release_agent(at, agent, call_id);
             }
@@ -180,7 +180,7 @@ impl Fold {
                 let t = self.tally(queue, interval);
                 t.handled += 1;
                 t.talk_ms += talk_ms;
-                self.agent(agent).last_call = Some((queue.clone(), interval));
+                self.agent(at, agent).last_call = Some((queue.clone(), interval));
                 if matches!(self.agents.get(agent).map(|a| &a.status),
                     Some(AgentStatus::OnCall { call_id: c, .. }) if c == call_id)
                 {
@@ -249,7 +249,7 @@ impl Fold {
                 }
             }
             EventKind::AgentLogin { agent, queues } => {
-                let a = self.agent(agent);
+                let a = self.agent(at, agent);
                 if !queues.is_empty() {
                     a.queues = queues.iter().cloned().collect();
                 }
@@ -342,7 +342,7 @@ impl Fold {
         c.connected = true;
         c.wait_ms = wait_ms;
         let call_interval = self.clamped_interval(at);
-        let a = self.agent(agent);
+        let a = self.agent(at, agent);
         a.queues.insert(queue.to_owned());
         a.intervals.entry(call_interval).or_default().calls += 1;
         let status = AgentStatus::OnCall {
@@ -449,7 +449,11 @@ impl Fold {
 
     fn transition(&mut self, at: EpochMs, agent: &str, status: AgentStatus) {
         let window = self.window_start;
-        let a = self.agent(agent);
+        let a = self.agent(at, agent);
+        if a.status == status {
+            // A repeated login or logout: the state, and how long it has lasted, go on.
+            return;
+        }
         let from = a.since.max(window);
         let old = std::mem::replace(&mut a.status, status);
         split(from, at, |start, ms| {
@@ -486,27 +490,22 @@ impl Fold {
         }
     }
 
+    /// A new queue's waiting count is 0, so when its level was last settled does not matter.
     fn queue(&mut self, queue: &str) -> &mut QueueState {
-        let latest = self.latest;
-        self.queues
-            .entry(queue.to_owned())
-            .or_insert_with(|| QueueState {
-                level_since: latest,
-                ..QueueState::default()
-            })
+        self.queues.entry(queue.to_owned()).or_default()
     }
 
     fn tally(&mut self, queue: &str, interval: EpochMs) -> &mut QueueTally {
         self.queue(queue).intervals.entry(interval).or_default()
     }
 
-    fn agent(&mut self, agent: &str) -> &mut AgentState {
-        let latest = self.latest;
+    /// The agent's record, created as logged out since `at` when the log first names it.
+    fn agent(&mut self, at: EpochMs, agent: &str) -> &mut AgentState {
         self.agents
             .entry(agent.to_owned())
             .or_insert_with(|| AgentState {
                 status: AgentStatus::LoggedOut,
-                since: latest,
+                since: at,
                 queues: BTreeSet::new(),
                 intervals: BTreeMap::new(),
                 last_call: None,
