@@ -175,6 +175,7 @@ impl Stats {
                 &[],
             ),
         };
+        actor.logged.add(stored.len() as u64);
         actor.folded(stored);
         let publish = Duration::from_millis(config.publish_ms.max(10));
         let runtime = tokio::runtime::Builder::new_current_thread()
