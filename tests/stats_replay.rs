@@ -8,7 +8,10 @@ use hotline::metrics::Registry;
 use hotline::stats::{EventLog, FoldSettings, Overview, Stats, replay};
 
 fn kinds(base: i64) -> Vec<Event> {
-    let e = |at: i64, kind| Event { at: base + at, kind };
+    let e = |at: i64, kind| Event {
+        at: base + at,
+        kind,
+    };
     let enter = |call: &str, queue: &str, position| EventKind::EnterQueue {
         call_id: call.into(),
         queue: queue.into(),
@@ -18,24 +21,125 @@ fn kinds(base: i64) -> Vec<Event> {
         priority: 0,
     };
     vec![
-        e(0, EventKind::AgentLogin { agent: "a1".into(), queues: vec!["tax".into()] }),
-        e(0, EventKind::AgentLogin { agent: "a2".into(), queues: vec!["tax".into(), "water".into()] }),
-        e(1_000, EventKind::CallOffered { call_id: "c1".into(), caller: "1380000".into(), called: "12345".into() }),
+        e(
+            0,
+            EventKind::AgentLogin {
+                agent: "a1".into(),
+                queues: vec!["tax".into()],
+            },
+        ),
+        e(
+            0,
+            EventKind::AgentLogin {
+                agent: "a2".into(),
+                queues: vec!["tax".into(), "water".into()],
+            },
+        ),
+        e(
+            1_000,
+            EventKind::CallOffered {
+                call_id: "c1".into(),
+                caller: "1380000".into(),
+                called: "12345".into(),
+            },
+        ),
         e(2_000, enter("c1", "tax", 1)),
         e(2_500, enter("c2", "tax", 2)),
         e(3_000, enter("c3", "water", 1)),
-        e(4_000, EventKind::AgentOffered { call_id: "c1".into(), queue: "tax".into(), agent: "a1".into() }),
-        e(7_000, EventKind::Connected { call_id: "c1".into(), queue: "tax".into(), agent: "a1".into(), wait_ms: 5_000, ring_ms: 3_000 }),
-        e(9_000, EventKind::Abandoned { call_id: "c2".into(), queue: "tax".into(), position: 1, wait_ms: 6_500 }),
-        e(10_000, EventKind::AgentOffered { call_id: "c3".into(), queue: "water".into(), agent: "a2".into() }),
-        e(12_000, EventKind::Connected { call_id: "c3".into(), queue: "water".into(), agent: "a2".into(), wait_ms: 9_000, ring_ms: 2_000 }),
-        e(40_000, EventKind::CallEnded { call_id: "c1".into(), queue: "tax".into(), agent: "a1".into(), talk_ms: 33_000, hung_up_by: HungUpBy::Agent }),
-        e(40_000, EventKind::WrapUpStarted { agent: "a1".into(), queue: "tax".into() }),
+        e(
+            4_000,
+            EventKind::AgentOffered {
+                call_id: "c1".into(),
+                queue: "tax".into(),
+                agent: "a1".into(),
+            },
+        ),
+        e(
+            7_000,
+            EventKind::Connected {
+                call_id: "c1".into(),
+                queue: "tax".into(),
+                agent: "a1".into(),
+                wait_ms: 5_000,
+                ring_ms: 3_000,
+            },
+        ),
+        e(
+            9_000,
+            EventKind::Abandoned {
+                call_id: "c2".into(),
+                queue: "tax".into(),
+                position: 1,
+                wait_ms: 6_500,
+            },
+        ),
+        e(
+            10_000,
+            EventKind::AgentOffered {
+                call_id: "c3".into(),
+                queue: "water".into(),
+                agent: "a2".into(),
+            },
+        ),
+        e(
+            12_000,
+            EventKind::Connected {
+                call_id: "c3".into(),
+                queue: "water".into(),
+                agent: "a2".into(),
+                wait_ms: 9_000,
+                ring_ms: 2_000,
+            },
+        ),
+        e(
+            40_000,
+            EventKind::CallEnded {
+                call_id: "c1".into(),
+                queue: "tax".into(),
+                agent: "a1".into(),
+                talk_ms: 33_000,
+                hung_up_by: HungUpBy::Agent,
+            },
+        ),
+        e(
+            40_000,
+            EventKind::WrapUpStarted {
+                agent: "a1".into(),
+                queue: "tax".into(),
+            },
+        ),
         e(50_000, EventKind::WrapUpEnded { agent: "a1".into() }),
-        e(55_000, EventKind::CallEnded { call_id: "c3".into(), queue: "water".into(), agent: "a2".into(), talk_ms: 43_000, hung_up_by: HungUpBy::Caller }),
-        e(60_000, EventKind::AgentPause { agent: "a2".into(), reason: "meeting".into() }),
-        e(70_000, EventKind::AgentLogout { agent: "a1".into(), reason: "shift end".into() }),
-        e(75_000, EventKind::AgentLogout { agent: "a2".into(), reason: "shift end".into() }),
+        e(
+            55_000,
+            EventKind::CallEnded {
+                call_id: "c3".into(),
+                queue: "water".into(),
+                agent: "a2".into(),
+                talk_ms: 43_000,
+                hung_up_by: HungUpBy::Caller,
+            },
+        ),
+        e(
+            60_000,
+            EventKind::AgentPause {
+                agent: "a2".into(),
+                reason: "meeting".into(),
+            },
+        ),
+        e(
+            70_000,
+            EventKind::AgentLogout {
+                agent: "a1".into(),
+                reason: "shift end".into(),
+            },
+        ),
+        e(
+            75_000,
+            EventKind::AgentLogout {
+                agent: "a2".into(),
+                reason: "shift end".into(),
+            },
+        ),
     ]
 }
 
@@ -65,7 +169,10 @@ async fn restart_replays_to_identical_figures() {
     wait_for_events(&stats, events.len() + 1).await;
     let before: Overview = stats.handle.overview(query_now).await.unwrap();
     let tax = before.queues.iter().find(|q| q.queue == "tax").unwrap();
-    assert_eq!((tax.today.offered, tax.today.answered, tax.today.abandoned), (2, 1, 1));
+    assert_eq!(
+        (tax.today.offered, tax.today.answered, tax.today.abandoned),
+        (2, 1, 1)
+    );
     assert_eq!(tax.today.aht_ms, Some(43_000.0));
     drop(sink);
     stats.stop().await;
@@ -88,9 +195,18 @@ async fn restart_replays_to_identical_figures() {
 
     let queue_log = std::fs::read_to_string(dir.join("queue_log")).unwrap();
     let s = base / 1000;
-    assert!(queue_log.contains(&format!("{}|c1|tax|NONE|ENTERQUEUE||1380000|1\n", s + 2)), "{queue_log}");
-    assert!(queue_log.contains(&format!("{}|c2|tax|NONE|ABANDON|1|2|6\n", s + 9)), "{queue_log}");
-    assert!(queue_log.contains(&format!("{}|c1|tax|a1|COMPLETEAGENT|5|33|1\n", s + 40)), "{queue_log}");
+    assert!(
+        queue_log.contains(&format!("{}|c1|tax|NONE|ENTERQUEUE||1380000|1\n", s + 2)),
+        "{queue_log}"
+    );
+    assert!(
+        queue_log.contains(&format!("{}|c2|tax|NONE|ABANDON|1|2|6\n", s + 9)),
+        "{queue_log}"
+    );
+    assert!(
+        queue_log.contains(&format!("{}|c1|tax|a1|COMPLETEAGENT|5|33|1\n", s + 40)),
+        "{queue_log}"
+    );
     assert_eq!(queue_log.matches("QUEUESTART").count(), 2, "{queue_log}");
 }
 

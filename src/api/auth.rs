@@ -113,7 +113,10 @@ mod tests {
         ]);
         assert_eq!(t.check("s3cret").map(|c| c.role), Some(Role::Supervisor));
         assert!(t.check("s3cre").is_none());
-        assert!(t.check("").is_none(), "an empty token in config opens nothing");
+        assert!(
+            t.check("").is_none(),
+            "an empty token in config opens nothing"
+        );
         let sup = t.check("s3cret").unwrap();
         assert!(sup.require(Role::Supervisor).is_ok());
         assert!(matches!(sup.require(Role::Admin), Err(ApiError::Forbidden)));

@@ -52,7 +52,9 @@ impl Api {
         }));
         let router = routes::table()
             .into_iter()
-            .fold(Router::new(), |r, (_, path, handler)| r.route(path, handler))
+            .fold(Router::new(), |r, (_, path, handler)| {
+                r.route(path, handler)
+            })
             .with_state(state);
         Api { router }
     }

@@ -38,7 +38,11 @@ pub(super) fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/api/v1/overview", get(overview)),
         (Method::GET, "/api/v1/queues", get(queues)),
         (Method::GET, "/api/v1/queues/{queue}", get(queue)),
-        (Method::GET, "/api/v1/queues/{queue}/intervals", get(intervals)),
+        (
+            Method::GET,
+            "/api/v1/queues/{queue}/intervals",
+            get(intervals),
+        ),
         (Method::GET, "/api/v1/agents", get(agents)),
         (Method::GET, "/api/v1/agents/{agent}", get(agent)),
         (Method::POST, "/api/v1/agents/{agent}/login", post(login)),
@@ -165,8 +169,8 @@ fn reason(body: &Bytes) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let b: ReasonBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+    let b: ReasonBody =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
     Ok(b.reason.filter(|r| !r.trim().is_empty()))
 }
 
@@ -194,8 +198,8 @@ async fn pause(
     Path(agent): Path<String>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let reason = reason(&body)?
-        .ok_or_else(|| ApiError::BadRequest("a pause needs a reason".to_owned()))?;
+    let reason =
+        reason(&body)?.ok_or_else(|| ApiError::BadRequest("a pause needs a reason".to_owned()))?;
     control(&s, c, agent, AgentCommand::Pause { reason }).await
 }
 

@@ -108,7 +108,9 @@ fn from_api(url: &str, token: &str, args: &Args) -> anyhow::Result<(Overview, Ve
     if args.intervals {
         for q in shown(&overview, args) {
             let path = format!("/api/v1/queues/{}/intervals", percent_encode(&q));
-            days.push(serde_json::from_slice(&get(url, &path, token)?).context("reading intervals")?);
+            days.push(
+                serde_json::from_slice(&get(url, &path, token)?).context("reading intervals")?,
+            );
         }
     }
     Ok((overview, days))
@@ -120,8 +122,7 @@ fn get(base: &str, path: &str, token: &str) -> anyhow::Result<Vec<u8>> {
         .strip_prefix("http://")
         .with_context(|| format!("{base}: only http:// URLs are supported"))?;
     let host = rest.split('/').next().unwrap_or(rest);
-    let mut stream =
-        TcpStream::connect(host).with_context(|| format!("connecting to {host}"))?;
+    let mut stream = TcpStream::connect(host).with_context(|| format!("connecting to {host}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
@@ -142,9 +143,10 @@ fn get(base: &str, path: &str, token: &str) -> anyhow::Result<Vec<u8>> {
             String::from_utf8_lossy(&body).trim()
         );
     }
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
     if chunked { dechunk(&body) } else { Ok(body) }
 }
 
@@ -232,11 +234,15 @@ fn render_queues(o: &Overview, queues: &[hotline::stats::QueueView]) -> String {
                 q.queue.clone(),
                 q.live.waiting.to_string(),
                 dur(Some(q.live.longest_wait_ms as f64)),
-                format!("{}/{}", q.live.agents.available, q.live.agents.available
-                    + q.live.agents.ringing
-                    + q.live.agents.on_call
-                    + q.live.agents.wrap_up
-                    + q.live.agents.paused),
+                format!(
+                    "{}/{}",
+                    q.live.agents.available,
+                    q.live.agents.available
+                        + q.live.agents.ringing
+                        + q.live.agents.on_call
+                        + q.live.agents.wrap_up
+                        + q.live.agents.paused
+                ),
                 f.offered.to_string(),
                 f.answered.to_string(),
                 format!("{} ({})", f.abandoned, f.short_abandoned),
@@ -255,9 +261,20 @@ fn render_queues(o: &Overview, queues: &[hotline::stats::QueueView]) -> String {
         o.timezone,
         table(
             &[
-                "queue", "waiting", "longest", "free/in", "offered", "answered",
-                "abandoned (short)", "overflow+timeout", "service level", "ASA", "avg wait",
-                "max wait", "p90 wait", "AHT",
+                "queue",
+                "waiting",
+                "longest",
+                "free/in",
+                "offered",
+                "answered",
+                "abandoned (short)",
+                "overflow+timeout",
+                "service level",
+                "ASA",
+                "avg wait",
+                "max wait",
+                "p90 wait",
+                "AHT",
             ],
             &rows,
         )
@@ -288,7 +305,16 @@ fn render_day(d: &QueueDay) -> String {
         d.queue,
         d.date,
         table(
-            &["from", "offered", "answered", "abandoned", "service level", "ASA", "avg waiting", "peak"],
+            &[
+                "from",
+                "offered",
+                "answered",
+                "abandoned",
+                "service level",
+                "ASA",
+                "avg waiting",
+                "peak"
+            ],
             &rows,
         )
     )
@@ -321,7 +347,16 @@ fn render_agents(o: &Overview, queue: Option<&str>) -> String {
     format!(
         "Agents today:\n{}",
         table(
-            &["agent", "state", "in state", "calls", "talk", "wrap-up", "occupancy", "pauses"],
+            &[
+                "agent",
+                "state",
+                "in state",
+                "calls",
+                "talk",
+                "wrap-up",
+                "occupancy",
+                "pauses"
+            ],
             &rows,
         )
     )

@@ -114,7 +114,10 @@ impl StatsHandle {
         self.updates.subscribe()
     }
 
-    async fn ask<T>(&self, req: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, StatsError> {
+    async fn ask<T>(
+        &self,
+        req: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, StatsError> {
         let (tx, rx) = oneshot::channel();
         self.requests
             .send(req(tx))
@@ -198,7 +201,13 @@ impl Stats {
     /// Writes every event already sent, then stops the actor and waits for its thread.
     pub async fn stop(self) {
         let (tx, rx) = oneshot::channel();
-        if self.handle.requests.send(Request::Stop { reply: tx }).await.is_ok() {
+        if self
+            .handle
+            .requests
+            .send(Request::Stop { reply: tx })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
         let thread = self.thread;

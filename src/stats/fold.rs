@@ -267,9 +267,7 @@ impl Fold {
                 };
                 self.transition(at, agent, status);
             }
-            EventKind::AgentResume { agent } => {
-                self.transition(at, agent, AgentStatus::Available)
-            }
+            EventKind::AgentResume { agent } => self.transition(at, agent, AgentStatus::Available),
             EventKind::WrapUpStarted { agent, queue } => {
                 let status = AgentStatus::WrapUp {
                     queue: queue.clone(),

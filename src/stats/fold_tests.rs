@@ -51,7 +51,14 @@ impl Script {
             },
         )
     }
-    fn connect(&mut self, at: EpochMs, call: &str, queue: &str, agent: &str, wait: i64) -> &mut Self {
+    fn connect(
+        &mut self,
+        at: EpochMs,
+        call: &str,
+        queue: &str,
+        agent: &str,
+        wait: i64,
+    ) -> &mut Self {
         self.at(
             at,
             EventKind::Connected {
@@ -184,8 +191,10 @@ fn per_queue_service_level_target() {
     let mut st = settings();
     st.queue_service_level_ms.insert("slow".into(), 30_000);
     let mut s = Script::new();
-    s.enter(T0, "c1", "slow").connect(T0 + 25 * S, "c1", "slow", "a", 25_000);
-    s.enter(T0, "c2", "fast").connect(T0 + 25 * S, "c2", "fast", "b", 25_000);
+    s.enter(T0, "c1", "slow")
+        .connect(T0 + 25 * S, "c1", "slow", "a", 25_000);
+    s.enter(T0, "c2", "fast")
+        .connect(T0 + 25 * S, "c2", "fast", "b", 25_000);
     let o = s.fold(st).overview(T0 + MIN);
     let sl = |q: &str| {
         let v = o.queues.iter().find(|v| v.queue == q).unwrap();
@@ -219,7 +228,10 @@ fn waiting_level_spans_intervals_and_counts_up_to_now() {
     assert_eq!(second.peak_waiting, 2);
     assert_eq!(second.offered, 0);
     // Asking again later gives the later figures: the query did not change the fold.
-    assert_eq!(fold.overview(now + MIN).queues[0].live.longest_wait_ms, 3 * 60_000);
+    assert_eq!(
+        fold.overview(now + MIN).queues[0].live.longest_wait_ms,
+        3 * 60_000
+    );
     assert_eq!(fold.overview(now), o);
 }
 
@@ -312,7 +324,9 @@ fn ring_no_answer_and_abandon_while_ringing_free_the_agent() {
 #[test]
 fn engine_restart_closes_everything_at_the_last_event() {
     let mut s = Script::new();
-    s.login(T0, "a", &["q"]).enter(T0, "c1", "q").enter(T0, "c2", "q");
+    s.login(T0, "a", &["q"])
+        .enter(T0, "c1", "q")
+        .enter(T0, "c2", "q");
     s.offer(T0 + S, "c1", "q", "a")
         .connect(T0 + 2 * S, "c1", "q", "a", 2_000);
     s.at(T0 + 10 * MIN, EventKind::EngineStarted {});
@@ -325,7 +339,10 @@ fn engine_restart_closes_everything_at_the_last_event() {
     assert_eq!(q.today.offered, 2);
     // Both waited from T0 (c2 until the last event before the restart, T0 + 2 s), averaged
     // over the day so far (08:00 to 08:11).
-    assert_eq!(q.today.avg_waiting, 4_000.0 / (8.0 * 3_600_000.0 + 11.0 * 60_000.0));
+    assert_eq!(
+        q.today.avg_waiting,
+        4_000.0 / (8.0 * 3_600_000.0 + 11.0 * 60_000.0)
+    );
     assert_eq!(q.today.peak_waiting, 2);
     let a = &o.agents[0];
     assert_eq!(a.status, AgentStatus::LoggedOut);
@@ -373,6 +390,9 @@ fn events_for_unknown_calls_still_count_and_never_panic() {
         );
     let o = s.fold(settings()).overview(T0 + 2 * MIN);
     let q = &o.queues[0];
-    assert_eq!((q.today.answered, q.today.abandoned, q.today.handled), (1, 1, 1));
+    assert_eq!(
+        (q.today.answered, q.today.abandoned, q.today.handled),
+        (1, 1, 1)
+    );
     assert_eq!(q.live.waiting, 0);
 }

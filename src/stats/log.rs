@@ -170,7 +170,9 @@ impl EventLog {
     pub fn recent(&self, limit: u32, before: Option<i64>) -> Result<Vec<StoredEvent>, LogError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT seq, body FROM events WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2")
+            .prepare_cached(
+                "SELECT seq, body FROM events WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+            )
             .map_err(|e| self.err(e))?;
         let mut rows = stmt
             .query(params![before.unwrap_or(i64::MAX), limit])

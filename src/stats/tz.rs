@@ -30,7 +30,9 @@ pub enum ZoneError {
     },
     #[error("time zone {name:?}: not a TZif file ({why})")]
     Format { name: String, why: &'static str },
-    #[error("time zone {0:?}: expected an IANA name (Asia/Shanghai), UTC, or an offset like +08:00")]
+    #[error(
+        "time zone {0:?}: expected an IANA name (Asia/Shanghai), UTC, or an offset like +08:00"
+    )]
     Name(String),
 }
 
@@ -90,7 +92,11 @@ impl Zone {
         let v1 = Header::parse(bytes).ok_or(bad("short header"))?;
         let (header, body, time_size) = if bytes[4] >= b'2' {
             let rest = bytes.get(v1.v1_len()..).ok_or(bad("truncated v1 data"))?;
-            (Header::parse(rest).ok_or(bad("short v2 header"))?, &rest[44..], 8)
+            (
+                Header::parse(rest).ok_or(bad("short v2 header"))?,
+                &rest[44..],
+                8,
+            )
         } else {
             (v1, &bytes[44..], 4)
         };
@@ -256,7 +262,10 @@ mod tests {
         // 2025-03-10T01:30:00+08:00 is 2025-03-09T17:30:00Z.
         let at = days_from_civil(2025, 3, 9) * DAY_MS + 17 * 3_600_000 + 1_800_000;
         assert_eq!(z.date(at), (2025, 3, 10));
-        assert_eq!(z.day_start(at), days_from_civil(2025, 3, 9) * DAY_MS + 16 * 3_600_000);
+        assert_eq!(
+            z.day_start(at),
+            days_from_civil(2025, 3, 9) * DAY_MS + 16 * 3_600_000
+        );
         assert_eq!(z.day_end(at) - z.day_start(at), DAY_MS);
         assert_eq!(z.date_start(2025, 3, 10), z.day_start(at));
     }

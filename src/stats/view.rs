@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::events::EpochMs;
 
 use super::figures::{
-    AgentCounts, AgentFigures, AgentTally, AgentView, Figures, INTERVAL_MS,
-    Overview, QueueDay, QueueLive, QueueTally, QueueView, interval_start,
+    AgentCounts, AgentFigures, AgentTally, AgentView, Figures, INTERVAL_MS, Overview, QueueDay,
+    QueueLive, QueueTally, QueueView, interval_start,
 };
 use super::fold::{AgentState, Fold, QueueState, add_state_time, split};
 
