@@ -92,3 +92,51 @@ impl Default for DashboardConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn sections_parse_and_tokens_stay_out_of_debug_output() {
+        let text = r#"
+[stats]
+database = "/var/lib/hotline/events.sqlite"
+queue_log = "/var/log/hotline/queue_log"
+timezone = "Asia/Shanghai"
+short_abandon_s = 8
+[stats.queue.tax]
+service_level_s = 30
+
+[api]
+listen = "0.0.0.0:9000"
+metrics_open = true
+[[api.tokens]]
+name = "wall screen"
+token = "very-secret-value"
+role = "supervisor"
+[api.dashboard]
+waiting_alert = 20
+language = "en"
+"#;
+        let c = Config::parse(Path::new("hotline.toml"), text).expect("valid");
+        assert_eq!(c.stats.short_abandon_s, 8);
+        assert_eq!(c.stats.queue["tax"].service_level_s, Some(30));
+        assert_eq!(c.api.tokens[0].role, Role::Supervisor);
+        assert_eq!(c.api.dashboard.waiting_alert, 20);
+        assert_eq!(c.api.dashboard.waiting_warn, 5);
+        let debug = format!("{:?}", c.api);
+        assert!(!debug.contains("very-secret-value"), "{debug}");
+        assert!(debug.contains("wall screen"));
+        let err = Config::parse(
+            Path::new("h.toml"),
+            "[api]\n[[api.tokens]]\nname = \"x\"\ntoken = \"y\"\nrole = \"root\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("h.toml:5:8: "), "{err}");
+    }
+}

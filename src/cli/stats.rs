@@ -198,18 +198,31 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("-".to_owned(), |v| format!("{v:.1}%"))
 }
 
+/// Terminal columns a text takes: CJK characters are two wide.
+fn width(s: &str) -> usize {
+    s.chars()
+        .map(|c| {
+            if ('\u{2E80}'..='\u{FFEF}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
 /// Left-aligned first column, right-aligned others, widths from the content.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
+            *w = (*w).max(width(c));
         }
     }
     let line = |cells: Vec<String>| {
         let mut l = String::new();
         for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            let pad = " ".repeat(w - c.chars().count());
+            let pad = " ".repeat(w.saturating_sub(width(c)));
             if i == 0 {
                 l.push_str(&format!("{c}{pad}"));
             } else {
