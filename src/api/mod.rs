@@ -23,10 +23,8 @@ use tokio::sync::mpsc;
 use crate::metrics::Registry;
 use crate::stats::StatsHandle;
 
-pub use auth::Caller;
 pub use config::{ApiConfig, DashboardConfig, Role, TokenConfig};
 pub use control::{AgentCommand, AgentControl, ControlError};
-pub use error::ApiError;
 
 /// The API, ready to serve.
 pub struct Api {

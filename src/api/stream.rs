@@ -33,18 +33,16 @@ pub(super) async fn stream(
             return Some((Ok(ev), (rx, stats, None)));
         }
         loop {
-            let ev = match next(&mut rx, &stats).await? {
-                Some(ev) => ev,
-                None => continue,
-            };
-            return Some((Ok(ev), (rx, stats, None)));
+            if let Some(ev) = next(&mut rx, &stats).await? {
+                return Some((Ok(ev), (rx, stats, None)));
+            }
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// The next SSE event; `None` outside for a closed stream, `Some(None)` for an update
-/// that could not be encoded (skipped).
+/// The next SSE event: `None` when the stats actor is gone (the stream ends), `Some(None)`
+/// for an update that could not be encoded (skipped).
 async fn next(rx: &mut Receiver<Update>, stats: &StatsHandle) -> Option<Option<SseEvent>> {
     let ev = match rx.recv().await {
         Ok(Update::Events(batch)) => SseEvent::default().event("events").json_data(&*batch),

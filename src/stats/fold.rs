@@ -14,6 +14,22 @@ use super::figures::{
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Event times the fold accepts (2000-01-01 to 2200-01-01): anything else is a broken clock
+/// or a hand-edited log, and is skipped rather than allowed to overflow the arithmetic.
+const PLAUSIBLE_AT: std::ops::RangeInclusive<EpochMs> = 946_684_800_000..=7_258_118_400_000;
+
+/// Durations are capped at 30 days for the same reason.
+const MAX_DURATION_MS: u64 = 30 * 86_400_000;
+
+fn capped(ms: u64) -> u64 {
+    ms.min(MAX_DURATION_MS)
+}
+
+/// The instant `ms` before `at`.
+fn minus(at: EpochMs, ms: u64) -> EpochMs {
+    at - capped(ms) as i64
+}
+
 /// A call between entering a queue and its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallTrack {
@@ -109,6 +125,10 @@ impl Fold {
 
     pub fn apply(&mut self, ev: &Event) {
         let at = ev.at;
+        if !PLAUSIBLE_AT.contains(&at) {
+            tracing::warn!(at, "event with an implausible time skipped");
+            return;
+        }
         let before = self.latest;
         if at > self.latest {
             self.latest = at;
@@ -175,11 +195,11 @@ impl Fold {
                 self.callers.remove(call_id);
                 let interval = match self.calls.remove(call_id) {
                     Some(c) => c.interval,
-                    None => interval_start(at - *talk_ms as i64),
+                    None => interval_start(minus(at, *talk_ms)),
                 };
                 let t = self.tally(queue, interval);
                 t.handled += 1;
-                t.talk_ms += talk_ms;
+                t.talk_ms += capped(*talk_ms);
                 self.agent(at, agent).last_call = Some((queue.clone(), interval));
                 if matches!(self.agents.get(agent).map(|a| &a.status),
                     Some(AgentStatus::OnCall { call_id: c, .. }) if c == call_id)
@@ -311,7 +331,8 @@ impl Fold {
     }
 
     fn connected(&mut self, at: EpochMs, call_id: &str, queue: &str, agent: &str, wait_ms: u64) {
-        let entered_at = at - wait_ms as i64;
+        let wait_ms = capped(wait_ms);
+        let entered_at = minus(at, wait_ms);
         let interval = match self.calls.get(call_id) {
             Some(c) => c.interval,
             None => interval_start(entered_at),
@@ -360,11 +381,12 @@ impl Fold {
         wait_ms: u64,
         count: impl FnOnce(&mut QueueTally) -> bool,
     ) {
+        let wait_ms = capped(wait_ms);
         self.remove_waiting(at, call_id);
         let track = self.calls.remove(call_id);
         let interval = match &track {
             Some(c) => c.interval,
-            None => interval_start(at - wait_ms as i64),
+            None => interval_start(minus(at, wait_ms)),
         };
         let t = self.tally(queue, interval);
         if count(t) {

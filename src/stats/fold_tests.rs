@@ -396,3 +396,128 @@ fn events_for_unknown_calls_still_count_and_never_panic() {
     );
     assert_eq!(q.live.waiting, 0);
 }
+
+mod random {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn kind(k: u8, call: u8, agent: u8, queue: u8, ms: u64) -> EventKind {
+        let call_id = format!("c{call}");
+        let agent = format!("a{agent}");
+        let queue = format!("q{queue}");
+        match k % 14 {
+            0 | 1 => EventKind::EnterQueue {
+                call_id,
+                queue,
+                position: 1,
+                language: "cmn".into(),
+                intent: None,
+                priority: 0,
+            },
+            2 => EventKind::AgentOffered {
+                call_id,
+                queue,
+                agent,
+            },
+            3 => EventKind::RingNoAnswer {
+                call_id,
+                queue,
+                agent,
+                ring_ms: ms,
+            },
+            4 => EventKind::Connected {
+                call_id,
+                queue,
+                agent,
+                wait_ms: ms,
+                ring_ms: ms,
+            },
+            5 => EventKind::CallEnded {
+                call_id,
+                queue,
+                agent,
+                talk_ms: ms,
+                hung_up_by: HungUpBy::Agent,
+            },
+            6 => EventKind::Abandoned {
+                call_id,
+                queue,
+                position: 1,
+                wait_ms: ms,
+            },
+            7 => EventKind::Overflowed {
+                call_id,
+                queue,
+                target: "x".into(),
+                wait_ms: ms,
+                position: 1,
+            },
+            8 => EventKind::ExitWithTimeout {
+                call_id,
+                queue,
+                position: 1,
+                wait_ms: ms,
+            },
+            9 => EventKind::AgentLogin {
+                agent,
+                queues: vec![queue],
+            },
+            10 => EventKind::AgentPause {
+                agent,
+                reason: "r".into(),
+            },
+            11 => EventKind::WrapUpStarted { agent, queue },
+            12 => EventKind::CallFinished {
+                call_id,
+                outcome: "x".into(),
+            },
+            _ => EventKind::EngineStarted {},
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_sequence_folds_deterministically_without_panicking(
+            steps in prop::collection::vec(
+                (-5_000i64..600_000, any::<u8>(), 0u8..6, 0u8..3, 0u8..2,
+                 prop_oneof![0u64..120_000, any::<u64>()], any::<bool>(), any::<i64>()),
+                0..120,
+            )
+        ) {
+            let mut at = T0;
+            let mut events = Vec::new();
+            for (dt, k, call, agent, queue, ms, wild, wild_at) in steps {
+                at += dt;
+                // Now and then a time from a broken clock.
+                let t = if wild && dt % 7 == 0 { wild_at } else { at };
+                events.push(Event { at: t, kind: kind(k, call, agent, queue, ms) });
+            }
+            let fold = |events: &[Event]| {
+                let mut f = Fold::new(settings());
+                for e in events {
+                    f.apply(e);
+                }
+                f
+            };
+            let (a, b) = (fold(&events), fold(&events));
+            let now = at + 1;
+            let o = a.overview(now);
+            prop_assert_eq!(&o, &b.overview(now));
+            for q in &o.queues {
+                if let Some(sl) = q.today.service_level_pct {
+                    prop_assert!((0.0..=100.0).contains(&sl));
+                }
+                prop_assert!(q.today.avg_waiting >= 0.0);
+                prop_assert!(q.live.ringing <= q.live.waiting);
+                let day = a.queue_day(&q.queue, now, now);
+                prop_assert!(day.is_some());
+            }
+            for ag in &o.agents {
+                if let Some(occ) = ag.today.occupancy_pct {
+                    prop_assert!((0.0..=100.0).contains(&occ));
+                }
+            }
+        }
+    }
+}

@@ -319,8 +319,9 @@ mod tests {
     #[test]
     fn abandon_and_overflow_carry_positions_and_wait() {
         let mut fold = Fold::new(FoldSettings::utc());
+        let t0 = 1_700_000_000_000;
         let enter = ev(
-            0,
+            t0,
             EventKind::EnterQueue {
                 call_id: "c".into(),
                 queue: "q".into(),
@@ -332,7 +333,7 @@ mod tests {
         );
         fold.apply(&enter);
         let ab = ev(
-            30_000,
+            t0 + 30_000,
             EventKind::Abandoned {
                 call_id: "c".into(),
                 queue: "q".into(),
@@ -340,9 +341,12 @@ mod tests {
                 wait_ms: 30_000,
             },
         );
-        assert_eq!(lines(&ab, &fold), ["30|c|q|NONE|ABANDON|2|4|30"]);
+        assert_eq!(
+            lines(&ab, &fold),
+            [format!("{}|c|q|NONE|ABANDON|2|4|30", t0 / 1000 + 30)]
+        );
         let of = ev(
-            45_000,
+            t0 + 45_000,
             EventKind::Overflowed {
                 call_id: "c".into(),
                 queue: "q".into(),
@@ -351,6 +355,12 @@ mod tests {
                 position: 1,
             },
         );
-        assert_eq!(lines(&of, &fold), ["45|c|q|NONE|EXITWITHTIMEOUT|1|4|45"]);
+        assert_eq!(
+            lines(&of, &fold),
+            [format!(
+                "{}|c|q|NONE|EXITWITHTIMEOUT|1|4|45",
+                t0 / 1000 + 45
+            )]
+        );
     }
 }
