@@ -161,6 +161,9 @@ pub enum EventKind {
     WrapUpEnded {
         agent: String,
     },
+    /// The stats actor opened the log after a start: whatever was waiting, ringing or
+    /// connected before it is gone, and every agent is logged out until the ACD says again.
+    EngineStarted {},
 }
 
 impl EventKind {
@@ -185,7 +188,8 @@ impl EventKind {
             | EventKind::AgentPause { .. }
             | EventKind::AgentResume { .. }
             | EventKind::WrapUpStarted { .. }
-            | EventKind::WrapUpEnded { .. } => None,
+            | EventKind::WrapUpEnded { .. }
+            | EventKind::EngineStarted {} => None,
         }
     }
 }

@@ -24,11 +24,14 @@ struct Cli {
 enum Command {
     /// Run the engine: answer SIP calls on the configured listeners.
     Serve(cli::serve::Args),
+    /// Print queue and agent statistics, from a running engine or the event log file.
+    Stats(cli::stats::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => cli::serve::run(&cli.config, args),
+        Command::Stats(args) => cli::stats::run(&cli.config, args),
     }
 }

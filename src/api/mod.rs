@@ -1,8 +1,83 @@
-//! Supervisor API: REST, live stream, metrics and dashboard. Placeholder until the statistics issue lands.
+//! Supervisor API: REST (JSON) over the stats actor's figures, a live stream (SSE), agent
+//! control relayed to the ACD, Prometheus /metrics, the OpenAPI description and the
+//! dashboard page. It owns no statistics: every answer comes from the stats actor, every
+//! agent change from the ACD.
 
-use serde::Deserialize;
+mod auth;
+pub mod config;
+pub mod control;
+mod dashboard;
+mod error;
+mod prometheus;
+mod routes;
+mod state;
+mod stream;
 
-/// The `[api]` section of the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ApiConfig {}
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::metrics::Registry;
+use crate::stats::StatsHandle;
+
+pub use config::{ApiConfig, DashboardConfig, Role, TokenConfig};
+pub use control::{AgentCommand, AgentControl, ControlError};
+
+/// The API, ready to serve.
+pub struct Api {
+    router: Router,
+}
+
+impl Api {
+    /// `control` is where agent commands go (the ACD actor's receiver); `None` answers them
+    /// with 503.
+    pub fn new(
+        config: &ApiConfig,
+        stats: StatsHandle,
+        metrics: Arc<Registry>,
+        control: Option<mpsc::Sender<AgentControl>>,
+    ) -> Api {
+        let state = state::AppState(Arc::new(state::Shared {
+            stats,
+            metrics,
+            control,
+            tokens: auth::Tokens::new(&config.tokens),
+            metrics_open: config.metrics_open,
+            dashboard: config.dashboard.clone(),
+        }));
+        let router = routes::table()
+            .into_iter()
+            .fold(Router::new(), |r, (_, path, handler)| {
+                r.route(path, handler)
+            })
+            .with_state(state);
+        Api { router }
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Every (method, path) the API answers: what the OpenAPI description must cover.
+    pub fn routes() -> Vec<(String, &'static str)> {
+        routes::table()
+            .into_iter()
+            .map(|(m, p, _)| (m.as_str().to_ascii_lowercase(), p))
+            .collect()
+    }
+
+    /// The OpenAPI description served at /openapi.json.
+    pub fn openapi() -> &'static str {
+        routes::OPENAPI
+    }
+}

@@ -2,3 +2,4 @@
 //! loads config and calls into the library. Context for errors is added here.
 
 pub mod serve;
+pub mod stats;

@@ -4,6 +4,8 @@
 //! failure).
 #![allow(dead_code)]
 
+pub mod stats;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,33 @@
+//! What every request handler shares: handles to the stats actor, the metrics registry and
+//! the ACD's control channel, plus the settings read from config. Read-only after start.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::metrics::Registry;
+use crate::stats::StatsHandle;
+
+use super::auth::Tokens;
+use super::config::DashboardConfig;
+use super::control::AgentControl;
+
+#[derive(Clone)]
+pub(super) struct AppState(pub Arc<Shared>);
+
+pub(super) struct Shared {
+    pub stats: StatsHandle,
+    pub metrics: Arc<Registry>,
+    pub control: Option<mpsc::Sender<AgentControl>>,
+    pub tokens: Tokens,
+    pub metrics_open: bool,
+    pub dashboard: DashboardConfig,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

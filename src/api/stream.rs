@@ -1,0 +1,57 @@
+//! The live stream (Server-Sent Events): on connect the current overview, then every batch
+//! of events as it is made durable (`event: events`) and the figures after it
+//! (`event: overview`, throttled by the stats actor). A client that falls behind gets a
+//! fresh overview instead of the updates it missed.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use futures_util::stream;
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+
+use crate::events::now_ms;
+use crate::stats::{StatsHandle, Update};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::state::AppState;
+
+pub(super) async fn stream(
+    _: Caller,
+    State(s): State<AppState>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // Subscribe before reading the overview, so nothing falls between the two.
+    let rx = s.stats.subscribe();
+    let first = s.stats.overview(now_ms()).await?;
+    let first = SseEvent::default().event("overview").json_data(&first).ok();
+    let state = (rx, s.stats.clone(), first);
+    let events = stream::unfold(state, |(mut rx, stats, first)| async move {
+        if let Some(ev) = first {
+            return Some((Ok(ev), (rx, stats, None)));
+        }
+        loop {
+            if let Some(ev) = next(&mut rx, &stats).await? {
+                return Some((Ok(ev), (rx, stats, None)));
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The next SSE event: `None` when the stats actor is gone (the stream ends), `Some(None)`
+/// for an update that could not be encoded (skipped).
+async fn next(rx: &mut Receiver<Update>, stats: &StatsHandle) -> Option<Option<SseEvent>> {
+    let ev = match rx.recv().await {
+        Ok(Update::Events(batch)) => SseEvent::default().event("events").json_data(&*batch),
+        Ok(Update::Overview(o)) => SseEvent::default().event("overview").json_data(&*o),
+        Err(RecvError::Lagged(_)) => {
+            let o = stats.overview(now_ms()).await.ok()?;
+            SseEvent::default().event("overview").json_data(&o)
+        }
+        Err(RecvError::Closed) => return None,
+    };
+    Some(ev.ok())
+}
