@@ -1,0 +1,344 @@
+//! Checks on a parsed dialplan that need the whole plan or knowledge from outside it:
+//! prompts and their languages, reachability, loops the caller cannot leave, and the queues,
+//! intents and trunks the rest of the engine knows. That knowledge comes in as plain data
+//! (`ValidationContext`), so this file reads no config and no grammar.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::model::{Dialplan, Pos, PromptRef, StepKind, Target};
+use super::suggest::closest;
+use super::vars::Var;
+use crate::diag::Diagnostic;
+
+/// What the rest of the engine knows. `None`: not known, so not checked.
+#[derive(Debug, Clone, Default)]
+pub struct ValidationContext {
+    /// The ACD's queues.
+    pub queues: Option<BTreeMap<String, QueueInfo>>,
+    /// The intents the grammars can recognise.
+    pub intents: Option<BTreeSet<String>>,
+    /// The configured trunks' names.
+    pub trunks: Option<BTreeSet<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// Agents configured to take calls from the queue.
+    pub agents: usize,
+}
+
+struct Check<'a> {
+    plan: &'a Dialplan,
+    ctx: &'a ValidationContext,
+    out: Vec<Diagnostic>,
+}
+
+pub fn validate(plan: &Dialplan, ctx: &ValidationContext) -> Vec<Diagnostic> {
+    let mut check = Check {
+        plan,
+        ctx,
+        out: Vec::new(),
+    };
+    check.prompt_languages();
+    check.prompt_refs();
+    check.outside_names();
+    check.reachability();
+    check.loops_without_input();
+    check.out
+}
+
+fn with_hint<'a>(message: String, name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    match closest(name, known) {
+        Some(close) => format!("{message} (did you mean `{close}`?)"),
+        None => message,
+    }
+}
+
+impl Check<'_> {
+    fn error(&mut self, at: Pos, message: String) {
+        self.out.push(diagnostic(&self.plan.file, at, message));
+    }
+
+    fn prompt_languages(&mut self) {
+        let plan = self.plan;
+        for (id, def) in &plan.prompts {
+            for lang in &plan.languages {
+                if !def.languages.contains_key(lang) {
+                    self.error(def.at, format!("prompt `{id}` has no `{lang}` version"));
+                }
+            }
+            for (lang, source) in &def.languages {
+                if !plan.languages.contains(lang) {
+                    self.error(
+                        source.at,
+                        format!(
+                            "prompt `{id}` has a `{lang}` version but `{lang}` is not in `languages` ({})",
+                            plan.languages.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn prompt_refs(&mut self) {
+        let plan = self.plan;
+        for step in &plan.steps {
+            for r in step.kind.prompts() {
+                self.prompt_ref(r);
+            }
+        }
+    }
+
+    fn prompt_ref(&mut self, r: &PromptRef) {
+        let plan = self.plan;
+        let known = || plan.prompts.keys().map(String::as_str);
+        let Some((before, after)) = r.id.split_once(PromptRef::INTENT_PLACEHOLDER) else {
+            if r.id.contains('{') {
+                self.error(
+                    r.at,
+                    format!("`{}`: the only placeholder is `{{intent}}`", r.id),
+                );
+            } else if !plan.prompts.contains_key(&r.id) {
+                let message = format!("unknown prompt `{}`", r.id);
+                self.error(r.at, with_hint(message, &r.id, known()));
+            }
+            return;
+        };
+        if after.contains('{') {
+            self.error(
+                r.at,
+                format!("`{}`: the only placeholder is `{{intent}}`, once", r.id),
+            );
+            return;
+        }
+        match &self.ctx.intents {
+            Some(intents) => {
+                let missing: Vec<&str> = intents
+                    .iter()
+                    .filter(|i| !plan.prompts.contains_key(&format!("{before}{i}{after}")))
+                    .map(String::as_str)
+                    .collect();
+                if !missing.is_empty() {
+                    self.error(
+                        r.at,
+                        format!(
+                            "`{}` needs a prompt per intent; missing: {}",
+                            r.id,
+                            missing
+                                .iter()
+                                .map(|i| format!("{before}{i}{after}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+            }
+            None => {
+                if !known().any(|p| p.starts_with(before) && p.ends_with(after)) {
+                    self.error(
+                        r.at,
+                        format!("no prompt matches `{}` for any intent", r.id),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_intent(&mut self, intent: &str, at: Pos) {
+        if let Some(intents) = &self.ctx.intents
+            && !intents.contains(intent)
+        {
+            let message = format!("unknown intent `{intent}`");
+            let message = with_hint(message, intent, intents.iter().map(String::as_str));
+            self.error(at, message);
+        }
+    }
+
+    fn outside_names(&mut self) {
+        let plan = self.plan;
+        for step in &plan.steps {
+            match &step.kind {
+                StepKind::Queue(q) => {
+                    if let Some(queues) = &self.ctx.queues {
+                        match queues.get(&q.queue) {
+                            None => {
+                                let message = format!("unknown queue `{}`", q.queue);
+                                let message =
+                                    with_hint(message, &q.queue, queues.keys().map(String::as_str));
+                                self.error(q.queue_at, message);
+                            }
+                            Some(info) if info.agents == 0 => self.error(
+                                q.queue_at,
+                                format!("queue `{}` has no agents in the config", q.queue),
+                            ),
+                            Some(_) => {}
+                        }
+                    }
+                    if let Some(intent) = &q.intent {
+                        self.check_intent(intent, step.at);
+                    }
+                }
+                StepKind::Ask(a) => {
+                    for case in &a.intents {
+                        self.check_intent(&case.value, case.at);
+                    }
+                }
+                StepKind::Switch(s) if s.var == Var::Intent => {
+                    for case in &s.cases {
+                        self.check_intent(&case.value, case.at);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(trunks) = &self.ctx.trunks {
+            for route in &plan.routes {
+                if let Some(trunk) = &route.trunk
+                    && !trunks.contains(trunk)
+                {
+                    let message = format!("unknown trunk `{trunk}`");
+                    let message = with_hint(message, trunk, trunks.iter().map(String::as_str));
+                    self.error(route.at, message);
+                }
+            }
+        }
+    }
+
+    /// Successors of each step that exist (unknown names were reported when parsing).
+    fn edges(&self) -> Vec<Vec<usize>> {
+        let n = self.plan.steps.len();
+        self.plan
+            .steps
+            .iter()
+            .map(|s| {
+                s.kind
+                    .targets()
+                    .into_iter()
+                    .map(|t| t.step)
+                    .filter(|&t| t < n)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Skipped while some reference is unresolved: the step it meant would show up as
+    /// unreachable, a second message for one typo.
+    fn reachability(&mut self) {
+        let plan = self.plan;
+        let unresolved = plan.start >= plan.steps.len()
+            || plan
+                .steps
+                .iter()
+                .flat_map(|s| s.kind.targets())
+                .any(|t: Target| t.step == Target::UNRESOLVED);
+        if unresolved {
+            return;
+        }
+        let edges = self.edges();
+        let mut seen = vec![false; plan.steps.len()];
+        let mut stack = vec![plan.start];
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(&edges[i]);
+            }
+        }
+        for (step, seen) in plan.steps.iter().zip(seen) {
+            if !seen {
+                let start = &plan.steps[plan.start].name;
+                self.error(
+                    step.at,
+                    format!("step `{}` is never reached from `{start}`", step.name),
+                );
+            }
+        }
+    }
+
+    /// A cycle through steps none of which waits for the caller would spin (or replay a
+    /// prompt) forever. Missing edges can only remove cycles, so this runs on broken plans too.
+    fn loops_without_input(&mut self) {
+        let plan = self.plan;
+        let n = plan.steps.len();
+        let passive: Vec<bool> = plan
+            .steps
+            .iter()
+            .map(|s| !s.kind.waits_for_caller())
+            .collect();
+        let edges: Vec<Vec<usize>> = self
+            .edges()
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                if passive[i] {
+                    e.into_iter().filter(|&t| passive[t]).collect()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        // Peel off steps that lead out of every passive cycle; what remains is in a cycle
+        // or leads into one.
+        let mut alive = passive.clone();
+        loop {
+            let dead: Vec<usize> = (0..n)
+                .filter(|&i| alive[i] && !edges[i].iter().any(|&t| alive[t]))
+                .collect();
+            if dead.is_empty() {
+                break;
+            }
+            dead.into_iter().for_each(|i| alive[i] = false);
+        }
+        let mut reported = vec![false; n];
+        for first in 0..n {
+            if !alive[first] || reported[first] {
+                continue;
+            }
+            let mut path = vec![first];
+            let mut at = first;
+            let cycle = loop {
+                let Some(&next) = edges[at].iter().find(|&&t| alive[t]) else {
+                    break None;
+                };
+                if reported[next] {
+                    break None;
+                }
+                if let Some(i) = path.iter().position(|&p| p == next) {
+                    break Some(path[i..].to_vec());
+                }
+                path.push(next);
+                at = next;
+            };
+            path.iter().for_each(|&p| reported[p] = true);
+            let Some(mut cycle) = cycle else { continue };
+            // Start the message at the step written first in the file.
+            let lowest = cycle
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| **s)
+                .map_or(0, |(i, _)| i);
+            cycle.rotate_left(lowest);
+            let names: Vec<String> = cycle
+                .iter()
+                .chain(cycle.first())
+                .map(|&s| format!("`{}`", plan.steps[s].name))
+                .collect();
+            self.error(
+                plan.steps[cycle[0]].at,
+                format!(
+                    "loop without input: {} never waits for the caller",
+                    names.join(" -> ")
+                ),
+            );
+        }
+    }
+}
+
+pub fn diagnostic(file: &Path, at: Pos, message: String) -> Diagnostic {
+    Diagnostic {
+        file: file.to_owned(),
+        line: at.line as usize,
+        column: at.column as usize,
+        message,
+    }
+}
