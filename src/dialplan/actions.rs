@@ -76,9 +76,14 @@ pub enum Action {
     /// Hand the call to the ACD; report with `QueueLeft` if it gives the call back.
     Enqueue(Enqueue),
     /// Report with `TransferFailed` if the transfer does not happen.
-    Transfer { to: TransferTo, vars: Vars },
+    Transfer {
+        to: TransferTo,
+        vars: Vars,
+    },
     /// End the call; `outcome` is for the event log (`CallFinished`).
-    Hangup { outcome: String },
+    Hangup {
+        outcome: String,
+    },
     /// Record in the event log.
     Event(EventKind),
 }
@@ -119,6 +124,8 @@ pub enum Input {
     Speech(ListenId, Speech),
     /// The queue gave the call back (overflow, time-out, no agents): continue at `step` if
     /// named (the ACD's overflow target), else at the queue step's `overflow`.
-    QueueLeft { step: Option<String> },
+    QueueLeft {
+        step: Option<String>,
+    },
     TransferFailed,
 }

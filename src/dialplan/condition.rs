@@ -173,7 +173,10 @@ fn parse_clause(tokens: &[Token], end: usize) -> Result<(Clause, &[Token]), Synt
             offset: *op_at,
             message: format!(
                 "`{}` compares numbers; only `confidence` is a number",
-                Op::ALL.iter().find(|(_, o)| *o == op).map_or("", |(n, _)| n)
+                Op::ALL
+                    .iter()
+                    .find(|(_, o)| *o == op)
+                    .map_or("", |(n, _)| n)
             ),
         });
     } else {

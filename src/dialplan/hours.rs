@@ -88,7 +88,10 @@ fn parse_clock(text: &str) -> Option<u16> {
 pub fn parse_times(text: &str) -> Result<(u16, u16), String> {
     let bad = || format!("`{text}` is not a time range such as `08:30-17:30`");
     let (a, b) = text.split_once('-').ok_or_else(bad)?;
-    let (from, to) = (parse_clock(a).ok_or_else(bad)?, parse_clock(b).ok_or_else(bad)?);
+    let (from, to) = (
+        parse_clock(a).ok_or_else(bad)?,
+        parse_clock(b).ok_or_else(bad)?,
+    );
     if from >= to {
         return Err(format!(
             "`{text}` ends before it starts; split a range across midnight into two openings"

@@ -113,7 +113,10 @@ impl Interpreter {
 
     /// The name of the step the call is at.
     pub fn step_name(&self) -> &str {
-        self.plan.steps.get(self.step).map_or("", |s| s.name.as_str())
+        self.plan
+            .steps
+            .get(self.step)
+            .map_or("", |s| s.name.as_str())
     }
 
     /// True once the flow has hung up; nothing more will come out.
@@ -195,6 +198,14 @@ impl Interpreter {
             .collect()
     }
 
+    fn in_all_languages(&self, refs: &[PromptRef]) -> Vec<PromptToPlay> {
+        self.plan
+            .languages
+            .iter()
+            .flat_map(|lang| self.resolve(refs, lang))
+            .collect()
+    }
+
     fn play(&mut self, prompts: Vec<PromptToPlay>, barge_in: bool) {
         let id = PlayId(self.next_id());
         self.playing = Some(id);
@@ -256,7 +267,11 @@ impl Interpreter {
             tracing::debug!(step = %s.name, "dialplan step");
             let next: Target = match &s.kind {
                 StepKind::Play(p) => {
-                    let prompts = self.resolve(&p.prompts, &self.vars.language);
+                    let prompts = if p.all_languages {
+                        self.in_all_languages(&p.prompts)
+                    } else {
+                        self.resolve(&p.prompts, &self.vars.language)
+                    };
                     self.play(prompts, false);
                     self.phase = Phase::Playing;
                     return;
@@ -351,11 +366,7 @@ impl Interpreter {
                         max_speech: SHORT_ANSWER,
                     });
                 }
-                let prompts = plan
-                    .languages
-                    .iter()
-                    .flat_map(|lang| self.resolve(&l.prompt, lang))
-                    .collect();
+                let prompts = self.in_all_languages(&l.prompt);
                 self.play(prompts, true);
             }
             _ => {}
@@ -397,9 +408,10 @@ impl Interpreter {
             Phase::Prompting => {
                 let timeout = match &plan.steps[self.step].kind {
                     StepKind::Menu(m) => m.prompting.timeout,
-                    StepKind::Ask(a) if self.confirming => {
-                        a.confirm.as_ref().map_or(a.prompting.timeout, |c| c.timeout)
-                    }
+                    StepKind::Ask(a) if self.confirming => a
+                        .confirm
+                        .as_ref()
+                        .map_or(a.prompting.timeout, |c| c.timeout),
                     StepKind::Ask(a) => {
                         if !a.barge_in {
                             self.listen(self.ask_request(a));

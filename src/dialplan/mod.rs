@@ -19,6 +19,8 @@ mod yaml;
 
 #[cfg(test)]
 mod interp_tests;
+#[cfg(test)]
+mod test_harness;
 
 use std::path::PathBuf;
 
@@ -91,9 +93,8 @@ impl Default for Timezone {
 impl<'de> Deserialize<'de> for Timezone {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        let zone = jiff::tz::TimeZone::get(&name).map_err(|e| {
-            serde::de::Error::custom(format!("unknown time zone `{name}`: {e}"))
-        })?;
+        let zone = jiff::tz::TimeZone::get(&name)
+            .map_err(|e| serde::de::Error::custom(format!("unknown time zone `{name}`: {e}")))?;
         Ok(Timezone { name, zone })
     }
 }

@@ -136,6 +136,8 @@ pub enum StepKind {
 #[derive(Debug, Clone)]
 pub struct Play {
     pub prompts: Vec<PromptRef>,
+    /// Play them in every declared language, in order (before the caller has chosen one).
+    pub all_languages: bool,
     pub next: Target,
 }
 

@@ -115,12 +115,13 @@ fn parse_routes(r: &mut Reader, node: &Node) -> Vec<Route> {
         let Some(mut f) = r.fields(item, "a `match` entry") else {
             continue;
         };
-        let called = f.take("called").and_then(|n| r.text(n, "`called`")).map(|c| {
-            match c.strip_suffix('*') {
+        let called = f
+            .take("called")
+            .and_then(|n| r.text(n, "`called`"))
+            .map(|c| match c.strip_suffix('*') {
                 Some(prefix) => Called::Prefix(prefix.to_owned()),
                 None => Called::Exact(c),
-            }
-        });
+            });
         let trunk = f.take("trunk").and_then(|n| r.text(n, "`trunk`"));
         f.finish(r);
         if called.is_none() && trunk.is_none() {

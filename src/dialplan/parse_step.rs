@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::condition::{Condition, Var};
 use super::hours::Schedule;
 use super::model::{
-    Ask, Branch, Case, Confirm, Hangup, Hours, LanguageChoice, Menu, Play, Pos, PromptRef, Prompting,
-    QueueStep, Step, StepKind, Switch, Target, Transfer, TransferTo,
+    Ask, Branch, Case, Confirm, Hangup, Hours, LanguageChoice, Menu, Play, Pos, PromptRef,
+    Prompting, QueueStep, Step, StepKind, Switch, Target, Transfer, TransferTo,
 };
 use super::parse::resolve;
 use super::yaml::{Fields, Kind, Node, Reader};
@@ -83,7 +83,10 @@ impl<'a, 'f> StepParser<'a, 'f> {
         let kinds: Vec<(&str, Pos)> = entries
             .iter()
             .filter_map(|(k, _)| match &k.kind {
-                Kind::Scalar(s) => KINDS.iter().find(|kind| *kind == s).map(|kind| (*kind, k.pos)),
+                Kind::Scalar(s) => KINDS
+                    .iter()
+                    .find(|kind| *kind == s)
+                    .map(|kind| (*kind, k.pos)),
                 _ => None,
             })
             .collect();
@@ -102,7 +105,9 @@ impl<'a, 'f> StepParser<'a, 'f> {
             [(first, _), (second, pos), ..] => {
                 self.r.error(
                     *pos,
-                    format!("step `{name}` has both `{first}` and `{second}`; a step does one thing"),
+                    format!(
+                        "step `{name}` has both `{first}` and `{second}`; a step does one thing"
+                    ),
                 );
                 return None;
             }
@@ -191,10 +196,8 @@ impl<'a, 'f> StepParser<'a, 'f> {
         match (chars.next(), chars.next()) {
             (Some(c), None) if DTMF_KEYS.contains(c) => Some(c),
             _ => {
-                self.r.error(
-                    node.pos,
-                    format!("`{text}` is not a key (0-9, *, #, A-D)"),
-                );
+                self.r
+                    .error(node.pos, format!("`{text}` is not a key (0-9, *, #, A-D)"));
                 None
             }
         }
@@ -229,6 +232,10 @@ impl<'a, 'f> StepParser<'a, 'f> {
     fn play(&mut self, f: &mut Fields, at: Pos, main: &Node) -> Option<StepKind> {
         Some(StepKind::Play(Play {
             prompts: self.prompts(main),
+            all_languages: f
+                .take("all_languages")
+                .and_then(|n| self.r.boolean(n, "`all_languages`"))
+                .unwrap_or(false),
             next: self.required(f, at, "next"),
         }))
     }
@@ -236,10 +243,14 @@ impl<'a, 'f> StepParser<'a, 'f> {
     fn menu(&mut self, f: &mut Fields, at: Pos, main: &Node) -> Option<StepKind> {
         let prompting = self.prompting(f, main, 3);
         let max_digits = match f.take("max_digits") {
-            Some(n) => self.r.uint(n, "`max_digits`").filter(|m| *m >= 1).or_else(|| {
-                self.r.error(n.pos, "`max_digits` must be at least 1");
-                None
-            }),
+            Some(n) => self
+                .r
+                .uint(n, "`max_digits`")
+                .filter(|m| *m >= 1)
+                .or_else(|| {
+                    self.r.error(n.pos, "`max_digits` must be at least 1");
+                    None
+                }),
             None => None,
         }
         .unwrap_or(1);
@@ -313,8 +324,10 @@ impl<'a, 'f> StepParser<'a, 'f> {
         }
         let intent = self.optional(f, "intent");
         if intents.is_empty() && intent.is_none() {
-            self.r
-                .error(at, "an `ask` needs `intent`, `intents` or both: where recognised callers go");
+            self.r.error(
+                at,
+                "an `ask` needs `intent`, `intents` or both: where recognised callers go",
+            );
         }
         let keys = f
             .take("keys")
@@ -360,8 +373,10 @@ impl<'a, 'f> StepParser<'a, 'f> {
         let timeout = self.duration(&mut f, "timeout", Duration::from_secs(5));
         f.finish(self.r);
         if yes_key == no_key {
-            self.r
-                .error(node.pos, format!("`yes_key` and `no_key` are both `{yes_key}`"));
+            self.r.error(
+                node.pos,
+                format!("`yes_key` and `no_key` are both `{yes_key}`"),
+            );
         }
         Some(Confirm {
             below: below?,
@@ -388,12 +403,18 @@ impl<'a, 'f> StepParser<'a, 'f> {
         if let Some(node) = f.take("words") {
             for (k, v) in self.r.map(node, "`words`").unwrap_or_default() {
                 let lang = self.declared_language(k);
-                let list = self.r.texts(v, "a word").into_iter().map(|(w, _)| w).collect();
+                let list = self
+                    .r
+                    .texts(v, "a word")
+                    .into_iter()
+                    .map(|(w, _)| w)
+                    .collect();
                 words.extend(lang.map(|l| (l, list)));
             }
         }
         if keys.is_empty() && words.is_empty() {
-            self.r.error(at, "a `language` step needs `keys`, `words` or both");
+            self.r
+                .error(at, "a `language` step needs `keys`, `words` or both");
         }
         let timeout = self.duration(f, "timeout", Duration::from_secs(5));
         let tries = self.tries(f, 2);
@@ -460,8 +481,10 @@ impl<'a, 'f> StepParser<'a, 'f> {
         let to = match (to?.as_str(), number) {
             ("trunk", Some(n)) => TransferTo::Trunk(self.r.text(n, "`number`")?),
             ("trunk", None) => {
-                self.r
-                    .error(at, "`transfer: trunk` needs the `number` to dial on the trunk");
+                self.r.error(
+                    at,
+                    "`transfer: trunk` needs the `number` to dial on the trunk",
+                );
                 return None;
             }
             (uri, None) if uri.starts_with("sip:") || uri.starts_with("sips:") => {
@@ -528,8 +551,10 @@ impl<'a, 'f> StepParser<'a, 'f> {
         let items: &[Node] = match &main.kind {
             Kind::Seq(items) => items,
             _ => {
-                self.r
-                    .error(main.pos, "`branch` must be a list of `if:` / `goto:` entries");
+                self.r.error(
+                    main.pos,
+                    "`branch` must be a list of `if:` / `goto:` entries",
+                );
                 &[]
             }
         };

@@ -37,8 +37,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LoadError + '_ {
 }
 
 fn is_dialplan(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e == "yaml" || e == "yml")
+    path.extension().is_some_and(|e| e == "yaml" || e == "yml")
 }
 
 impl DialplanSet {
@@ -113,12 +112,13 @@ impl DialplanSet {
             .iter()
             .flat_map(|p| p.routes.iter().map(move |r| (p, r)))
             .filter_map(|(p, r)| specificity(r, called, trunk).map(|s| (s, p)))
-            .fold(None, |best: Option<((u8, usize, bool), &Arc<Dialplan>)>, (s, p)| {
-                match best {
+            .fold(
+                None,
+                |best: Option<((u8, usize, bool), &Arc<Dialplan>)>, (s, p)| match best {
                     Some((b, _)) if b >= s => best,
                     _ => Some((s, p)),
-                }
-            })
+                },
+            )
             .map(|(_, p)| p)
             .or_else(|| self.plans.iter().find(|p| p.default.is_some()))
     }

@@ -137,10 +137,7 @@ impl Check<'_> {
             }
             None => {
                 if !known().any(|p| p.starts_with(before) && p.ends_with(after)) {
-                    self.error(
-                        r.at,
-                        format!("no prompt matches `{}` for any intent", r.id),
-                    );
+                    self.error(r.at, format!("no prompt matches `{}` for any intent", r.id));
                 }
             }
         }

@@ -137,7 +137,9 @@ pub fn parse(src: &str) -> Result<Node, (Pos, String)> {
     match serde_saphyr::from_str::<Spanned<Raw>>(src) {
         Ok(raw) => Ok(convert(src, raw)),
         Err(e) => {
-            let pos = e.location().map_or(Pos { line: 1, column: 1 }, |l| pos_of(&l));
+            let pos = e
+                .location()
+                .map_or(Pos { line: 1, column: 1 }, |l| pos_of(&l));
             Err((pos, clean_message(&e.without_snippet().to_string())))
         }
     }
