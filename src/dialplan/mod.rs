@@ -18,6 +18,8 @@ mod vars;
 mod yaml;
 
 #[cfg(test)]
+mod default_flow_tests;
+#[cfg(test)]
 mod interp_tests;
 #[cfg(test)]
 mod test_harness;
