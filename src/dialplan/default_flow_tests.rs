@@ -56,7 +56,12 @@ fn validates_against_the_grammar_intents_and_queues() {
                 .map(|q| (q.to_string(), QueueInfo { agents: 2 }))
                 .collect::<BTreeMap<_, _>>(),
         ),
-        intents: Some(INTENTS.iter().map(|i| i.to_string()).collect::<BTreeSet<_>>()),
+        intents: Some(
+            INTENTS
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<BTreeSet<_>>(),
+        ),
         trunks: None,
     };
     let sources = [(PathBuf::from("dialplans/12345.yaml"), YAML.to_owned())];
@@ -101,7 +106,10 @@ fn every_menu_key_reaches_its_queue() {
         assert_eq!(c.step(), "main_menu");
         c.key(key);
         let q = enqueued(&c).unwrap_or_else(|| panic!("{key}: not queued"));
-        assert_eq!((q.queue.as_str(), q.intent.as_deref()), (queue, Some(queue)));
+        assert_eq!(
+            (q.queue.as_str(), q.intent.as_deref()),
+            (queue, Some(queue))
+        );
     }
 }
 
