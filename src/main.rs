@@ -24,11 +24,17 @@ struct Cli {
 enum Command {
     /// Run the engine: answer SIP calls on the configured listeners.
     Serve(cli::serve::Args),
+    /// Check the config, dialplans and grammars; print every error as file:line:column.
+    Check(cli::check::Args),
+    /// Render the dialplans' prompt texts into the prompt cache.
+    Prompts(cli::prompts::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => cli::serve::run(&cli.config, args),
+        Command::Check(args) => cli::check::run(&cli.config, args),
+        Command::Prompts(args) => cli::prompts::run(&cli.config, args),
     }
 }
