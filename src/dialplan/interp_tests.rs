@@ -72,9 +72,7 @@ fn stops_playback(actions: &[Action]) -> bool {
 
 #[test]
 fn play_then_next_then_hangup() {
-    let p = load(&plan(&format!(
-        "  start:\n    play: [hello, bye]\n    next: bye\n"
-    )));
+    let p = load(&plan("  start:\n    play: [hello, bye]\n    next: bye\n"));
     let mut c = Call::start(p);
     let first = c.take();
     assert_eq!(played(&first), ["hello/cmn", "bye/cmn"]);
@@ -96,18 +94,18 @@ fn play_then_next_then_hangup() {
 
 #[test]
 fn play_in_all_languages() {
-    let p = load(&plan(&format!(
-        "  start:\n    play: hello\n    all_languages: true\n    next: bye\n"
-    )));
+    let p = load(&plan(
+        "  start:\n    play: hello\n    all_languages: true\n    next: bye\n",
+    ));
     let mut c = Call::start(p);
     assert_eq!(played(&c.take()), ["hello/cmn", "hello/yue"]);
 }
 
 #[test]
 fn stale_prompt_done_is_ignored() {
-    let p = load(&plan(&format!(
-        "  start:\n    menu: menu\n    choices: {{\"1\": second}}\n    no_input: bye\n    no_match: bye\n  second:\n    play: hello\n    next: bye\n"
-    )));
+    let p = load(&plan(
+        "  start:\n    menu: menu\n    choices: {\"1\": second}\n    no_input: bye\n    no_match: bye\n  second:\n    play: hello\n    next: bye\n",
+    ));
     let mut c = Call::start(p);
     c.take();
     let old = c.playing.expect("menu prompt");
@@ -195,9 +193,9 @@ fn menu_no_match_retries_then_gives_up() {
 
 #[test]
 fn menu_without_failure_prompts_goes_straight_on() {
-    let p = load(&plan(&format!(
-        "  start:\n    menu: menu\n    tries: 1\n    choices: {{\"1\": bye}}\n    no_input: other\n    no_match: bye\n"
-    )));
+    let p = load(&plan(
+        "  start:\n    menu: menu\n    tries: 1\n    choices: {\"1\": bye}\n    no_input: other\n    no_match: bye\n",
+    ));
     let mut c = Call::start(p);
     c.prompt_done();
     c.wait(secs(5));
@@ -542,9 +540,9 @@ fn stale_speech_is_ignored() {
 
 #[test]
 fn ask_without_barge_in_listens_after_the_prompt() {
-    let p = load(&plan(&format!(
-        "  start:\n    ask: ask\n    barge_in: false\n    intent: bye\n    no_input: bye\n    no_match: bye\n    unavailable: other\n"
-    )));
+    let p = load(&plan(
+        "  start:\n    ask: ask\n    barge_in: false\n    intent: bye\n    no_input: bye\n    no_match: bye\n    unavailable: other\n",
+    ));
     let mut c = Call::start(p);
     let first = c.take();
     assert!(listens(&first).is_empty());
@@ -633,9 +631,9 @@ fn language_without_speech_still_takes_keys() {
 
 #[test]
 fn queue_left_goes_to_the_named_step_or_the_overflow_or_hangs_up() {
-    let yaml = plan(&format!(
-        "  start:\n    queue: labor\n    priority: 5\n    overflow: full\n  full:\n    play: hello\n    next: second\n  second:\n    queue: general\n"
-    ));
+    let yaml = plan(
+        "  start:\n    queue: labor\n    priority: 5\n    overflow: full\n  full:\n    play: hello\n    next: second\n  second:\n    queue: general\n",
+    );
     let mut c = Call::start(load(&yaml));
     let q = enqueued(&c.take())[0].clone();
     assert_eq!((q.queue.as_str(), q.priority, q.intent), ("labor", 5, None));
@@ -705,9 +703,9 @@ fn hours_reads_the_clock_as_time_passes_in_the_call() {
 
 #[test]
 fn transfer_to_a_uri_or_the_trunk_and_failure() {
-    let yaml = plan(&format!(
-        "  start:\n    transfer: sip:duty@10.0.0.5\n    failed: trunk\n  trunk:\n    transfer: trunk\n    number: \"01012345678\"\n"
-    ));
+    let yaml = plan(
+        "  start:\n    transfer: sip:duty@10.0.0.5\n    failed: trunk\n  trunk:\n    transfer: trunk\n    number: \"01012345678\"\n",
+    );
     let mut c = Call::start(load(&yaml));
     let actions = c.take();
     let Action::Transfer { to, vars } = &actions[0] else {
@@ -727,7 +725,7 @@ fn transfer_to_a_uri_or_the_trunk_and_failure() {
 
 #[test]
 fn goto_switch_and_branch_on_variables() {
-    let yaml = plan(&format!(
+    let yaml = plan(
         "
   start:
     goto: by_trunk
@@ -743,8 +741,8 @@ fn goto_switch_and_branch_on_variables() {
       - if: caller starts_with 138 and language == cmn
         goto: bye
     else: other
-"
-    ));
+",
+    );
     let mut c = Call::start(load(&yaml));
     assert_eq!(hangups(&c.take()), ["done"]);
 }

@@ -218,6 +218,7 @@ pub struct QueueStep {
     pub queue_at: Pos,
     /// Attached when the call has no intent of its own (reached by keys).
     pub intent: Option<String>,
+    pub intent_at: Pos,
     pub priority: i32,
     /// Where the call goes when the queue gives it back; hang up when absent.
     pub overflow: Option<Target>,

@@ -436,7 +436,8 @@ impl<'a, 'f> StepParser<'a, 'f> {
 
     fn queue(&mut self, f: &mut Fields, main: &Node) -> Option<StepKind> {
         let queue = self.r.text(main, "a queue name");
-        let intent = f.take("intent").and_then(|n| self.r.text(n, "`intent`"));
+        let intent_node = f.take("intent");
+        let intent = intent_node.and_then(|n| self.r.text(n, "`intent`"));
         let priority = f
             .take("priority")
             .and_then(|n| self.r.int(n, "`priority`"))
@@ -446,6 +447,7 @@ impl<'a, 'f> StepParser<'a, 'f> {
             queue: queue?,
             queue_at: main.pos,
             intent,
+            intent_at: intent_node.map_or(main.pos, |n| n.pos),
             priority,
             overflow,
         }))

@@ -112,13 +112,8 @@ impl DialplanSet {
             .iter()
             .flat_map(|p| p.routes.iter().map(move |r| (p, r)))
             .filter_map(|(p, r)| specificity(r, called, trunk).map(|s| (s, p)))
-            .fold(
-                None,
-                |best: Option<((u8, usize, bool), &Arc<Dialplan>)>, (s, p)| match best {
-                    Some((b, _)) if b >= s => best,
-                    _ => Some((s, p)),
-                },
-            )
+            // The first of equally specific routes wins (files in name order).
+            .reduce(|best, next| if next.0 > best.0 { next } else { best })
             .map(|(_, p)| p)
             .or_else(|| self.plans.iter().find(|p| p.default.is_some()))
     }

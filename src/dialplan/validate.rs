@@ -73,7 +73,7 @@ impl Check<'_> {
                     self.error(
                         source.at,
                         format!(
-                            "prompt `{id}` has a `{lang}` version but `{lang}` is not in `languages` ({})",
+                            "prompt `{id}` has a version in `{lang}`, which is not in `languages` ({})",
                             plan.languages.join(", ")
                         ),
                     );
@@ -174,7 +174,7 @@ impl Check<'_> {
                         }
                     }
                     if let Some(intent) = &q.intent {
-                        self.check_intent(intent, step.at);
+                        self.check_intent(intent, q.intent_at);
                     }
                 }
                 StepKind::Ask(a) => {
@@ -253,7 +253,9 @@ impl Check<'_> {
     }
 
     /// A cycle through steps none of which waits for the caller would spin (or replay a
-    /// prompt) forever. Missing edges can only remove cycles, so this runs on broken plans too.
+    /// prompt) forever: one message per such group of steps (strongly connected component),
+    /// naming its shortest cycle. Missing edges can only remove cycles, so this runs on
+    /// broken plans too.
     fn loops_without_input(&mut self) {
         let plan = self.plan;
         let n = plan.steps.len();
@@ -267,61 +269,30 @@ impl Check<'_> {
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
-                if passive[i] {
-                    e.into_iter().filter(|&t| passive[t]).collect()
-                } else {
-                    Vec::new()
-                }
+                let keep = passive[i];
+                e.into_iter().filter(|&t| keep && passive[t]).collect()
             })
             .collect();
-        // Peel off steps that lead out of every passive cycle; what remains is in a cycle
-        // or leads into one.
-        let mut alive = passive.clone();
-        loop {
-            let dead: Vec<usize> = (0..n)
-                .filter(|&i| alive[i] && !edges[i].iter().any(|&t| alive[t]))
-                .collect();
-            if dead.is_empty() {
-                break;
-            }
-            dead.into_iter().for_each(|i| alive[i] = false);
-        }
+        let reach: Vec<Vec<bool>> = (0..n).map(|i| reachable(&edges, i)).collect();
         let mut reported = vec![false; n];
         for first in 0..n {
-            if !alive[first] || reported[first] {
+            // `first` is the lowest step of its component when none before it was reported.
+            if reported[first] || !reach[first][first] {
                 continue;
             }
-            let mut path = vec![first];
-            let mut at = first;
-            let cycle = loop {
-                let Some(&next) = edges[at].iter().find(|&&t| alive[t]) else {
-                    break None;
-                };
-                if reported[next] {
-                    break None;
+            for (other, seen) in reported.iter_mut().enumerate() {
+                if reach[first][other] && reach[other][first] {
+                    *seen = true;
                 }
-                if let Some(i) = path.iter().position(|&p| p == next) {
-                    break Some(path[i..].to_vec());
-                }
-                path.push(next);
-                at = next;
-            };
-            path.iter().for_each(|&p| reported[p] = true);
-            let Some(mut cycle) = cycle else { continue };
-            // Start the message at the step written first in the file.
-            let lowest = cycle
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| **s)
-                .map_or(0, |(i, _)| i);
-            cycle.rotate_left(lowest);
+            }
+            let cycle = shortest_cycle(&edges, first);
             let names: Vec<String> = cycle
                 .iter()
-                .chain(cycle.first())
+                .chain([&first])
                 .map(|&s| format!("`{}`", plan.steps[s].name))
                 .collect();
             self.error(
-                plan.steps[cycle[0]].at,
+                plan.steps[first].at,
                 format!(
                     "loop without input: {} never waits for the caller",
                     names.join(" -> ")
@@ -329,6 +300,42 @@ impl Check<'_> {
             );
         }
     }
+}
+
+/// Which steps can be reached from `from` in one or more moves.
+fn reachable(edges: &[Vec<usize>], from: usize) -> Vec<bool> {
+    let mut seen = vec![false; edges.len()];
+    let mut stack: Vec<usize> = edges[from].clone();
+    while let Some(i) = stack.pop() {
+        if !std::mem::replace(&mut seen[i], true) {
+            stack.extend(&edges[i]);
+        }
+    }
+    seen
+}
+
+/// The steps of a shortest cycle through `start`, beginning with it.
+fn shortest_cycle(edges: &[Vec<usize>], start: usize) -> Vec<usize> {
+    let mut came_from = vec![None; edges.len()];
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(i) = queue.pop_front() {
+        for &t in &edges[i] {
+            if t == start {
+                let mut path = vec![i];
+                while let Some(p) = came_from[*path.last().unwrap_or(&start)] {
+                    path.push(p);
+                }
+                // Every step found traces back to `start`.
+                path.reverse();
+                return path;
+            }
+            if came_from[t].is_none() && t != start {
+                came_from[t] = Some(i);
+                queue.push_back(t);
+            }
+        }
+    }
+    vec![start]
 }
 
 pub fn diagnostic(file: &Path, at: Pos, message: String) -> Diagnostic {

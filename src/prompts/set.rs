@@ -77,9 +77,8 @@ impl PromptSet {
                     Some(s) => Ok(Arc::clone(s)),
                     None => wav::read(&e.file)
                         .map(Samples::from)
-                        .map(|s| {
-                            decoded.insert(&e.file, Arc::clone(&s));
-                            s
+                        .inspect(|s| {
+                            decoded.insert(&e.file, Arc::clone(s));
                         })
                         .map_err(|err| err.to_string()),
                 },
