@@ -174,3 +174,85 @@ fn across(plans: &[Dialplan]) -> Vec<Diagnostic> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::dialplan::test_harness::calendar;
+
+    fn plan(matches: &str, default: bool) -> String {
+        format!(
+            "languages: [cmn]\ndefault: {default}\nmatch:\n{matches}prompts:\n  p:\n    cmn: 您好\nsteps:\n  s:\n    play: p\n    next: e\n  e:\n    hangup: done\n"
+        )
+    }
+
+    fn set() -> DialplanSet {
+        let sources = [
+            ("a.yaml", plan("  - called: \"12345\"\n", true)),
+            (
+                "b.yaml",
+                plan("  - called: \"12345\"\n    trunk: shenzhen\n", false),
+            ),
+            ("c.yaml", plan("  - called: \"0755*\"\n", false)),
+            ("d.yaml", plan("  - called: \"075512*\"\n", false)),
+            ("e.yaml", plan("  - trunk: guangzhou\n", false)),
+        ]
+        .map(|(f, y)| (PathBuf::from(f), y));
+        DialplanSet::from_sources(&sources, &calendar(&[]), &ValidationContext::default())
+            .unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    fn selected(called: &str, trunk: Option<&str>) -> String {
+        set()
+            .select(called, trunk)
+            .map_or("none".into(), |p| p.name.clone())
+    }
+
+    #[test]
+    fn the_most_specific_route_wins_and_the_default_takes_the_rest() {
+        assert_eq!(selected("12345", None), "a");
+        assert_eq!(selected("12345", Some("shenzhen")), "b");
+        assert_eq!(selected("12345", Some("guangzhou")), "a");
+        assert_eq!(selected("075599", None), "c");
+        assert_eq!(selected("07551234", Some("shenzhen")), "d");
+        assert_eq!(selected("110", Some("guangzhou")), "e");
+        assert_eq!(selected("110", None), "a");
+    }
+
+    #[test]
+    fn without_a_default_unmatched_calls_have_no_plan() {
+        let sources = [(
+            PathBuf::from("only.yaml"),
+            plan("  - called: \"12345\"\n", false),
+        )];
+        let set =
+            DialplanSet::from_sources(&sources, &calendar(&[]), &ValidationContext::default())
+                .expect("valid");
+        assert!(set.select("12345", None).is_some());
+        assert!(set.select("110", None).is_none());
+    }
+
+    #[test]
+    fn a_reload_leaves_calls_on_the_plan_they_started_with() {
+        let old = set();
+        let in_call = Arc::clone(old.select("12345", None).expect("a"));
+        let sources = [(
+            PathBuf::from("a.yaml"),
+            plan("  - called: \"54321\"\n", true),
+        )];
+        let new =
+            DialplanSet::from_sources(&sources, &calendar(&[]), &ValidationContext::default())
+                .expect("valid");
+        drop(old);
+        assert_eq!(
+            in_call.routes[0].called,
+            Some(Called::Exact("12345".into()))
+        );
+        assert_eq!(
+            new.select("12345", None).expect("default").routes[0].called,
+            Some(Called::Exact("54321".into()))
+        );
+    }
+}
