@@ -153,6 +153,15 @@ impl<'a, 'f> StepParser<'a, 'f> {
             .collect()
     }
 
+    /// The prompt a step exists to play: at least one.
+    fn main_prompts(&mut self, node: &Node) -> Vec<PromptRef> {
+        let prompts = self.prompts(node);
+        if prompts.is_empty() && matches!(node.kind, Kind::Seq(_)) {
+            self.r.error(node.pos, "name at least one prompt");
+        }
+        prompts
+    }
+
     fn duration(&mut self, f: &mut Fields, key: &'static str, default: Duration) -> Duration {
         f.take(key)
             .and_then(|n| self.r.duration(n, &format!("`{key}`")))
@@ -175,7 +184,7 @@ impl<'a, 'f> StepParser<'a, 'f> {
 
     fn prompting(&mut self, f: &mut Fields, main: &Node, tries: u32) -> Prompting {
         Prompting {
-            prompt: self.prompts(main),
+            prompt: self.main_prompts(main),
             no_input_prompt: f
                 .take("no_input_prompt")
                 .map(|n| self.prompts(n))
@@ -231,7 +240,7 @@ impl<'a, 'f> StepParser<'a, 'f> {
 
     fn play(&mut self, f: &mut Fields, at: Pos, main: &Node) -> Option<StepKind> {
         Some(StepKind::Play(Play {
-            prompts: self.prompts(main),
+            prompts: self.main_prompts(main),
             all_languages: f
                 .take("all_languages")
                 .and_then(|n| self.r.boolean(n, "`all_languages`"))
@@ -390,7 +399,7 @@ impl<'a, 'f> StepParser<'a, 'f> {
     }
 
     fn language(&mut self, f: &mut Fields, at: Pos, main: &Node) -> Option<StepKind> {
-        let prompt = self.prompts(main);
+        let prompt = self.main_prompts(main);
         let mut keys = Vec::new();
         if let Some(node) = f.take("keys") {
             for (k, v) in self.r.map(node, "`keys`").unwrap_or_default() {
