@@ -81,6 +81,7 @@ fn queues_intents_and_trunks_are_checked_against_what_the_engine_knows() {
             "general".to_owned(),
             "housing_fund".to_owned(),
         ])),
+        grammars: Some(BTreeSet::from(["12345".to_owned()])),
         trunks: Some(BTreeSet::from(["pbx1".to_owned()])),
     };
     // Tests run in the project root.

@@ -30,6 +30,11 @@ fn grammar_intents(_config: &Config) -> Option<BTreeSet<String>> {
     None
 }
 
+/// INTEGRATION POINT (speech): the grammar sets (folders under `grammars/`).
+fn grammar_sets(_config: &Config) -> Option<BTreeSet<String>> {
+    None
+}
+
 /// INTEGRATION POINT (speech): the grammars' own diagnostics (syntax, examples that do not
 /// classify to their intent). `None` until the grammar loader is merged.
 fn grammar_diagnostics(_config: &Config) -> Option<Vec<Diagnostic>> {
@@ -46,6 +51,7 @@ pub fn validation_context(config: &Config) -> ValidationContext {
     ValidationContext {
         queues: acd_queues(config),
         intents: grammar_intents(config),
+        grammars: grammar_sets(config),
         trunks: trunk_names(config),
     }
 }
@@ -58,6 +64,9 @@ fn print_unchecked(ctx: &ValidationContext, grammars_checked: bool) {
     }
     if ctx.intents.is_none() {
         missing.push("intent names (no grammar intents known)");
+    }
+    if ctx.grammars.is_none() {
+        missing.push("grammar names (no grammar sets known)");
     }
     if ctx.trunks.is_none() {
         missing.push("trunk names (no trunks known)");

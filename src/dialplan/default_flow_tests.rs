@@ -62,6 +62,7 @@ fn validates_against_the_grammar_intents_and_queues() {
                 .map(|i| i.to_string())
                 .collect::<BTreeSet<_>>(),
         ),
+        grammars: Some(BTreeSet::from(["12345".to_owned()])),
         trunks: None,
     };
     let sources = [(PathBuf::from("dialplans/12345.yaml"), YAML.to_owned())];

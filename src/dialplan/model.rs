@@ -186,6 +186,7 @@ pub struct Ask {
     /// Longest the caller may speak before the step gives up waiting for a result.
     pub max_speech: Duration,
     pub grammar: Option<String>,
+    pub grammar_at: Pos,
     /// Results under this confidence count as not understood.
     pub min_confidence: f32,
     pub confirm: Option<Confirm>,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::hours::Calendar;
-use super::model::{Called, Dialplan, Route};
+use super::model::{Called, Dialplan, Pos, Route};
 use super::parse::parse;
 use super::validate::{ValidationContext, diagnostic, validate};
 use crate::diag::Diagnostic;
@@ -132,9 +132,23 @@ fn specificity(route: &Route, called: &str, trunk: Option<&str>) -> Option<(u8, 
     }
 }
 
-/// Checks between files: one default, and no route claimed twice.
+/// Checks between files: distinct names (prompt audio is keyed by them), one default, and
+/// no route claimed twice.
 fn across(plans: &[Dialplan]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        if let Some(first) = plans[..i].iter().find(|p| p.name == plan.name) {
+            out.push(diagnostic(
+                &plan.file,
+                Pos { line: 1, column: 1 },
+                format!(
+                    "another dialplan is named `{}` ({}); rename one of the files",
+                    plan.name,
+                    first.file.display()
+                ),
+            ));
+        }
+    }
     let mut default: Option<&Dialplan> = None;
     for plan in plans {
         if let Some(at) = plan.default {

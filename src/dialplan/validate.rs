@@ -18,6 +18,8 @@ pub struct ValidationContext {
     pub queues: Option<BTreeMap<String, QueueInfo>>,
     /// The intents the grammars can recognise.
     pub intents: Option<BTreeSet<String>>,
+    /// The grammar sets (folders under `grammars/`) an `ask` step may name.
+    pub grammars: Option<BTreeSet<String>>,
     /// The configured trunks' names.
     pub trunks: Option<BTreeSet<String>>,
 }
@@ -180,6 +182,13 @@ impl Check<'_> {
                 StepKind::Ask(a) => {
                     for case in &a.intents {
                         self.check_intent(&case.value, case.at);
+                    }
+                    if let (Some(grammar), Some(known)) = (&a.grammar, &self.ctx.grammars)
+                        && !known.contains(grammar)
+                    {
+                        let message = format!("unknown grammar `{grammar}`");
+                        let message = with_hint(message, grammar, known.iter().map(String::as_str));
+                        self.error(a.grammar_at, message);
                     }
                 }
                 StepKind::Switch(s) if s.var == Var::Intent => {

@@ -131,7 +131,8 @@ impl StepParser<'_, '_> {
             .and_then(|n| self.r.boolean(n, "`barge_in`"))
             .unwrap_or(true);
         let max_speech = self.duration(f, "max_speech", Duration::from_secs(15));
-        let grammar = f.take("grammar").and_then(|n| self.r.text(n, "`grammar`"));
+        let grammar_node = f.take("grammar");
+        let grammar = grammar_node.and_then(|n| self.r.text(n, "`grammar`"));
         let min_confidence = f
             .take("min_confidence")
             .and_then(|n| self.r.fraction(n, "`min_confidence`"))
@@ -164,6 +165,7 @@ impl StepParser<'_, '_> {
             barge_in,
             max_speech,
             grammar,
+            grammar_at: grammar_node.map_or(main.pos, |n| n.pos),
             min_confidence,
             confirm,
             intents,
