@@ -1,8 +1,9 @@
 //! Dialplans: the call flows operators write as YAML files under `dialplans/` (format in
 //! dialplans/README.md). `DialplanSet` loads and checks them (every problem at once, as
 //! `file:line:column`); `Interpreter` runs one per call as a sans-IO state machine that the
-//! call task drives. This module reads files only in `DialplanSet::load`; it plays no audio
-//! and touches no socket.
+//! call task drives. Files are read only when loading (`DialplanSet::load`, and the system
+//! tz database when the config names a time zone); nothing here plays audio or touches a
+//! socket.
 
 mod actions;
 mod condition;
