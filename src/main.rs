@@ -24,6 +24,10 @@ struct Cli {
 enum Command {
     /// Run the engine: answer SIP calls on the configured listeners.
     Serve(cli::serve::Args),
+    /// Check the config, dialplans and grammars; print every error as file:line:column.
+    Check(cli::check::Args),
+    /// Render the dialplans' prompt texts into the prompt cache.
+    Prompts(cli::prompts::Args),
     /// Print queue and agent statistics, from a running engine or the event log file.
     Stats(cli::stats::Args),
 }
@@ -32,6 +36,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => cli::serve::run(&cli.config, args),
+        Command::Check(args) => cli::check::run(&cli.config, args),
+        Command::Prompts(args) => cli::prompts::run(&cli.config, args),
         Command::Stats(args) => cli::stats::run(&cli.config, args),
     }
 }

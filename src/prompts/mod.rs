@@ -1,8 +1,92 @@
-//! Prompt audio: texts rendered to 8 kHz audio once (espeak-ng) into a cache, recorded WAVs overriding them. Placeholder until the dialplan issue lands.
+//! Prompt audio: every prompt of the loaded dialplans as shared 8 kHz mono 16-bit samples.
+//! Texts are rendered once with espeak-ng (and sox, to 8 kHz) into a cache keyed by text,
+//! language and voice; a recorded WAV named in the dialplan overrides the text. Loading does
+//! file and process I/O and happens at startup, on reload or in `hotline prompts`, never
+//! per call. Plays nothing: the media module reads the samples.
+
+mod cache;
+mod render;
+mod set;
+#[cfg(test)]
+mod tests;
+mod wav;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use set::{LoadReport, PromptSet, Samples};
+
 /// The `[prompts]` section of the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct PromptConfig {}
+pub struct PromptConfig {
+    /// Where rendered prompts are kept between runs.
+    pub cache_dir: PathBuf,
+    /// The text-to-speech program (espeak-ng's command line).
+    pub tts: PathBuf,
+    /// sox, to resample the rendering to 8 kHz.
+    pub sox: PathBuf,
+    /// Dialplan language code -> espeak-ng voice.
+    pub voices: BTreeMap<String, String>,
+    /// Speaking rate in words per minute.
+    pub rate: u32,
+}
+
+impl Default for PromptConfig {
+    fn default() -> Self {
+        PromptConfig {
+            cache_dir: PathBuf::from("data/prompts"),
+            tts: PathBuf::from("espeak-ng"),
+            sox: PathBuf::from("sox"),
+            voices: [("cmn", "cmn"), ("yue", "yue")]
+                .into_iter()
+                .map(|(l, v)| (l.to_owned(), v.to_owned()))
+                .collect(),
+            rate: 150,
+        }
+    }
+}
+
+impl PromptConfig {
+    /// The voice for a language: configured, else the language code itself.
+    pub fn voice<'a>(&'a self, language: &'a str) -> &'a str {
+        self.voices.get(language).map_or(language, String::as_str)
+    }
+}
+
+/// Why one prompt has no audio.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error(
+        "cannot run `{tool}` ({source}); install it, or record the prompt as an 8 kHz WAV (`file:`)"
+    )]
+    ToolMissing {
+        tool: String,
+        source: std::io::Error,
+    },
+    #[error("`{tool}` failed ({status}): {stderr}")]
+    ToolFailed {
+        tool: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable WAV file: {source}")]
+    Wav { path: PathBuf, source: hound::Error },
+    #[error(
+        "{path} is {rate} Hz, {channels} channel(s), {bits}-bit {format}; prompts must be 8000 Hz mono 16-bit PCM (`sox in.wav -r 8000 -c 1 -b 16 out.wav`)"
+    )]
+    Format {
+        path: PathBuf,
+        rate: u32,
+        channels: u16,
+        bits: u16,
+        format: &'static str,
+    },
+}

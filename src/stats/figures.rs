@@ -8,7 +8,7 @@
 //!   from offered, abandoned, waits and the service level, reported apart;
 //! - offered = entered - short abandons;
 //! - service level = answered within T (wait <= T) / (answered + abandoned + overflowed +
-//!   timed out), i.e. over every call that left the queue except short abandons and calls
+//!   timed out + exited empty), i.e. over every call that left the queue except short abandons and calls
 //!   lost to an engine restart;
 //! - ASA = sum of answered waits / answered;
 //! - average, maximum and percentile waits are over the same calls as the service level's
