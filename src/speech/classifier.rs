@@ -40,7 +40,7 @@ struct Compiled {
 }
 
 /// What the classifier decided about one transcript.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub transcript: String,
     /// The transcript as matched: simplified, without spaces and punctuation.
@@ -557,9 +557,20 @@ impl fmt::Display for Decision {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::speech::Language;
+
+    /// The grammar this repository ships, compiled once for all unit tests.
+    pub(crate) fn shipped() -> Arc<Classifier> {
+        static SHIPPED: std::sync::OnceLock<Arc<Classifier>> = std::sync::OnceLock::new();
+        SHIPPED
+            .get_or_init(|| {
+                let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("grammars/12345");
+                Arc::new(Classifier::load(&dir, test_tools()).expect("the shipped grammar loads"))
+            })
+            .clone()
+    }
     use crate::speech::grammar::tests::temp_grammar;
     use crate::speech::text::test_tools;
 

@@ -101,7 +101,7 @@ impl SpeechConfig {
                 pool_size: size,
             }),
             (None, Some(url)) => {
-                if url.starts_with("ws://") || url.starts_with("wss://") {
+                if url.starts_with("ws://") {
                     Ok(Backend::Server {
                         url: url.clone(),
                         max_sessions: size,
@@ -109,7 +109,7 @@ impl SpeechConfig {
                 } else {
                     Err(SpeechError::Config {
                         section,
-                        message: format!("server `{url}` is not a ws:// or wss:// URL"),
+                        message: format!("server `{url}` is not a ws:// URL"),
                     })
                 }
             }

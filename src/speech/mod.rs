@@ -11,11 +11,18 @@
 mod check;
 mod classifier;
 mod config;
+pub mod devset;
 mod endpoint;
 mod grammar;
 mod language;
+mod offline;
 mod phonetic;
+mod remote;
+mod resample;
+mod service;
 mod text;
+mod utterance;
+mod vosk_pool;
 
 pub use check::{check_grammar, check_grammar_with};
 pub use classifier::{Classifier, Decision, Evidence, Score};
@@ -23,7 +30,14 @@ pub use config::{Backend, RecognizerConfig, SpeechConfig};
 pub use endpoint::{EndReason, EndpointConfig};
 pub use grammar::{Example, Grammar, Intent, Settings, Source, Term, TermKind};
 pub use language::LanguageGuess;
+pub use offline::{ClipRun, Pace, read_wav, run_clip};
+pub use remote::{CONFIG_MESSAGE, EOF_MESSAGE};
+pub use resample::Upsampler;
+pub use service::{
+    AudioSink, ListenOptions, Listener, PushError, SpeechEvent, SpeechService, Unavailable,
+};
 pub use text::TextTools;
+pub use utterance::{Recognition, SessionStats, Word};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -68,13 +82,13 @@ impl fmt::Display for Language {
 pub enum SpeechError {
     #[error("loading the OpenCC/jieba dictionaries: {0}")]
     TextTools(String),
-    #[error("grammar {dir}: {count} error(s), first: {first}")]
+    #[error("grammar {dir}: {count} error(s), first: {first}", dir = .dir.display())]
     Grammar {
         dir: PathBuf,
         count: usize,
         first: String,
     },
-    #[error("{lang} speech model {path}: {reason}")]
+    #[error("{lang} speech model {path}: {reason}", path = .path.display())]
     Model {
         lang: Language,
         path: PathBuf,
@@ -90,6 +104,6 @@ pub enum SpeechError {
         lang: Language,
         source: std::io::Error,
     },
-    #[error("{path}: {reason}")]
-    Audio { path: PathBuf, reason: String },
+    #[error("{path}: {reason}", path = .path.display())]
+    File { path: PathBuf, reason: String },
 }
