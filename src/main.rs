@@ -24,11 +24,18 @@ struct Cli {
 enum Command {
     /// Run the engine: answer SIP calls on the configured listeners.
     Serve(cli::serve::Args),
+    /// Show how the intent grammar classifies a sentence, with its evidence (for tuning).
+    Intent(cli::intent::Args),
+    /// Recognise a WAV recording through the call path (20 ms frames, the same
+    /// endpointing) and classify what was said.
+    Recognize(cli::recognize::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => cli::serve::run(&cli.config, args),
+        Command::Intent(args) => cli::intent::run(&cli.config, args),
+        Command::Recognize(args) => cli::recognize::run(&cli.config, args),
     }
 }

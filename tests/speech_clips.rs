@@ -137,10 +137,35 @@ async fn a_busy_pool_refuses_at_once_and_counts_it() {
 async fn a_call_sees_speech_start_partials_then_the_final_result() {
     let (service, _) = start(&config(1));
     let samples = read_wav(&dev_dir().join("cmn-dev-006.wav")).expect("clip");
-    let listener = service
-        .listen(Language::Mandarin, ListenOptions::default())
-        .expect("free");
-    let run = run_clip(listener, &samples, Pace::Fast).await;
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let listener = service
+            .listen(Language::Mandarin, ListenOptions::default())
+            .expect("free");
+        runs.push(run_clip(listener, &samples, Pace::Fast).await);
+    }
+    // The same recogniser, the same audio: the same words at the same times. Nothing of
+    // the first caller (adaptation, the clock) carries over to the second.
+    let (first, run) = (&runs[0], &runs[1]);
+    let words = |run: &hotline::speech::ClipRun| {
+        run.recognition()
+            .map(|r| r.words.clone())
+            .unwrap_or_default()
+    };
+    let (a, b) = (words(first), words(run));
+    assert_eq!(a.len(), b.len(), "{a:?} {b:?}");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.text, y.text);
+        assert!(
+            x.start.abs_diff(y.start) < Duration::from_millis(1),
+            "{x:?} {y:?}"
+        );
+        assert!(
+            x.end.abs_diff(y.end) < Duration::from_millis(1),
+            "{x:?} {y:?}"
+        );
+        assert!((x.confidence - y.confidence).abs() < 0.1, "{x:?} {y:?}");
+    }
     let kinds: Vec<&str> = run
         .events
         .iter()

@@ -72,6 +72,19 @@ impl Language {
     }
 }
 
+impl std::str::FromStr for Language {
+    type Err = String;
+
+    /// "mandarin", "cantonese", or their codes "cmn", "yue".
+    fn from_str(s: &str) -> Result<Language, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "mandarin" | "cmn" => Ok(Language::Mandarin),
+            "cantonese" | "yue" => Ok(Language::Cantonese),
+            other => Err(format!("unknown language `{other}`: mandarin or cantonese")),
+        }
+    }
+}
+
 impl fmt::Display for Language {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())

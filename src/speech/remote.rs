@@ -86,7 +86,7 @@ async fn session(
 ) {
     if let Err(reason) = drive(&url, &ctx, &lease, &mut frames).await {
         tracing::warn!(%url, %reason, "remote recognition failed");
-        ctx.emit(SpeechEvent::Failed { reason });
+        ctx.end(&lease, SpeechEvent::Failed { reason });
     }
     lease.release();
 }
@@ -135,7 +135,7 @@ async fn drive(
             Step::Continue => {}
             Step::Emit(event) => ctx.emit(event),
             Step::End(event) => {
-                ctx.emit(event);
+                ctx.end(lease, event);
                 c.close().await;
                 return Ok(());
             }
@@ -155,7 +155,7 @@ async fn drive(
                     utterance.finish(last, (at, speech_end, reason), &ctx.classifier)
                 {
                     r.stats.finalize = started.elapsed();
-                    ctx.emit(SpeechEvent::Final(Box::new(r)));
+                    ctx.end(lease, SpeechEvent::Final(Box::new(r)));
                     return Ok(());
                 }
             }

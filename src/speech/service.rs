@@ -189,6 +189,13 @@ impl SessionContext {
         }
         let _ = self.events.send(event);
     }
+
+    /// Ends the session with `event`: the recogniser is given back first, so a listener
+    /// that sees the event can already listen again, and its pushes report `Ended`.
+    pub fn end(&self, lease: &Lease, event: SpeechEvent) {
+        lease.release();
+        self.emit(event);
+    }
 }
 
 enum BackendKind {

@@ -20,6 +20,9 @@ use super::{Language, SpeechError};
 /// Ask for a partial result every this many frames (100 ms): often enough for barge-in
 /// and the agent's screen, rarely enough to cost little.
 const PARTIAL_EVERY: u32 = 5;
+/// Vosk reports word times as seconds since the recogniser was created, and the crate
+/// reads them as f32: past an hour they lose milliseconds, so the recogniser is renewed.
+const RENEW_AFTER_SECONDS: u64 = 3600;
 
 pub(crate) struct VoskPool {
     free: Arc<Mutex<Vec<Worker>>>,
@@ -131,6 +134,17 @@ impl VoskPool {
     }
 }
 
+/// A recogniser kept warm across sessions: Vosk composes its decoding graph lazily and
+/// caches it per recogniser, so a fresh one per call decodes several times slower
+/// (measured by bench/speech_accuracy.sh). Each session still starts clean: ending it
+/// with a final result makes Vosk build a new feature pipeline and decoder for the next
+/// audio, so no speaker adaptation carries over from one caller to the next.
+struct Warm {
+    recognizer: Recognizer,
+    /// Samples fed since it was created: Vosk's word times count from there.
+    fed: u64,
+}
+
 /// One recogniser thread: runs sessions one after the other until the pool is dropped.
 fn worker(
     model: &Model,
@@ -141,29 +155,36 @@ fn worker(
     let new_recognizer = || {
         let mut r = Recognizer::new(model, sample_rate as f32)?;
         r.set_words(true);
-        Some(r)
+        Some(Warm {
+            recognizer: r,
+            fed: 0,
+        })
     };
-    let Some(mut recognizer) = new_recognizer() else {
+    let Some(mut warm) = new_recognizer() else {
         let _ = ready.send(Err("Vosk could not create a recogniser".into()));
         return;
     };
     let _ = ready.send(Ok(()));
     drop(ready);
     while let Ok(Job { ctx, lease, frames }) = jobs.recv() {
+        if warm.fed > RENEW_AFTER_SECONDS * u64::from(sample_rate)
+            && let Some(w) = new_recognizer()
+        {
+            warm = w;
+        }
         let run = catch_unwind(AssertUnwindSafe(|| {
-            run(&mut recognizer, sample_rate, &ctx, &lease, &frames);
+            run(&mut warm, sample_rate, &ctx, &lease, &frames);
+            // Close whatever is left of the session (a no-op after a final result).
+            let _ = warm.recognizer.final_result();
         }));
         if run.is_err() {
             tracing::error!("the Vosk recogniser panicked; replacing it");
-            ctx.emit(SpeechEvent::Failed {
-                reason: "the recogniser crashed".into(),
-            });
+            let reason = "the recogniser crashed".into();
+            ctx.end(&lease, SpeechEvent::Failed { reason });
             match new_recognizer() {
-                Some(r) => recognizer = r,
+                Some(w) => warm = w,
                 None => return,
             }
-        } else {
-            recognizer.reset();
         }
         lease.release();
     }
@@ -171,12 +192,14 @@ fn worker(
 
 /// One session: frames in, events out, until an end event or the listener goes away.
 fn run(
-    recognizer: &mut Recognizer,
+    warm: &mut Warm,
     sample_rate: u32,
     ctx: &SessionContext,
     lease: &Lease,
     frames: &Receiver<Frame>,
 ) {
+    let offset = Duration::from_secs_f64(warm.fed as f64 / f64::from(sample_rate));
+    let recognizer = &mut warm.recognizer;
     let mut utterance = Utterance::new(ctx.language, ctx.endpointing.clone());
     let mut upsampler = (sample_rate == 16000).then(Upsampler::new);
     let mut wide = Vec::new();
@@ -194,8 +217,11 @@ fn run(
             }
             None => &frame,
         };
+        warm.fed += samples.len() as u64;
         match recognizer.accept_waveform(samples) {
-            Ok(DecodingState::Finalized) => utterance.on_segment(words(recognizer.result())),
+            Ok(DecodingState::Finalized) => {
+                utterance.on_segment(words(recognizer.result(), offset));
+            }
             Ok(DecodingState::Running) => {
                 count += 1;
                 if count.is_multiple_of(PARTIAL_EVERY)
@@ -205,9 +231,8 @@ fn run(
                 }
             }
             Ok(DecodingState::Failed) | Err(_) => {
-                ctx.emit(SpeechEvent::Failed {
-                    reason: "the Vosk decoder rejected the audio".into(),
-                });
+                let reason = "the Vosk decoder rejected the audio".into();
+                ctx.end(lease, SpeechEvent::Failed { reason });
                 return;
             }
         }
@@ -216,7 +241,7 @@ fn run(
             Step::Continue => {}
             Step::Emit(event) => ctx.emit(event),
             Step::End(event) => {
-                ctx.emit(event);
+                ctx.end(lease, event);
                 return;
             }
             Step::Finalize {
@@ -225,12 +250,12 @@ fn run(
                 reason,
             } => {
                 let started = Instant::now();
-                let last = words(recognizer.final_result());
+                let last = words(recognizer.final_result(), offset);
                 if let Some(mut r) =
                     utterance.finish(last, (at, speech_end, reason), &ctx.classifier)
                 {
                     r.stats.finalize = started.elapsed();
-                    ctx.emit(SpeechEvent::Final(Box::new(r)));
+                    ctx.end(lease, SpeechEvent::Final(Box::new(r)));
                     return;
                 }
             }
@@ -238,14 +263,20 @@ fn run(
     }
 }
 
-fn words(result: CompleteResult<'_>) -> Vec<Word> {
+/// Vosk's words, with times made relative to the start of the session.
+fn words(result: CompleteResult<'_>, offset: Duration) -> Vec<Word> {
+    let time = |t: f32| {
+        Duration::try_from_secs_f32(t)
+            .unwrap_or_default()
+            .saturating_sub(offset)
+    };
     result.single().map_or_else(Vec::new, |r| {
         r.result
             .iter()
             .map(|w| Word {
                 text: w.word.to_owned(),
-                start: Duration::try_from_secs_f32(w.start).unwrap_or_default(),
-                end: Duration::try_from_secs_f32(w.end).unwrap_or_default(),
+                start: time(w.start),
+                end: time(w.end),
                 confidence: w.conf,
             })
             .collect()

@@ -1,6 +1,8 @@
 //! What the speech integration tests share: the dev set, a service on the real model.
 #![allow(dead_code)]
 
+pub mod vosk_ws_server;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
