@@ -202,10 +202,12 @@ fn read_yaml<T: for<'de> Deserialize<'de>>(path: &Path, diags: &mut Vec<Diagnost
             let (line, column) = plain
                 .location()
                 .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
+            // One line per diagnostic: the message may quote the file's control characters.
             let message = DefaultMessageFormatter
                 .format_message(plain)
-                .escape_debug()
-                .to_string();
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             diags.push(Diagnostic {
                 file: path.to_owned(),
                 line: line.max(1),
