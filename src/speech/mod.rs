@@ -32,7 +32,6 @@ pub use grammar::{Example, Grammar, Intent, Settings, Source, Term, TermKind};
 pub use language::LanguageGuess;
 pub use offline::{ClipRun, Pace, read_wav, run_clip};
 pub use remote::{CONFIG_MESSAGE, EOF_MESSAGE};
-pub use resample::Upsampler;
 pub use service::{
     AudioSink, ListenOptions, Listener, PushError, SpeechEvent, SpeechService, Unavailable,
 };

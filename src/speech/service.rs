@@ -16,7 +16,7 @@ use super::remote::RemoteBackend;
 use super::text::TextTools;
 use super::utterance::Recognition;
 use super::vosk_pool::VoskPool;
-use super::{FRAME_SAMPLES, Language, SpeechError};
+use super::{Language, SpeechError};
 use crate::metrics::{Counter, Gauge, Registry};
 
 /// What a listener reports, in order; `Final`, `NoInput` and `Failed` end the session.
@@ -238,22 +238,26 @@ impl SpeechService {
         let mut backends = Vec::new();
         for language in Language::ALL {
             let metrics = LangMetrics::new(registry, language);
-            let kind = match config.backend(language)? {
-                Backend::Vosk { model, pool_size } => {
-                    registry
-                        .gauge(
-                            "hotline_speech_pool_size",
-                            "Recognisers per language",
-                            &[("lang", language.code())],
-                        )
-                        .set(pool_size as i64);
-                    BackendKind::Vosk(VoskPool::start(
-                        language,
-                        &model,
-                        pool_size,
-                        config.vosk_sample_rate,
-                    )?)
-                }
+            let backend = config.backend(language)?;
+            let size = match &backend {
+                Backend::Vosk { pool_size, .. } => *pool_size,
+                Backend::Server { max_sessions, .. } => *max_sessions,
+                Backend::None => 0,
+            };
+            registry
+                .gauge(
+                    "hotline_speech_pool_size",
+                    "Recognitions that may run at once, per language",
+                    &[("lang", language.code())],
+                )
+                .set(size as i64);
+            let kind = match backend {
+                Backend::Vosk { model, pool_size } => BackendKind::Vosk(VoskPool::start(
+                    language,
+                    &model,
+                    pool_size,
+                    config.vosk_sample_rate,
+                )?),
                 Backend::Server { url, max_sessions } => {
                     BackendKind::Server(RemoteBackend::new(url, max_sessions))
                 }
@@ -389,7 +393,6 @@ impl AudioSink {
         if self.lease.is_released() {
             return Err(PushError::Ended);
         }
-        debug_assert!(frame.len() <= 4 * FRAME_SAMPLES, "frames are 20 ms");
         let frame: Frame = frame.into();
         let full = match &self.tx {
             FrameTx::Thread(tx) => match tx.try_send(frame) {

@@ -5,7 +5,7 @@
 //! `TextTools` is built per process and shared (`Arc`). Owns no grammar knowledge.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ferrous_opencc::OpenCC;
 use ferrous_opencc::config::BuiltinConfig;
@@ -17,7 +17,6 @@ use super::SpeechError;
 pub struct TextTools {
     opencc: OpenCC,
     jieba: Jieba,
-    load_time: Duration,
 }
 
 /// A transcript or grammar term after normalisation: simplified characters, letters and
@@ -46,24 +45,15 @@ impl Normalized {
 }
 
 impl TextTools {
-    /// Loads OpenCC's HK-traditional-to-simplified tables and jieba's default dictionary.
-    /// Takes a few hundred milliseconds; `load_time()` says how long it took.
+    /// Loads OpenCC's HK-traditional-to-simplified tables and jieba's default dictionary:
+    /// about 130 ms and 34 MB in a release build (bench/speech_accuracy.sh), logged.
     pub fn load() -> Result<Arc<TextTools>, SpeechError> {
         let started = Instant::now();
         let opencc = OpenCC::from_config(BuiltinConfig::Hk2s)
             .map_err(|e| SpeechError::TextTools(e.to_string()))?;
         let jieba = Jieba::new();
-        let load_time = started.elapsed();
-        tracing::info!(?load_time, "loaded OpenCC and jieba dictionaries");
-        Ok(Arc::new(TextTools {
-            opencc,
-            jieba,
-            load_time,
-        }))
-    }
-
-    pub fn load_time(&self) -> Duration {
-        self.load_time
+        tracing::info!(load_time = ?started.elapsed(), "loaded OpenCC and jieba dictionaries");
+        Ok(Arc::new(TextTools { opencc, jieba }))
     }
 
     /// Traditional to simplified, full-width to half-width, lower case; keeps letters and
