@@ -30,6 +30,11 @@ enum Command {
     Prompts(cli::prompts::Args),
     /// Print queue and agent statistics, from a running engine or the event log file.
     Stats(cli::stats::Args),
+    /// Show how the intent grammar classifies a sentence, with its evidence (for tuning).
+    Intent(cli::intent::Args),
+    /// Recognise a WAV recording through the call path (20 ms frames, the same
+    /// endpointing) and classify what was said.
+    Recognize(cli::recognize::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +44,7 @@ fn main() -> anyhow::Result<()> {
         Command::Check(args) => cli::check::run(&cli.config, args),
         Command::Prompts(args) => cli::prompts::run(&cli.config, args),
         Command::Stats(args) => cli::stats::run(&cli.config, args),
+        Command::Intent(args) => cli::intent::run(&cli.config, args),
+        Command::Recognize(args) => cli::recognize::run(&cli.config, args),
     }
 }

@@ -125,7 +125,10 @@ async fn stats_from_the_database_and_from_the_api_agree() {
     for _ in 0..100 {
         let (c, u) = (config2.clone(), url.clone());
         from_api = tokio::task::spawn_blocking(move || {
-            hotline(&c, &["--url", &u, "--token", common::stats::SUPERVISOR, "社保"])
+            hotline(
+                &c,
+                &["--url", &u, "--token", common::stats::SUPERVISOR, "社保"],
+            )
         })
         .await
         .unwrap();

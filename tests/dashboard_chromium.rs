@@ -213,7 +213,11 @@ async fn dashboard_shows_waiting_calls_live() {
     let profile = dir.join("profile");
     let _browser = launch(&profile);
     let mut cdp = devtools(&profile).await;
-    let url = format!("http://{}/?token={}&lang=en", r.addr, common::stats::SUPERVISOR);
+    let url = format!(
+        "http://{}/?token={}&lang=en",
+        r.addr,
+        common::stats::SUPERVISOR
+    );
     cdp.call("Page.navigate", json!({ "url": url })).await;
 
     let waiting = r#"(() => { const c = document.querySelector('tr[data-queue="tax"] td.waiting'); return c ? c.textContent : null; })()"#;

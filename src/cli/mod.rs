@@ -2,6 +2,8 @@
 //! loads config and calls into the library. Context for errors is added here.
 
 pub mod check;
+pub mod intent;
 pub mod prompts;
+pub mod recognize;
 pub mod serve;
 pub mod stats;

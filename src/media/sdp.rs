@@ -323,7 +323,12 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
     #[test]
     fn the_first_g711_law_of_the_offer_wins_and_dtmf_is_kept() {
         let remote = RemoteMedia::parse(OFFER.as_bytes()).expect("valid offer");
-        assert_eq!(remote.addr, "127.0.0.1:6000".parse().expect("addr"));
+        assert_eq!(
+            remote.addr,
+            "127.0.0.1:6000"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+        );
         assert_eq!(remote.laws, [Law::Alaw, Law::Ulaw]);
         let n = remote
             .negotiate(&[Law::Ulaw, Law::Alaw])

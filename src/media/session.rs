@@ -263,7 +263,7 @@ mod tests {
         let mut sent = Vec::new();
         for i in 0..5u32 {
             if let Some((n, to)) = s.tick(t + i * 20 * MS, &mut buf) {
-                assert_eq!(to, "127.0.0.1:6000".parse().expect("addr"));
+                assert_eq!(to, "127.0.0.1:6000".parse::<SocketAddr>().expect("addr"));
                 let p = Packet::parse(&buf[..n]).expect("rtp");
                 sent.push((p.seq, p.timestamp, p.marker, p.payload[159]));
             }

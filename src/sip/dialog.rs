@@ -291,7 +291,10 @@ Content-Length: 0
             "{text}"
         );
         assert!(text.contains("CSeq: 1 BYE\r\n"), "{text}");
-        assert_eq!(d.next_hop().addr, "10.0.0.2:5060".parse().expect("addr"));
+        assert_eq!(
+            d.next_hop().addr,
+            "10.0.0.2:5060".parse::<SocketAddr>().expect("addr")
+        );
         let second = d.request(Method::Bye, "127.0.0.1:5060");
         assert_eq!(headers::cseq(&second.headers), Some((2, Method::Bye)));
     }

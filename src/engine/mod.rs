@@ -1,0 +1,234 @@
+//! The engine assembled: checks the config, dialplans and prompts, starts every part
+//! (stats, media, speech, ACD, registrar, SIP endpoint, API) and connects their channels.
+//! It owns the running parts' handles and swaps in new dialplans on reload, when they
+//! validate; calls in progress keep the ones they started with.
+
+pub mod check;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::acd::{self, AcdHandle, AgentAction, Router};
+use crate::api::{AgentCommand, AgentControl, Api, ControlError};
+use crate::call::{self, CallContext, Flows, SpeechAccess, announce::Announcer};
+use crate::config::{Config, InvalidSection};
+use crate::diag::Diagnostic;
+use crate::endpoint::{Endpoint, Registrations, StartError};
+use crate::events::EventSink;
+use crate::media::worker::Media;
+use crate::metrics::Registry;
+use crate::registrar::Registrar;
+use crate::stats::{Stats, StatsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The config, dialplans, grammars or prompts have problems; nothing was started.
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), join(.0))]
+    Invalid(Vec<Diagnostic>),
+    #[error("starting the event log: {0}")]
+    Stats(#[from] StatsError),
+    #[error("starting speech recognition: {0}")]
+    Speech(String),
+    #[error("{0}")]
+    Section(#[from] InvalidSection),
+    #[error("starting the SIP endpoint: {0}")]
+    Endpoint(#[from] StartError),
+    #[error("binding the API on {addr}: {source}")]
+    Api { addr: SocketAddr, source: std::io::Error },
+}
+
+fn join(d: &[Diagnostic]) -> String {
+    d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// A running engine. Dropping it does not stop the tasks; `stop` flushes the event log.
+pub struct Engine {
+    pub sip_udp: Option<SocketAddr>,
+    pub sip_tcp: Option<SocketAddr>,
+    pub api: SocketAddr,
+    config: Config,
+    flows: watch::Sender<Arc<Flows>>,
+    speech: SpeechAccess,
+    stats: Stats,
+    api_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Engine {
+    /// Checks everything (all problems at once) and starts the engine on the current
+    /// runtime. `config_text` is the config file's text, for positions in diagnostics.
+    pub async fn start(config: Config, config_file: &Path, config_text: &str) -> Result<Engine, EngineError> {
+        let mut problems = check::config_diagnostics(&config, config_file, config_text);
+        let registry = Registry::new();
+        let speech = SpeechAccess::start(&config.speech, &registry)
+            .await
+            .map_err(|e| EngineError::Speech(e.to_string()))?;
+        let flows = {
+            let config = config.clone();
+            let ctx = check::validation_context(&config, speech.grammar_names());
+            tokio::task::spawn_blocking(move || check::load_flows(&config, &[], &ctx))
+                .await
+                .map_err(|e| EngineError::Speech(e.to_string()))?
+        };
+        let flows = match flows {
+            Ok(f) if problems.is_empty() => f,
+            Ok(_) => return Err(EngineError::Invalid(problems)),
+            Err(mut d) => {
+                problems.append(&mut d);
+                return Err(EngineError::Invalid(problems));
+            }
+        };
+        let report = flows.prompts.report();
+        info!(
+            dialplans = flows.dialplans.plans().len(),
+            prompts_rendered = report.rendered,
+            prompts_cached = report.cached,
+            prompts_recorded = report.recorded,
+            "dialplans loaded"
+        );
+
+        let (sink, events_rx) = EventSink::new();
+        let stats = {
+            let stats_config = config.stats.clone();
+            let registry = registry.clone();
+            tokio::task::spawn_blocking(move || Stats::start(&stats_config, events_rx, &registry))
+                .await
+                .map_err(|e| EngineError::Speech(e.to_string()))??
+        };
+        let media = Media::start(&config.media, &config.recording, &registry);
+
+        let acd = if config.acd.queues.is_empty() {
+            None
+        } else {
+            let router = Router::new(&config.acd, Instant::now())?;
+            let (handle, _task) = acd::spawn(router, sink.clone());
+            Some(handle)
+        };
+        let registrations = match (&acd, config.acd.credentials()) {
+            (Some(acd), credentials) if !credentials.is_empty() => {
+                let secret: [u8; 32] = rand::random();
+                let registrar = Registrar::new(&config.registrar, credentials, secret, Instant::now())?;
+                let (changes, mut rx) = mpsc::unbounded_channel();
+                let acd = acd.clone();
+                tokio::spawn(async move {
+                    while let Some(change) = rx.recv().await {
+                        let change: crate::registrar::BindingChange = change;
+                        acd.registration(&change.user, change.contact);
+                    }
+                });
+                Some(Registrations { registrar, changes })
+            }
+            _ => None,
+        };
+
+        let (flows_tx, flows_rx) = watch::channel(Arc::new(flows));
+        let (starter_tx, starter_rx) = tokio::sync::oneshot::channel::<Arc<CallContext>>();
+        // The endpoint needs the call starter and the calls need the endpoint's handle: the
+        // starter waits for the context, which is made once the endpoint is up.
+        let ctx_cell: Arc<std::sync::OnceLock<Arc<CallContext>>> = Arc::default();
+        let cell = ctx_cell.clone();
+        let starter: crate::endpoint::CallStarter = Arc::new(move |incoming| {
+            if let Some(ctx) = cell.get() {
+                (call::starter(ctx.clone()))(incoming);
+            } else {
+                call::refuse(incoming, 503);
+            }
+        });
+        let endpoint = Endpoint::start(&config.sip, &config.trunks, &registry, starter, registrations).await?;
+        let ctx = Arc::new(CallContext {
+            media,
+            endpoint: endpoint.handle(),
+            flows: flows_rx,
+            acd: acd.clone(),
+            speech: speech.clone(),
+            events: sink.clone(),
+            announcer: Arc::new(Announcer::new(config.prompts.clone())),
+            answer_delay: Duration::from_millis(config.sip.answer_delay_ms),
+        });
+        let _ = ctx_cell.set(ctx);
+        drop((starter_tx, starter_rx));
+
+        let (control_tx, control_rx) = mpsc::channel::<AgentControl>(64);
+        if let Some(acd) = acd.clone() {
+            tokio::spawn(relay_control(control_rx, acd));
+        }
+        let api = Api::new(&config.api, stats.handle.clone(), registry.clone(), acd.as_ref().map(|_| control_tx));
+        let listener = tokio::net::TcpListener::bind(config.api.listen)
+            .await
+            .map_err(|source| EngineError::Api {
+                addr: config.api.listen,
+                source,
+            })?;
+        let api_addr = listener.local_addr().unwrap_or(config.api.listen);
+        let (api_shutdown, api_stop) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(api.serve(listener, async move {
+            let _ = api_stop.await;
+        }));
+        info!(udp = ?endpoint.udp_addr, tcp = ?endpoint.tcp_addr, api = %api_addr, "hotline is running");
+        Ok(Engine {
+            sip_udp: endpoint.udp_addr,
+            sip_tcp: endpoint.tcp_addr,
+            api: api_addr,
+            config,
+            flows: flows_tx,
+            speech,
+            stats,
+            api_shutdown: Some(api_shutdown),
+        })
+    }
+
+    /// Loads the dialplans and prompts again; swaps them in only if they validate. New calls
+    /// take them, calls in progress finish on theirs.
+    pub async fn reload(&self) -> Result<usize, Vec<Diagnostic>> {
+        let config = self.config.clone();
+        let ctx = check::validation_context(&config, self.speech.grammar_names());
+        let loaded = tokio::task::spawn_blocking(move || check::load_flows(&config, &[], &ctx))
+            .await
+            .map_err(|e| {
+                vec![Diagnostic {
+                    file: PathBuf::new(),
+                    line: 1,
+                    column: 1,
+                    message: e.to_string(),
+                }]
+            })??;
+        let n = loaded.dialplans.plans().len();
+        self.flows.send_replace(Arc::new(loaded));
+        info!(dialplans = n, "dialplans reloaded");
+        Ok(n)
+    }
+
+    /// Stops serving the API and writes every event already sent to the log.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.api_shutdown.take() {
+            let _ = s.send(());
+        }
+        self.stats.stop().await;
+    }
+}
+
+/// Agent commands from the API, answered by the ACD.
+async fn relay_control(mut rx: mpsc::Receiver<AgentControl>, acd: AcdHandle) {
+    while let Some(c) = rx.recv().await {
+        let action = match c.command {
+            AgentCommand::Login => AgentAction::Login,
+            AgentCommand::Logout { reason } => AgentAction::Logout { reason },
+            AgentCommand::Pause { reason } => AgentAction::Pause { reason },
+            AgentCommand::Resume => AgentAction::Resume,
+        };
+        info!(agent = %c.agent, by = %c.requested_by, ?action, "agent control");
+        let result = match acd.control(&c.agent, action).await {
+            Ok(_) => Ok(()),
+            Err(acd::ControlError::UnknownAgent) => Err(ControlError::UnknownAgent(c.agent.clone())),
+            Err(e) => {
+                warn!(agent = %c.agent, error = %e, "agent control refused");
+                Err(ControlError::Refused(e.to_string()))
+            }
+        };
+        let _ = c.reply.send(result);
+    }
+}

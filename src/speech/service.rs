@@ -1,0 +1,427 @@
+//! The speech service a call task talks to: `SpeechService::listen` hands out a `Listener`
+//! at once or refuses at once (busy, or no recogniser for the language: the caller then
+//! gets the DTMF menu); the call pushes 20 ms frames without ever blocking and receives
+//! `SpeechEvent`s on a tokio channel. Owns the classifier and one backend per language;
+//! the per-session work happens in `vosk_pool` (threads) or `remote` (tokio tasks).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::classifier::Classifier;
+use super::config::{Backend, SpeechConfig};
+use super::endpoint::EndpointConfig;
+use super::remote::RemoteBackend;
+use super::text::TextTools;
+use super::utterance::Recognition;
+use super::vosk_pool::VoskPool;
+use super::{Language, SpeechError};
+use crate::metrics::{Counter, Gauge, Registry};
+
+/// What a listener reports, in order; `Final`, `NoInput` and `Failed` end the session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpeechEvent {
+    /// The caller started talking (for barge-in: stop the prompt). Audio time since
+    /// `listen`.
+    SpeechStarted { at: Duration },
+    /// The recogniser's current guess at the whole utterance so far.
+    Partial { text: String },
+    /// The utterance is over: transcript, words, timing and the intent decision.
+    Final(Box<Recognition>),
+    /// Nothing was said before the no-input timeout.
+    NoInput { at: Duration },
+    /// The recogniser failed (server unreachable, decoder error): fall back to DTMF.
+    Failed { reason: String },
+}
+
+/// Why `listen` refused: the ask step falls back to the DTMF menu at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    #[error("every recogniser for this language is busy")]
+    Busy,
+    #[error("no recogniser is configured for this language")]
+    NoRecognizer,
+}
+
+/// Why a frame was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The recogniser is behind by `max_backlog`: the frame was dropped (and counted).
+    #[error("the recogniser is behind; frame dropped")]
+    Backlog,
+    /// The session is over (final result given, or the recogniser stopped).
+    #[error("the recognition session is over")]
+    Ended,
+}
+
+/// Per-listen settings; `None` takes the `[speech]` config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenOptions {
+    pub no_input: Option<Duration>,
+    pub end_silence: Option<Duration>,
+    pub max_utterance: Option<Duration>,
+    /// Audio allowed to wait for the recogniser before frames are dropped.
+    pub max_backlog: Duration,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            no_input: None,
+            end_silence: None,
+            max_utterance: None,
+            max_backlog: Duration::from_secs(5),
+        }
+    }
+}
+
+pub(crate) type Frame = Box<[i16]>;
+
+/// Where a session's frames go: a worker thread's queue or a tokio task's.
+pub(crate) enum FrameTx {
+    Thread(std::sync::mpsc::SyncSender<Frame>),
+    Task(mpsc::Sender<Frame>),
+}
+
+/// A claim on one recogniser, given back exactly once: by the session when it ends, or
+/// by the listener when it is dropped, whichever comes first.
+pub(crate) struct Lease {
+    give_back: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Lease {
+    pub fn new(give_back: impl FnOnce() + Send + 'static) -> Arc<Lease> {
+        Arc::new(Lease {
+            give_back: Mutex::new(Some(Box::new(give_back))),
+        })
+    }
+
+    pub fn release(&self) {
+        let give_back = self.lock().take();
+        if let Some(f) = give_back {
+            f();
+        }
+    }
+
+    pub fn is_released(&self) -> bool {
+        self.lock().is_none()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<dyn FnOnce() + Send>>> {
+        // Taking the closure out cannot be interrupted half-way: a poisoned lock is fine.
+        self.give_back.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The metrics of one language.
+#[derive(Clone)]
+pub(crate) struct LangMetrics {
+    pub active: Arc<Gauge>,
+    busy: Arc<Counter>,
+    no_recognizer: Arc<Counter>,
+    finals: Arc<Counter>,
+    no_input: Arc<Counter>,
+    failed: Arc<Counter>,
+    pub dropped: Arc<Counter>,
+}
+
+impl LangMetrics {
+    fn new(registry: &Registry, lang: Language) -> LangMetrics {
+        let l = lang.code();
+        let unavailable = |reason| {
+            registry.counter(
+                "hotline_speech_unavailable_total",
+                "Listens refused at once (the ask step falls back to DTMF), by reason",
+                &[("lang", l), ("reason", reason)],
+            )
+        };
+        let outcome = |outcome| {
+            registry.counter(
+                "hotline_speech_recognitions_total",
+                "Recognition sessions ended, by outcome",
+                &[("lang", l), ("outcome", outcome)],
+            )
+        };
+        LangMetrics {
+            active: registry.gauge(
+                "hotline_speech_sessions_active",
+                "Recognition sessions holding a recogniser",
+                &[("lang", l)],
+            ),
+            busy: unavailable("busy"),
+            no_recognizer: unavailable("no_recognizer"),
+            finals: outcome("final"),
+            no_input: outcome("no_input"),
+            failed: outcome("failed"),
+            dropped: registry.counter(
+                "hotline_speech_frames_dropped_total",
+                "Audio frames dropped because a recogniser fell behind",
+                &[("lang", l)],
+            ),
+        }
+    }
+}
+
+/// Everything a backend needs to run one session.
+pub(crate) struct SessionContext {
+    pub language: Language,
+    pub endpointing: EndpointConfig,
+    pub classifier: Arc<Classifier>,
+    pub metrics: LangMetrics,
+    events: mpsc::UnboundedSender<SpeechEvent>,
+}
+
+impl SessionContext {
+    /// Sends an event to the listener (gone listeners are fine) and counts outcomes.
+    pub fn emit(&self, event: SpeechEvent) {
+        match &event {
+            SpeechEvent::Final(_) => self.metrics.finals.inc(),
+            SpeechEvent::NoInput { .. } => self.metrics.no_input.inc(),
+            SpeechEvent::Failed { .. } => self.metrics.failed.inc(),
+            SpeechEvent::SpeechStarted { .. } | SpeechEvent::Partial { .. } => {}
+        }
+        let _ = self.events.send(event);
+    }
+
+    /// Ends the session with `event`: the recogniser is given back first, so a listener
+    /// that sees the event can already listen again, and its pushes report `Ended`.
+    pub fn end(&self, lease: &Lease, event: SpeechEvent) {
+        lease.release();
+        self.emit(event);
+    }
+}
+
+enum BackendKind {
+    Vosk(VoskPool),
+    Server(RemoteBackend),
+    None,
+}
+
+struct LangBackend {
+    language: Language,
+    kind: BackendKind,
+    metrics: LangMetrics,
+}
+
+/// Recognisers for every configured language plus the intent classifier; shared by all
+/// calls (`Arc`).
+pub struct SpeechService {
+    classifier: Arc<Classifier>,
+    endpointing: EndpointConfig,
+    backends: Vec<LangBackend>,
+    load_time: Duration,
+}
+
+impl SpeechService {
+    /// Loads the dictionaries, the grammar and every configured model, and starts the
+    /// recogniser threads. Blocking and slow (about a second per model): call it before
+    /// serving, or from `spawn_blocking`.
+    pub fn start(
+        config: &SpeechConfig,
+        registry: &Registry,
+    ) -> Result<Arc<SpeechService>, SpeechError> {
+        let started = Instant::now();
+        let tools = TextTools::load()?;
+        let classifier =
+            Classifier::load(&config.grammar_dir, tools).map_err(|diags| SpeechError::Grammar {
+                dir: config.grammar_dir.clone(),
+                count: diags.len(),
+                first: diags.first().map(|d| d.to_string()).unwrap_or_default(),
+            })?;
+        let mut backends = Vec::new();
+        for language in Language::ALL {
+            let metrics = LangMetrics::new(registry, language);
+            let backend = config.backend(language)?;
+            let size = match &backend {
+                Backend::Vosk { pool_size, .. } => *pool_size,
+                Backend::Server { max_sessions, .. } => *max_sessions,
+                Backend::None => 0,
+            };
+            registry
+                .gauge(
+                    "hotline_speech_pool_size",
+                    "Recognitions that may run at once, per language",
+                    &[("lang", language.code())],
+                )
+                .set(size as i64);
+            let kind = match backend {
+                Backend::Vosk { model, pool_size } => BackendKind::Vosk(VoskPool::start(
+                    language,
+                    &model,
+                    pool_size,
+                    config.vosk_sample_rate,
+                )?),
+                Backend::Server { url, max_sessions } => {
+                    BackendKind::Server(RemoteBackend::new(url, max_sessions))
+                }
+                Backend::None => BackendKind::None,
+            };
+            backends.push(LangBackend {
+                language,
+                kind,
+                metrics,
+            });
+        }
+        let load_time = started.elapsed();
+        tracing::info!(?load_time, "speech service started");
+        Ok(Arc::new(SpeechService {
+            classifier: Arc::new(classifier),
+            endpointing: config.endpointing(),
+            backends,
+            load_time,
+        }))
+    }
+
+    /// How long `start` took.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// The intent classifier, for text that did not come from a recogniser.
+    pub fn classifier(&self) -> &Arc<Classifier> {
+        &self.classifier
+    }
+
+    /// Whether `lang` has a recogniser at all (busy or not). Without one the flow should
+    /// go straight to that language's DTMF menu.
+    pub fn has_recognizer(&self, lang: Language) -> bool {
+        self.backends
+            .iter()
+            .any(|b| b.language == lang && !matches!(b.kind, BackendKind::None))
+    }
+
+    /// Starts recognising one utterance in `lang`. Never waits: when every recogniser is
+    /// busy or none is configured it refuses at once, and the refusal is counted.
+    /// A remote (vosk-server) language must be asked from inside a tokio runtime.
+    pub fn listen(&self, lang: Language, opts: ListenOptions) -> Result<Listener, Unavailable> {
+        let Some(backend) = self.backends.iter().find(|b| b.language == lang) else {
+            return Err(Unavailable::NoRecognizer);
+        };
+        let endpointing = EndpointConfig {
+            no_input: opts.no_input.unwrap_or(self.endpointing.no_input),
+            end_silence: opts.end_silence.unwrap_or(self.endpointing.end_silence),
+            max_utterance: opts.max_utterance.unwrap_or(self.endpointing.max_utterance),
+            ..self.endpointing.clone()
+        };
+        let backlog = (opts.max_backlog.as_millis() / 20).max(1) as usize;
+        let (events, rx) = mpsc::unbounded_channel();
+        let ctx = SessionContext {
+            language: lang,
+            endpointing,
+            classifier: self.classifier.clone(),
+            metrics: backend.metrics.clone(),
+            events,
+        };
+        let opened = match &backend.kind {
+            BackendKind::Vosk(pool) => pool.open(ctx, backlog),
+            BackendKind::Server(server) => server.open(ctx, backlog),
+            BackendKind::None => Err(Unavailable::NoRecognizer),
+        };
+        match opened {
+            Ok((tx, lease)) => Ok(Listener {
+                audio: AudioSink {
+                    tx,
+                    lease,
+                    language: lang,
+                    dropped: backend.metrics.dropped.clone(),
+                },
+                events: rx,
+            }),
+            Err(e) => {
+                match e {
+                    Unavailable::Busy => backend.metrics.busy.inc(),
+                    Unavailable::NoRecognizer => backend.metrics.no_recognizer.inc(),
+                }
+                tracing::debug!(lang = %lang, reason = %e, "speech unavailable");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// One utterance being recognised. Dropping it ends the session and gives the recogniser
+/// back at once.
+pub struct Listener {
+    audio: AudioSink,
+    events: mpsc::UnboundedReceiver<SpeechEvent>,
+}
+
+impl Listener {
+    /// Queues a frame of 8 kHz audio (20 ms, 160 samples on a call). Never blocks.
+    pub fn push(&self, frame: &[i16]) -> Result<(), PushError> {
+        self.audio.push(frame)
+    }
+
+    /// The next event; `None` once the session is over and every event was read.
+    pub async fn recv(&mut self) -> Option<SpeechEvent> {
+        self.events.recv().await
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<SpeechEvent> {
+        self.events.try_recv().ok()
+    }
+
+    pub fn language(&self) -> Language {
+        self.audio.language
+    }
+
+    /// The audio side (for the media task) and the event side (for the call task).
+    pub fn split(self) -> (AudioSink, mpsc::UnboundedReceiver<SpeechEvent>) {
+        (self.audio, self.events)
+    }
+}
+
+/// The audio side of a listener. Dropping it ends the session.
+pub struct AudioSink {
+    tx: FrameTx,
+    lease: Arc<Lease>,
+    language: Language,
+    dropped: Arc<Counter>,
+}
+
+impl AudioSink {
+    /// Queues a frame of 8 kHz audio. Never blocks.
+    pub fn push(&self, frame: &[i16]) -> Result<(), PushError> {
+        if self.lease.is_released() {
+            return Err(PushError::Ended);
+        }
+        let frame: Frame = frame.into();
+        let full = match &self.tx {
+            FrameTx::Thread(tx) => match tx.try_send(frame) {
+                Ok(()) => false,
+                Err(std::sync::mpsc::TrySendError::Full(_)) => true,
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                    return Err(PushError::Ended);
+                }
+            },
+            FrameTx::Task(tx) => match tx.try_send(frame) {
+                Ok(()) => false,
+                Err(mpsc::error::TrySendError::Full(_)) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(PushError::Ended),
+            },
+        };
+        if full {
+            self.dropped.inc();
+            return Err(PushError::Backlog);
+        }
+        Ok(())
+    }
+
+    pub fn language(&self) -> Language {
+        self.language
+    }
+}
+
+impl Drop for AudioSink {
+    fn drop(&mut self) {
+        self.lease.release();
+    }
+}
