@@ -15,7 +15,6 @@ pub struct Config {
     pub trunks: crate::endpoint::TrunkConfig,
     pub media: crate::media::MediaConfig,
     pub recording: crate::media::RecordingConfig,
-    pub flow: crate::call::FlowConfig,
     pub dialplan: crate::dialplan::DialplanConfig,
     pub prompts: crate::prompts::PromptConfig,
     pub speech: crate::speech::SpeechConfig,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod diag;
 pub mod dialplan;
 pub mod endpoint;
+pub mod engine;
 pub mod events;
 pub mod media;
 pub mod metrics;

@@ -30,7 +30,7 @@ fn two_hundred_calls_at_fifty_per_second_over_udp_and_tcp() {
         assert_ok(&run);
     }
     assert_eq!(engine.count_log("call ended"), 400, "{}", engine.log());
-    assert_eq!(engine.count_log("reason=\"prompt played\""), 400);
+    assert_eq!(engine.count_log("outcome=prompt_played"), 400);
 }
 
 /// The caller's audio reaches the engine: the recording has the streamed file's length and
@@ -52,7 +52,7 @@ fn caller_audio_is_received_and_recorded() {
         );
         assert_ok(&run);
     }
-    assert!(engine.wait_log("reason=\"caller hung up\"", Duration::from_secs(5)));
+    assert!(engine.wait_log("outcome=caller_hung_up", Duration::from_secs(5)));
     std::thread::sleep(Duration::from_millis(300));
     let files: Vec<_> = std::fs::read_dir(&rec)
         .expect("recordings folder")
@@ -77,7 +77,7 @@ fn caller_audio_is_received_and_recorded() {
 #[test]
 fn cancel_while_ringing_gets_200_and_487() {
     let dir = out_dir("cancel");
-    let engine = Engine::start(&dir, 2.0, &[("flow", "answer_delay_ms = 3000\n")]);
+    let engine = Engine::start(&dir, 2.0, &[("sip", "answer_delay_ms = 3000\n")]);
     for transport in ["u1", "t1"] {
         let run = sipp(&engine, "cancel.xml", &[], &["-m", "1", "-t", transport]);
         assert_ok(&run);
@@ -107,7 +107,7 @@ fn a_lost_200_is_retransmitted_and_the_call_completes() {
         "each of the 3 calls saw its 200 again: {retrans}"
     );
     assert_eq!(
-        engine.count_log("reason=\"prompt played\""),
+        engine.count_log("outcome=prompt_played"),
         3,
         "{}",
         engine.log()
@@ -122,7 +122,7 @@ fn rfc_4733_keys_from_sipp_are_decoded_once_each() {
         let run = sipp(&engine, "dtmf.xml", &[], &["-m", "1", "-t", transport]);
         assert_ok(&run);
     }
-    assert!(engine.wait_log("reason=\"caller hung up\"", Duration::from_secs(5)));
+    assert!(engine.wait_log("outcome=caller_hung_up", Duration::from_secs(5)));
     assert_eq!(engine.count_log("keys=12#"), 2, "{}", engine.log());
 }
 

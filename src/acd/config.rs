@@ -81,8 +81,6 @@ pub struct QueueConfig {
     pub wrap_up_s: u64,
     /// Position and estimated wait are announced this often; 0 turns announcements off.
     pub announce_period_s: u64,
-    /// Service-level threshold T for statistics (answered within T seconds).
-    pub service_level_s: u64,
     /// After this many unanswered offers in a row an agent is paused with reason
     /// "no answer"; 0 never pauses.
     pub max_no_answer: u32,
@@ -104,7 +102,6 @@ impl Default for QueueConfig {
             leave_when_empty: false,
             wrap_up_s: 10,
             announce_period_s: 30,
-            service_level_s: 20,
             max_no_answer: 3,
             handle_time_estimate_s: 180,
         }

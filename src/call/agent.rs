@@ -117,20 +117,38 @@ impl AgentLeg {
         }
         .to_sdp(None);
         let request_uri = to_rsip(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
-        let tcp = if transport == Transport::Tcp { ";transport=tcp" } else { "" };
+        let tcp = if transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         let caller = context.caller.replace(['"', '\\', '<', '>'], "");
         let mut h = Headers::default();
         h.push(Header::Via(
-            format!("SIP/2.0/{} {};branch={};rport", transport.as_str(), host_port(local), build::new_branch()).into(),
+            format!(
+                "SIP/2.0/{} {};branch={};rport",
+                transport.as_str(),
+                host_port(local),
+                build::new_branch()
+            )
+            .into(),
         ));
         h.push(Header::MaxForwards("70".into()));
         h.push(Header::From(
-            format!("\"{caller}\" <sip:{}@{}>;tag={}", user_part(&caller), host_port(local), build::new_tag()).into(),
+            format!(
+                "\"{caller}\" <sip:{}@{}>;tag={}",
+                user_part(&caller),
+                host_port(local),
+                build::new_tag()
+            )
+            .into(),
         ));
         h.push(Header::To(format!("<{target}>").into()));
         h.push(Header::CallId(call_id.clone().into()));
         h.push(Header::CSeq("1 INVITE".into()));
-        h.push(Header::Contact(format!("<sip:hotline@{}{tcp}>", host_port(local)).into()));
+        h.push(Header::Contact(
+            format!("<sip:hotline@{}{tcp}>", host_port(local)).into(),
+        ));
         h.push(Header::Allow("INVITE, ACK, BYE, CANCEL, OPTIONS".into()));
         let mut extra = vec![
             ("X-Hotline-Caller", percent_encode(context.caller)),
@@ -176,10 +194,6 @@ impl AgentLeg {
         &self.media
     }
 
-    pub fn is_answered(&self) -> bool {
-        self.state == State::Answered
-    }
-
     /// The next thing the call must know about the agent's side.
     pub async fn next_event(&mut self) -> AgentEvent {
         loop {
@@ -210,7 +224,8 @@ impl AgentLeg {
     fn on_sip(&mut self, ev: CallEvent) -> Option<AgentEvent> {
         match ev {
             CallEvent::Response { response } => {
-                let is_invite = headers::cseq(&response.headers).is_some_and(|(_, m)| m == Method::Invite);
+                let is_invite =
+                    headers::cseq(&response.headers).is_some_and(|(_, m)| m == Method::Invite);
                 if !is_invite {
                     return None;
                 }
@@ -230,7 +245,9 @@ impl AgentLeg {
                     }
                 }
             }
-            CallEvent::Timeout { method, .. } if method == Method::Invite && self.state != State::Ended => {
+            CallEvent::Timeout { method, .. }
+                if method == Method::Invite && self.state != State::Ended =>
+            {
                 self.state = State::Ended;
                 Some(AgentEvent::Failed(408))
             }
@@ -247,14 +264,19 @@ impl AgentLeg {
                 };
                 let mut r = build::response(&request, code, None);
                 if request.method == Method::Invite && code == 200 {
-                    r.headers.push(Header::ContentType("application/sdp".into()));
+                    r.headers
+                        .push(Header::ContentType("application/sdp".into()));
                     r.body = self.local_sdp().into_bytes();
                 }
                 self.endpoint.respond(tx, r);
                 if request.method == Method::Bye && code == 200 {
                     let was_answered = self.state == State::Answered;
                     self.state = State::Ended;
-                    return Some(if was_answered { AgentEvent::HungUp } else { AgentEvent::Failed(487) });
+                    return Some(if was_answered {
+                        AgentEvent::HungUp
+                    } else {
+                        AgentEvent::Failed(487)
+                    });
                 }
                 None
             }
@@ -276,7 +298,8 @@ impl AgentLeg {
             }
         }
         let dialog = self.dialog.as_ref()?;
-        self.endpoint.send_stateless(dialog.next_hop(), dialog.ack(1, &host_port(self.local)));
+        self.endpoint
+            .send_stateless(dialog.next_hop(), dialog.ack(1, &host_port(self.local)));
         if self.state == State::Answered || self.state == State::Ended {
             return None;
         }
@@ -285,7 +308,8 @@ impl AgentLeg {
             self.hang_up();
             return Some(AgentEvent::Failed(487));
         }
-        let negotiated = RemoteMedia::parse(&response.body).and_then(|r| r.negotiate(&[Law::Ulaw, Law::Alaw]));
+        let negotiated =
+            RemoteMedia::parse(&response.body).and_then(|r| r.negotiate(&[Law::Ulaw, Law::Alaw]));
         match negotiated {
             Ok(n) => {
                 self.media.start(n);
@@ -336,7 +360,10 @@ impl AgentLeg {
 
 impl Drop for AgentLeg {
     fn drop(&mut self) {
-        if matches!(self.state, State::Calling | State::Ringing | State::Answered) {
+        if matches!(
+            self.state,
+            State::Calling | State::Ringing | State::Answered
+        ) {
             self.hang_up();
         }
         self.endpoint.unroute(self.call_id.clone());
@@ -353,9 +380,11 @@ fn cancel_for(invite: &Request) -> Request {
                 h.push(header.clone());
                 via_done = true;
             }
-            Header::From(_) | Header::To(_) | Header::CallId(_) | Header::MaxForwards(_) | Header::Route(_) => {
-                h.push(header.clone())
-            }
+            Header::From(_)
+            | Header::To(_)
+            | Header::CallId(_)
+            | Header::MaxForwards(_)
+            | Header::Route(_) => h.push(header.clone()),
             _ => {}
         }
     }
@@ -372,8 +401,15 @@ fn cancel_for(invite: &Request) -> Request {
 
 /// A SIP user part made of the caller's number (digits and `+`), or `anonymous`.
 fn user_part(caller: &str) -> String {
-    let user: String = caller.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '+').collect();
-    if user.is_empty() { "anonymous".into() } else { user }
+    let user: String = caller
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '+')
+        .collect();
+    if user.is_empty() {
+        "anonymous".into()
+    } else {
+        user
+    }
 }
 
 /// RFC 3986 percent-encoding of everything but unreserved characters, so that UTF-8 text
@@ -408,12 +444,18 @@ mod tests {
         let text = "INVITE sip:1001@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc\r\n\
 From: <sip:138@127.0.0.1>;tag=f\r\nTo: <sip:1001@127.0.0.1:5080>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
 Contact: <sip:hotline@127.0.0.1>\r\nContent-Length: 0\r\n\r\n";
-        let Ok(rsip::SipMessage::Request(invite)) = crate::sip::parse::parse(text.as_bytes(), Transport::Udp) else {
+        let Ok(rsip::SipMessage::Request(invite)) =
+            crate::sip::parse::parse(text.as_bytes(), Transport::Udp)
+        else {
             panic!("test INVITE parses");
         };
         let cancel = cancel_for(&invite);
-        let wire = String::from_utf8(build::encode(&rsip::SipMessage::Request(cancel)).to_vec()).expect("utf8");
-        assert!(wire.starts_with("CANCEL sip:1001@127.0.0.1:5080 SIP/2.0\r\n"), "{wire}");
+        let wire = String::from_utf8(build::encode(&rsip::SipMessage::Request(cancel)).to_vec())
+            .expect("utf8");
+        assert!(
+            wire.starts_with("CANCEL sip:1001@127.0.0.1:5080 SIP/2.0\r\n"),
+            "{wire}"
+        );
         assert!(wire.contains("branch=z9hG4bKabc"), "{wire}");
         assert!(wire.contains("CSeq: 1 CANCEL"), "{wire}");
         assert!(wire.contains("To: <sip:1001@127.0.0.1:5080>\r\n"), "{wire}");

@@ -14,7 +14,9 @@ use crate::prompts::{self, PromptConfig};
 /// The announcement text for a caller at `position` (1 = next) with an estimated wait.
 /// The estimate is spoken in whole minutes, rounded up, and left out beyond an hour.
 pub fn text(language: &str, position: u32, wait: Option<Duration>) -> String {
-    let minutes = wait.map(|w| w.as_secs().div_ceil(60).max(1)).filter(|&m| m <= 60);
+    let minutes = wait
+        .map(|w| w.as_secs().div_ceil(60).max(1))
+        .filter(|&m| m <= 60);
     match language {
         "yue" => {
             let mut t = if position <= 1 {
@@ -59,7 +61,12 @@ impl Announcer {
 
     /// The audio of the announcement, or `None` when it cannot be rendered (logged once
     /// per text; the caller then hears only the comfort audio).
-    pub async fn clip(self: &Arc<Self>, language: &str, position: u32, wait: Option<Duration>) -> Option<Arc<Clip>> {
+    pub async fn clip(
+        self: &Arc<Self>,
+        language: &str,
+        position: u32,
+        wait: Option<Duration>,
+    ) -> Option<Arc<Clip>> {
         let text = text(language, position, wait);
         let key = (language.to_owned(), text.clone());
         if let Some(c) = self.lock().get(&key) {
@@ -67,7 +74,8 @@ impl Announcer {
         }
         let me = self.clone();
         let language = language.to_owned();
-        let rendered = tokio::task::spawn_blocking(move || prompts::speak(&me.config, &text, &language)).await;
+        let rendered =
+            tokio::task::spawn_blocking(move || prompts::speak(&me.config, &text, &language)).await;
         match rendered {
             Ok(Ok(clip)) => {
                 self.lock().insert(key, clip.clone());
@@ -114,10 +122,19 @@ mod tests {
 
     #[test]
     fn announcements_say_position_and_minutes_in_the_callers_language() {
-        assert_eq!(text("cmn", 3, Some(Duration::from_secs(61))), "您现在排在第3位，预计等待2分钟。请不要挂机。");
+        assert_eq!(
+            text("cmn", 3, Some(Duration::from_secs(61))),
+            "您现在排在第3位，预计等待2分钟。请不要挂机。"
+        );
         assert_eq!(text("cmn", 1, None), "您是下一位。请不要挂机。");
-        assert_eq!(text("yue", 2, Some(Duration::from_secs(20))), "你而家排第2位，預計等候1分鐘。請唔好收線。");
-        assert_eq!(text("cmn", 9, Some(Duration::from_secs(7200))), "您现在排在第9位。请不要挂机。");
+        assert_eq!(
+            text("yue", 2, Some(Duration::from_secs(20))),
+            "你而家排第2位，預計等候1分鐘。請唔好收線。"
+        );
+        assert_eq!(
+            text("cmn", 9, Some(Duration::from_secs(7200))),
+            "您现在排在第9位。请不要挂机。"
+        );
     }
 
     #[test]

@@ -51,7 +51,12 @@ pub(super) struct Call {
 }
 
 impl Call {
-    pub(super) fn new(ctx: Arc<CallContext>, flows: Arc<Flows>, plan: Arc<dialplan::Dialplan>, leg: InboundLeg) -> Call {
+    pub(super) fn new(
+        ctx: Arc<CallContext>,
+        flows: Arc<Flows>,
+        plan: Arc<dialplan::Dialplan>,
+        leg: InboundLeg,
+    ) -> Call {
         let info = CallInfo {
             call_id: leg.call_id.clone(),
             caller: leg.caller.clone(),
@@ -94,7 +99,7 @@ impl Call {
                 ev = next_transfer_event(&mut self.transfer) => self.on_transfer(ev).await,
             }
         }
-        info!(keys = %self.keys, outcome = self.outcome.as_deref().unwrap_or_default(), "call ended");
+        info!(keys = %self.keys, outcome = %self.outcome.as_deref().unwrap_or_default(), "call ended");
     }
 
     /// Carries out every action the interpreter has queued.
@@ -108,13 +113,15 @@ impl Call {
                         self.playing = None;
                     }
                 }
-                Action::Listen { id, request } => match self.ctx.speech.listen(self.leg.media(), id, &request) {
-                    Ok(listening) => self.listening = Some(listening),
-                    Err(why) => self.interp.handle(
-                        Instant::now(),
-                        Input::Speech(id, dialplan::Speech::Unavailable(why)),
-                    ),
-                },
+                Action::Listen { id, request } => {
+                    match self.ctx.speech.listen(self.leg.media(), id, &request) {
+                        Ok(listening) => self.listening = Some(listening),
+                        Err(why) => self.interp.handle(
+                            Instant::now(),
+                            Input::Speech(id, dialplan::Speech::Unavailable(why)),
+                        ),
+                    }
+                }
                 Action::StopListening(id) => {
                     if self.listening.as_ref().is_some_and(|l| l.id == id) {
                         self.listening = None;
@@ -211,7 +218,9 @@ impl Call {
     fn enqueue(&mut self, e: Enqueue) {
         let Some(acd) = self.ctx.acd.as_ref() else {
             warn!(queue = %e.queue, "no ACD configured: the queue gives the call back");
-            return self.interp.handle(Instant::now(), Input::QueueLeft { step: None });
+            return self
+                .interp
+                .handle(Instant::now(), Input::QueueLeft { step: None });
         };
         info!(queue = %e.queue, language = %e.language, intent = ?e.intent, "queued");
         let instructions = acd.enqueue(EnqueueRequest {
@@ -257,7 +266,9 @@ impl Call {
                 }
             }
             Instruction::Connected { offer, agent } => {
-                let Some(q) = self.queued.as_mut() else { return };
+                let Some(q) = self.queued.as_mut() else {
+                    return;
+                };
                 if let Some((o, agent_leg)) = self.offer.as_ref()
                     && *o == offer
                 {
@@ -282,7 +293,8 @@ impl Call {
         {
             self.leg.stop();
         }
-        self.interp.handle(Instant::now(), Input::QueueLeft { step });
+        self.interp
+            .handle(Instant::now(), Input::QueueLeft { step });
     }
 
     async fn announce(&mut self, position: u32, wait: Option<std::time::Duration>) {
@@ -302,8 +314,12 @@ impl Call {
     }
 
     async fn offer(&mut self, offer: OfferId, target: Target) {
-        let Some(acd) = self.ctx.acd.clone() else { return };
-        let Some(q) = self.queued.as_ref() else { return };
+        let Some(acd) = self.ctx.acd.clone() else {
+            return;
+        };
+        let Some(q) = self.queued.as_ref() else {
+            return;
+        };
         let uri = match &target {
             Target::Registered(u) | Target::Trunk(u) => u.clone(),
         };
@@ -315,7 +331,15 @@ impl Call {
             language: &q.enqueue.language,
             transcript: transcript.as_deref(),
         };
-        match AgentLeg::dial(&self.ctx.media, &self.ctx.endpoint, self.leg.media(), &uri, headers).await {
+        match AgentLeg::dial(
+            &self.ctx.media,
+            &self.ctx.endpoint,
+            self.leg.media(),
+            &uri,
+            headers,
+        )
+        .await
+        {
             Ok(agent) => self.offer = Some((offer, agent)),
             Err(e) => {
                 warn!(error = %e, %uri, "cannot offer the call");
@@ -325,8 +349,12 @@ impl Call {
     }
 
     async fn on_agent(&mut self, ev: AgentEvent) {
-        let Some(acd) = self.ctx.acd.clone() else { return };
-        let Some(offer) = self.offer.as_ref().map(|(o, _)| *o) else { return };
+        let Some(acd) = self.ctx.acd.clone() else {
+            return;
+        };
+        let Some(offer) = self.offer.as_ref().map(|(o, _)| *o) else {
+            return;
+        };
         let connected = self.queued.as_ref().is_some_and(|q| q.connected);
         let call_id = self.leg.call_id.clone();
         match ev {
@@ -342,7 +370,11 @@ impl Call {
                 acd.offer_outcome(&call_id, offer, outcome);
             }
             AgentEvent::HungUp | AgentEvent::MediaTimeout if connected => {
-                let by = if ev == AgentEvent::HungUp { HungUpBy::Agent } else { HungUpBy::System };
+                let by = if ev == AgentEvent::HungUp {
+                    HungUpBy::Agent
+                } else {
+                    HungUpBy::System
+                };
                 acd.call_ended(&call_id, by);
                 self.queued = None;
                 self.offer = None;
@@ -377,10 +409,21 @@ impl Call {
             language: "",
             transcript: None,
         };
-        match AgentLeg::dial(&self.ctx.media, &self.ctx.endpoint, self.leg.media(), &target, headers).await {
+        match AgentLeg::dial(
+            &self.ctx.media,
+            &self.ctx.endpoint,
+            self.leg.media(),
+            &target,
+            headers,
+        )
+        .await
+        {
             Ok(leg) => {
                 info!(%target, "transferring");
-                self.transfer = Some(Transfer { leg, connected: false });
+                self.transfer = Some(Transfer {
+                    leg,
+                    connected: false,
+                });
             }
             Err(e) => {
                 warn!(error = %e, %target, "transfer failed");
@@ -390,7 +433,9 @@ impl Call {
     }
 
     async fn on_transfer(&mut self, ev: AgentEvent) {
-        let Some(t) = self.transfer.as_mut() else { return };
+        let Some(t) = self.transfer.as_mut() else {
+            return;
+        };
         match ev {
             AgentEvent::Ringing => {}
             AgentEvent::Answered => {
@@ -421,7 +466,9 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-async fn next_speech(listening: &mut Option<Listening>) -> Option<(dialplan::ListenId, dialplan::Speech)> {
+async fn next_speech(
+    listening: &mut Option<Listening>,
+) -> Option<(dialplan::ListenId, dialplan::Speech)> {
     match listening {
         Some(l) => l.next().await,
         None => std::future::pending().await,

@@ -19,6 +19,7 @@ use crate::media::session::{PlayId, SessionEvent};
 use crate::media::worker::{Media, MediaLeg};
 use crate::sip::dialog::Dialog;
 use crate::sip::transaction::{Peer, ServerTxId};
+use crate::sip::uri::SipUri;
 use crate::sip::{build, headers};
 
 /// RFC 4733 payload type we offer when the peer made no offer.
@@ -86,13 +87,7 @@ impl InboundLeg {
             .unwrap_or_default()
             .to_owned();
         let reject = |code: u16, warning: Option<String>| {
-            let mut r = build::response(invite, code, Some(&build::new_tag()));
-            if let Some(w) = warning {
-                r.headers
-                    .push(Header::Warning(format!("399 hotline \"{w}\"").into()));
-            }
-            call.endpoint.respond(call.tx, r);
-            call.endpoint.unroute(call_id.clone());
+            reject_invite(&call, code, warning);
             NotConnected
         };
         let remote = match invite.body.is_empty() {
@@ -143,9 +138,7 @@ impl InboundLeg {
             caller: uri_user(headers::addr_uri(
                 headers::from(&invite.headers).unwrap_or_default(),
             )),
-            called: crate::sip::uri::SipUri::parse(&invite.uri.to_string())
-                .and_then(|u| u.user)
-                .unwrap_or_default(),
+            called: called_number(invite),
             call_id,
             endpoint: call.endpoint.clone(),
             events: std::mem::replace(&mut call.events, mpsc::unbounded_channel().1),
@@ -428,6 +421,38 @@ impl Drop for InboundLeg {
     fn drop(&mut self) {
         self.endpoint.unroute(self.call_id.clone());
     }
+}
+
+/// Refuses a call before answering it (no dialplan for the number, ...).
+pub fn refuse(call: IncomingCall, code: u16) {
+    reject_invite(&call, code, None);
+}
+
+fn reject_invite(call: &IncomingCall, code: u16, warning: Option<String>) {
+    let mut r = build::response(&call.invite, code, Some(&build::new_tag()));
+    if let Some(w) = warning {
+        r.headers
+            .push(Header::Warning(format!("399 hotline \"{w}\"").into()));
+    }
+    call.endpoint.respond(call.tx, r);
+    let call_id = headers::call_id(&call.invite.headers).unwrap_or_default();
+    call.endpoint.unroute(call_id.to_owned());
+}
+
+/// The number dialled: the user part of the Request-URI, else of the To URI.
+pub fn called_number(invite: &Request) -> String {
+    let user = |u: &str| {
+        SipUri::parse(u)
+            .and_then(|u| u.user)
+            .filter(|u| !u.is_empty())
+    };
+    user(&invite.uri.to_string())
+        .or_else(|| {
+            user(headers::addr_uri(
+                headers::to(&invite.headers).unwrap_or_default(),
+            ))
+        })
+        .unwrap_or_default()
 }
 
 fn is_bye(r: &Response) -> bool {

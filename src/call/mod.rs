@@ -1,45 +1,48 @@
-//! Calls: one tokio task per call that owns its dialog and media handle (`inbound`), and
-//! runs the call flow on them.
+//! Calls: one tokio task per call that owns its legs (`inbound`, `agent`), its dialplan
+//! interpreter and its place in a queue (`flow`). What every call shares is in
+//! `CallContext`, built once by the engine.
 
+mod agent;
+pub mod announce;
+mod flow;
 mod inbound;
+mod speech;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-use tracing::{Instrument, info, info_span};
+use tokio::sync::watch;
+use tracing::{Instrument, info_span, warn};
 
-pub use inbound::{EndReason, InboundLeg, LegEvent, host_port};
+pub use agent::percent_encode;
+pub use inbound::{EndReason, InboundLeg, LegEvent, host_port, refuse};
+pub use speech::SpeechAccess;
 
-use crate::endpoint::{CallStarter, IncomingCall};
-use crate::media::clip::Clip;
+use crate::acd::AcdHandle;
+use crate::dialplan::DialplanSet;
+use crate::endpoint::{CallStarter, EndpointHandle, IncomingCall};
+use crate::events::{EventKind, EventSink};
 use crate::media::worker::Media;
+use crate::prompts::PromptSet;
 use crate::sip::headers;
 
-/// The `[flow]` section: the first call flow, until dialplans drive calls.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FlowConfig {
-    /// 8 kHz WAV played to every answered call, which is then hung up. Empty: no prompt;
-    /// the call stays up until the caller hangs up (or its media times out).
-    pub prompt: String,
-    /// How long the caller hears ringing (180) before we answer.
-    pub answer_delay_ms: u64,
-}
-
-impl Default for FlowConfig {
-    fn default() -> Self {
-        FlowConfig {
-            prompt: "prompts/welcome.wav".into(),
-            answer_delay_ms: 0,
-        }
-    }
+/// The call flows in force: dialplans and their prompt audio, swapped together on reload.
+/// A call keeps the set it started with.
+pub struct Flows {
+    pub dialplans: DialplanSet,
+    pub prompts: PromptSet,
 }
 
 /// What every call task shares.
 pub struct CallContext {
     pub media: Media,
-    pub prompt: Option<Arc<Clip>>,
+    pub endpoint: EndpointHandle,
+    pub flows: watch::Receiver<Arc<Flows>>,
+    pub acd: Option<AcdHandle>,
+    pub speech: SpeechAccess,
+    pub events: EventSink,
+    pub announcer: Arc<announce::Announcer>,
+    /// How long the caller hears ringing (180) before the answer.
     pub answer_delay: Duration,
 }
 
@@ -57,29 +60,23 @@ pub fn starter(ctx: Arc<CallContext>) -> CallStarter {
 }
 
 async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
-    let Ok(mut leg) = InboundLeg::answer(&ctx.media, call, ctx.answer_delay).await else {
+    let flows = ctx.flows.borrow().clone();
+    let called = inbound::called_number(&call.invite);
+    let Some(plan) = flows
+        .dialplans
+        .select(&called, call.trunk.as_deref())
+        .cloned()
+    else {
+        warn!(%called, "no dialplan takes this number");
+        return refuse(call, 404);
+    };
+    let Ok(leg) = InboundLeg::answer(&ctx.media, call, ctx.answer_delay).await else {
         return;
     };
-    let prompt = ctx.prompt.clone().map(|clip| leg.play(clip));
-    let mut keys = String::new();
-    let reason = loop {
-        match leg.next_event().await {
-            LegEvent::Dtmf(k) => keys.push(k),
-            LegEvent::PlayDone(id) if Some(id) == prompt => {
-                leg.bye().await;
-                break "prompt played";
-            }
-            LegEvent::PlayDone(_) => {}
-            LegEvent::Ended(r) => {
-                break match r {
-                    EndReason::CallerHungUp => "caller hung up",
-                    EndReason::Cancelled => "cancelled",
-                    EndReason::MediaTimeout => "media timeout",
-                    EndReason::NoAck => "no ACK",
-                    EndReason::Shutdown => "shutdown",
-                };
-            }
-        }
-    };
-    info!(keys = %keys, reason, "call ended");
+    ctx.events.emit(EventKind::CallOffered {
+        call_id: leg.call_id.clone(),
+        caller: leg.caller.clone(),
+        called: leg.called.clone(),
+    });
+    flow::Call::new(ctx.clone(), flows, plan, leg).run().await;
 }

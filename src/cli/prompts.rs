@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use hotline::prompts::PromptSet;
 
-use super::check::{load_dialplans, validation_context};
+use hotline::engine::check;
+
 use super::serve::load_config;
 
 #[derive(clap::Args)]
@@ -23,7 +24,19 @@ pub fn run(config_path: &Path, args: Args) -> anyhow::Result<()> {
     if let Some(dir) = args.cache_dir {
         config.prompts.cache_dir = dir;
     }
-    let dialplans = load_dialplans(&config, &args.paths, &validation_context(&config))?;
+    let dialplans = match check::load_dialplans(
+        &config,
+        &args.paths,
+        &check::validation_context(&config, None),
+    ) {
+        Ok(d) => d,
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                println!("{d}");
+            }
+            bail!("{} problem(s) in the dialplans", diagnostics.len())
+        }
+    };
     match PromptSet::load(&dialplans, &config.prompts) {
         Ok(set) => {
             let r = set.report();

@@ -1,17 +1,13 @@
-//! `hotline serve`: load and check everything, then run the engine until Ctrl-C or SIGTERM.
+//! `hotline serve`: check everything, then run the engine until Ctrl-C or SIGTERM; SIGHUP
+//! reloads the dialplans (kept only if they validate).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::Path;
 
-use anyhow::Context;
-use hotline::call::{self, CallContext};
+use anyhow::{Context, bail};
 use hotline::config::Config;
-use hotline::endpoint::Endpoint;
-use hotline::media::clip::Clip;
-use hotline::media::worker::Media;
-use hotline::metrics::Registry;
-use tracing::info;
+use hotline::engine::{Engine, EngineError};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,11 +18,17 @@ pub struct Args {
 
 /// Loads the config file if it exists; the built-in defaults otherwise.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
-    if path.exists() {
-        Ok(Config::load(path)?)
-    } else {
-        Ok(Config::default())
+    Ok(load_config_text(path)?.0)
+}
+
+/// The config and its text (for positions in diagnostics); empty text for the defaults.
+pub fn load_config_text(path: &Path) -> anyhow::Result<(Config, String)> {
+    if !path.exists() {
+        return Ok((Config::default(), String::new()));
     }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok((Config::parse(path, &text)?, text))
 }
 
 pub fn run(config_path: &Path, args: Args) -> anyhow::Result<()> {
@@ -37,42 +39,46 @@ pub fn run(config_path: &Path, args: Args) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    let config = load_config(config_path).context("loading the config")?;
-    let prompt = match config.flow.prompt.as_str() {
-        "" => None,
-        path => Some(Clip::load_wav(&PathBuf::from(path)).context("loading the [flow] prompt")?),
-    };
+    let (config, text) = load_config_text(config_path).context("loading the config")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(config, prompt))
+    runtime.block_on(serve(config, config_path, &text))
 }
 
-async fn serve(config: Config, prompt: Option<Arc<Clip>>) -> anyhow::Result<()> {
-    let registry = Registry::new();
-    let media = Media::start(&config.media, &config.recording, &registry);
-    let ctx = Arc::new(CallContext {
-        media,
-        prompt,
-        answer_delay: Duration::from_millis(config.flow.answer_delay_ms),
-    });
-    let endpoint = Endpoint::start(&config.sip, &config.trunks, &registry, call::starter(ctx))
-        .await
-        .context("starting the SIP endpoint")?;
-    info!(udp = ?endpoint.udp_addr, tcp = ?endpoint.tcp_addr, "hotline is running");
-    shutdown_signal().await;
-    info!("shutting down");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
+async fn serve(config: Config, config_path: &Path, text: &str) -> anyhow::Result<()> {
+    let engine = match Engine::start(config, config_path, text).await {
+        Ok(e) => e,
+        Err(EngineError::Invalid(problems)) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            bail!(
+                "refusing to start: {} problem(s) in the configuration",
+                problems.len()
+            );
+        }
+        Err(e) => return Err(e).context("starting the engine"),
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => match engine.reload().await {
+                Ok(n) => info!(dialplans = n, "reloaded on SIGHUP"),
+                Err(problems) => {
+                    for p in &problems {
+                        error!("{p}");
+                    }
+                    error!(problems = problems.len(), "reload refused: the running dialplans stay");
+                }
+            },
+        }
     }
+    info!("shutting down");
+    engine.stop().await;
+    Ok(())
 }

@@ -109,7 +109,9 @@ pub struct SpeechResult {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Speech {
-    /// Words so far; the first non-empty one means the caller is speaking (barge-in).
+    /// The caller started speaking (barge-in).
+    Started,
+    /// Words so far; the first non-empty one also means the caller is speaking.
     Partial(String),
     /// The utterance is over. An empty transcript means nothing was said.
     Final(SpeechResult),

@@ -18,13 +18,21 @@ use tracing::{debug, info, warn};
 use super::cidr::Cidr;
 use super::{CallEvent, CallStarter, Command, EndpointHandle, IncomingCall, TrunkConfig, tcp};
 use crate::metrics::{Counter, Gauge, Registry};
+use crate::registrar::{BindingChange, Registrar, Verdict};
 use crate::sip::parse::{self, ParseError};
 use crate::sip::policy::{self, Decision};
 use crate::sip::transaction::{ClientTxId, Peer, ServerTxId, Transactions, Transmit, TxEvent};
 use crate::sip::{SipConfig, Transport, build, headers};
 
-/// The methods we answer, for Allow headers.
+/// The methods we answer, for Allow headers (REGISTER too when agents are configured).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+const ALLOW_REGISTER: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER";
+
+/// Agent phones' registrations: the sans-IO registrar and where its binding changes go.
+pub struct Registrations {
+    pub registrar: Registrar,
+    pub changes: mpsc::UnboundedSender<BindingChange>,
+}
 
 pub(crate) enum Input {
     Command(Box<Command>),
@@ -72,12 +80,19 @@ impl Endpoint {
         trunks: &TrunkConfig,
         registry: &Arc<Registry>,
         starter: CallStarter,
+        registrations: Option<Registrations>,
     ) -> Result<Endpoint, StartError> {
-        let allow = trunks
-            .allow
+        let parse = |list: &[String]| {
+            list.iter()
+                .map(|s| s.parse())
+                .collect::<Result<Vec<Cidr>, _>>()
+        };
+        let allow = parse(&trunks.allow)?;
+        let named = trunks
+            .named
             .iter()
-            .map(|s| s.parse())
-            .collect::<Result<Vec<Cidr>, _>>()?;
+            .map(|(name, t)| Ok((name.clone(), parse(&t.allow)?)))
+            .collect::<Result<Vec<(String, Vec<Cidr>)>, super::CidrError>>()?;
         let public_ip = match sip.public_address.trim() {
             "" => None,
             s => Some(
@@ -109,6 +124,8 @@ impl Endpoint {
         let handle = EndpointHandle {
             tx: tx.clone(),
             public_ip,
+            udp_port: udp_addr.map_or(5060, |a| a.port()),
+            tcp_port: tcp_addr.map_or(5060, |a| a.port()),
         };
         let conn_ids = Arc::new(AtomicU64::new(1));
         if let Some(listener) = tcp {
@@ -117,20 +134,19 @@ impl Endpoint {
         let lp = Loop {
             core: Transactions::new(sip.timers()),
             udp,
-            udp_port: udp_addr.map_or(5060, |a| a.port()),
-            tcp_port: tcp_addr.map_or(5060, |a| a.port()),
             conns: HashMap::new(),
             conn_ids,
             input: tx,
             routes: HashMap::new(),
             pending: HashMap::new(),
             allow,
+            named,
             starter,
             handle: handle.clone(),
             server: sip.user_agent.clone(),
             max_calls: sip.max_calls,
             calls: 0,
-            local_ips: HashMap::new(),
+            registrations,
             metrics: Metrics::new(registry),
         };
         info!(udp = ?udp_addr, tcp = ?tcp_addr, "SIP listening");
@@ -228,8 +244,6 @@ struct Route {
 struct Loop {
     core: Transactions,
     udp: Option<Arc<UdpSocket>>,
-    udp_port: u16,
-    tcp_port: u16,
     conns: HashMap<u64, (SocketAddr, mpsc::UnboundedSender<Bytes>)>,
     conn_ids: Arc<AtomicU64>,
     input: mpsc::UnboundedSender<Input>,
@@ -237,12 +251,13 @@ struct Loop {
     /// Client transactions of calls, so a timeout reaches the call that sent the request.
     pending: HashMap<ClientTxId, (String, u32, Method)>,
     allow: Vec<Cidr>,
+    named: Vec<(String, Vec<Cidr>)>,
     starter: CallStarter,
     handle: EndpointHandle,
     server: String,
     max_calls: usize,
     calls: usize,
-    local_ips: HashMap<IpAddr, IpAddr>,
+    registrations: Option<Registrations>,
     metrics: Metrics,
 }
 
@@ -250,7 +265,7 @@ impl Loop {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
         let mut buf = vec![0u8; 65_536];
         loop {
-            let deadline = self.core.next_timeout();
+            let deadline = self.next_timeout();
             tokio::select! {
                 r = recv(&self.udp, &mut buf) => {
                     if let Ok((n, from)) = r {
@@ -276,7 +291,32 @@ impl Loop {
             if self.core.next_timeout().is_some_and(|t| t <= now) {
                 self.core.handle_timeout(now);
             }
+            if let Some(r) = self.registrations.as_mut()
+                && r.registrar.next_timeout().is_some_and(|t| t <= now)
+            {
+                r.registrar.handle_timeout(now);
+                r.forward_changes();
+            }
             self.flush().await;
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        let registrar = self
+            .registrations
+            .as_ref()
+            .and_then(|r| r.registrar.next_timeout());
+        match (self.core.next_timeout(), registrar) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn allow(&self) -> &'static str {
+        if self.registrations.is_some() {
+            ALLOW_REGISTER
+        } else {
+            ALLOW
         }
     }
 
@@ -322,7 +362,7 @@ impl Loop {
             Err(ParseError::Reject(r)) => {
                 debug!(%peer.addr, status = r.status, detail = %r.detail, "rejected a malformed request");
                 self.metrics.rejected.inc();
-                let bytes = build::reject(&r, &self.server, ALLOW);
+                let bytes = build::reject(&r, &self.server, self.allow());
                 self.transmit(Transmit { peer, bytes });
             }
         }
@@ -462,11 +502,17 @@ impl Loop {
         let call_id = headers::call_id(&request.headers)
             .unwrap_or_default()
             .to_owned();
+        let ip = peer.addr.ip();
+        let trunk = self
+            .named
+            .iter()
+            .find(|(_, cidrs)| cidrs.iter().any(|c| c.contains(ip)))
+            .map(|(name, _)| name.clone());
         let ctx = policy::Context {
-            trusted_source: self.allow.iter().any(|c| c.contains(peer.addr.ip())),
+            trusted_source: trunk.is_some() || self.allow.iter().any(|c| c.contains(ip)),
             known_dialog: self.routes.contains_key(&call_id),
-            registrar: false,
-            allow: ALLOW,
+            registrar: self.registrations.is_some(),
+            allow: self.allow(),
         };
         match policy::screen(&request, ctx) {
             Decision::Dialog => {
@@ -481,7 +527,7 @@ impl Loop {
                 }
             }
             Decision::Respond(code, extra) => self.respond(tx, &request, code, extra),
-            Decision::Register => self.respond(tx, &request, 405, vec![("Allow", ALLOW.into())]),
+            Decision::Register => self.register(tx, &request, peer),
             Decision::NewCall if self.calls >= self.max_calls => {
                 warn!(calls = self.calls, "at max_calls: refusing a call with 503");
                 self.respond(tx, &request, 503, vec![("Retry-After", "5".into())]);
@@ -503,11 +549,28 @@ impl Loop {
                     tx,
                     peer,
                     local,
+                    trunk,
                     events,
                     endpoint: self.handle.clone(),
                 });
             }
         }
+    }
+
+    fn register(&mut self, tx: ServerTxId, request: &Request, peer: Peer) {
+        let Some(r) = self.registrations.as_mut() else {
+            return self.respond(tx, request, 403, Vec::new());
+        };
+        let reply = r.registrar.handle_request(Instant::now(), request);
+        match &reply.verdict {
+            Verdict::Registered { user } => debug!(%user, %peer.addr, "registered"),
+            Verdict::Challenged => {}
+            other => info!(verdict = ?other, %peer.addr, "REGISTER refused"),
+        }
+        r.forward_changes();
+        let mut response = build::response(request, reply.status.code(), Some(&build::new_tag()));
+        response.headers.extend(reply.headers);
+        let _ = self.core.respond(Instant::now(), tx, self.stamp(response));
     }
 
     fn respond(
@@ -524,20 +587,8 @@ impl Loop {
         let _ = self.core.respond(Instant::now(), tx, self.stamp(response));
     }
 
-    /// Our address as `peer` reaches it: the configured public address, or the local
-    /// address the kernel routes to the peer from.
-    fn local_addr(&mut self, peer: Peer) -> SocketAddr {
-        let port = match peer.transport {
-            Transport::Udp => self.udp_port,
-            Transport::Tcp => self.tcp_port,
-        };
-        let ip = self.handle.public_ip.unwrap_or_else(|| {
-            *self
-                .local_ips
-                .entry(peer.addr.ip())
-                .or_insert_with(|| route_to(peer.addr))
-        });
-        SocketAddr::new(ip, port)
+    fn local_addr(&self, peer: Peer) -> SocketAddr {
+        self.handle.local_addr(peer)
     }
 
     fn transmit(&mut self, t: Transmit) {
@@ -602,8 +653,16 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+impl Registrations {
+    fn forward_changes(&mut self) {
+        while let Some(change) = self.registrar.poll_change() {
+            let _ = self.changes.send(change);
+        }
+    }
+}
+
 /// The local IP the kernel would send from to reach `peer` (no packet is sent).
-fn route_to(peer: SocketAddr) -> IpAddr {
+pub(super) fn route_to(peer: SocketAddr) -> IpAddr {
     let unspecified: SocketAddr = if peer.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {

@@ -7,6 +7,7 @@ mod cidr;
 mod event_loop;
 mod tcp;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 pub use cidr::{Cidr, CidrError};
-pub use event_loop::{Endpoint, StartError};
+pub use event_loop::{Endpoint, Registrations, StartError};
 
 use crate::sip::transaction::{Peer, ServerTxId};
 
@@ -25,12 +26,22 @@ use crate::sip::transaction::{Peer, ServerTxId};
 pub struct TrunkConfig {
     /// Source networks (CIDR) allowed to send requests; others get 403.
     pub allow: Vec<String>,
+    /// Named trunks (`[trunks.named.pbx1] allow = [...]`): their sources are allowed too,
+    /// and dialplans can choose a flow by the trunk a call came in on.
+    pub named: BTreeMap<String, NamedTrunk>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NamedTrunk {
+    pub allow: Vec<String>,
 }
 
 impl Default for TrunkConfig {
     fn default() -> Self {
         TrunkConfig {
             allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            named: BTreeMap::new(),
         }
     }
 }
@@ -68,6 +79,8 @@ pub struct IncomingCall {
     pub peer: Peer,
     /// Our address as the peer reaches it (for Contact, Via and SDP).
     pub local: SocketAddr,
+    /// The named trunk the call came in on.
+    pub trunk: Option<String>,
     pub events: mpsc::UnboundedReceiver<CallEvent>,
     pub endpoint: EndpointHandle,
 }
@@ -101,10 +114,26 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub struct EndpointHandle {
     tx: mpsc::UnboundedSender<event_loop::Input>,
-    pub(crate) public_ip: Option<IpAddr>,
+    public_ip: Option<IpAddr>,
+    udp_port: u16,
+    tcp_port: u16,
 }
 
 impl EndpointHandle {
+    /// Our address as `peer` reaches it (for Via, Contact and SDP): the configured public
+    /// address, or the local address the kernel routes to the peer from, with the listening
+    /// port of the peer's transport.
+    pub fn local_addr(&self, peer: Peer) -> SocketAddr {
+        let port = match peer.transport {
+            crate::sip::Transport::Udp => self.udp_port,
+            crate::sip::Transport::Tcp => self.tcp_port,
+        };
+        let ip = self
+            .public_ip
+            .unwrap_or_else(|| event_loop::route_to(peer.addr));
+        SocketAddr::new(ip, port)
+    }
+
     fn command(&self, c: Command) {
         // The endpoint outlives every call; a failed send means the engine is stopping.
         let _ = self.tx.send(event_loop::Input::Command(Box::new(c)));

@@ -3,7 +3,7 @@
 //! of the config defines, and the prompts' audio. All problems are returned at once as
 //! `file:line:column` diagnostics. Reads files; starts nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::call::Flows;
@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::diag::Diagnostic;
 use crate::dialplan::{DialplanSet, LoadError, QueueInfo, ValidationContext};
 use crate::prompts::PromptSet;
+use crate::speech::{Classifier, GrammarNames, TextTools};
 
 /// The queues `[acd]` configures, with how many agents serve each; `None` when the config
 /// has no ACD at all (then queue names cannot be checked).
@@ -24,18 +25,23 @@ fn acd_queues(config: &Config) -> Option<BTreeMap<String, QueueInfo>> {
             .queues
             .iter()
             .map(|q| {
-                let agents = config.acd.agents.iter().filter(|a| a.skills.contains_key(&q.name)).count();
+                let agents = config
+                    .acd
+                    .agents
+                    .iter()
+                    .filter(|a| a.skills.contains_key(&q.name))
+                    .count();
                 (q.name.clone(), QueueInfo { agents })
             })
             .collect(),
     )
 }
 
-/// What dialplan validation may check against. `grammar` is the intents and grammar sets
-/// the speech module knows, when it is configured.
-pub fn validation_context(config: &Config, grammar: Option<(BTreeSet<String>, BTreeSet<String>)>) -> ValidationContext {
+/// What dialplan validation may check against. `grammar` is what the speech module's
+/// grammar defines, when it could be loaded.
+pub fn validation_context(config: &Config, grammar: Option<GrammarNames>) -> ValidationContext {
     let (intents, grammars) = match grammar {
-        Some((i, g)) => (Some(i), Some(g)),
+        Some(g) => (Some(g.intents), Some(g.sets)),
         None => (None, None),
     };
     ValidationContext {
@@ -53,26 +59,59 @@ pub fn config_diagnostics(config: &Config, file: &Path, text: &str) -> Vec<Diagn
     out
 }
 
-/// Loads and checks the dialplans (`paths`, or the configured folder) and their prompts
-/// (rendering what the prompt cache lacks).
-pub fn load_flows(config: &Config, paths: &[PathBuf], ctx: &ValidationContext) -> Result<Flows, Vec<Diagnostic>> {
+/// The grammar's names (for dialplan validation), when it loads, and its problems (file
+/// errors, examples that miss their own intent). Loads the text dictionaries.
+pub fn grammar(config: &Config) -> (Option<GrammarNames>, Vec<Diagnostic>) {
+    let dir = &config.speech.grammar_dir;
+    let tools = match TextTools::load() {
+        Ok(t) => t,
+        Err(e) => {
+            let problem = Diagnostic {
+                file: dir.clone(),
+                line: 1,
+                column: 1,
+                message: e.to_string(),
+            };
+            return (None, vec![problem]);
+        }
+    };
+    match Classifier::load(dir, tools) {
+        Ok(c) => (Some(c.grammar().names()), c.check_examples()),
+        Err(d) => (None, d),
+    }
+}
+
+/// Loads and checks the dialplans and their prompts (rendering what the prompt cache
+/// lacks).
+pub fn load_flows(
+    config: &Config,
+    paths: &[PathBuf],
+    ctx: &ValidationContext,
+) -> Result<Flows, Vec<Diagnostic>> {
+    let dialplans = load_dialplans(config, paths, ctx)?;
+    let prompts = PromptSet::load(&dialplans, &config.prompts)?;
+    Ok(Flows { dialplans, prompts })
+}
+
+/// Loads and checks the dialplans (`paths`, or the configured folder).
+pub fn load_dialplans(
+    config: &Config,
+    paths: &[PathBuf],
+    ctx: &ValidationContext,
+) -> Result<DialplanSet, Vec<Diagnostic>> {
     let paths = if paths.is_empty() {
         vec![config.dialplan.directory.clone()]
     } else {
         paths.to_vec()
     };
-    let dialplans = match DialplanSet::load(&paths, &config.dialplan.calendar(), ctx) {
-        Ok(set) => set,
-        Err(LoadError::Invalid(diagnostics)) => return Err(diagnostics),
-        Err(e) => {
-            return Err(vec![Diagnostic {
-                file: paths.first().cloned().unwrap_or_default(),
-                line: 1,
-                column: 1,
-                message: e.to_string(),
-            }]);
-        }
-    };
-    let prompts = PromptSet::load(&dialplans, &config.prompts)?;
-    Ok(Flows { dialplans, prompts })
+    match DialplanSet::load(&paths, &config.dialplan.calendar(), ctx) {
+        Ok(set) => Ok(set),
+        Err(LoadError::Invalid(diagnostics)) => Err(diagnostics),
+        Err(e) => Err(vec![Diagnostic {
+            file: paths.first().cloned().unwrap_or_default(),
+            line: 1,
+            column: 1,
+            message: e.to_string(),
+        }]),
+    }
 }

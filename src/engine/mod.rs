@@ -39,11 +39,17 @@ pub enum EngineError {
     #[error("starting the SIP endpoint: {0}")]
     Endpoint(#[from] StartError),
     #[error("binding the API on {addr}: {source}")]
-    Api { addr: SocketAddr, source: std::io::Error },
+    Api {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 fn join(d: &[Diagnostic]) -> String {
-    d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+    d.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A running engine. Dropping it does not stop the tasks; `stop` flushes the event log.
@@ -61,12 +67,20 @@ pub struct Engine {
 impl Engine {
     /// Checks everything (all problems at once) and starts the engine on the current
     /// runtime. `config_text` is the config file's text, for positions in diagnostics.
-    pub async fn start(config: Config, config_file: &Path, config_text: &str) -> Result<Engine, EngineError> {
+    pub async fn start(
+        config: Config,
+        config_file: &Path,
+        config_text: &str,
+    ) -> Result<Engine, EngineError> {
         let mut problems = check::config_diagnostics(&config, config_file, config_text);
         let registry = Registry::new();
-        let speech = SpeechAccess::start(&config.speech, &registry)
-            .await
-            .map_err(|e| EngineError::Speech(e.to_string()))?;
+        let speech = {
+            let (speech_config, registry) = (config.speech.clone(), registry.clone());
+            tokio::task::spawn_blocking(move || SpeechAccess::start(&speech_config, &registry))
+                .await
+                .map_err(|e| EngineError::Speech(e.to_string()))?
+                .map_err(|e| EngineError::Speech(e.to_string()))?
+        };
         let flows = {
             let config = config.clone();
             let ctx = check::validation_context(&config, speech.grammar_names());
@@ -111,7 +125,8 @@ impl Engine {
         let registrations = match (&acd, config.acd.credentials()) {
             (Some(acd), credentials) if !credentials.is_empty() => {
                 let secret: [u8; 32] = rand::random();
-                let registrar = Registrar::new(&config.registrar, credentials, secret, Instant::now())?;
+                let registrar =
+                    Registrar::new(&config.registrar, credentials, secret, Instant::now())?;
                 let (changes, mut rx) = mpsc::unbounded_channel();
                 let acd = acd.clone();
                 tokio::spawn(async move {
@@ -126,7 +141,6 @@ impl Engine {
         };
 
         let (flows_tx, flows_rx) = watch::channel(Arc::new(flows));
-        let (starter_tx, starter_rx) = tokio::sync::oneshot::channel::<Arc<CallContext>>();
         // The endpoint needs the call starter and the calls need the endpoint's handle: the
         // starter waits for the context, which is made once the endpoint is up.
         let ctx_cell: Arc<std::sync::OnceLock<Arc<CallContext>>> = Arc::default();
@@ -138,7 +152,14 @@ impl Engine {
                 call::refuse(incoming, 503);
             }
         });
-        let endpoint = Endpoint::start(&config.sip, &config.trunks, &registry, starter, registrations).await?;
+        let endpoint = Endpoint::start(
+            &config.sip,
+            &config.trunks,
+            &registry,
+            starter,
+            registrations,
+        )
+        .await?;
         let ctx = Arc::new(CallContext {
             media,
             endpoint: endpoint.handle(),
@@ -150,13 +171,17 @@ impl Engine {
             answer_delay: Duration::from_millis(config.sip.answer_delay_ms),
         });
         let _ = ctx_cell.set(ctx);
-        drop((starter_tx, starter_rx));
 
         let (control_tx, control_rx) = mpsc::channel::<AgentControl>(64);
         if let Some(acd) = acd.clone() {
             tokio::spawn(relay_control(control_rx, acd));
         }
-        let api = Api::new(&config.api, stats.handle.clone(), registry.clone(), acd.as_ref().map(|_| control_tx));
+        let api = Api::new(
+            &config.api,
+            stats.handle.clone(),
+            registry.clone(),
+            acd.as_ref().map(|_| control_tx),
+        );
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .map_err(|source| EngineError::Api {
@@ -223,7 +248,9 @@ async fn relay_control(mut rx: mpsc::Receiver<AgentControl>, acd: AcdHandle) {
         info!(agent = %c.agent, by = %c.requested_by, ?action, "agent control");
         let result = match acd.control(&c.agent, action).await {
             Ok(_) => Ok(()),
-            Err(acd::ControlError::UnknownAgent) => Err(ControlError::UnknownAgent(c.agent.clone())),
+            Err(acd::ControlError::UnknownAgent(_)) => {
+                Err(ControlError::UnknownAgent(c.agent.clone()))
+            }
             Err(e) => {
                 warn!(agent = %c.agent, error = %e, "agent control refused");
                 Err(ControlError::Refused(e.to_string()))

@@ -260,8 +260,13 @@ impl MediaLeg {
         self.send(Command::Stop(self.id));
     }
 
-    pub fn tap(&self, tap: Option<AudioTap>) {
-        self.send(Command::Tap(self.id, tap));
+    /// A handle that sets where this leg's received audio goes, held apart from the leg
+    /// (by a recognition in progress).
+    pub fn tap_handle(&self) -> TapHandle {
+        TapHandle {
+            leg: self.id,
+            tx: self.tx.clone(),
+        }
     }
 
     /// Relays audio both ways with `other` (opened with `Media::open_beside`), or stops.
@@ -272,6 +277,18 @@ impl MediaLeg {
     fn send(&self, cmd: Command) {
         // The worker lives as long as the runtime; a send fails only at shutdown.
         let _ = self.tx.send(cmd);
+    }
+}
+
+/// Sets a leg's audio tap; see `MediaLeg::tap_handle`.
+pub struct TapHandle {
+    leg: LegId,
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl TapHandle {
+    pub fn set(&self, tap: Option<AudioTap>) {
+        let _ = self.tx.send(Command::Tap(self.leg, tap));
     }
 }
 
@@ -288,10 +305,21 @@ struct Entry {
     session: MediaSession,
     events: mpsc::UnboundedSender<SessionEvent>,
     recorder: Option<Recorder>,
-    tap: Option<AudioTap>,
+    tap: Option<Tap>,
     bridged: Option<LegId>,
     lost_reported: u64,
 }
+
+/// A tap with its audio clock: a recognizer's timers run on the audio it is given, so ticks
+/// without received audio (silence suppression, loss) are filled with silence.
+struct Tap {
+    sink: AudioTap,
+    /// Samples owed to the tap by the clock minus samples given.
+    owed: i64,
+}
+
+/// How far the tap may lag the clock (the jitter buffer's delay) before silence is added.
+const TAP_SLACK: i64 = 3 * FRAME_SAMPLES as i64;
 
 async fn run(
     mut rx: mpsc::UnboundedReceiver<Command>,
@@ -384,7 +412,7 @@ fn apply(
         }
         Command::Tap(leg, tap) => {
             if let Some(e) = legs.get_mut(&leg) {
-                e.tap = tap;
+                e.tap = tap.map(|sink| Tap { sink, owed: 0 });
             }
         }
         Command::Bridge(leg, other) => {
@@ -460,7 +488,8 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
                 e.recorder = None;
             }
             if let Some(tap) = e.tap.as_mut() {
-                tap(&s.pcm);
+                (tap.sink)(&s.pcm);
+                tap.owed -= s.pcm.len() as i64;
             }
             if let Some(other) = e.bridged {
                 for chunk in s.pcm.chunks(FRAME_SAMPLES) {
@@ -468,6 +497,13 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
                     frame[..chunk.len()].copy_from_slice(chunk);
                     s.relays.push((other, frame));
                 }
+            }
+        }
+        if let Some(tap) = e.tap.as_mut() {
+            tap.owed += FRAME_SAMPLES as i64;
+            while tap.owed > TAP_SLACK {
+                (tap.sink)(&[0; FRAME_SAMPLES]);
+                tap.owed -= FRAME_SAMPLES as i64;
             }
         }
         if let Some((n, to)) = e.session.tick(now, &mut packet)

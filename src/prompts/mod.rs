@@ -90,3 +90,19 @@ pub enum PromptError {
         format: &'static str,
     },
 }
+
+/// Audio for a text not in any dialplan (a queue position announcement): from the cache, or
+/// rendered into it. Blocks on espeak-ng and sox when not cached: call it off the runtime.
+pub fn speak(
+    config: &PromptConfig,
+    text: &str,
+    language: &str,
+) -> Result<std::sync::Arc<crate::media::clip::Clip>, PromptError> {
+    let voice = config.voice(language);
+    let file = cache::path(&config.cache_dir, text, language, voice, config.rate);
+    if !file.is_file() {
+        render::render(config, text, voice, &file)?;
+    }
+    let pcm = wav::read(&file)?;
+    Ok(crate::media::clip::Clip::from_pcm(pcm.into()))
+}

@@ -1,5 +1,5 @@
-//! All prompt audio of a dialplan set, decoded once and shared: a call looks up
-//! (dialplan, prompt, language) and gets an `Arc` of samples, never a copy. Building the set
+//! All prompt audio of a dialplan set, decoded (and G.711-encoded) once and shared: a call
+//! looks up (dialplan, prompt, language) and gets an `Arc<Clip>`, never a copy. Building the set
 //! renders what the cache lacks (in parallel, one job per core) and reports every prompt
 //! that has no audio, each at its place in the dialplan.
 
@@ -13,6 +13,8 @@ use crate::dialplan::{DialplanSet, Pos};
 
 /// 8 kHz mono 16-bit PCM, shared by every call that plays it.
 pub type Samples = Arc<[i16]>;
+
+use crate::media::clip::Clip;
 
 /// What building the set did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,7 +30,7 @@ pub struct LoadReport {
 #[derive(Debug, Default)]
 pub struct PromptSet {
     /// Dialplan name -> prompt -> language -> samples.
-    plans: HashMap<String, HashMap<String, HashMap<String, Samples>>>,
+    plans: HashMap<String, HashMap<String, HashMap<String, Arc<Clip>>>>,
     report: LoadReport,
 }
 
@@ -68,7 +70,7 @@ impl PromptSet {
         let failed = render_all(config, &to_render);
 
         let mut diagnostics = Vec::new();
-        let mut decoded: HashMap<&PathBuf, Samples> = HashMap::new();
+        let mut decoded: HashMap<&PathBuf, Arc<Clip>> = HashMap::new();
         let mut set = PromptSet::default();
         for e in &entries {
             let samples = match failed.iter().find(|(f, _)| *f == &e.file) {
@@ -76,7 +78,7 @@ impl PromptSet {
                 None => match decoded.get(&e.file) {
                     Some(s) => Ok(Arc::clone(s)),
                     None => wav::read(&e.file)
-                        .map(Samples::from)
+                        .map(|pcm| Clip::from_pcm(Samples::from(pcm)))
                         .inspect(|s| {
                             decoded.insert(&e.file, Arc::clone(s));
                         })
@@ -109,7 +111,7 @@ impl PromptSet {
     }
 
     /// The audio of `prompt` in `language` for the dialplan named `plan`.
-    pub fn get(&self, plan: &str, prompt: &str, language: &str) -> Option<&Samples> {
+    pub fn get(&self, plan: &str, prompt: &str, language: &str) -> Option<&Arc<Clip>> {
         self.plans.get(plan)?.get(prompt)?.get(language)
     }
 

@@ -64,7 +64,7 @@ fn texts_are_rendered_once_to_8khz_and_shared() {
     );
     assert_eq!(set.report().cached, 0);
     for lang in ["cmn", "yue"] {
-        let samples = set.get("plan", "hello", lang).expect("audio");
+        let samples = set.get("plan", "hello", lang).expect("audio").pcm();
         // Several seconds of speech at 8 kHz, not silence.
         assert!(samples.len() > 8000, "{lang}: {} samples", samples.len());
         assert!(
@@ -82,8 +82,8 @@ fn texts_are_rendered_once_to_8khz_and_shared() {
     assert_eq!(again.report().rendered, 0);
     assert_eq!(again.report().cached, 4);
     assert_eq!(
-        again.get("plan", "hello", "yue"),
-        set.get("plan", "hello", "yue")
+        again.get("plan", "hello", "yue").map(|c| c.pcm()),
+        set.get("plan", "hello", "yue").map(|c| c.pcm())
     );
 }
 
@@ -107,7 +107,7 @@ fn a_recorded_wav_overrides_the_text() {
     );
     let set = PromptSet::load(&plans, &config(&s.0)).unwrap_or_else(|d| panic!("{d:?}"));
     assert_eq!(set.report().recorded, 1);
-    let samples = set.get("plan", "hello", "yue").expect("audio");
+    let samples = set.get("plan", "hello", "yue").expect("audio").pcm();
     assert_eq!(samples.len(), 1600);
     assert_eq!(samples[1599], 1599);
 }

@@ -20,6 +20,8 @@ pub struct SipConfig {
     pub user_agent: String,
     /// Calls in progress above which new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
+    /// How long a caller hears ringing (180) before the engine answers.
+    pub answer_delay_ms: u64,
     /// RFC 3261 timer base values, in milliseconds.
     pub t1_ms: u64,
     pub t2_ms: u64,
@@ -34,6 +36,7 @@ impl Default for SipConfig {
             public_address: String::new(),
             user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
             max_calls: 5000,
+            answer_delay_ms: 0,
             t1_ms: 500,
             t2_ms: 4000,
             t4_ms: 5000,

@@ -18,6 +18,13 @@ use crate::diag::Diagnostic;
 /// The settings file of a grammar folder; every other `*.yaml` is one intent.
 pub const SETTINGS_FILE: &str = "hotline.yaml";
 
+/// The names a grammar gives dialplans to refer to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrammarNames {
+    pub intents: std::collections::BTreeSet<String>,
+    pub sets: std::collections::BTreeSet<String>,
+}
+
 /// A grammar folder, loaded and checked.
 #[derive(Debug, Clone)]
 pub struct Grammar {
@@ -174,6 +181,19 @@ impl Grammar {
                 diags.sort();
                 Err(diags)
             }
+        }
+    }
+
+    /// What dialplans may name: this grammar's intents and its set (its folder's name).
+    pub fn names(&self) -> GrammarNames {
+        GrammarNames {
+            intents: self.intents.iter().map(|i| i.name.clone()).collect(),
+            sets: self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -28,7 +28,7 @@ pub use check::{check_grammar, check_grammar_with};
 pub use classifier::{Classifier, Decision, Evidence, Score};
 pub use config::{Backend, RecognizerConfig, SpeechConfig};
 pub use endpoint::{EndReason, EndpointConfig};
-pub use grammar::{Example, Grammar, Intent, Settings, Source, Term, TermKind};
+pub use grammar::{Example, Grammar, GrammarNames, Intent, Settings, Source, Term, TermKind};
 pub use language::LanguageGuess;
 pub use offline::{ClipRun, Pace, read_wav, run_clip};
 pub use remote::{CONFIG_MESSAGE, EOF_MESSAGE};

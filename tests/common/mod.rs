@@ -60,17 +60,38 @@ pub fn free_media_port() -> u16 {
 pub struct Engine {
     child: Child,
     pub port: u16,
+    /// The API's port on 127.0.0.1.
+    pub api: u16,
     pub dir: PathBuf,
     log: Arc<Mutex<String>>,
 }
 
 impl Engine {
-    /// Starts `hotline serve` with a config made of the test's ports, a prompt of
-    /// `prompt_secs` of tone, and `extra` lines added to the named sections.
+    /// Starts `hotline serve` with a config made of the test's ports and a one-step
+    /// dialplan: play `prompt_secs` of tone, then hang up (outcome `prompt_played`).
+    /// `extra` lines are added to the named config sections.
     pub fn start(dir: &Path, prompt_secs: f32, extra: &[(&str, &str)]) -> Engine {
+        let plans = dir.join("dialplans");
+        std::fs::create_dir_all(&plans).expect("dialplan folder");
+        tone(&plans.join("prompt.wav"), prompt_secs, 300, false);
+        std::fs::write(
+            plans.join("test.yaml"),
+            "languages: [cmn]\ndefault: true\nprompts:\n  hello:\n    cmn: {file: prompt.wav}\n\
+steps:\n  start:\n    play: hello\n    next: done\n  done:\n    hangup: prompt_played\n",
+        )
+        .expect("write the test dialplan");
+        let directory = format!("directory = \"{}\"\n", plans.display());
+        let mut sections = vec![("dialplan", directory.as_str())];
+        sections.extend_from_slice(extra);
+        Engine::start_with(dir, &sections)
+    }
+
+    /// Starts `hotline serve` with the test's ports, database and API address, and
+    /// `extra` lines added to the named config sections (the shipped dialplans unless
+    /// `[dialplan]` says otherwise).
+    pub fn start_with(dir: &Path, extra: &[(&str, &str)]) -> Engine {
         let port = free_port();
-        let prompt = dir.join("prompt.wav");
-        tone(&prompt, prompt_secs, 300, false);
+        let api = free_port();
         let rtp = 20_000 + (port % 2000) * 10;
         let mut sections: Vec<(String, String)> = vec![
             (
@@ -82,8 +103,15 @@ impl Engine {
                 format!("rtp_port_min = {rtp}\nrtp_port_max = {}\n", rtp + 400),
             ),
             (
-                "flow".into(),
-                format!("prompt = \"{}\"\n", prompt.display()),
+                "stats".into(),
+                format!(
+                    "database = \"{}\"\ntimezone = \"UTC\"\npublish_ms = 100\n",
+                    dir.join("events.sqlite").display()
+                ),
+            ),
+            (
+                "api".into(),
+                format!("listen = \"127.0.0.1:{api}\"\nmetrics_open = true\n"),
             ),
         ];
         for (section, lines) in extra {
@@ -129,6 +157,7 @@ impl Engine {
         let engine = Engine {
             child,
             port,
+            api,
             dir: dir.to_owned(),
             log,
         };

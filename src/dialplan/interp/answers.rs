@@ -92,8 +92,8 @@ impl Interpreter {
             Phase::Prompting | Phase::Waiting | Phase::Speaking
         );
         match speech {
-            Speech::Partial(text) => {
-                if text.trim().is_empty()
+            Speech::Started | Speech::Partial(_) => {
+                if matches!(&speech, Speech::Partial(text) if text.trim().is_empty())
                     || !matches!(self.phase, Phase::Prompting | Phase::Waiting)
                 {
                     return;
