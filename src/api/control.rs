@@ -31,3 +31,11 @@ pub enum ControlError {
     #[error("{0}")]
     Refused(String),
 }
+
+/// A request to load the dialplans again (admin); the reply is the number of dialplans now
+/// in force, or every problem found (the running ones then stay).
+#[derive(Debug)]
+pub struct ReloadRequest {
+    pub requested_by: String,
+    pub reply: oneshot::Sender<Result<usize, Vec<String>>>,
+}

@@ -24,7 +24,7 @@ use crate::metrics::Registry;
 use crate::stats::StatsHandle;
 
 pub use config::{ApiConfig, DashboardConfig, Role, TokenConfig};
-pub use control::{AgentCommand, AgentControl, ControlError};
+pub use control::{AgentCommand, AgentControl, ControlError, ReloadRequest};
 
 /// The API, ready to serve.
 pub struct Api {
@@ -32,18 +32,20 @@ pub struct Api {
 }
 
 impl Api {
-    /// `control` is where agent commands go (the ACD actor's receiver); `None` answers them
-    /// with 503.
+    /// `control` is where agent commands go (the ACD actor's receiver), `reload` where
+    /// dialplan reloads go (the engine); `None` answers them with 503.
     pub fn new(
         config: &ApiConfig,
         stats: StatsHandle,
         metrics: Arc<Registry>,
         control: Option<mpsc::Sender<AgentControl>>,
+        reload: Option<mpsc::Sender<ReloadRequest>>,
     ) -> Api {
         let state = state::AppState(Arc::new(state::Shared {
             stats,
             metrics,
             control,
+            reload,
             tokens: auth::Tokens::new(&config.tokens),
             metrics_open: config.metrics_open,
             dashboard: config.dashboard.clone(),

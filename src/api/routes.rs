@@ -20,7 +20,7 @@ use crate::stats::{AgentView, Overview, QueueDay, QueueView, StoredEvent};
 
 use super::auth::Caller;
 use super::config::{DashboardConfig, Role};
-use super::control::{AgentCommand, AgentControl, ControlError};
+use super::control::{AgentCommand, AgentControl, ControlError, ReloadRequest};
 use super::error::ApiError;
 use super::state::AppState;
 use super::{dashboard, prometheus, stream};
@@ -50,6 +50,7 @@ pub(super) fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/api/v1/agents/{agent}/pause", post(pause)),
         (Method::POST, "/api/v1/agents/{agent}/resume", post(resume)),
         (Method::GET, "/api/v1/events", get(events)),
+        (Method::POST, "/api/v1/reload", post(reload)),
         (Method::GET, "/api/v1/stream", get(stream::stream)),
         (Method::GET, "/api/v1/dashboard", get(dashboard_config)),
     ]
@@ -241,5 +242,35 @@ async fn control(
         Ok(Ok(Err(e @ ControlError::UnknownAgent(_)))) => Err(ApiError::NotFound(e.to_string())),
         Ok(Ok(Err(e @ ControlError::Refused(_)))) => Err(ApiError::Conflict(e.to_string())),
         Ok(Ok(Ok(()))) => Ok(Json(serde_json::json!({ "ok": true }))),
+    }
+}
+
+/// Loads the dialplans again (admin): 200 with how many are in force, or 422 with every
+/// problem (the running dialplans stay).
+async fn reload(c: Caller, State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    c.require(Role::Admin)?;
+    let tx = s
+        .reload
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("reload is not connected".to_owned()))?;
+    let (reply, answer) = oneshot::channel();
+    tx.send(ReloadRequest {
+        requested_by: c.name,
+        reply,
+    })
+    .await
+    .map_err(|_| ApiError::Unavailable("the engine has stopped".to_owned()))?;
+    match answer.await {
+        Err(_) => Err(ApiError::Unavailable(
+            "the engine dropped the request".to_owned(),
+        )),
+        Ok(Ok(dialplans)) => Ok((
+            axum::http::StatusCode::OK,
+            Json(serde_json::json!({ "dialplans": dialplans })),
+        )),
+        Ok(Err(problems)) => Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "problems": problems })),
+        )),
     }
 }

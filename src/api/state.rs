@@ -11,7 +11,7 @@ use crate::stats::StatsHandle;
 
 use super::auth::Tokens;
 use super::config::DashboardConfig;
-use super::control::AgentControl;
+use super::control::{AgentControl, ReloadRequest};
 
 #[derive(Clone)]
 pub(super) struct AppState(pub Arc<Shared>);
@@ -20,6 +20,7 @@ pub(super) struct Shared {
     pub stats: StatsHandle,
     pub metrics: Arc<Registry>,
     pub control: Option<mpsc::Sender<AgentControl>>,
+    pub reload: Option<mpsc::Sender<ReloadRequest>>,
     pub tokens: Tokens,
     pub metrics_open: bool,
     pub dashboard: DashboardConfig,

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::acd::{self, AcdHandle, AgentAction, Router};
-use crate::api::{AgentCommand, AgentControl, Api, ControlError};
+use crate::api::{AgentCommand, AgentControl, Api, ControlError, ReloadRequest};
 use crate::call::{self, CallContext, Flows, SpeechAccess, announce::Announcer};
 use crate::config::{Config, InvalidSection};
 use crate::diag::Diagnostic;
@@ -57,11 +57,16 @@ pub struct Engine {
     pub sip_udp: Option<SocketAddr>,
     pub sip_tcp: Option<SocketAddr>,
     pub api: SocketAddr,
-    config: Config,
-    flows: watch::Sender<Arc<Flows>>,
-    speech: SpeechAccess,
+    reloader: Arc<Reloader>,
     stats: Stats,
     api_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// What a reload needs: the config and grammar to check against, and where the new flows go.
+struct Reloader {
+    config: Config,
+    speech: SpeechAccess,
+    flows: watch::Sender<Arc<Flows>>,
 }
 
 impl Engine {
@@ -176,11 +181,19 @@ impl Engine {
         if let Some(acd) = acd.clone() {
             tokio::spawn(relay_control(control_rx, acd));
         }
+        let reloader = Arc::new(Reloader {
+            config: config.clone(),
+            speech,
+            flows: flows_tx,
+        });
+        let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
+        tokio::spawn(serve_reloads(reload_rx, reloader.clone()));
         let api = Api::new(
             &config.api,
             stats.handle.clone(),
             registry.clone(),
             acd.as_ref().map(|_| control_tx),
+            Some(reload_tx),
         );
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -198,9 +211,7 @@ impl Engine {
             sip_udp: endpoint.udp_addr,
             sip_tcp: endpoint.tcp_addr,
             api: api_addr,
-            config,
-            flows: flows_tx,
-            speech,
+            reloader,
             stats,
             api_shutdown: Some(api_shutdown),
         })
@@ -209,6 +220,20 @@ impl Engine {
     /// Loads the dialplans and prompts again; swaps them in only if they validate. New calls
     /// take them, calls in progress finish on theirs.
     pub async fn reload(&self) -> Result<usize, Vec<Diagnostic>> {
+        self.reloader.reload().await
+    }
+
+    /// Stops serving the API and writes every event already sent to the log.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.api_shutdown.take() {
+            let _ = s.send(());
+        }
+        self.stats.stop().await;
+    }
+}
+
+impl Reloader {
+    async fn reload(&self) -> Result<usize, Vec<Diagnostic>> {
         let config = self.config.clone();
         let ctx = check::validation_context(&config, self.speech.grammar_names());
         let loaded = tokio::task::spawn_blocking(move || check::load_flows(&config, &[], &ctx))
@@ -226,13 +251,19 @@ impl Engine {
         info!(dialplans = n, "dialplans reloaded");
         Ok(n)
     }
+}
 
-    /// Stops serving the API and writes every event already sent to the log.
-    pub async fn stop(mut self) {
-        if let Some(s) = self.api_shutdown.take() {
-            let _ = s.send(());
-        }
-        self.stats.stop().await;
+/// Reloads asked for through the API.
+async fn serve_reloads(mut rx: mpsc::Receiver<ReloadRequest>, reloader: Arc<Reloader>) {
+    while let Some(r) = rx.recv().await {
+        info!(by = %r.requested_by, "reload requested");
+        let result = reloader.reload().await.map_err(|problems| {
+            for p in &problems {
+                warn!("{p}");
+            }
+            problems.iter().map(|p| p.to_string()).collect()
+        });
+        let _ = r.reply.send(result);
     }
 }
 

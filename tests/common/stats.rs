@@ -63,7 +63,7 @@ pub async fn start(
     let stats = Stats::start(&stats_config(dir), rx, &metrics).expect("start stats");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let server = Api::new(&api, stats.handle.clone(), metrics.clone(), control);
+    let server = Api::new(&api, stats.handle.clone(), metrics.clone(), control, None);
     tokio::spawn(server.serve(listener, std::future::pending()));
     Running {
         sink,
