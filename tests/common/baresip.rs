@@ -30,6 +30,10 @@
 //!   no REGISTER. The Contact user is `user-0x<pointer>` (e.g. `1001-0x55e9a7f27c50`),
 //!   not the plain user: INVITE the registered Contact. An INVITE to the plain AOR user
 //!   at the phone's address (`Baresip::uri`) is accepted too.
+//! - The REGISTER: Request-URI `sip:<registrar host:port>`, To/From
+//!   `sip:user@<registrar host:port>`, `Contact: <sip:user-0x..@127.0.0.1:port>;expires=N`
+//!   and no Expires header; `Via ...;rport`. A registrar must read the Contact's expires
+//!   parameter and may grant less or more (baresip follows the 200's value).
 //! - Digest: MD5 only. A 401 whose WWW-Authenticate uses `algorithm=SHA-256` fails the
 //!   registration with "Function not implemented" — and so does a 401 offering SHA-256
 //!   *and* MD5 (RFC 8760 style, in either order): libre gives up on the first header it
@@ -409,8 +413,8 @@ impl Baresip {
         .unwrap_or_else(|| self.recordings())
     }
 
-    /// The INVITE requests the phone received (retransmissions once), as text: for
-    /// checking headers such as X-Hotline-Queue.
+    /// The INVITE requests the phone received (retransmissions once), as on the wire
+    /// (CRLF line ends): for checking headers such as X-Hotline-Queue.
     pub fn invites(&self) -> Vec<String> {
         let log = self.log();
         let me = format!(" -> {}", self.addr());
