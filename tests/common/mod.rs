@@ -4,6 +4,7 @@
 //! failure).
 #![allow(dead_code)]
 
+pub mod baresip;
 pub mod stats;
 
 use std::io::{BufRead, BufReader, Read};

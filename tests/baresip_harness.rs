@@ -1,0 +1,418 @@
+//! Checks the baresip agent-phone harness (tests/common/baresip.rs) against real peers,
+//! without the engine: digest registration with Kamailio (right password, wrong password,
+//! SHA-256), and SIPp calling a phone directly (answer with audio both ways, hang-up from
+//! the harness, no answer, rejection).
+
+mod common;
+
+use std::fs::File;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::baresip::{Baresip, PhoneOptions, Registration};
+use common::{SippRun, free_media_port, free_port, out_dir, read_wav, rms, root, tone};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A Kamailio registrar on a free loopback port that challenges every REGISTER in realm
+/// "hotline" with one digest `algorithm` and accepts the password "secret" for any user
+/// (`pv_www_authenticate`: no database). Kamailio 5.6 traps met writing it:
+/// `disable_tcp` (not `tcp_disable`); `is_method` needs textops (`$rm` does not);
+/// `pv_www_authenticate`/`www_challenge` flags are integers, not strings; `fork=no` still
+/// runs timer processes (4 in all) and `-DD` with forking 12, so it is stopped with
+/// SIGTERM, which takes them down, never SIGKILL; the registrar grants at least
+/// `min_expires` (default 60 s) whatever the phone asks; a wrong password is answered
+/// with the same nonce again, which baresip re-sends 15 times before giving up.
+struct Kamailio {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Kamailio {
+    fn start(dir: &Path, algorithm: &str) -> Kamailio {
+        let port = free_port();
+        let run = dir.join("kamailio-run");
+        std::fs::create_dir_all(&run).expect("create kamailio's runtime folder");
+        let config = format!(
+            r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=no
+disable_tcp=yes
+auto_aliases=no
+listen=udp:127.0.0.1:{port}
+
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+loadmodule "auth.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+
+modparam("auth", "algorithm", "{algorithm}")
+modparam("registrar", "min_expires", 1)
+
+request_route {{
+    if ($rm != "REGISTER") {{
+        sl_send_reply("405", "Method Not Allowed");
+        exit;
+    }}
+    if (!pv_www_authenticate("hotline", "secret", 0)) {{
+        xlog("L_NOTICE", "REGISTER from $fu: challenged\n");
+        www_challenge("hotline", 0);
+        exit;
+    }}
+    xlog("L_NOTICE", "REGISTER from $fu: authenticated, Contact $ct\n");
+    save("location");
+    exit;
+}}
+"#
+        );
+        let cfg = dir.join("kamailio.cfg");
+        std::fs::write(&cfg, config).expect("write kamailio.cfg");
+        let log = dir.join("kamailio.log");
+        let child = Command::new("kamailio")
+            .arg("-f")
+            .arg(&cfg)
+            .args(["-D", "-E", "-m", "32", "-M", "4", "-Y"])
+            .arg(&run)
+            .arg("-w")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("create kamailio.log"))
+            .spawn()
+            .expect("run kamailio (installed by make setup)");
+        let kamailio = Kamailio { child, port, log };
+        assert!(
+            kamailio.answers_options(),
+            "kamailio did not start:\n{}",
+            kamailio.log()
+        );
+        kamailio
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Whether it answers an OPTIONS (with 405) within 10 s: then it is serving.
+    fn answers_options(&self) -> bool {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+        let local = socket.local_addr().expect("local addr");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("set timeout");
+        let options = format!(
+            "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKprobe\r\n\
+             From: <sip:probe@{local}>;tag=1\r\nTo: <sip:{0}>\r\nCall-ID: probe@{local}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            self.addr()
+        );
+        let until = Instant::now() + WAIT;
+        let mut buf = [0u8; 2048];
+        while Instant::now() < until {
+            let _ = socket.send_to(options.as_bytes(), self.addr());
+            if let Ok(n) = socket.recv(&mut buf) {
+                return buf[..n].starts_with(b"SIP/2.0 405");
+            }
+        }
+        false
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SIPp running a tests/sipp scenario against `target` (`-s service`) in the background.
+struct Sipp {
+    child: Child,
+    name: String,
+    dir: PathBuf,
+}
+
+impl Sipp {
+    fn start(
+        dir: &Path,
+        scenario: &str,
+        vars: &[(&str, &str)],
+        target: SocketAddr,
+        service: &str,
+    ) -> Sipp {
+        let mut xml = std::fs::read_to_string(root().join("tests/sipp").join(scenario))
+            .expect("read scenario");
+        for (k, v) in vars {
+            xml = xml.replace(&format!("{{{{{k}}}}}"), v);
+        }
+        let name = format!("{}-{}", scenario.trim_end_matches(".xml"), free_port());
+        let sf = dir.join(format!("{name}.xml"));
+        std::fs::write(&sf, xml).expect("write scenario");
+        let child = Command::new("sipp")
+            .arg(target.to_string())
+            .arg("-sf")
+            .arg(&sf)
+            .args(["-s", service, "-m", "1"])
+            .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+            .args(["-mp", &free_media_port().to_string()])
+            .args(["-nostdin", "-trace_err", "-error_file"])
+            .arg(dir.join(format!("{name}-errors.log")))
+            .args(["-timeout", "20s", "-timeout_error"])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.join(format!("{name}.out"))).expect("create sipp output"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run sipp (installed by make setup)");
+        Sipp {
+            child,
+            name,
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Waits for SIPp to end (killing it after `timeout`).
+    fn finish(mut self, timeout: Duration) -> SippRun {
+        let until = Instant::now() + timeout;
+        let success = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status.success(),
+                _ if Instant::now() >= until => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break false;
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let read = |suffix: &str| {
+            std::fs::read_to_string(self.dir.join(format!("{}{suffix}", self.name)))
+                .unwrap_or_default()
+        };
+        SippRun {
+            success,
+            output: read(".out"),
+            errors: read("-errors.log"),
+        }
+    }
+}
+
+fn assert_ok(run: &SippRun) {
+    assert!(run.success, "SIPp failed:\n{}\n{}", run.output, run.errors);
+}
+
+/// The dominant frequency of a tone, from its zero crossings.
+fn frequency(samples: &[i16], rate: u32) -> f64 {
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / rate as f64)
+}
+
+#[test]
+fn phone_registers_with_digest_auth_and_a_wrong_password_never_does() {
+    let dir = out_dir("baresip_register");
+    let kamailio = Kamailio::start(&dir, "MD5");
+    let good = Baresip::start(&dir, PhoneOptions::agent("1001", "secret", kamailio.addr()));
+    let bad = Baresip::start(&dir, PhoneOptions::agent("1002", "wrong", kamailio.addr()));
+
+    assert_eq!(
+        good.wait_registration(WAIT),
+        Registration::Registered,
+        "{}",
+        good.log()
+    );
+    assert!(good.registered());
+    assert_eq!(
+        bad.wait_registration(WAIT),
+        Registration::Failed("401 Unauthorized".into()),
+        "{}",
+        bad.log()
+    );
+    assert!(!bad.registered());
+    assert_eq!(bad.count("REGISTER_OK"), 0);
+
+    let log = kamailio.log();
+    let challenged = log
+        .find("REGISTER from sip:1001@")
+        .expect("1001 REGISTERed");
+    assert!(log[challenged..].starts_with(&format!(
+        "REGISTER from sip:1001@{}: challenged",
+        kamailio.addr()
+    )));
+    assert!(log.contains(&format!(
+        "REGISTER from sip:1001@{}: authenticated, Contact <sip:1001-0x",
+        kamailio.addr()
+    )));
+    assert!(log.contains("REGISTER from sip:1002@"), "{log}");
+    let bad_in = format!("REGISTER from sip:1002@{}: authenticated", kamailio.addr());
+    assert!(!log.contains(&bad_in), "{log}");
+
+    // Un-REGISTER: authenticated again, with expires=0.
+    good.unregister();
+    assert!(!good.registered());
+    let until = Instant::now() + WAIT;
+    while !kamailio.log().contains(";expires=0") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(kamailio.log().contains(";expires=0"), "{}", kamailio.log());
+}
+
+/// baresip 1.0 (libre 1.1) does MD5 only: a SHA-256 challenge fails the registration.
+/// Should the Debian package learn SHA-256, this test says so.
+#[test]
+fn phone_cannot_answer_a_sha256_challenge() {
+    let dir = out_dir("baresip_sha256");
+    let kamailio = Kamailio::start(&dir, "SHA-256");
+    let phone = Baresip::start(&dir, PhoneOptions::agent("1003", "secret", kamailio.addr()));
+    assert_eq!(
+        phone.wait_registration(WAIT),
+        Registration::Failed("Function not implemented".into()),
+        "{}",
+        phone.log()
+    );
+    assert!(phone.log().contains("algorithm=SHA-256"), "{}", phone.log());
+}
+
+/// SIPp calls the phone directly: it rings, answers after its delay, records the caller's
+/// 440 Hz tone, plays its own 600 Hz tone, and the harness hangs up with a BYE SIPp gets.
+#[test]
+fn phone_answers_records_and_hangs_up() {
+    let dir = out_dir("baresip_call");
+    let agent_wav = dir.join("agent.wav");
+    tone(&agent_wav, 1.0, 600, false);
+    let caller_wav = dir.join("caller.wav");
+    tone(&caller_wav, 2.0, 440, true);
+    let phone = Baresip::start(
+        &dir,
+        PhoneOptions {
+            answer_after: Some(Duration::from_millis(300)),
+            play: Some(agent_wav),
+            ..PhoneOptions::unregistered("agent7")
+        },
+    );
+    let started = Instant::now();
+    let sipp = Sipp::start(
+        &dir,
+        "agent_call.xml",
+        &[
+            ("WAV", &caller_wav.display().to_string()),
+            ("QUEUE", "harness-test"),
+            ("BYE_WITHIN_MS", "15000"),
+        ],
+        phone.addr(),
+        &phone.user,
+    );
+    assert!(phone.wait_calls_answered(1, WAIT), "{}", phone.log());
+
+    // The caller talks for the 2 s of its stream; then the agent hangs up.
+    std::thread::sleep(Duration::from_millis(2500).saturating_sub(started.elapsed()));
+    phone.hangup();
+    assert_ok(&sipp.finish(WAIT));
+    assert!(phone.wait_calls_ended(1, WAIT));
+    assert_eq!(phone.calls_received(), 1);
+    assert_eq!(phone.max_concurrent_calls(), 1);
+
+    let events = phone.events();
+    let at = |kind: &str| events.iter().find(|e| e.kind == kind).map(|e| e.at);
+    let rang_for =
+        at("CALL_ESTABLISHED").expect("established") - at("CALL_INCOMING").expect("incoming");
+    assert!(
+        rang_for >= Duration::from_millis(300),
+        "answered after {rang_for:?}"
+    );
+
+    let invites = phone.invites();
+    assert_eq!(invites.len(), 1, "{invites:?}");
+    assert!(
+        invites[0].contains("X-Hotline-Queue: harness-test"),
+        "{}",
+        invites[0]
+    );
+
+    let recordings = phone.wait_recordings(1, WAIT);
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let heard = recordings[0]
+        .heard
+        .as_ref()
+        .expect("the phone heard the caller");
+    let (samples, rate) = read_wav(heard);
+    assert_eq!(rate, 8000);
+    let secs = samples.len() as f64 / 8000.0;
+    assert!((secs - 2.0).abs() <= 0.25, "heard {secs} s, expected 2.0");
+    // A 0.5-amplitude sine has an RMS of about 0.35 of full scale (11,600).
+    let level = rms(&samples);
+    assert!(level > 9000.0 && level < 13000.0, "RMS {level}");
+    let f = frequency(&samples, rate);
+    assert!((f - 440.0).abs() < 15.0, "heard {f} Hz");
+
+    let sent = recordings[0].sent.as_ref().expect("the phone sent audio");
+    let (samples, _) = read_wav(sent);
+    assert!(samples.len() > 8000 * 2, "sent {} samples", samples.len());
+    let (tone_part, rest) = samples.split_at(8000);
+    assert!((frequency(tone_part, 8000) - 600.0).abs() < 15.0);
+    assert!(rms(tone_part) > 9000.0, "RMS {}", rms(tone_part));
+    assert!(rms(&rest[400..]) < 10.0, "the padding is silence");
+}
+
+/// A phone that does not answer rings until the caller cancels; rejecting a ringing call
+/// from the harness answers 486.
+#[test]
+fn phone_that_does_not_answer_rings_and_can_reject() {
+    let dir = out_dir("baresip_no_answer");
+    let phone = Baresip::start(
+        &dir,
+        PhoneOptions {
+            answer_after: None,
+            ..PhoneOptions::unregistered("agent9")
+        },
+    );
+    let run = Sipp::start(
+        &dir,
+        "agent_no_answer.xml",
+        &[("RING_MS", "1500")],
+        phone.addr(),
+        &phone.user,
+    )
+    .finish(WAIT);
+    assert_ok(&run);
+    assert!(phone.wait_calls_ended(1, WAIT));
+    assert_eq!(phone.calls_received(), 1);
+    assert_eq!(phone.calls_answered(), 0);
+
+    let sipp = Sipp::start(
+        &dir,
+        "agent_rejects.xml",
+        &[("REJECT_WITHIN_MS", "10000")],
+        phone.addr(),
+        &phone.user,
+    );
+    assert!(phone.wait_calls_received(2, WAIT), "{}", phone.log());
+    phone.hangup();
+    assert_ok(&sipp.finish(WAIT));
+    assert!(phone.wait_calls_ended(2, WAIT));
+    assert_eq!(phone.calls_answered(), 0);
+    assert!(phone.recordings().is_empty());
+}
