@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::baresip::{Baresip, PhoneOptions, Registration};
-use common::{SippRun, free_media_port, free_port, out_dir, read_wav, rms, root, tone};
+use common::{Sipp, SippRun, free_port, out_dir, read_wav, rms, tone};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -146,78 +146,6 @@ impl Drop for Kamailio {
     }
 }
 
-/// SIPp running a tests/sipp scenario against `target` (`-s service`) in the background.
-struct Sipp {
-    child: Child,
-    name: String,
-    dir: PathBuf,
-}
-
-impl Sipp {
-    fn start(
-        dir: &Path,
-        scenario: &str,
-        vars: &[(&str, &str)],
-        target: SocketAddr,
-        service: &str,
-    ) -> Sipp {
-        let mut xml = std::fs::read_to_string(root().join("tests/sipp").join(scenario))
-            .expect("read scenario");
-        for (k, v) in vars {
-            xml = xml.replace(&format!("{{{{{k}}}}}"), v);
-        }
-        let name = format!("{}-{}", scenario.trim_end_matches(".xml"), free_port());
-        let sf = dir.join(format!("{name}.xml"));
-        std::fs::write(&sf, xml).expect("write scenario");
-        let child = Command::new("sipp")
-            .arg(target.to_string())
-            .arg("-sf")
-            .arg(&sf)
-            .args(["-s", service, "-m", "1"])
-            .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-            .args(["-mp", &free_media_port().to_string()])
-            .args(["-nostdin", "-trace_err", "-error_file"])
-            .arg(dir.join(format!("{name}-errors.log")))
-            .args(["-timeout", "20s", "-timeout_error"])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(File::create(dir.join(format!("{name}.out"))).expect("create sipp output"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run sipp (installed by make setup)");
-        Sipp {
-            child,
-            name,
-            dir: dir.to_owned(),
-        }
-    }
-
-    /// Waits for SIPp to end (killing it after `timeout`).
-    fn finish(mut self, timeout: Duration) -> SippRun {
-        let until = Instant::now() + timeout;
-        let success = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status.success(),
-                _ if Instant::now() >= until => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break false;
-                }
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        };
-        let read = |suffix: &str| {
-            std::fs::read_to_string(self.dir.join(format!("{}{suffix}", self.name)))
-                .unwrap_or_default()
-        };
-        SippRun {
-            success,
-            output: read(".out"),
-            errors: read("-errors.log"),
-        }
-    }
-}
-
 fn assert_ok(run: &SippRun) {
     assert!(run.success, "SIPp failed:\n{}\n{}", run.output, run.errors);
 }
@@ -316,14 +244,14 @@ fn phone_answers_records_and_hangs_up() {
     let started = Instant::now();
     let sipp = Sipp::start(
         &dir,
+        phone.addr(),
         "agent_call.xml",
         &[
             ("WAV", &caller_wav.display().to_string()),
             ("QUEUE", "harness-test"),
             ("BYE_WITHIN_MS", "15000"),
         ],
-        phone.addr(),
-        &phone.user,
+        &["-s", &phone.user, "-m", "1"],
     );
     assert!(phone.wait_calls_answered(1, WAIT), "{}", phone.log());
 
@@ -391,10 +319,10 @@ fn phone_that_does_not_answer_rings_and_can_reject() {
     );
     let run = Sipp::start(
         &dir,
+        phone.addr(),
         "agent_no_answer.xml",
         &[("RING_MS", "1500")],
-        phone.addr(),
-        &phone.user,
+        &["-s", &phone.user, "-m", "1"],
     )
     .finish(WAIT);
     assert_ok(&run);
@@ -404,10 +332,10 @@ fn phone_that_does_not_answer_rings_and_can_reject() {
 
     let sipp = Sipp::start(
         &dir,
+        phone.addr(),
         "agent_rejects.xml",
         &[("REJECT_WITHIN_MS", "10000")],
-        phone.addr(),
-        &phone.user,
+        &["-s", &phone.user, "-m", "1"],
     );
     assert!(phone.wait_calls_received(2, WAIT), "{}", phone.log());
     phone.hangup();

@@ -140,6 +140,8 @@ impl Call {
 
     fn play(&mut self, id: dialplan::PlayId, prompts: &[dialplan::PromptToPlay]) {
         let plan = self.interp.plan().name.clone();
+        let names: Vec<&str> = prompts.iter().map(|p| p.prompt.as_str()).collect();
+        info!(step = %self.interp.step_name(), prompts = %names.join(","), "playing");
         let mut last = None;
         for p in prompts {
             match self.flows.prompts.get(&plan, &p.prompt, &p.language) {

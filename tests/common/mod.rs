@@ -7,7 +7,7 @@
 pub mod baresip;
 pub mod stats;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -91,6 +91,12 @@ steps:\n  start:\n    play: hello\n    next: done\n  done:\n    hangup: prompt_p
     /// `extra` lines added to the named config sections (the shipped dialplans unless
     /// `[dialplan]` says otherwise).
     pub fn start_with(dir: &Path, extra: &[(&str, &str)]) -> Engine {
+        Engine::start_full(dir, extra, "")
+    }
+
+    /// As `start_with`, with `tail` (arrays of tables such as `[[acd.queues]]`) written after
+    /// the sections.
+    pub fn start_full(dir: &Path, extra: &[(&str, &str)], tail: &str) -> Engine {
         let port = free_port();
         let api = free_port();
         let rtp = 20_000 + (port % 2000) * 10;
@@ -112,7 +118,10 @@ steps:\n  start:\n    play: hello\n    next: done\n  done:\n    hangup: prompt_p
             ),
             (
                 "api".into(),
-                format!("listen = \"127.0.0.1:{api}\"\nmetrics_open = true\n"),
+                format!(
+                    "listen = \"127.0.0.1:{api}\"\nmetrics_open = true\n\
+tokens = [{{ name = \"test\", token = \"{ADMIN_TOKEN}\", role = \"admin\" }}]\n"
+                ),
             ),
         ];
         for (section, lines) in extra {
@@ -121,10 +130,11 @@ steps:\n  start:\n    play: hello\n    next: done\n  done:\n    hangup: prompt_p
                 None => sections.push((section.to_string(), lines.to_string())),
             }
         }
-        let config: String = sections
+        let mut config: String = sections
             .iter()
             .map(|(s, body)| format!("[{s}]\n{body}\n\n"))
             .collect();
+        config.push_str(tail);
         let config_path = dir.join("hotline.toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hotline"))
@@ -190,6 +200,51 @@ steps:\n  start:\n    play: hello\n    next: done\n  done:\n    hangup: prompt_p
         false
     }
 
+    /// A GET on the engine's API with the test's admin token: the JSON answer.
+    pub fn api_get(&self, path: &str) -> serde_json::Value {
+        let (status, body) = http(self.api, "GET", path, Some(ADMIN_TOKEN));
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// The event log as the API shows it, oldest first.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let v = self.api_get("/api/v1/events?limit=1000");
+        let mut events = v
+            .as_array()
+            .cloned()
+            .or_else(|| v["events"].as_array().cloned())
+            .unwrap_or_default();
+        events.sort_by_key(|e| e["seq"].as_i64());
+        events
+    }
+
+    /// Waits until an event satisfies `pred`.
+    pub fn wait_event(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
+                return Some(e);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A value from /metrics (the first series whose line starts with `series`).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (_, text) = http(self.api, "GET", "/metrics", None);
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
     pub fn count_log(&self, needle: &str) -> usize {
         self.log().matches(needle).count()
     }
@@ -205,6 +260,53 @@ impl Drop for Engine {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The admin token the test engines accept.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A plain HTTP/1.1 request on 127.0.0.1: status and body.
+pub fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n")
+        .expect("send the request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read the answer");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let chunked = text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    )
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// A WAV of a sine tone: 16-bit PCM, or mu-law for SIPp's rtp_stream.
@@ -236,46 +338,92 @@ pub struct SippRun {
     pub success: bool,
     pub output: String,
     pub errors: String,
+    /// What the scenario's `<log>` actions wrote.
+    pub logs: String,
 }
 
-/// Runs SIPp with a scenario from tests/sipp (with `{{KEY}}` placeholders filled in) against
-/// the engine. `args` adds options such as `-m`, `-r` and `-t t1`.
+/// SIPp running a tests/sipp scenario (with `{{KEY}}` placeholders filled in) in the
+/// background; its output and error log are kept in `dir`.
+pub struct Sipp {
+    child: Child,
+    name: String,
+    dir: PathBuf,
+}
+
+impl Sipp {
+    /// Starts SIPp against `target`; `args` adds options such as `-m`, `-r`, `-t t1`, `-s`.
+    pub fn start(
+        dir: &Path,
+        target: SocketAddr,
+        scenario: &str,
+        vars: &[(&str, &str)],
+        args: &[&str],
+    ) -> Sipp {
+        let mut xml = std::fs::read_to_string(root().join("tests/sipp").join(scenario))
+            .expect("read scenario");
+        for (k, v) in vars {
+            xml = xml.replace(&format!("{{{{{k}}}}}"), v);
+        }
+        let name = format!("{}-{}", scenario.trim_end_matches(".xml"), free_port());
+        let sf = dir.join(format!("{name}.xml"));
+        std::fs::write(&sf, xml).expect("write scenario");
+        let child = Command::new("sipp")
+            .arg(target.to_string())
+            .arg("-sf")
+            .arg(&sf)
+            .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+            .args(["-mp", &free_media_port().to_string()])
+            .args(["-nostdin", "-trace_err", "-error_file"])
+            .arg(dir.join(format!("{name}-errors.log")))
+            .args(["-trace_logs", "-log_file"])
+            .arg(dir.join(format!("{name}-logs.log")))
+            .args(["-timeout", "180s", "-timeout_error"])
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(
+                std::fs::File::create(dir.join(format!("{name}.out"))).expect("create sipp output"),
+            )
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run sipp (installed by make setup)");
+        Sipp {
+            child,
+            name,
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Waits for SIPp to end (killing it after `timeout`).
+    pub fn finish(mut self, timeout: Duration) -> SippRun {
+        let until = Instant::now() + timeout;
+        let success = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status.success(),
+                _ if Instant::now() >= until => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break false;
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let read = |suffix: &str| {
+            std::fs::read_to_string(self.dir.join(format!("{}{suffix}", self.name)))
+                .unwrap_or_default()
+        };
+        SippRun {
+            success,
+            output: read(".out"),
+            errors: read("-errors.log"),
+            logs: read("-logs.log"),
+        }
+    }
+}
+
+/// Runs SIPp against the engine and waits for it to end.
 pub fn sipp(engine: &Engine, scenario: &str, vars: &[(&str, &str)], args: &[&str]) -> SippRun {
-    let mut xml =
-        std::fs::read_to_string(root().join("tests/sipp").join(scenario)).expect("read scenario");
-    for (k, v) in vars {
-        xml = xml.replace(&format!("{{{{{k}}}}}"), v);
-    }
-    let name = format!("{}-{}", scenario.trim_end_matches(".xml"), free_port());
-    let sf = engine.dir.join(format!("{name}.xml"));
-    std::fs::write(&sf, xml).expect("write scenario");
-    let errors = engine.dir.join(format!("{name}-errors.log"));
-    let output = Command::new("sipp")
-        .arg(engine.addr().to_string())
-        .arg("-sf")
-        .arg(&sf)
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-mp", &free_media_port().to_string()])
-        .args(["-nostdin", "-trace_err", "-error_file"])
-        .arg(&errors)
-        .args(["-timeout", "120s", "-timeout_error"])
-        .args(args)
-        .current_dir(&engine.dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sipp (installed by make setup)");
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    let mut errors_text = String::new();
-    if let Ok(mut f) = std::fs::File::open(&errors) {
-        let _ = f.read_to_string(&mut errors_text);
-    }
-    std::fs::write(engine.dir.join(format!("{name}.out")), &text).expect("save sipp output");
-    SippRun {
-        success: output.status.success(),
-        output: text,
-        errors: errors_text,
-    }
+    Sipp::start(&engine.dir, engine.addr(), scenario, vars, args).finish(Duration::from_secs(200))
 }
 
 /// Reads a 16-bit mono WAV: samples and sample rate.
@@ -296,4 +444,48 @@ pub fn rms(samples: &[i16]) -> f64 {
     }
     let sum: f64 = samples.iter().map(|&s| (s as f64) * (s as f64)).sum();
     (sum / samples.len() as f64).sqrt()
+}
+
+/// One thing an IVR caller does (tests/sipp/ivr_caller.xml's `{{ACTIONS}}`).
+pub enum Act<'a> {
+    Pause(u32),
+    /// An RFC 4733 key press from SIPp's pcaps.
+    Key(char),
+    /// Starts streaming a mu-law WAV (it plays on while later actions run).
+    Stream(&'a Path),
+}
+
+pub fn actions(acts: &[Act]) -> String {
+    acts.iter()
+        .map(|a| match a {
+            Act::Pause(ms) => format!("  <pause milliseconds=\"{ms}\"/>\n"),
+            Act::Key(k) => {
+                let name = match k {
+                    '#' => "pound".to_owned(),
+                    '*' => "star".to_owned(),
+                    d => d.to_string(),
+                };
+                format!("  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/dtmf_2833_{name}.pcap\"/></action></nop>\n")
+            }
+            Act::Stream(path) => format!("  <nop><action><exec rtp_stream=\"{},1,0\"/></action></nop>\n", path.display()),
+        })
+        .collect()
+}
+
+/// The `[[acd.queues]]` and `[[acd.agents]]` tables of the shipped hotline.toml.
+pub fn shipped_acd() -> String {
+    let text = std::fs::read_to_string(root().join("hotline.toml")).expect("hotline.toml");
+    let at = text.find("[[acd.").expect("hotline.toml has ACD tables");
+    text[at..].to_owned()
+}
+
+/// A mu-law copy of a WAV (what SIPp's rtp_stream plays).
+pub fn to_mulaw(src: &Path, dst: &Path) {
+    let status = Command::new("sox")
+        .arg(src)
+        .args(["-r", "8000", "-c", "1", "-e", "mu-law"])
+        .arg(dst)
+        .status()
+        .expect("run sox");
+    assert!(status.success(), "sox failed on {}", src.display());
 }

@@ -1,0 +1,235 @@
+//! The shipped 12345 dialplan driven end to end by SIPp callers over RTP: keys to a queue,
+//! speech to a queue (a real clip through the real model), silence to the key menu, a
+//! hang-up mid-prompt cleaned up, out-of-hours, and a dialplan reload.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Act, Engine, Sipp, actions, out_dir, shared, shipped_acd, to_mulaw, tone};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn engine(dir: &Path, extra: &[(&str, &str)]) -> Engine {
+    Engine::start_full(dir, extra, &shipped_acd())
+}
+
+fn call(engine: &Engine, called: &str, acts: &[Act]) -> Sipp {
+    Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "ivr_caller.xml",
+        &[("CALLED", called), ("ACTIONS", &actions(acts))],
+        &["-m", "1"],
+    )
+}
+
+fn kind(e: &Value) -> &str {
+    e["event"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn keys_choose_cantonese_and_a_service_and_reach_its_queue() {
+    let dir = out_dir("ivr_keys");
+    let engine = engine(&dir, &[]);
+    // 2 = Cantonese; it has no recognizer here, so the key menu comes at once; 6 = labor.
+    let sipp = call(
+        &engine,
+        "12345",
+        &[
+            Act::Pause(1500),
+            Act::Key('2'),
+            Act::Pause(2500),
+            Act::Key('6'),
+            Act::Pause(3000),
+        ],
+    );
+    let run = sipp.finish(WAIT);
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    let queued = engine
+        .wait_event(Duration::from_secs(5), |e| kind(e) == "enter_queue")
+        .unwrap_or_else(|| panic!("no EnterQueue: {:?}\n{}", engine.events(), engine.log()));
+    assert_eq!(queued["queue"], "labor", "{queued}");
+    assert_eq!(queued["language"], "yue", "{queued}");
+    let events = engine.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| kind(e) == "dtmf_fallback" && e["reason"] == "no_recognizer"),
+        "{events:?}"
+    );
+    assert!(
+        engine
+            .wait_event(Duration::from_secs(5), |e| kind(e) == "abandoned"
+                && e["queue"] == "labor")
+            .is_some(),
+        "the caller hung up while queued: {:?}",
+        engine.events()
+    );
+}
+
+#[test]
+fn a_spoken_request_is_recognised_and_routed_to_its_queue() {
+    let dir = out_dir("ivr_speech");
+    let engine = engine(&dir, &[]);
+    for (clip, queue) in [
+        ("cmn-dev-006.wav", "housing_fund"),
+        ("cmn-dev-011.wav", "noise_environment"),
+    ] {
+        let wav = dir.join(format!("{clip}.ulaw.wav"));
+        to_mulaw(&shared().join("speech/dev").join(clip), &wav);
+        // 1 = Mandarin; then the request, said over the "please say what you need" prompt;
+        // 1 again confirms if the engine asks.
+        let sipp = call(
+            &engine,
+            "12345",
+            &[
+                Act::Pause(1500),
+                Act::Key('1'),
+                Act::Pause(1500),
+                Act::Stream(&wav),
+                Act::Pause(7000),
+                Act::Key('1'),
+                Act::Pause(5000),
+            ],
+        );
+        let run = sipp.finish(WAIT);
+        assert!(run.success, "{}\n{}", run.output, run.errors);
+        let recognised = engine
+            .wait_event(Duration::from_secs(5), |e| {
+                kind(e) == "intent_recognised" && e["intent"] == queue
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{clip}: no IntentRecognised for {queue}: {:?}",
+                    engine.events()
+                )
+            });
+        assert_eq!(recognised["language"], "cmn");
+        assert!(
+            engine
+                .wait_event(Duration::from_secs(5), |e| kind(e) == "enter_queue"
+                    && e["queue"] == queue)
+                .is_some(),
+            "{clip}: not queued in {queue}: {:?}",
+            engine.events()
+        );
+    }
+}
+
+#[test]
+fn a_silent_caller_hears_the_no_input_prompt_and_then_the_key_menu() {
+    let dir = out_dir("ivr_silence");
+    let engine = engine(&dir, &[]);
+    let silence = dir.join("silence.wav");
+    tone(&silence, 100.0, 0, true);
+    let sipp = call(
+        &engine,
+        "12345",
+        &[
+            Act::Pause(1500),
+            Act::Key('1'),
+            Act::Stream(&silence),
+            Act::Pause(120_000),
+        ],
+    );
+    assert!(
+        engine.wait_log("prompts=menu_main", Duration::from_secs(110)),
+        "the key menu never came:\n{}",
+        engine.log()
+    );
+    drop(sipp.finish(Duration::ZERO));
+    let log = engine.log();
+    let order: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("prompts=").nth(1))
+        .flat_map(|p| p.split_whitespace().next().unwrap_or_default().split(','))
+        .collect();
+    // The welcome in both languages; then twice "say what you need" and no input; then keys.
+    assert_eq!(
+        order,
+        [
+            "welcome",
+            "welcome",
+            "ask_need",
+            "no_input",
+            "ask_need",
+            "no_input",
+            "menu_main"
+        ],
+        "{log}"
+    );
+    let fallback = engine.wait_event(Duration::from_secs(5), |e| kind(e) == "dtmf_fallback");
+    assert_eq!(
+        fallback.map(|e| e["reason"].clone()),
+        Some(Value::from("failures"))
+    );
+}
+
+#[test]
+fn a_caller_who_hangs_up_mid_prompt_leaves_nothing_behind() {
+    let dir = out_dir("ivr_hangup");
+    let engine = engine(&dir, &[]);
+    let run = call(&engine, "12345", &[Act::Pause(2000)]).finish(WAIT);
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    assert!(
+        engine.wait_log("outcome=caller_hung_up", Duration::from_secs(5)),
+        "{}",
+        engine.log()
+    );
+    let settled = |series: &str| {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if engine.metric(series) == Some(0.0) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(settled("hotline_calls"), "call task still routed");
+    assert!(settled("hotline_media_legs"), "media leg still open");
+    assert!(
+        settled("hotline_speech_sessions_active"),
+        "recognizer still held"
+    );
+    let port: u16 = run
+        .logs
+        .lines()
+        .find_map(|l| l.split("rtp_port=").nth(1)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the scenario logged no RTP port: {}", run.logs));
+    UdpSocket::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("RTP port {port} still taken: {e}"));
+    let finished = engine.wait_event(Duration::from_secs(5), |e| kind(e) == "call_finished");
+    assert_eq!(
+        finished.map(|e| e["outcome"].clone()),
+        Some(Value::from("caller_hung_up"))
+    );
+}
+
+#[test]
+fn out_of_hours_callers_hear_the_closed_message_and_are_hung_up() {
+    let dir = out_dir("ivr_closed");
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let holiday = format!("timezone = \"UTC\"\nholidays = [\"{today}\"]\n");
+    let engine = engine(&dir, &[("dialplan", &holiday)]);
+    let silence = dir.join("silence.wav");
+    tone(&silence, 100.0, 0, true);
+    let sipp = call(
+        &engine,
+        "12345",
+        &[Act::Stream(&silence), Act::Pause(120_000)],
+    );
+    assert!(
+        engine.wait_log("outcome=out_of_hours", Duration::from_secs(110)),
+        "{}",
+        engine.log()
+    );
+    drop(sipp.finish(Duration::ZERO));
+    assert!(engine.log().contains("prompts=closed"));
+}
