@@ -245,8 +245,29 @@ tokens = [{{ name = \"test\", token = \"{ADMIN_TOKEN}\", role = \"admin\" }}]\n"
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
+    /// Waits until the log contains `needle` `n` times.
+    pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if self.count_log(needle) >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     pub fn count_log(&self, needle: &str) -> usize {
         self.log().matches(needle).count()
+    }
+
+    /// Sends the engine SIGHUP (reload the dialplans).
+    pub fn hangup_signal(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
     }
 
     /// Whether the process is still running.
