@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use super::cidr::Cidr;
 use super::{CallEvent, CallStarter, Command, EndpointHandle, IncomingCall, TrunkConfig, tcp};
 use crate::metrics::{Counter, Gauge, Registry};
-use crate::registrar::{BindingChange, Registrar, Verdict};
+use crate::registrar::{AuthCounters, BindingChange, Registrar, Verdict};
 use crate::sip::parse::{self, ParseError};
 use crate::sip::policy::{self, Decision};
 use crate::sip::transaction::{ClientTxId, Peer, ServerTxId, Transactions, Transmit, TxEvent};
@@ -32,6 +32,63 @@ const ALLOW_REGISTER: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER";
 pub struct Registrations {
     pub registrar: Registrar,
     pub changes: mpsc::UnboundedSender<BindingChange>,
+}
+
+/// The registrar's answers by verdict, as counters.
+struct RegistrarMetrics {
+    counters: Vec<Arc<Counter>>,
+    reported: AuthCounters,
+}
+
+impl RegistrarMetrics {
+    const VERDICTS: [&'static str; 7] = [
+        "challenged",
+        "registered",
+        "stale",
+        "wrong_credentials",
+        "unknown_user",
+        "replay",
+        "bad_request",
+    ];
+
+    fn new(registry: &Registry) -> RegistrarMetrics {
+        RegistrarMetrics {
+            counters: Self::VERDICTS
+                .iter()
+                .map(|v| {
+                    registry.counter(
+                        "hotline_registrar_answers_total",
+                        "REGISTER requests answered, by verdict",
+                        &[("verdict", v)],
+                    )
+                })
+                .collect(),
+            reported: AuthCounters::default(),
+        }
+    }
+
+    fn update(&mut self, now: &AuthCounters) {
+        let pairs = |c: &AuthCounters| {
+            [
+                c.challenges,
+                c.registered,
+                c.stale,
+                c.wrong_credentials,
+                c.unknown_users,
+                c.replays,
+                c.bad_requests,
+            ]
+        };
+        for ((counter, new), old) in self
+            .counters
+            .iter()
+            .zip(pairs(now))
+            .zip(pairs(&self.reported))
+        {
+            counter.add(new - old);
+        }
+        self.reported = now.clone();
+    }
 }
 
 pub(crate) enum Input {
@@ -147,6 +204,7 @@ impl Endpoint {
             max_calls: sip.max_calls,
             calls: 0,
             registrations,
+            registrar_metrics: RegistrarMetrics::new(registry),
             metrics: Metrics::new(registry),
         };
         info!(udp = ?udp_addr, tcp = ?tcp_addr, "SIP listening");
@@ -258,6 +316,7 @@ struct Loop {
     max_calls: usize,
     calls: usize,
     registrations: Option<Registrations>,
+    registrar_metrics: RegistrarMetrics,
     metrics: Metrics,
 }
 
@@ -568,6 +627,7 @@ impl Loop {
             other => info!(verdict = ?other, %peer.addr, "REGISTER refused"),
         }
         r.forward_changes();
+        self.registrar_metrics.update(r.registrar.counters());
         let mut response = build::response(request, reply.status.code(), Some(&build::new_tag()));
         response.headers.extend(reply.headers);
         let _ = self.core.respond(Instant::now(), tx, self.stamp(response));

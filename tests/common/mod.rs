@@ -237,11 +237,16 @@ tokens = [{{ name = \"test\", token = \"{ADMIN_TOKEN}\", role = \"admin\" }}]\n"
         }
     }
 
-    /// A value from /metrics (the first series whose line starts with `series`).
+    /// A value from /metrics: `series` is a name (its first series) or a name with labels.
     pub fn metric(&self, series: &str) -> Option<f64> {
         let (_, text) = http(self.api, "GET", "/metrics", None);
+        let next = if series.ends_with('}') {
+            &[' '][..]
+        } else {
+            &[' ', '{'][..]
+        };
         text.lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with([' ', '{']))
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(next))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 

@@ -1,0 +1,433 @@
+//! Agent seats and queues with real peers: baresip phones register with digest
+//! authentication and answer as agents, SIPp places the calls. Every caller reaches an
+//! agent with no agent double-booked, the agent hears the caller, a wrong password never
+//! registers, an agent who does not answer is skipped, a caller who hangs up while queued
+//! is counted as abandoned, and a Cantonese caller waits for a Cantonese-speaking agent
+//! until the queue's relax time.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::baresip::{Baresip, PhoneOptions, Registration};
+use common::{Act, Engine, Sipp, actions, out_dir, read_wav, rms, tone};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// One agent of the test's ACD config.
+struct Agent<'a> {
+    id: &'a str,
+    languages: &'a str,
+}
+
+/// An engine whose calls to 100 (Mandarin) and 200 (Cantonese) go straight to queue
+/// `support`, served by `agents` (password `pw-<id>`, logged in when their phone registers).
+fn engine(dir: &Path, agents: &[Agent], queue_extra: &str) -> Engine {
+    let plans = dir.join("plans");
+    std::fs::create_dir_all(&plans).expect("plans folder");
+    for (lang, called) in [("cmn", "100"), ("yue", "200")] {
+        let plan = format!(
+            "languages: [{lang}]\nmatch:\n  - called: \"{called}\"\nsteps:\n  q:\n    queue: support\n"
+        );
+        std::fs::write(plans.join(format!("{lang}.yaml")), plan).expect("write dialplan");
+    }
+    let mut tail = format!(
+        "[[acd.queues]]\nname = \"support\"\nring_timeout_s = 3\nretry_s = 1\nwrap_up_s = 1\n\
+announce_period_s = 0\n{queue_extra}\n"
+    );
+    for a in agents {
+        tail.push_str(&format!(
+            "[[acd.agents]]\nid = \"{id}\"\nname = \"Agent {id}\"\npassword = \"pw-{id}\"\n\
+languages = {langs}\nskills = {{ support = 1 }}\nauto_login = true\n\n",
+            id = a.id,
+            langs = a.languages,
+        ));
+    }
+    let directory = format!("directory = \"{}\"\n", plans.display());
+    // baresip 1.0 answers MD5 digest challenges only (SHA-256 is covered by unit tests).
+    Engine::start_full(
+        dir,
+        &[
+            ("dialplan", &directory),
+            ("registrar", "algorithms = [\"MD5\"]\n"),
+        ],
+        &tail,
+    )
+}
+
+/// A registered agent phone that answers after 200 ms, plays a 600 Hz tone and hangs up
+/// `talk` after answering.
+fn phone(dir: &Path, engine: &Engine, id: &str, talk: Duration) -> Baresip {
+    let wav = dir.join("agent.wav");
+    if !wav.exists() {
+        tone(&wav, 1.0, 600, false);
+    }
+    let p = Baresip::start(
+        dir,
+        PhoneOptions {
+            answer_after: Some(Duration::from_millis(200)),
+            play: Some(wav),
+            call_limit: talk,
+            ..PhoneOptions::agent(id, &format!("pw-{id}"), engine.addr())
+        },
+    );
+    assert_eq!(
+        p.wait_registration(Duration::from_secs(10)),
+        Registration::Registered,
+        "{}",
+        p.log()
+    );
+    p
+}
+
+fn kind(e: &Value) -> &str {
+    e["event"].as_str().unwrap_or_default()
+}
+
+/// The agent's state as the API shows it (`None` before its first event).
+fn agent_state(engine: &Engine, agent: &str) -> Option<String> {
+    let (status, body) = common::http(
+        engine.api,
+        "GET",
+        &format!("/api/v1/agents/{agent}"),
+        Some(common::ADMIN_TOKEN),
+    );
+    let v: Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
+    v["state"].as_str().map(str::to_owned)
+}
+
+fn wait_agent_state(engine: &Engine, agent: &str, state: &str) -> bool {
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        if agent_state(engine, agent).as_deref() == Some(state) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn ten_callers_three_agents_every_caller_answered_and_no_agent_double_booked() {
+    let dir = out_dir("acd_ten_callers");
+    let agents = [
+        Agent {
+            id: "a1",
+            languages: "[\"cmn\"]",
+        },
+        Agent {
+            id: "a2",
+            languages: "[\"cmn\"]",
+        },
+        Agent {
+            id: "a3",
+            languages: "[\"cmn\"]",
+        },
+    ];
+    let engine = engine(&dir, &agents, "");
+    let phones: Vec<Baresip> = agents
+        .iter()
+        .map(|a| phone(&dir, &engine, a.id, Duration::from_secs(2)))
+        .collect();
+    for p in &phones {
+        assert!(
+            wait_agent_state(&engine, &p.user, "available"),
+            "{} never became available",
+            p.user
+        );
+    }
+    let caller_wav = dir.join("caller.wav");
+    tone(&caller_wav, 40.0, 440, true);
+    // Each call waits for the engine's BYE, which follows the agent's hang-up.
+    let run = Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "caller_prompt.xml",
+        &[("WAV", &caller_wav.display().to_string())],
+        &["-s", "100", "-m", "10", "-r", "5", "-l", "10"],
+    )
+    .finish(Duration::from_secs(120));
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+
+    let answered: usize = phones.iter().map(Baresip::calls_answered).sum();
+    assert_eq!(answered, 10, "every caller reached an agent");
+    for p in &phones {
+        assert!(
+            p.max_concurrent_calls() <= 1,
+            "{} had two calls at once",
+            p.user
+        );
+        assert!(
+            p.calls_answered() >= 1,
+            "{} took no call: the calls were spread",
+            p.user
+        );
+        let recordings = p.wait_recordings(p.calls_answered(), Duration::from_secs(10));
+        let heard = recordings[0]
+            .heard
+            .as_ref()
+            .expect("the agent's recording of the caller");
+        let (samples, _) = read_wav(heard);
+        assert!(
+            rms(&samples) > 5000.0,
+            "{} heard silence (RMS {})",
+            p.user,
+            rms(&samples)
+        );
+        let invite = &p.invites()[0];
+        assert!(invite.contains("X-Hotline-Queue: support"), "{invite}");
+        assert!(invite.contains("X-Hotline-Language: cmn"), "{invite}");
+        assert!(invite.contains("X-Hotline-Caller: 13800138000"), "{invite}");
+    }
+    let events = engine.events();
+    let connected = events.iter().filter(|e| kind(e) == "connected").count();
+    assert_eq!(connected, 10, "{events:?}");
+    let ended_by_agent = events
+        .iter()
+        .filter(|e| kind(e) == "call_ended" && e["hung_up_by"] == "agent")
+        .count();
+    assert_eq!(ended_by_agent, 10);
+}
+
+#[test]
+fn a_wrong_password_never_registers() {
+    let dir = out_dir("acd_wrong_password");
+    let engine = engine(
+        &dir,
+        &[Agent {
+            id: "a1",
+            languages: "[\"cmn\"]",
+        }],
+        "",
+    );
+    let p = Baresip::start(
+        &dir,
+        PhoneOptions::agent("a1", "not-the-password", engine.addr()),
+    );
+    assert!(
+        matches!(
+            p.wait_registration(Duration::from_secs(20)),
+            Registration::Failed(_)
+        ),
+        "{}",
+        p.log()
+    );
+    assert_eq!(p.count("REGISTER_OK"), 0);
+    assert!(matches!(
+        agent_state(&engine, "a1").as_deref(),
+        None | Some("logged_out")
+    ));
+    assert!(
+        engine
+            .metric("hotline_registrar_answers_total{verdict=\"wrong_credentials\"}")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    let stranger = Baresip::start(&dir, PhoneOptions::agent("nobody", "x", engine.addr()));
+    assert!(matches!(
+        stranger.wait_registration(Duration::from_secs(20)),
+        Registration::Failed(_)
+    ));
+}
+
+#[test]
+fn an_agent_who_does_not_answer_is_skipped_and_the_caller_reaches_another() {
+    let dir = out_dir("acd_no_answer");
+    let agents = [
+        Agent {
+            id: "deaf",
+            languages: "[\"cmn\"]",
+        },
+        Agent {
+            id: "good",
+            languages: "[\"cmn\"]",
+        },
+    ];
+    let engine = engine(&dir, &agents, "");
+    // The silent agent logs in first, so longest-idle offers it the call first.
+    let deaf = Baresip::start(
+        &dir,
+        PhoneOptions {
+            answer_after: None,
+            ..PhoneOptions::agent("deaf", "pw-deaf", engine.addr())
+        },
+    );
+    assert_eq!(
+        deaf.wait_registration(Duration::from_secs(10)),
+        Registration::Registered
+    );
+    assert!(wait_agent_state(&engine, "deaf", "available"));
+    std::thread::sleep(Duration::from_millis(1100));
+    let good = phone(&dir, &engine, "good", Duration::from_secs(2));
+    assert!(wait_agent_state(&engine, "good", "available"));
+
+    let caller_wav = dir.join("caller.wav");
+    tone(&caller_wav, 30.0, 440, true);
+    let run = Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "caller_prompt.xml",
+        &[("WAV", &caller_wav.display().to_string())],
+        &["-s", "100", "-m", "1"],
+    )
+    .finish(WAIT);
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    assert_eq!(deaf.calls_received(), 1, "the first agent rang");
+    assert_eq!(deaf.calls_answered(), 0);
+    assert_eq!(
+        good.calls_answered(),
+        1,
+        "the caller still reached an agent"
+    );
+    let events = engine.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| kind(e) == "ring_no_answer" && e["agent"] == "deaf"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| kind(e) == "connected" && e["agent"] == "good"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_queued_or_ringing_is_counted_as_abandoned() {
+    let dir = out_dir("acd_abandon");
+    let engine = engine(
+        &dir,
+        &[Agent {
+            id: "slow",
+            languages: "[\"cmn\"]",
+        }],
+        "",
+    );
+    // Nobody logged in: the caller waits, then hangs up.
+    let run = Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "ivr_caller.xml",
+        &[
+            ("CALLED", "100"),
+            ("ACTIONS", &actions(&[Act::Pause(2000)])),
+        ],
+        &["-m", "1"],
+    )
+    .finish(WAIT);
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    let abandoned = engine.wait_event(Duration::from_secs(5), |e| kind(e) == "abandoned");
+    let abandoned = abandoned.unwrap_or_else(|| panic!("{:?}", engine.events()));
+    assert_eq!(abandoned["queue"], "support");
+    assert!(
+        abandoned["wait_ms"].as_u64().unwrap_or(0) >= 1500,
+        "{abandoned}"
+    );
+
+    // An agent who lets it ring: the caller hangs up while the phone rings; the phone
+    // gets a CANCEL.
+    let slow = Baresip::start(
+        &dir,
+        PhoneOptions {
+            answer_after: None,
+            ..PhoneOptions::agent("slow", "pw-slow", engine.addr())
+        },
+    );
+    assert_eq!(
+        slow.wait_registration(Duration::from_secs(10)),
+        Registration::Registered
+    );
+    assert!(wait_agent_state(&engine, "slow", "available"));
+    let run = Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "ivr_caller.xml",
+        &[
+            ("CALLED", "100"),
+            ("ACTIONS", &actions(&[Act::Pause(2000)])),
+        ],
+        &["-m", "1"],
+    )
+    .finish(WAIT);
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    assert!(
+        slow.wait_calls_ended(1, Duration::from_secs(10)),
+        "the ringing phone was cancelled"
+    );
+    assert_eq!(slow.calls_answered(), 0);
+    let n = engine
+        .events()
+        .iter()
+        .filter(|e| kind(e) == "abandoned")
+        .count();
+    assert_eq!(n, 2, "{:?}", engine.events());
+}
+
+#[test]
+fn a_cantonese_caller_waits_for_a_cantonese_agent_until_the_relax_time() {
+    let dir = out_dir("acd_language");
+    let agents = [
+        Agent {
+            id: "putonghua",
+            languages: "[\"cmn\"]",
+        },
+        Agent {
+            id: "gwongdung",
+            languages: "[\"yue\", \"cmn\"]",
+        },
+    ];
+    let engine = engine(&dir, &agents, "language_relax_s = 6\n");
+    let mandarin = phone(&dir, &engine, "putonghua", Duration::from_secs(1));
+    assert!(wait_agent_state(&engine, "putonghua", "available"));
+    let caller_wav = dir.join("caller.wav");
+    tone(&caller_wav, 40.0, 440, true);
+    let call = |engine: &Engine| {
+        Sipp::start(
+            &engine.dir,
+            engine.addr(),
+            "caller_prompt.xml",
+            &[("WAV", &caller_wav.display().to_string())],
+            &["-s", "200", "-m", "1"],
+        )
+    };
+
+    // A Cantonese caller with only a Mandarin agent free: nothing happens until the
+    // Cantonese agent comes, 2 s later; then it is that agent who answers.
+    let first = call(&engine);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        mandarin.calls_received(),
+        0,
+        "offered to an agent who does not speak Cantonese"
+    );
+    let cantonese = phone(&dir, &engine, "gwongdung", Duration::from_secs(1));
+    assert!(first.finish(WAIT).success);
+    assert_eq!(cantonese.calls_answered(), 1);
+    assert_eq!(mandarin.calls_received(), 0);
+    cantonese.unregister();
+    assert!(wait_agent_state(&engine, "gwongdung", "logged_out"));
+
+    // With no Cantonese agent at all, the requirement relaxes after 6 s.
+    let started = Instant::now();
+    assert!(call(&engine).finish(WAIT).success);
+    assert_eq!(
+        mandarin.calls_answered(),
+        1,
+        "after the relax time any agent may answer"
+    );
+    let connected = engine
+        .events()
+        .into_iter()
+        .filter(|e| kind(e) == "connected" && e["agent"] == "putonghua")
+        .next_back()
+        .expect("connected to the Mandarin agent");
+    let wait = connected["wait_ms"].as_u64().unwrap_or(0);
+    assert!(
+        wait >= 6000 && started.elapsed() >= Duration::from_secs(6),
+        "waited {wait} ms"
+    );
+}
