@@ -4,7 +4,9 @@
 //! failure).
 #![allow(dead_code)]
 
+pub mod agents;
 pub mod baresip;
+pub mod chromium;
 pub mod stats;
 
 use std::io::{BufRead, BufReader, Read, Write};

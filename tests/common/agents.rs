@@ -1,0 +1,100 @@
+//! An engine set up for agent tests: calls to 100 (Mandarin) and 200 (Cantonese) go
+//! straight to queue `support`; agents register from baresip phones and log in on
+//! registration. Shared by the ACD and supervisor tests.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::baresip::{Baresip, PhoneOptions, Registration};
+use super::{ADMIN_TOKEN, Engine, http, tone};
+
+/// One agent of the test's ACD config.
+pub struct Agent<'a> {
+    pub id: &'a str,
+    pub languages: &'a str,
+}
+
+/// An engine whose calls to 100 (Mandarin) and 200 (Cantonese) go straight to queue
+/// `support`, served by `agents` (password `pw-<id>`, logged in when their phone registers).
+pub fn engine(dir: &Path, agents: &[Agent], queue_extra: &str) -> Engine {
+    let plans = dir.join("plans");
+    std::fs::create_dir_all(&plans).expect("plans folder");
+    for (lang, called) in [("cmn", "100"), ("yue", "200")] {
+        let plan = format!(
+            "languages: [{lang}]\nmatch:\n  - called: \"{called}\"\nsteps:\n  q:\n    queue: support\n"
+        );
+        std::fs::write(plans.join(format!("{lang}.yaml")), plan).expect("write dialplan");
+    }
+    let mut tail = format!(
+        "[[acd.queues]]\nname = \"support\"\nring_timeout_s = 3\nretry_s = 1\nwrap_up_s = 1\n\
+announce_period_s = 0\n{queue_extra}\n"
+    );
+    for a in agents {
+        tail.push_str(&format!(
+            "[[acd.agents]]\nid = \"{id}\"\nname = \"Agent {id}\"\npassword = \"pw-{id}\"\n\
+languages = {langs}\nskills = {{ support = 1 }}\nauto_login = true\n\n",
+            id = a.id,
+            langs = a.languages,
+        ));
+    }
+    let directory = format!("directory = \"{}\"\n", plans.display());
+    // baresip 1.0 answers MD5 digest challenges only (SHA-256 is covered by unit tests).
+    Engine::start_full(
+        dir,
+        &[
+            ("dialplan", &directory),
+            ("registrar", "algorithms = [\"MD5\"]\n"),
+        ],
+        &tail,
+    )
+}
+
+/// A registered agent phone that answers after 200 ms, plays a 600 Hz tone and hangs up
+/// `talk` after answering.
+pub fn phone(dir: &Path, engine: &Engine, id: &str, talk: Duration) -> Baresip {
+    let wav = dir.join("agent.wav");
+    if !wav.exists() {
+        tone(&wav, 1.0, 600, false);
+    }
+    let p = Baresip::start(
+        dir,
+        PhoneOptions {
+            answer_after: Some(Duration::from_millis(200)),
+            play: Some(wav),
+            call_limit: talk,
+            ..PhoneOptions::agent(id, &format!("pw-{id}"), engine.addr())
+        },
+    );
+    assert_eq!(
+        p.wait_registration(Duration::from_secs(10)),
+        Registration::Registered,
+        "{}",
+        p.log()
+    );
+    p
+}
+
+/// The agent's state as the API shows it (`None` before its first event).
+pub fn agent_state(engine: &Engine, agent: &str) -> Option<String> {
+    let (status, body) = http(
+        engine.api,
+        "GET",
+        &format!("/api/v1/agents/{agent}"),
+        Some(ADMIN_TOKEN),
+    );
+    let v: Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
+    v["state"].as_str().map(str::to_owned)
+}
+
+pub fn wait_agent_state(engine: &Engine, agent: &str, state: &str) -> bool {
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        if agent_state(engine, agent).as_deref() == Some(state) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
