@@ -333,8 +333,7 @@ fn a_cantonese_caller_waits_for_a_cantonese_agent_until_the_relax_time() {
     let connected = engine
         .events()
         .into_iter()
-        .filter(|e| kind(e) == "connected" && e["agent"] == "putonghua")
-        .next_back()
+        .rfind(|e| kind(e) == "connected" && e["agent"] == "putonghua")
         .expect("connected to the Mandarin agent");
     let wait = connected["wait_ms"].as_u64().unwrap_or(0);
     assert!(
