@@ -77,21 +77,30 @@ class Server:
         self.kind, self.mode, self.port = kind, mode, free_port()
         self.log = open(os.path.join(workdir, f"{kind}-{mode}.log"), "w")
         if kind == "hotline":
-            prompt = ""
-            if mode == "rtp":
-                prompt = os.path.join(workdir, "prompt.wav")
-                subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", prompt,
-                                "synth", "60", "sine", "300", "vol", "0.3"], check=True)
+            # rtp: every call hears a 60 s prompt (50 packets/s) until the caller hangs up;
+            # signalling: a 0.1 s prompt, then the engine waits for keys the caller never
+            # presses until the caller hangs up.
+            plans = os.path.join(workdir, f"dialplans-{mode}")
+            os.makedirs(plans, exist_ok=True)
+            secs = "60" if mode == "rtp" else "0.1"
+            subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", os.path.join(plans, "prompt.wav"),
+                            "synth", secs, "sine", "300", "vol", "0.3"], check=True)
+            with open(os.path.join(plans, "bench.yaml"), "w") as f:
+                f.write("languages: [cmn]\ndefault: true\nprompts:\n  p:\n    cmn: {file: prompt.wav}\n"
+                        "steps:\n  start:\n    menu: p\n    timeout: 600s\n    choices: {\"1\": done}\n"
+                        "    no_input: done\n    no_match: done\n  done:\n    hangup: done\n")
             config = os.path.join(workdir, f"hotline-{mode}.toml")
             with open(config, "w") as f:
                 f.write(f'[sip]\nudp = "127.0.0.1:{self.port}"\ntcp = ""\nmax_calls = 20000\n\n'
                         f'[media]\nrtp_port_min = 20000\nrtp_port_max = 59999\n\n'
-                        f'[flow]\nprompt = "{prompt}"\n')
+                        f'[dialplan]\ndirectory = "{plans}"\n\n'
+                        f'[stats]\ndatabase = "{os.path.join(workdir, "events-" + mode + ".sqlite")}"\n\n'
+                        f'[api]\nlisten = "127.0.0.1:{free_port()}"\n')
             cmd = [ENGINE, "--config", config, "serve", "--log", "warn"]
         else:
             cmd = ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(self.port), "-nostdin"]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        time.sleep(1.0)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, cwd=ROOT)
+        time.sleep(3.0)
         if self.proc.poll() is not None:
             sys.exit(f"{kind} did not start; see {self.log.name}")
 

@@ -13,8 +13,9 @@ use bytes::Bytes;
 use rsip::{Header, Method, Request, SipMessage};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
+use super::admission::Admission;
 use super::cidr::Cidr;
 use super::{CallEvent, CallStarter, Command, EndpointHandle, IncomingCall, TrunkConfig, tcp};
 use crate::metrics::{Counter, Gauge, Registry};
@@ -23,6 +24,9 @@ use crate::sip::parse::{self, ParseError};
 use crate::sip::policy::{self, Decision};
 use crate::sip::transaction::{ClientTxId, Peer, ServerTxId, Transactions, Transmit, TxEvent};
 use crate::sip::{SipConfig, Transport, build, headers};
+
+/// Datagrams read in one turn of the loop before its output is flushed.
+const BATCH: usize = 64;
 
 /// The methods we answer, for Allow headers (REGISTER too when agents are configured).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
@@ -201,7 +205,7 @@ impl Endpoint {
             starter,
             handle: handle.clone(),
             server: sip.user_agent.clone(),
-            max_calls: sip.max_calls,
+            admission: Admission::new(sip.max_calls, sip.max_cps),
             calls: 0,
             registrations,
             registrar_metrics: RegistrarMetrics::new(registry),
@@ -225,6 +229,7 @@ struct Metrics {
     registry: Arc<Registry>,
     received: Arc<Counter>,
     dropped: HashMap<&'static str, Arc<Counter>>,
+    shed: HashMap<&'static str, Arc<Counter>>,
     rejected: Arc<Counter>,
     responses: HashMap<u16, Arc<Counter>>,
     retransmissions: Arc<Counter>,
@@ -243,6 +248,7 @@ impl Metrics {
                 &[],
             ),
             dropped: HashMap::new(),
+            shed: HashMap::new(),
             rejected: registry.counter(
                 "hotline_sip_malformed_rejected_total",
                 "Malformed requests answered with an error before reaching a transaction",
@@ -258,6 +264,19 @@ impl Metrics {
             transactions: registry.gauge("hotline_sip_transactions", "Live SIP transactions", &[]),
             reported_retransmissions: 0,
         }
+    }
+
+    fn shed(&mut self, reason: &'static str) {
+        self.shed
+            .entry(reason)
+            .or_insert_with(|| {
+                self.registry.counter(
+                    "hotline_calls_shed_total",
+                    "New calls refused with 503 to protect the calls in progress",
+                    &[("reason", reason)],
+                )
+            })
+            .inc();
     }
 
     fn dropped(&mut self, reason: &'static str) {
@@ -313,7 +332,7 @@ struct Loop {
     starter: CallStarter,
     handle: EndpointHandle,
     server: String,
-    max_calls: usize,
+    admission: Admission,
     calls: usize,
     registrations: Option<Registrations>,
     registrar_metrics: RegistrarMetrics,
@@ -329,10 +348,16 @@ impl Loop {
                 r = recv(&self.udp, &mut buf) => {
                     if let Ok((n, from)) = r {
                         self.datagram(&buf[..n], from);
-                        // Drain what else is queued before flushing, to batch under load.
-                        for _ in 0..64 {
+                        // Drain what else is queued before flushing, to batch under load; a
+                        // full batch means the socket holds more: the engine is behind.
+                        let mut drained = 0;
+                        while drained < BATCH {
                             let Some(Ok((n, from))) = self.udp.as_ref().map(|u| u.try_recv_from(&mut buf)) else { break };
                             self.datagram(&buf[..n], from);
+                            drained += 1;
+                        }
+                        if drained == BATCH {
+                            self.admission.behind(Instant::now());
                         }
                     }
                 }
@@ -587,11 +612,16 @@ impl Loop {
             }
             Decision::Respond(code, extra) => self.respond(tx, &request, code, extra),
             Decision::Register => self.register(tx, &request, peer),
-            Decision::NewCall if self.calls >= self.max_calls => {
-                warn!(calls = self.calls, "at max_calls: refusing a call with 503");
-                self.respond(tx, &request, 503, vec![("Retry-After", "5".into())]);
-            }
             Decision::NewCall => {
+                if let Err(refusal) = self.admission.admit(Instant::now(), self.calls) {
+                    debug!(
+                        calls = self.calls,
+                        reason = refusal.as_str(),
+                        "refusing a call with 503"
+                    );
+                    self.metrics.shed(refusal.as_str());
+                    return self.respond(tx, &request, 503, vec![("Retry-After", "2".into())]);
+                }
                 let (events_tx, events) = mpsc::unbounded_channel();
                 self.routes.insert(
                     call_id,

@@ -3,6 +3,7 @@
 //! tasks by Call-ID. Calls talk to it with `EndpointHandle` commands and hear from it through
 //! `CallEvent`s; it never looks inside a call.
 
+mod admission;
 mod cidr;
 mod event_loop;
 mod tcp;

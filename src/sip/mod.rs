@@ -20,6 +20,9 @@ pub struct SipConfig {
     pub user_agent: String,
     /// Calls in progress above which new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
+    /// New calls per second above which INVITEs get 503; 0: no fixed limit (the engine
+    /// still sheds when it falls behind on its input).
+    pub max_cps: u32,
     /// How long a caller hears ringing (180) before the engine answers.
     pub answer_delay_ms: u64,
     /// RFC 3261 timer base values, in milliseconds.
@@ -36,6 +39,7 @@ impl Default for SipConfig {
             public_address: String::new(),
             user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
             max_calls: 5000,
+            max_cps: 0,
             answer_delay_ms: 0,
             t1_ms: 500,
             t2_ms: 4000,

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Every benchmark, on a release build: SIP load (hotline against SIPp's own UAS), speech
+# accuracy and latency, and the criterion micro-benchmarks. Results print to the terminal;
+# raw files go under bench/out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release
+python3 bench/sip_load.py "$@"
+bench/speech_accuracy.sh
+cargo bench --bench acd_routing --bench stats_fold --bench dialplan_call
