@@ -74,7 +74,7 @@ class Server:
     """hotline (mode signalling|rtp) or SIPp's UAS, listening on a fresh port."""
 
     def __init__(self, kind, mode, workdir):
-        self.kind, self.mode, self.port = kind, mode, free_port()
+        self.kind, self.mode, self.port, self.api_port = kind, mode, free_port(), free_port()
         self.log = open(os.path.join(workdir, f"{kind}-{mode}.log"), "w")
         if kind == "hotline":
             # rtp: every call hears a 60 s prompt (50 packets/s) until the caller hangs up;
@@ -95,7 +95,7 @@ class Server:
                         f'[media]\nrtp_port_min = 20000\nrtp_port_max = 59999\n\n'
                         f'[dialplan]\ndirectory = "{plans}"\n\n'
                         f'[stats]\ndatabase = "{os.path.join(workdir, "events-" + mode + ".sqlite")}"\n\n'
-                        f'[api]\nlisten = "127.0.0.1:{free_port()}"\n')
+                        f'[api]\nlisten = "127.0.0.1:{self.api_port}"\nmetrics_open = true\n')
             cmd = [ENGINE, "--config", config, "serve", "--log", "warn"]
         else:
             cmd = ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(self.port), "-nostdin"]
@@ -103,6 +103,15 @@ class Server:
         time.sleep(3.0)
         if self.proc.poll() is not None:
             sys.exit(f"{kind} did not start; see {self.log.name}")
+
+    def metric(self, series):
+        """A value from hotline's /metrics (0 when absent)."""
+        import urllib.request
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/metrics", timeout=5).read().decode()
+        except OSError:
+            return 0
+        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(series))
 
     def close(self):
         self.proc.terminate()
@@ -209,6 +218,15 @@ def measure(kind, mode, rates, seconds, workdir, concurrency):
             best, best_run = rate, run
         r["max_clean_cps"] = best
         r["cpu_ms_per_call"] = best_run["cpu_ms_per_call"] if best_run else float("nan")
+        if kind == "hotline" and best:
+            # Twice the clean rate: the engine should shed with 503 and keep admitted calls clean.
+            shed0 = server.metric("hotline_calls_shed_total")
+            over = run_callers(server, 2 * best, 2 * best * seconds, 1000, workdir, "overload")
+            shed = server.metric("hotline_calls_shed_total") - shed0
+            r["overload"] = dict(rate=2 * best, calls=over["calls"], shed=int(shed), failed=over["failed"],
+                                 retrans=over["retrans"], p99=over["p99"])
+            print(f"  {kind:8} {mode:10} {2 * best:5} cps (2x): {int(shed)} of {over['calls']} shed with 503,"
+                  f" admitted calls failed {over['failed']} retrans {over['retrans']}", flush=True)
         # Held calls: `concurrency` calls up at once for a few seconds.
         hold = 8000
         rate = max(50, concurrency // 6)
@@ -253,6 +271,11 @@ def main():
         print(f"RATIO hotline {mode} / sipp-uas: max clean cps {h['max_clean_cps'] / max(1, base['max_clean_cps']):.2f}"
               f", p99 INVITE->200 {h['p99'] / base['p99']:.2f}, cpu/call {h['cpu_ms_per_call'] / base['cpu_ms_per_call']:.2f}"
               f", peak held calls {h['peak_calls'] / max(1, base['peak_calls']):.2f}")
+    for mode in ["signalling", "rtp"]:
+        o = results[("hotline", mode)].get("overload")
+        if o:
+            print(f"OVERLOAD hotline {mode} at {o['rate']} cps: {o['shed']}/{o['calls']} shed with 503;"
+                  f" admitted: {o['failed']} failed, {o['retrans']} retransmissions")
     print(f"(raw files in {workdir})")
 
 

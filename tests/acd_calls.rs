@@ -235,6 +235,13 @@ fn a_caller_who_hangs_up_while_queued_or_ringing_is_counted_as_abandoned() {
     let abandoned = abandoned.unwrap_or_else(|| panic!("{:?}", engine.events()));
     assert_eq!(abandoned["queue"], "support");
     assert!(
+        engine
+            .log()
+            .contains("announcing the queue position position=1"),
+        "the waiting caller heard its position: {}",
+        engine.log()
+    );
+    assert!(
         abandoned["wait_ms"].as_u64().unwrap_or(0) >= 1500,
         "{abandoned}"
     );

@@ -233,3 +233,47 @@ fn out_of_hours_callers_hear_the_closed_message_and_are_hung_up() {
     drop(sipp.finish(Duration::ZERO));
     assert!(engine.log().contains("prompts=closed"));
 }
+
+#[test]
+fn with_every_recognizer_busy_the_next_caller_gets_the_key_menu_at_once() {
+    let dir = out_dir("ivr_pool_busy");
+    let engine = engine(&dir, &[("speech", "pool_size = 1\n")]);
+    let silence = dir.join("silence.wav");
+    tone(&silence, 60.0, 0, true);
+    // Two Mandarin callers at once: one recognizer between them.
+    let sipp = Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "ivr_caller.xml",
+        &[
+            ("CALLED", "12345"),
+            (
+                "ACTIONS",
+                &actions(&[
+                    Act::Pause(1500),
+                    Act::Key('1'),
+                    Act::Stream(&silence),
+                    Act::Pause(15_000),
+                ]),
+            ),
+        ],
+        &["-m", "2", "-r", "10", "-l", "2"],
+    );
+    let fallback = engine.wait_event(Duration::from_secs(30), |e| kind(e) == "dtmf_fallback");
+    let run = sipp.finish(WAIT);
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    let fallback = fallback.unwrap_or_else(|| panic!("no fallback: {:?}", engine.events()));
+    assert_eq!(fallback["reason"], "pool_busy", "{fallback}");
+    assert_eq!(
+        engine.count_log("prompts=menu_main"),
+        1,
+        "only the second caller got the menu"
+    );
+    assert!(
+        engine
+            .metric("hotline_speech_unavailable_total{lang=\"cmn\",reason=\"busy\"}")
+            .unwrap_or(0.0)
+            >= 1.0,
+        "the refusal is counted"
+    );
+}

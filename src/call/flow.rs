@@ -308,6 +308,11 @@ impl Call {
             return;
         };
         if let Some(clip) = clip {
+            info!(
+                position,
+                wait_s = wait.map(|w| w.as_secs()),
+                "announcing the queue position"
+            );
             self.leg.stop();
             q.playing = Some(self.leg.play(clip));
         } else if q.playing.is_none() {

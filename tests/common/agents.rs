@@ -29,7 +29,7 @@ pub fn engine(dir: &Path, agents: &[Agent], queue_extra: &str) -> Engine {
     }
     let mut tail = format!(
         "[[acd.queues]]\nname = \"support\"\nring_timeout_s = 3\nretry_s = 1\nwrap_up_s = 1\n\
-announce_period_s = 0\n{queue_extra}\n"
+{queue_extra}\n"
     );
     for a in agents {
         tail.push_str(&format!(
