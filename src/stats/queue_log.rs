@@ -129,31 +129,32 @@ pub fn lines(ev: &Event, fold: &Fold) -> Vec<String> {
             position,
             wait_ms,
         }
+        | EventKind::ExitEmpty {
+            call_id,
+            queue,
+            position,
+            wait_ms,
+        }
         | EventKind::Overflowed {
             call_id,
             queue,
             position,
             wait_ms,
             ..
-        } => vec![line(
-            call_id,
-            queue,
-            "NONE",
-            "EXITWITHTIMEOUT",
-            &[position.to_string(), orig(call_id), secs(*wait_ms)],
-        )],
-        EventKind::ExitEmpty {
-            call_id,
-            queue,
-            position,
-            wait_ms,
-        } => vec![line(
-            call_id,
-            queue,
-            "NONE",
-            "EXITEMPTY",
-            &[position.to_string(), orig(call_id), secs(*wait_ms)],
-        )],
+        } => {
+            let name = if matches!(ev.kind, EventKind::ExitEmpty { .. }) {
+                "EXITEMPTY"
+            } else {
+                "EXITWITHTIMEOUT"
+            };
+            vec![line(
+                call_id,
+                queue,
+                "NONE",
+                name,
+                &[position.to_string(), orig(call_id), secs(*wait_ms)],
+            )]
+        }
         EventKind::AgentLogin { agent, queues } => {
             let queues = if queues.is_empty() {
                 fold.agent_queues(agent)
