@@ -20,7 +20,7 @@ pub use speech::SpeechAccess;
 
 use crate::acd::AcdHandle;
 use crate::dialplan::DialplanSet;
-use crate::endpoint::{CallStarter, EndpointHandle, IncomingCall};
+use crate::endpoint::{EndpointHandle, IncomingCall};
 use crate::events::{EventKind, EventSink};
 use crate::media::worker::Media;
 use crate::prompts::PromptSet;
@@ -46,17 +46,13 @@ pub struct CallContext {
     pub answer_delay: Duration,
 }
 
-/// The `CallStarter` the endpoint calls for each new INVITE: a task per call, in a span
-/// keyed by its Call-ID.
-pub fn starter(ctx: Arc<CallContext>) -> CallStarter {
-    Arc::new(move |call: IncomingCall| {
-        let ctx = ctx.clone();
-        let call_id = headers::call_id(&call.invite.headers)
-            .unwrap_or_default()
-            .to_owned();
-        let span = info_span!("call", id = %call_id);
-        tokio::spawn(run(ctx, call).instrument(span));
-    })
+/// Starts the task of a new call, in a span keyed by its Call-ID.
+pub fn start(ctx: &Arc<CallContext>, call: IncomingCall) {
+    let call_id = headers::call_id(&call.invite.headers)
+        .unwrap_or_default()
+        .to_owned();
+    let span = info_span!("call", id = %call_id);
+    tokio::spawn(run(ctx.clone(), call).instrument(span));
 }
 
 async fn run(ctx: Arc<CallContext>, call: IncomingCall) {

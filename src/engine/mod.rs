@@ -152,7 +152,7 @@ impl Engine {
         let cell = ctx_cell.clone();
         let starter: crate::endpoint::CallStarter = Arc::new(move |incoming| {
             if let Some(ctx) = cell.get() {
-                (call::starter(ctx.clone()))(incoming);
+                call::start(ctx, incoming);
             } else {
                 call::refuse(incoming, 503);
             }
