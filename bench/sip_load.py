@@ -105,8 +105,10 @@ class Server:
             sys.exit(f"{kind} did not start; see {self.log.name}")
 
     def metric(self, series):
-        """A value from hotline's /metrics (0 when absent)."""
+        """A value from hotline's /metrics (0 when absent, and for SIPp's UAS)."""
         import urllib.request
+        if self.kind != "hotline":
+            return 0
         try:
             text = urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/metrics", timeout=5).read().decode()
         except OSError:
@@ -157,6 +159,7 @@ def run_callers(server, rate, calls, hold_ms, workdir, tag, capture=False):
         tshark = subprocess.Popen(["tshark", "-q", "-i", "lo", "-f", f"udp port {server.port}", "-w", pcap],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(2.0)
+    shed0 = server.metric("hotline_calls_shed_total")
     cpu0 = cpu_seconds(server.proc.pid)
     sampler = RssSampler(server.proc.pid)
     rss0 = rss_kb(server.proc.pid)
@@ -172,7 +175,9 @@ def run_callers(server, rate, calls, hold_ms, workdir, tag, capture=False):
         tshark.wait()
     time.sleep(1.0)
     cpu = cpu_seconds(server.proc.pid) - cpu0
+    time.sleep(4.0)
     rss_after = rss_kb(server.proc.pid)
+    shed = int(server.metric("hotline_calls_shed_total") - shed0)
     rows = list(csv.DictReader(open(stat), delimiter=";")) if os.path.exists(stat) else []
     last = rows[-1] if rows else {}
     num = lambda row, key: int(float(row.get(key, "0") or 0))
@@ -193,8 +198,8 @@ def run_callers(server, rate, calls, hold_ms, workdir, tag, capture=False):
         rtts = invite_to_200_ms(pcap)
     rtts.sort()
     pct = lambda p: rtts[min(len(rtts) - 1, int(p * len(rtts)))] if rtts else float("nan")
-    return dict(rate=rate, calls=calls, success=success, failed=failed, retrans=retrans,
-                clean=(out.returncode == 0 and failed == 0 and retrans == 0 and success == calls),
+    return dict(rate=rate, calls=calls, success=success, failed=failed, retrans=retrans, shed=shed,
+                clean=(out.returncode == 0 and failed == 0 and retrans == 0 and shed == 0 and success == calls),
                 p50=pct(0.50), p99=pct(0.99), cpu_ms_per_call=1000 * cpu / max(1, success),
                 peak=peak, rss_peak_kb=sampler.peak, rss_before_kb=rss0, rss_after_kb=rss_after,
                 elapsed=elapsed)
@@ -204,6 +209,14 @@ def measure(kind, mode, rates, seconds, workdir, concurrency):
     server = Server(kind, mode, workdir)
     try:
         r = {}
+        # First, on the fresh process: memory per held call, and whether it is returned.
+        hold = 8000
+        rate = max(50, concurrency // 6)
+        held = run_callers(server, rate, concurrency, hold, workdir, "held")
+        r["peak_calls"] = held["peak"]
+        r["held_clean"] = held["clean"]
+        r["rss_per_call_kb"] = (held["rss_peak_kb"] - held["rss_before_kb"]) / max(1, held["peak"])
+        r["rss_before_kb"], r["rss_peak_kb"], r["rss_after_kb"] = held["rss_before_kb"], held["rss_peak_kb"], held["rss_after_kb"]
         lat = run_callers(server, 100, 100 * seconds, 1000, workdir, "latency", capture=True)
         r["p50"], r["p99"] = lat["p50"], lat["p99"]
         r["cpu_ms_per_call_100cps"] = lat["cpu_ms_per_call"]
@@ -211,7 +224,7 @@ def measure(kind, mode, rates, seconds, workdir, concurrency):
         for rate in rates:
             run = run_callers(server, rate, rate * seconds, 1000, workdir, f"r{rate}")
             print(f"  {kind:8} {mode:10} {rate:5} cps: success {run['success']}/{run['calls']}"
-                  f" failed {run['failed']} retrans {run['retrans']} p99 {run['p99']:.2f} ms"
+                  f" failed {run['failed']} retrans {run['retrans']} shed {run['shed']} p99 {run['p99']:.2f} ms"
                   f" cpu {run['cpu_ms_per_call']:.3f} ms/call", flush=True)
             if not run["clean"]:
                 break
@@ -220,21 +233,12 @@ def measure(kind, mode, rates, seconds, workdir, concurrency):
         r["cpu_ms_per_call"] = best_run["cpu_ms_per_call"] if best_run else float("nan")
         if kind == "hotline" and best:
             # Twice the clean rate: the engine should shed with 503 and keep admitted calls clean.
-            shed0 = server.metric("hotline_calls_shed_total")
             over = run_callers(server, 2 * best, 2 * best * seconds, 1000, workdir, "overload")
-            shed = server.metric("hotline_calls_shed_total") - shed0
+            shed = over["shed"]
             r["overload"] = dict(rate=2 * best, calls=over["calls"], shed=int(shed), failed=over["failed"],
                                  retrans=over["retrans"], p99=over["p99"])
             print(f"  {kind:8} {mode:10} {2 * best:5} cps (2x): {int(shed)} of {over['calls']} shed with 503,"
                   f" admitted calls failed {over['failed']} retrans {over['retrans']}", flush=True)
-        # Held calls: `concurrency` calls up at once for a few seconds.
-        hold = 8000
-        rate = max(50, concurrency // 6)
-        held = run_callers(server, rate, concurrency, hold, workdir, "held")
-        r["peak_calls"] = held["peak"]
-        r["held_clean"] = held["clean"]
-        r["rss_per_call_kb"] = (held["rss_peak_kb"] - held["rss_before_kb"]) / max(1, held["peak"])
-        r["rss_before_kb"], r["rss_peak_kb"], r["rss_after_kb"] = held["rss_before_kb"], held["rss_peak_kb"], held["rss_after_kb"]
         return r
     finally:
         server.close()
@@ -260,7 +264,7 @@ def main():
         results[(kind, mode)] = measure(kind, mode, rates, args.seconds, workdir, args.concurrency)
     print()
     print(f"{'server':22} {'max clean cps':>13} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms/call':>11}"
-          f" {'peak calls':>10} {'KB/call':>8} {'RSS MB before/peak/after':>26}")
+          f" {'peak calls':>10} {'KB/call':>8} {'RSS MB idle/peak/after':>26}")
     for (kind, mode), r in results.items():
         print(f"{kind + ' ' + mode:22} {r['max_clean_cps']:13} {r['p50']:7.2f} {r['p99']:7.2f}"
               f" {r['cpu_ms_per_call']:11.3f} {r['peak_calls']:10} {r['rss_per_call_kb']:8.1f}"

@@ -33,6 +33,8 @@ pub struct Admission {
     tokens: f64,
     refilled: Option<Instant>,
     shed_until: Option<Instant>,
+    /// The media workers' count of late ticks when last looked at.
+    late_ticks: u64,
 }
 
 impl Admission {
@@ -43,7 +45,17 @@ impl Admission {
             tokens: max_cps as f64,
             refilled: None,
             shed_until: None,
+            late_ticks: 0,
         }
+    }
+
+    /// The media workers' running count of late ticks: a rise means they are short of CPU,
+    /// and new calls would make every call's audio late.
+    pub fn media_late_ticks(&mut self, now: Instant, count: u64) {
+        if count > self.late_ticks {
+            self.behind(now);
+        }
+        self.late_ticks = count;
     }
 
     /// The input queue held more than one batch: the engine is behind.
@@ -100,6 +112,18 @@ mod tests {
             Ok(()),
             "one call's worth refilled"
         );
+    }
+
+    #[test]
+    fn late_media_ticks_shed_too() {
+        let t = Instant::now();
+        let mut a = Admission::new(1000, 0);
+        a.media_late_ticks(t, 0);
+        assert_eq!(a.admit(t, 0), Ok(()));
+        a.media_late_ticks(t, 3);
+        assert_eq!(a.admit(t + 10 * MS, 0), Err(Refusal::Overload));
+        a.media_late_ticks(t + 300 * MS, 3);
+        assert_eq!(a.admit(t + 300 * MS, 0), Ok(()), "no new late tick");
     }
 
     #[test]

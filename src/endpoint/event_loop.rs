@@ -234,6 +234,8 @@ struct Metrics {
     responses: HashMap<u16, Arc<Counter>>,
     retransmissions: Arc<Counter>,
     calls: Arc<Gauge>,
+    /// The media workers' count (same series): read to shed calls when media runs late.
+    media_late_ticks: Arc<Counter>,
     transactions: Arc<Gauge>,
     reported_retransmissions: u64,
 }
@@ -261,6 +263,11 @@ impl Metrics {
                 &[],
             ),
             calls: registry.gauge("hotline_calls", "Calls in progress", &[]),
+            media_late_ticks: registry.counter(
+                "hotline_media_late_ticks_total",
+                "Media ticks that started more than 10 ms late (the workers are overloaded)",
+                &[],
+            ),
             transactions: registry.gauge("hotline_sip_transactions", "Live SIP transactions", &[]),
             reported_retransmissions: 0,
         }
@@ -613,7 +620,10 @@ impl Loop {
             Decision::Respond(code, extra) => self.respond(tx, &request, code, extra),
             Decision::Register => self.register(tx, &request, peer),
             Decision::NewCall => {
-                if let Err(refusal) = self.admission.admit(Instant::now(), self.calls) {
+                let now = Instant::now();
+                self.admission
+                    .media_late_ticks(now, self.metrics.media_late_ticks.get());
+                if let Err(refusal) = self.admission.admit(now, self.calls) {
                     debug!(
                         calls = self.calls,
                         reason = refusal.as_str(),
