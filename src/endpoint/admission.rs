@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 
 /// How long the engine sheds new calls after it found itself behind.
 const OVERLOAD_HOLD: Duration = Duration::from_millis(250);
+/// How long the input must stay backed up before it counts as overload: bursts of a few
+/// milliseconds are normal at high call rates and clear on their own.
+const BACKLOG_LIMIT: Duration = Duration::from_millis(100);
+/// Late media ticks per second (of 50 per worker) that mean the workers are starved.
+const LATE_TICKS_LIMIT: u64 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -33,8 +38,10 @@ pub struct Admission {
     tokens: f64,
     refilled: Option<Instant>,
     shed_until: Option<Instant>,
-    /// The media workers' count of late ticks when last looked at.
-    late_ticks: u64,
+    /// Since when every read of the input found a full batch.
+    backlog_since: Option<Instant>,
+    /// The media workers' late-tick count at the start of the current one-second window.
+    late_window: Option<(Instant, u64)>,
 }
 
 impl Admission {
@@ -45,21 +52,38 @@ impl Admission {
             tokens: max_cps as f64,
             refilled: None,
             shed_until: None,
-            late_ticks: 0,
+            backlog_since: None,
+            late_window: None,
         }
     }
 
-    /// The media workers' running count of late ticks: a rise means they are short of CPU,
-    /// and new calls would make every call's audio late.
+    /// One read of the input: `full` when it filled a whole batch (more was waiting). A
+    /// backlog that lasts means the engine is behind.
+    pub fn input(&mut self, now: Instant, full: bool) {
+        if !full {
+            self.backlog_since = None;
+            return;
+        }
+        let since = *self.backlog_since.get_or_insert(now);
+        if now.duration_since(since) >= BACKLOG_LIMIT {
+            self.shed(now);
+        }
+    }
+
+    /// The media workers' running count of late ticks: many in a second means they are
+    /// short of CPU, and new calls would make every call's audio late.
     pub fn media_late_ticks(&mut self, now: Instant, count: u64) {
-        if count > self.late_ticks {
-            self.behind(now);
+        let (start, _) = *self.late_window.get_or_insert((now, count));
+        if now.duration_since(start) >= Duration::from_secs(1) {
+            self.late_window = Some((now, count));
         }
-        self.late_ticks = count;
+        let base = self.late_window.map_or(count, |(_, base)| base);
+        if count.saturating_sub(base) >= LATE_TICKS_LIMIT {
+            self.shed(now);
+        }
     }
 
-    /// The input queue held more than one batch: the engine is behind.
-    pub fn behind(&mut self, now: Instant) {
+    fn shed(&mut self, now: Instant) {
         self.shed_until = Some(now + OVERLOAD_HOLD);
     }
 
@@ -115,23 +139,39 @@ mod tests {
     }
 
     #[test]
-    fn late_media_ticks_shed_too() {
+    fn many_late_media_ticks_shed_a_few_do_not() {
         let t = Instant::now();
         let mut a = Admission::new(1000, 0);
         a.media_late_ticks(t, 0);
-        assert_eq!(a.admit(t, 0), Ok(()));
-        a.media_late_ticks(t, 3);
-        assert_eq!(a.admit(t + 10 * MS, 0), Err(Refusal::Overload));
-        a.media_late_ticks(t + 300 * MS, 3);
-        assert_eq!(a.admit(t + 300 * MS, 0), Ok(()), "no new late tick");
+        a.media_late_ticks(t + 100 * MS, 3);
+        assert_eq!(
+            a.admit(t + 100 * MS, 0),
+            Ok(()),
+            "an occasional late tick is no overload"
+        );
+        a.media_late_ticks(t + 200 * MS, 12);
+        assert_eq!(a.admit(t + 200 * MS, 0), Err(Refusal::Overload));
+        a.media_late_ticks(t + 1500 * MS, 12);
+        a.media_late_ticks(t + 1600 * MS, 14);
+        assert_eq!(
+            a.admit(t + 1600 * MS, 0),
+            Ok(()),
+            "a new window starts from the count then"
+        );
     }
 
     #[test]
-    fn falling_behind_sheds_for_a_moment() {
+    fn a_lasting_backlog_sheds_for_a_moment_a_burst_does_not() {
         let t = Instant::now();
         let mut a = Admission::new(1000, 0);
-        a.behind(t);
-        assert_eq!(a.admit(t + 249 * MS, 0), Err(Refusal::Overload));
-        assert_eq!(a.admit(t + 250 * MS, 0), Ok(()));
+        a.input(t, true);
+        a.input(t + 50 * MS, true);
+        a.input(t + 60 * MS, false);
+        a.input(t + 99 * MS, true);
+        assert_eq!(a.admit(t + 100 * MS, 0), Ok(()), "the burst cleared");
+        a.input(t + 200 * MS, true);
+        assert_eq!(a.admit(t + 200 * MS, 0), Err(Refusal::Overload));
+        assert_eq!(a.admit(t + 449 * MS, 0), Err(Refusal::Overload));
+        assert_eq!(a.admit(t + 450 * MS, 0), Ok(()));
     }
 }

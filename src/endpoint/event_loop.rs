@@ -363,9 +363,7 @@ impl Loop {
                             self.datagram(&buf[..n], from);
                             drained += 1;
                         }
-                        if drained == BATCH {
-                            self.admission.behind(Instant::now());
-                        }
+                        self.admission.input(Instant::now(), drained == BATCH);
                     }
                 }
                 input = rx.recv() => {

@@ -4,6 +4,7 @@
 //! validate; calls in progress keep the ones they started with.
 
 pub mod check;
+mod trim;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -206,6 +207,7 @@ impl Engine {
         tokio::spawn(api.serve(listener, async move {
             let _ = api_stop.await;
         }));
+        tokio::spawn(trim::periodically(Duration::from_secs(10)));
         info!(udp = ?endpoint.udp_addr, tcp = ?endpoint.tcp_addr, api = %api_addr, "hotline is running");
         Ok(Engine {
             sip_udp: endpoint.udp_addr,
