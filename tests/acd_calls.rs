@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::agents::{Agent, agent_state, engine, phone, wait_agent_state};
+use common::agents::{Agent, agent_state, engine, phone, silent_phone, wait_agent_state};
 use common::baresip::{Baresip, PhoneOptions, Registration};
 use common::{Act, Engine, Sipp, actions, out_dir, read_wav, rms, tone};
 use serde_json::Value;
@@ -158,18 +158,7 @@ fn an_agent_who_does_not_answer_is_skipped_and_the_caller_reaches_another() {
     ];
     let engine = engine(&dir, &agents, "");
     // The silent agent logs in first, so longest-idle offers it the call first.
-    let deaf = Baresip::start(
-        &dir,
-        PhoneOptions {
-            answer_after: None,
-            ..PhoneOptions::agent("deaf", "pw-deaf", engine.addr())
-        },
-    );
-    assert_eq!(
-        deaf.wait_registration(Duration::from_secs(10)),
-        Registration::Registered
-    );
-    assert!(wait_agent_state(&engine, "deaf", "available"));
+    let deaf = silent_phone(&dir, &engine, "deaf");
     std::thread::sleep(Duration::from_millis(1100));
     let good = phone(&dir, &engine, "good", Duration::from_secs(2));
     assert!(wait_agent_state(&engine, "good", "available"));
@@ -248,18 +237,7 @@ fn a_caller_who_hangs_up_while_queued_or_ringing_is_counted_as_abandoned() {
 
     // An agent who lets it ring: the caller hangs up while the phone rings; the phone
     // gets a CANCEL.
-    let slow = Baresip::start(
-        &dir,
-        PhoneOptions {
-            answer_after: None,
-            ..PhoneOptions::agent("slow", "pw-slow", engine.addr())
-        },
-    );
-    assert_eq!(
-        slow.wait_registration(Duration::from_secs(10)),
-        Registration::Registered
-    );
-    assert!(wait_agent_state(&engine, "slow", "available"));
+    let slow = silent_phone(&dir, &engine, "slow");
     let run = Sipp::start(
         &engine.dir,
         engine.addr(),

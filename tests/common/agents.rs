@@ -98,3 +98,25 @@ pub fn wait_agent_state(engine: &Engine, agent: &str, state: &str) -> bool {
     }
     false
 }
+
+/// A registered, logged-in agent phone that rings but never answers.
+pub fn silent_phone(dir: &Path, engine: &Engine, id: &str) -> Baresip {
+    let p = Baresip::start(
+        dir,
+        PhoneOptions {
+            answer_after: None,
+            ..PhoneOptions::agent(id, &format!("pw-{id}"), engine.addr())
+        },
+    );
+    assert_eq!(
+        p.wait_registration(Duration::from_secs(10)),
+        Registration::Registered,
+        "{}",
+        p.log()
+    );
+    assert!(
+        wait_agent_state(engine, id, "available"),
+        "{id} never became available"
+    );
+    p
+}
