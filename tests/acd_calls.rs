@@ -207,18 +207,22 @@ fn a_caller_who_hangs_up_while_queued_or_ringing_is_counted_as_abandoned() {
         }],
         "",
     );
+    // A caller who hangs up after 2 s.
+    let impatient = || {
+        Sipp::start(
+            &engine.dir,
+            engine.addr(),
+            "ivr_caller.xml",
+            &[
+                ("CALLED", "100"),
+                ("ACTIONS", &actions(&[Act::Pause(2000)])),
+            ],
+            &["-m", "1"],
+        )
+        .finish(WAIT)
+    };
     // Nobody logged in: the caller waits, then hangs up.
-    let run = Sipp::start(
-        &engine.dir,
-        engine.addr(),
-        "ivr_caller.xml",
-        &[
-            ("CALLED", "100"),
-            ("ACTIONS", &actions(&[Act::Pause(2000)])),
-        ],
-        &["-m", "1"],
-    )
-    .finish(WAIT);
+    let run = impatient();
     assert!(run.success, "{}\n{}", run.output, run.errors);
     let abandoned = engine.wait_event(Duration::from_secs(5), |e| kind(e) == "abandoned");
     let abandoned = abandoned.unwrap_or_else(|| panic!("{:?}", engine.events()));
@@ -238,17 +242,7 @@ fn a_caller_who_hangs_up_while_queued_or_ringing_is_counted_as_abandoned() {
     // An agent who lets it ring: the caller hangs up while the phone rings; the phone
     // gets a CANCEL.
     let slow = silent_phone(&dir, &engine, "slow");
-    let run = Sipp::start(
-        &engine.dir,
-        engine.addr(),
-        "ivr_caller.xml",
-        &[
-            ("CALLED", "100"),
-            ("ACTIONS", &actions(&[Act::Pause(2000)])),
-        ],
-        &["-m", "1"],
-    )
-    .finish(WAIT);
+    let run = impatient();
     assert!(run.success, "{}\n{}", run.output, run.errors);
     assert!(
         slow.wait_calls_ended(1, Duration::from_secs(10)),

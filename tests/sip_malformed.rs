@@ -23,50 +23,46 @@ fn status_of(text: &str) -> Option<u16> {
     provisional
 }
 
-/// Sends one datagram and collects what comes back until a final response or `wait`.
-fn over_udp(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<u16> {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.send_to(bytes, addr).expect("send");
+/// Collects what `read` returns (it waits at most the time given, `None` at the end)
+/// until a final response or `wait`: the status of what came back.
+fn answer(
+    wait: Duration,
+    mut read: impl FnMut(&mut [u8], Duration) -> Option<usize>,
+) -> Option<u16> {
     let mut text = String::new();
     let mut buf = vec![0u8; 65_536];
     let until = Instant::now() + wait;
-    while Instant::now() < until {
-        s.set_read_timeout(Some(until - Instant::now()))
-            .expect("timeout");
-        match s.recv(&mut buf) {
-            Ok(n) => {
-                text.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if status_of(&text).is_some_and(|c| c >= 200) {
-                    break;
-                }
-            }
-            Err(_) => break,
+    while let Some(left) = until
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+    {
+        let Some(n) = read(&mut buf, left) else { break };
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if status_of(&text).is_some_and(|c| c >= 200) {
+            break;
         }
     }
     status_of(&text)
+}
+
+/// Sends one datagram and reads what comes back.
+fn over_udp(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<u16> {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.send_to(bytes, addr).expect("send");
+    answer(wait, |buf, left| {
+        s.set_read_timeout(Some(left)).expect("timeout");
+        s.recv(buf).ok()
+    })
 }
 
 /// The same over a fresh TCP connection.
 fn over_tcp(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<u16> {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.write_all(bytes).expect("write");
-    let mut text = String::new();
-    let mut buf = vec![0u8; 65_536];
-    let until = Instant::now() + wait;
-    while Instant::now() < until {
-        s.set_read_timeout(Some(until - Instant::now()))
-            .expect("timeout");
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                text.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if status_of(&text).is_some_and(|c| c >= 200) {
-                    break;
-                }
-            }
-        }
-    }
-    status_of(&text)
+    answer(wait, |buf, left| {
+        s.set_read_timeout(Some(left)).expect("timeout");
+        s.read(buf).ok().filter(|&n| n > 0)
+    })
 }
 
 /// What INDEX.tsv's "a UAS answers" column allows.

@@ -185,7 +185,7 @@ impl Call {
     /// The caller's leg is over: tell the ACD and the other leg, and finish.
     fn caller_gone(&mut self, reason: EndReason) {
         let (outcome, by) = match reason {
-            EndReason::CallerHungUp | EndReason::Cancelled => ("caller_hung_up", HungUpBy::Caller),
+            EndReason::CallerHungUp => ("caller_hung_up", HungUpBy::Caller),
             EndReason::MediaTimeout => ("media_timeout", HungUpBy::System),
             EndReason::NoAck => ("no_ack", HungUpBy::System),
             EndReason::Shutdown => ("shutdown", HungUpBy::System),

@@ -32,14 +32,13 @@ const BYE_WAIT: Duration = Duration::from_secs(32);
 pub enum LegEvent {
     Dtmf(char),
     PlayDone(PlayId),
-    /// The call is over: the caller hung up, cancelled, or the media or the ACK timed out.
+    /// The call is over: the caller hung up, or the media or the ACK timed out.
     Ended(EndReason),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
     CallerHungUp,
-    Cancelled,
     MediaTimeout,
     NoAck,
     /// The endpoint is shutting down.

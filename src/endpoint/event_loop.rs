@@ -209,6 +209,7 @@ impl Endpoint {
             calls: 0,
             registrations,
             registrar_metrics: RegistrarMetrics::new(registry),
+            local_ips: HashMap::new(),
             metrics: Metrics::new(registry),
         };
         info!(udp = ?udp_addr, tcp = ?tcp_addr, "SIP listening");
@@ -263,11 +264,7 @@ impl Metrics {
                 &[],
             ),
             calls: registry.gauge("hotline_calls", "Calls in progress", &[]),
-            media_late_ticks: registry.counter(
-                "hotline_media_late_ticks_total",
-                "Media ticks that started more than 10 ms late (the workers are overloaded)",
-                &[],
-            ),
+            media_late_ticks: crate::media::worker::late_ticks(registry),
             transactions: registry.gauge("hotline_sip_transactions", "Live SIP transactions", &[]),
             reported_retransmissions: 0,
         }
@@ -343,6 +340,7 @@ struct Loop {
     calls: usize,
     registrations: Option<Registrations>,
     registrar_metrics: RegistrarMetrics,
+    local_ips: HashMap<IpAddr, IpAddr>,
     metrics: Metrics,
 }
 
@@ -685,8 +683,17 @@ impl Loop {
         let _ = self.core.respond(Instant::now(), tx, self.stamp(response));
     }
 
-    fn local_addr(&self, peer: Peer) -> SocketAddr {
-        self.handle.local_addr(peer)
+    /// As `EndpointHandle::local_addr`, with the kernel's route per peer address looked up
+    /// once: trunks are few, and each lookup costs a socket.
+    fn local_addr(&mut self, peer: Peer) -> SocketAddr {
+        let ip = match self.handle.public_ip {
+            Some(ip) => ip,
+            None => *self
+                .local_ips
+                .entry(peer.addr.ip())
+                .or_insert_with(|| route_to(peer.addr)),
+        };
+        SocketAddr::new(ip, self.handle.port(peer.transport))
     }
 
     fn transmit(&mut self, t: Transmit) {

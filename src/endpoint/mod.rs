@@ -125,14 +125,18 @@ impl EndpointHandle {
     /// address, or the local address the kernel routes to the peer from, with the listening
     /// port of the peer's transport.
     pub fn local_addr(&self, peer: Peer) -> SocketAddr {
-        let port = match peer.transport {
-            crate::sip::Transport::Udp => self.udp_port,
-            crate::sip::Transport::Tcp => self.tcp_port,
-        };
         let ip = self
             .public_ip
             .unwrap_or_else(|| event_loop::route_to(peer.addr));
-        SocketAddr::new(ip, port)
+        SocketAddr::new(ip, self.port(peer.transport))
+    }
+
+    /// Our listening port for a transport.
+    fn port(&self, transport: crate::sip::Transport) -> u16 {
+        match transport {
+            crate::sip::Transport::Udp => self.udp_port,
+            crate::sip::Transport::Tcp => self.tcp_port,
+        }
     }
 
     fn command(&self, c: Command) {

@@ -97,6 +97,16 @@ struct Metrics {
     late_ticks: Arc<Counter>,
 }
 
+/// The count of media ticks that started more than 10 ms late: the workers are short of
+/// CPU. The endpoint reads it to stop admitting calls.
+pub fn late_ticks(registry: &Registry) -> Arc<Counter> {
+    registry.counter(
+        "hotline_media_late_ticks_total",
+        "Media ticks that started more than 10 ms late (the workers are overloaded)",
+        &[],
+    )
+}
+
 /// The media side of the engine: start once, then open a leg per call.
 #[derive(Clone)]
 pub struct Media {
@@ -133,11 +143,7 @@ impl Media {
                 "Datagrams on RTP ports that were not RTP of an agreed payload type",
                 &[],
             ),
-            late_ticks: registry.counter(
-                "hotline_media_late_ticks_total",
-                "Media ticks that started more than 10 ms late (the workers are overloaded)",
-                &[],
-            ),
+            late_ticks: late_ticks(registry),
         });
         let timeout = Duration::from_secs(config.media_timeout_s);
         let jitter = Duration::from_millis(config.jitter_ms);
@@ -467,7 +473,8 @@ struct Scratch {
 fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s: &mut Scratch) {
     s.datagram.resize(2048, 0);
     let mut packet = [0u8; MAX_PACKET];
-    let (mut rx, mut tx) = (0u64, 0u64);
+    // Counted here and added to the shared counters once per tick, not per leg.
+    let (mut rx, mut tx, mut ignored) = (0u64, 0u64, 0u64);
     for e in legs.values_mut() {
         let ignored_before = e.session.counters.rx_ignored;
         // Readiness is cached by tokio: an idle socket costs no system call here.
@@ -475,9 +482,7 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
             e.session.on_datagram(now, from, &s.datagram[..n]);
             rx += 1;
         }
-        metrics
-            .ignored
-            .add(e.session.counters.rx_ignored - ignored_before);
+        ignored += e.session.counters.rx_ignored - ignored_before;
         let law = e.session.negotiated().law;
         while let Some(frame) = e.session.poll_frame(now) {
             law.decode_into(frame.payload(), &mut s.pcm);
@@ -530,4 +535,5 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
     }
     metrics.rx.add(rx);
     metrics.tx.add(tx);
+    metrics.ignored.add(ignored);
 }
