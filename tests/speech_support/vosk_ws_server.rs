@@ -43,28 +43,30 @@ pub async fn start(script: Vec<Script>) -> ScriptedServer {
         while let Ok((stream, _)) = listener.accept().await {
             let script = script.clone();
             let log = server_log.clone();
-            tokio::spawn(async move {
-                let received = serve(stream, &script).await;
-                log.lock().expect("log").push(received);
-            });
+            tokio::spawn(async move { serve(stream, &script, &log).await });
         }
     });
     ScriptedServer { url, log }
 }
 
-async fn serve(stream: tokio::net::TcpStream, script: &[Script]) -> Received {
+/// Logs what the connection sent as soon as its input is complete, before the final
+/// reply: a client that has its result may look at the log at once.
+async fn serve(stream: tokio::net::TcpStream, script: &[Script], log: &Mutex<Vec<Received>>) {
     let mut received = Received::default();
     let Ok(mut ws) = accept_async(stream).await else {
-        return received;
+        log.lock().expect("log").push(received);
+        return;
     };
     let mut audio: Vec<i16> = Vec::new();
     while let Some(Ok(message)) = ws.next().await {
         match message {
             Message::Text(text) if text.as_str() == r#"{"eof" : 1}"# => {
                 received.eof = Some(text.to_string());
+                log.lock().expect("log").push(std::mem::take(&mut received));
                 let reply = final_result(script, &audio);
                 let _ = ws.send(Message::text(reply)).await;
-                break;
+                let _ = ws.close(None).await;
+                return;
             }
             Message::Text(text) if text.as_str().contains("config") => {
                 let config: serde_json::Value =
@@ -90,8 +92,8 @@ async fn serve(stream: tokio::net::TcpStream, script: &[Script]) -> Received {
             _ => {}
         }
     }
+    log.lock().expect("log").push(received);
     let _ = ws.close(None).await;
-    received
 }
 
 /// The scripted recording the received audio is the beginning of.
