@@ -2,14 +2,16 @@
 //! authentication and answer as agents, SIPp places the calls. Every caller reaches an
 //! agent with no agent double-booked, the agent hears the caller, a wrong password never
 //! registers, an agent who does not answer is skipped, a caller who hangs up while queued
-//! is counted as abandoned, and a Cantonese caller waits for a Cantonese-speaking agent
-//! until the queue's relax time.
+//! is counted as abandoned, a Cantonese caller waits for a Cantonese-speaking agent
+//! until the queue's relax time, and an agent phone that goes dead ends both legs.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::agents::{Agent, agent_state, engine, phone, silent_phone, wait_agent_state};
+use common::agents::{
+    Agent, agent_state, engine, engine_with, phone, silent_phone, wait_agent_state,
+};
 use common::baresip::{Baresip, PhoneOptions, Registration};
 use common::{Act, Engine, Sipp, actions, out_dir, read_wav, rms, tone};
 use serde_json::Value;
@@ -318,5 +320,54 @@ fn a_cantonese_caller_waits_for_a_cantonese_agent_until_the_relax_time() {
     assert!(
         wait >= 6000 && started.elapsed() >= Duration::from_secs(6),
         "waited {wait} ms"
+    );
+}
+
+#[test]
+fn an_agent_phone_that_goes_dead_ends_both_legs_on_the_media_timeout() {
+    let dir = out_dir("acd_agent_media_timeout");
+    let engine = engine_with(
+        &dir,
+        &[Agent {
+            id: "gone",
+            languages: "[\"cmn\"]",
+        }],
+        "",
+        &[("media", "media_timeout_s = 2\n")],
+    );
+    let agent = phone(&dir, &engine, "gone", Duration::from_secs(60));
+    assert!(wait_agent_state(&engine, "gone", "available"));
+    let caller_wav = dir.join("caller.wav");
+    tone(&caller_wav, 40.0, 440, true);
+    let caller = Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "caller_prompt.xml",
+        &[("WAV", &caller_wav.display().to_string())],
+        &["-s", "100", "-m", "1"],
+    );
+    assert!(agent.wait_calls_answered(1, Duration::from_secs(20)));
+    // Both sides send audio: the call outlives the media timeout while they do.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(agent_state(&engine, "gone").as_deref(), Some("on_call"));
+
+    agent.freeze();
+    let frozen = Instant::now();
+    let run = caller.finish(WAIT);
+    assert!(run.success, "the caller got a BYE: {}\n{}", run.output, run.errors);
+    let ended = engine
+        .wait_event(Duration::from_secs(10), |e| kind(e) == "call_ended")
+        .unwrap_or_else(|| panic!("{:?}", engine.events()));
+    assert_eq!(ended["agent"], "gone");
+    assert_eq!(ended["hung_up_by"], "system", "{ended}");
+    assert!(ended["talk_ms"].as_u64().unwrap_or(0) >= 5000, "{ended}");
+    assert!(
+        frozen.elapsed() < Duration::from_secs(15),
+        "ended by the 2 s timeout, not by the caller's 40 s clip"
+    );
+    assert!(
+        engine.wait_log_count("agent media timeout", 1, Duration::from_secs(5)),
+        "{}",
+        engine.log()
     );
 }

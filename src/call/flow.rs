@@ -377,15 +377,15 @@ impl Call {
                 acd.offer_outcome(&call_id, offer, outcome);
             }
             AgentEvent::HungUp | AgentEvent::MediaTimeout if connected => {
-                let by = if ev == AgentEvent::HungUp {
-                    HungUpBy::Agent
+                let (by, outcome) = if ev == AgentEvent::HungUp {
+                    (HungUpBy::Agent, "agent_hung_up")
                 } else {
-                    HungUpBy::System
+                    (HungUpBy::System, "agent_media_timeout")
                 };
                 acd.call_ended(&call_id, by);
                 self.queued = None;
                 self.offer = None;
-                self.hang_up_caller("agent_hung_up").await;
+                self.hang_up_caller(outcome).await;
             }
             AgentEvent::HungUp | AgentEvent::MediaTimeout => {
                 self.offer = None;

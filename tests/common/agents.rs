@@ -19,6 +19,16 @@ pub struct Agent<'a> {
 /// An engine whose calls to 100 (Mandarin) and 200 (Cantonese) go straight to queue
 /// `support`, served by `agents` (password `pw-<id>`, logged in when their phone registers).
 pub fn engine(dir: &Path, agents: &[Agent], queue_extra: &str) -> Engine {
+    engine_with(dir, agents, queue_extra, &[])
+}
+
+/// As `engine`, with more config lines per section (as `Engine::start_full` takes them).
+pub fn engine_with(
+    dir: &Path,
+    agents: &[Agent],
+    queue_extra: &str,
+    sections: &[(&str, &str)],
+) -> Engine {
     let plans = dir.join("plans");
     std::fs::create_dir_all(&plans).expect("plans folder");
     for (lang, called) in [("cmn", "100"), ("yue", "200")] {
@@ -41,14 +51,12 @@ languages = {langs}\nskills = {{ support = 1 }}\nauto_login = true\n\n",
     }
     let directory = format!("directory = \"{}\"\n", plans.display());
     // baresip 1.0 answers MD5 digest challenges only (SHA-256 is covered by unit tests).
-    Engine::start_full(
-        dir,
-        &[
-            ("dialplan", &directory),
-            ("registrar", "algorithms = [\"MD5\"]\n"),
-        ],
-        &tail,
-    )
+    let mut all = vec![
+        ("dialplan", directory.as_str()),
+        ("registrar", "algorithms = [\"MD5\"]\n"),
+    ];
+    all.extend_from_slice(sections);
+    Engine::start_full(dir, &all, &tail)
 }
 
 /// A registered agent phone that answers after 200 ms, plays a 600 Hz tone and hangs up

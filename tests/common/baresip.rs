@@ -484,6 +484,19 @@ impl Baresip {
     }
 }
 
+impl Baresip {
+    /// Stops the phone dead (SIGSTOP), as a phone that lost its network: no more RTP, no
+    /// SIP answers. Dropping it still kills it.
+    pub fn freeze(&self) {
+        let status = Command::new("kill")
+            .arg("-STOP")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "SIGSTOP to baresip {}", self.user);
+    }
+}
+
 impl Drop for Baresip {
     fn drop(&mut self) {
         let _ = self.child.kill();
