@@ -354,7 +354,11 @@ fn an_agent_phone_that_goes_dead_ends_both_legs_on_the_media_timeout() {
     agent.freeze();
     let frozen = Instant::now();
     let run = caller.finish(WAIT);
-    assert!(run.success, "the caller got a BYE: {}\n{}", run.output, run.errors);
+    assert!(
+        run.success,
+        "the caller got a BYE: {}\n{}",
+        run.output, run.errors
+    );
     let ended = engine
         .wait_event(Duration::from_secs(10), |e| kind(e) == "call_ended")
         .unwrap_or_else(|| panic!("{:?}", engine.events()));

@@ -51,7 +51,8 @@ pub enum DialError {
 /// Who is calling and why, for the agent's screen (X-Hotline-* headers).
 pub struct CallContextHeaders<'a> {
     pub caller: &'a str,
-    pub queue: &'a str,
+    /// None for a transfer, which is not from a queue.
+    pub queue: Option<&'a str>,
     pub intent: Option<&'a str>,
     pub language: &'a str,
     pub transcript: Option<&'a str>,
@@ -152,9 +153,11 @@ impl AgentLeg {
         h.push(Header::Allow("INVITE, ACK, BYE, CANCEL, OPTIONS".into()));
         let mut extra = vec![
             ("X-Hotline-Caller", percent_encode(context.caller)),
-            ("X-Hotline-Queue", percent_encode(context.queue)),
             ("X-Hotline-Language", percent_encode(context.language)),
         ];
+        if let Some(q) = context.queue {
+            extra.push(("X-Hotline-Queue", percent_encode(q)));
+        }
         if let Some(i) = context.intent {
             extra.push(("X-Hotline-Intent", percent_encode(i)));
         }

@@ -5,7 +5,7 @@
 //! touches them.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -31,7 +31,14 @@ struct Queued {
 /// A transfer in progress: the far leg, bridged once it answers.
 struct Transfer {
     leg: AgentLeg,
-    connected: bool,
+    /// Until the far end answers: when it has rung too long.
+    ring_until: Option<Instant>,
+}
+
+impl Transfer {
+    fn connected(&self) -> bool {
+        self.ring_until.is_none()
+    }
 }
 
 pub(super) struct Call {
@@ -128,7 +135,11 @@ impl Call {
                     }
                 }
                 Action::Enqueue(e) => self.enqueue(e),
-                Action::Transfer { to, .. } => self.start_transfer(to).await,
+                Action::Transfer {
+                    to,
+                    vars,
+                    ring_timeout,
+                } => self.start_transfer(to, &vars, ring_timeout).await,
                 Action::Hangup { outcome } => {
                     self.leg.bye().await;
                     self.finish(outcome);
@@ -192,7 +203,7 @@ impl Call {
         };
         // Dropping the agent or transfer leg sends its CANCEL or BYE.
         self.offer = None;
-        let transferred = self.transfer.take().is_some_and(|t| t.connected);
+        let transferred = self.transfer.take().is_some_and(|t| t.connected());
         if let (Some(q), Some(acd)) = (self.queued.take(), self.ctx.acd.as_ref()) {
             if q.connected {
                 acd.call_ended(&self.leg.call_id, by);
@@ -333,7 +344,7 @@ impl Call {
         let transcript = q.enqueue.vars.transcript.clone();
         let headers = CallContextHeaders {
             caller: &self.leg.caller,
-            queue: &q.enqueue.queue,
+            queue: Some(&q.enqueue.queue),
             intent: q.enqueue.intent.as_deref(),
             language: &q.enqueue.language,
             transcript: transcript.as_deref(),
@@ -401,7 +412,7 @@ impl Call {
         self.outcome = Some(outcome.to_owned());
     }
 
-    async fn start_transfer(&mut self, to: TransferTo) {
+    async fn start_transfer(&mut self, to: TransferTo, vars: &dialplan::Vars, ring: Duration) {
         let target = match to {
             TransferTo::Uri(uri) => uri,
             TransferTo::Trunk(number) => {
@@ -411,10 +422,10 @@ impl Call {
         };
         let headers = CallContextHeaders {
             caller: &self.leg.caller,
-            queue: "",
-            intent: None,
-            language: "",
-            transcript: None,
+            queue: None,
+            intent: vars.intent.as_deref(),
+            language: &vars.language,
+            transcript: vars.transcript.as_deref(),
         };
         match AgentLeg::dial(
             &self.ctx.media,
@@ -429,7 +440,7 @@ impl Call {
                 info!(%target, "transferring");
                 self.transfer = Some(Transfer {
                     leg,
-                    connected: false,
+                    ring_until: Some(Instant::now() + ring),
                 });
             }
             Err(e) => {
@@ -448,13 +459,15 @@ impl Call {
             AgentEvent::Answered => {
                 self.leg.stop();
                 self.leg.media().bridge(Some(t.leg.media()));
-                t.connected = true;
+                t.ring_until = None;
                 self.ctx.events.emit(EventKind::CallFinished {
                     call_id: self.leg.call_id.clone(),
                     outcome: "transferred".into(),
                 });
             }
-            AgentEvent::Failed(_) if !t.connected => {
+            AgentEvent::Failed(code) if !t.connected() => {
+                info!(code, "transfer failed");
+                // Dropping the leg CANCELs it if it still rings.
                 self.transfer = None;
                 self.interp.handle(Instant::now(), Input::TransferFailed);
             }
@@ -496,9 +509,13 @@ async fn next_agent_event(offer: &mut Option<(OfferId, AgentLeg)>) -> AgentEvent
     }
 }
 
+/// The transfer leg's next event; a far end that rings past its time counts as a 408.
 async fn next_transfer_event(transfer: &mut Option<Transfer>) -> AgentEvent {
     match transfer {
-        Some(t) => t.leg.next_event().await,
+        Some(t) => tokio::select! {
+            ev = t.leg.next_event() => ev,
+            _ = sleep_until(t.ring_until) => AgentEvent::Failed(408),
+        },
         None => std::future::pending().await,
     }
 }

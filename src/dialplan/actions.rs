@@ -79,6 +79,7 @@ pub enum Action {
     Transfer {
         to: TransferTo,
         vars: Vars,
+        ring_timeout: Duration,
     },
     /// End the call; `outcome` is for the event log (`CallFinished`).
     Hangup {

@@ -704,20 +704,27 @@ fn hours_reads_the_clock_as_time_passes_in_the_call() {
 #[test]
 fn transfer_to_a_uri_or_the_trunk_and_failure() {
     let yaml = plan(
-        "  start:\n    transfer: sip:duty@10.0.0.5\n    failed: trunk\n  trunk:\n    transfer: trunk\n    number: \"01012345678\"\n",
+        "  start:\n    transfer: sip:duty@10.0.0.5\n    ring_timeout: 12s\n    failed: trunk\n  trunk:\n    transfer: trunk\n    number: \"01012345678\"\n",
     );
     let mut c = Call::start(load(&yaml));
     let actions = c.take();
-    let Action::Transfer { to, vars } = &actions[0] else {
+    let Action::Transfer {
+        to,
+        vars,
+        ring_timeout,
+    } = &actions[0]
+    else {
         panic!("{actions:?}")
     };
     assert_eq!(to, &TransferTo::Uri("sip:duty@10.0.0.5".into()));
     assert_eq!(vars.called, "12345");
+    assert_eq!(*ring_timeout, secs(12));
     c.input(Input::TransferFailed);
     let actions = c.take();
     assert!(matches!(
         &actions[0],
-        Action::Transfer { to: TransferTo::Trunk(n), .. } if n == "01012345678"
+        Action::Transfer { to: TransferTo::Trunk(n), ring_timeout, .. }
+            if n == "01012345678" && *ring_timeout == secs(30)
     ));
     c.input(Input::TransferFailed);
     assert_eq!(hangups(&c.take()), ["transfer_failed"]);

@@ -245,6 +245,8 @@ pub struct Transfer {
     pub to: TransferTo,
     /// Where the call goes when the transfer fails; hang up when absent.
     pub failed: Option<Target>,
+    /// How long the far end may ring before the transfer counts as failed.
+    pub ring_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -307,6 +307,7 @@ impl Interpreter {
                     self.actions.push_back(Action::Transfer {
                         to: t.to.clone(),
                         vars: self.vars.clone(),
+                        ring_timeout: t.ring_timeout,
                     });
                     return;
                 }

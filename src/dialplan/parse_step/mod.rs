@@ -242,6 +242,7 @@ impl<'a, 'f> StepParser<'a, 'f> {
         let to = self.r.text(main, "a transfer destination");
         let number = f.take("number");
         let failed = self.optional(f, "failed");
+        let ring_timeout = self.duration(f, "ring_timeout", Duration::from_secs(30));
         let to = match (to?.as_str(), number) {
             ("trunk", Some(n)) => TransferTo::Trunk(self.r.text(n, "`number`")?),
             ("trunk", None) => {
@@ -267,7 +268,11 @@ impl<'a, 'f> StepParser<'a, 'f> {
                 return None;
             }
         };
-        Some(StepKind::Transfer(Transfer { to, failed }))
+        Some(StepKind::Transfer(Transfer {
+            to,
+            failed,
+            ring_timeout,
+        }))
     }
 
     fn hangup(&mut self, main: &Node) -> Option<StepKind> {
