@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::agents::{
-    Agent, agent_state, engine, engine_with, phone, silent_phone, wait_agent_state,
+    Agent, BARESIP_DIGEST, agent_state, engine, engine_with, phone, silent_phone, wait_agent_state,
 };
 use common::baresip::{Baresip, PhoneOptions, Registration};
 use common::{Act, Engine, Sipp, actions, out_dir, read_wav, rms, tone};
@@ -333,7 +333,7 @@ fn an_agent_phone_that_goes_dead_ends_both_legs_on_the_media_timeout() {
             languages: "[\"cmn\"]",
         }],
         "",
-        &[("media", "media_timeout_s = 2\n")],
+        &[BARESIP_DIGEST, ("media", "media_timeout_s = 2\n")],
     );
     let agent = phone(&dir, &engine, "gone", Duration::from_secs(60));
     assert!(wait_agent_state(&engine, "gone", "available"));

@@ -658,7 +658,9 @@ impl Loop {
         };
         let reply = r.registrar.handle_request(Instant::now(), request);
         match &reply.verdict {
-            Verdict::Registered { user } => debug!(%user, %peer.addr, "registered"),
+            Verdict::Registered { user, algorithm } => {
+                debug!(%user, %peer.addr, algorithm = %algorithm.name(), "registered");
+            }
             Verdict::Challenged => {}
             other => info!(verdict = ?other, %peer.addr, "REGISTER refused"),
         }

@@ -36,6 +36,8 @@ pub struct Reply {
 pub enum Verdict {
     Registered {
         user: String,
+        /// The digest algorithm the phone answered with.
+        algorithm: Algorithm,
     },
     /// No usable credentials yet, or a nonce this registrar did not mint.
     Challenged,
@@ -188,7 +190,7 @@ impl Registrar {
             self.counters.replays += 1;
             return self.challenge(now, Verdict::Replay { user });
         }
-        self.update_bindings(now, &user, req)
+        self.update_bindings(now, &user, c.algorithm, req)
     }
 
     /// The 403 verdict for credentials that do not let this request register, if so.
@@ -207,7 +209,13 @@ impl Registrar {
         None
     }
 
-    fn update_bindings(&mut self, now: Instant, user: &str, req: &RegisterRequest) -> Reply {
+    fn update_bindings(
+        &mut self,
+        now: Instant,
+        user: &str,
+        algorithm: Algorithm,
+        req: &RegisterRequest,
+    ) -> Reply {
         let changes: Vec<Change> = match &req.contacts {
             Contacts::Query => Vec::new(),
             Contacts::All => self
@@ -275,6 +283,7 @@ impl Registrar {
             headers,
             verdict: Verdict::Registered {
                 user: user.to_owned(),
+                algorithm,
             },
         }
     }

@@ -4,6 +4,8 @@
 
 use rsip::prelude::*;
 
+use crate::sip::{headers, uri};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Contacts {
     /// No Contact: the client asks for its current bindings.
@@ -69,7 +71,11 @@ impl RegisterRequest {
                 rsip::Header::Expires(e) => {
                     expires = Some(e.value().trim().parse().map_err(|_| bad("Expires"))?);
                 }
-                rsip::Header::Contact(c) => contact_values.extend(split_list(c.value())),
+                rsip::Header::Contact(c) => contact_values.extend(
+                    headers::split_outside(c.value(), ',')
+                        .into_iter()
+                        .filter(|v| !v.trim().is_empty()),
+                ),
                 rsip::Header::Authorization(a) => authorizations.push(a.value().to_owned()),
                 _ => {}
             }
@@ -101,40 +107,16 @@ impl RegisterRequest {
     }
 }
 
-/// One contact: its URI and `expires` parameter.
+/// One contact: its URI and `expires` parameter. Parsed with the SIP layer's own
+/// helpers rather than rsip's typed Contact, which refuses RFC 5626's quoted
+/// `+sip.instance="<urn:uuid:...>"` that phones such as Linphone send.
 fn contact(text: &str) -> Result<(String, Option<u32>), RequestError> {
-    let typed = rsip::headers::Contact::new(text.trim())
-        .typed()
-        .map_err(|_| RequestError::Header("Contact"))?;
-    let expires = typed
-        .expires()
-        .map(|e| e.seconds())
+    let uri = uri::to_rsip(headers::addr_uri(text)).ok_or(RequestError::Header("Contact"))?;
+    let expires = headers::param(text, "expires")
+        .map(str::parse)
         .transpose()
         .map_err(|_| RequestError::Header("Contact expires"))?;
-    Ok((typed.uri.to_string(), expires))
-}
-
-/// Splits a header value at the commas that separate list elements, not those inside
-/// quotes or `<...>`.
-fn split_list(value: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted, mut angle, mut escaped) = (0, false, false, false);
-    for (i, c) in value.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                parts.push(&value[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&value[start..]);
-    parts.into_iter().filter(|p| !p.trim().is_empty()).collect()
+    Ok((uri.to_string(), expires))
 }
 
 #[cfg(test)]
@@ -158,7 +140,9 @@ mod tests {
     fn contacts_with_their_expiry() {
         let r = parse(&format!(
             "{HEAD}Contact: \"Desk, left\" <sip:1001@127.0.0.1:5070;transport=udp>;expires=60, \
-             <sip:1001@10.0.0.2>\nExpires: 300\nContent-Length: 0\n\n"
+             <sip:1001@10.0.0.2>, sip:1001@10.0.0.3;expires=30, \
+             <sip:1001@127.0.0.1:5071;transport=udp>;+sip.instance=\"<urn:uuid:5140768f>\"\n\
+             Expires: 300\nContent-Length: 0\n\n"
         ))
         .expect("parses");
         assert_eq!(r.user, "1001");
@@ -169,6 +153,8 @@ mod tests {
             Contacts::List(vec![
                 ("sip:1001@127.0.0.1:5070;transport=UDP".into(), Some(60)),
                 ("sip:1001@10.0.0.2".into(), None),
+                ("sip:1001@10.0.0.3".into(), Some(30)),
+                ("sip:1001@127.0.0.1:5071;transport=UDP".into(), None),
             ])
         );
     }

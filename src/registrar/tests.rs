@@ -152,7 +152,8 @@ fn challenge_then_register_with_sha256_or_md5() {
     assert_eq!(
         ok.verdict,
         Verdict::Registered {
-            user: "1002".into()
+            user: "1002".into(),
+            algorithm: Algorithm::Md5,
         }
     );
     assert_eq!(r.counters().registered, 2);

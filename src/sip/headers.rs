@@ -135,7 +135,7 @@ impl<'a> CSeqValue<'a> {
 }
 
 /// Splits on `sep` outside quoted strings and `<...>`.
-fn split_outside(value: &str, sep: char) -> Vec<&str> {
+pub fn split_outside(value: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut quoted, mut escaped, mut angle, mut start) = (false, false, false, 0);
     for (i, c) in value.char_indices() {

@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod baresip;
 pub mod chromium;
+pub mod linphone;
 pub mod stats;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,78 @@
+//! linphonec (Debian's linphone-cli) as a phone that registers: unlike baresip 1.0 it
+//! answers RFC 7616 digest challenges with SHA-256, so the registrar's default algorithm
+//! is exercised by an independent SIP stack. Killed when dropped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::free_port;
+
+pub struct Linphone {
+    pub user: String,
+    /// This phone's folder: linphonerc, its SIP trace (linphone.log) and its HOME.
+    pub dir: PathBuf,
+    child: Child,
+}
+
+impl Linphone {
+    /// Starts a phone that registers `user` with `password` at `registrar` at once.
+    pub fn register(dir: &Path, user: &str, password: &str, registrar: SocketAddr) -> Linphone {
+        let sip_port = free_port();
+        let home = dir.join(format!("linphone-{user}-{sip_port}"));
+        std::fs::create_dir_all(home.join(".local/share/linphone"))
+            .expect("create the phone's folder");
+        let config = format!(
+            "[sip]\nsip_port={sip_port}\nsip_tcp_port=0\nsip_tls_port=0\ndefault_proxy=0\n\
+             [rtp]\naudio_rtp_port={rtp}\n\
+             [proxy_0]\nreg_proxy=<sip:{registrar};transport=udp>\n\
+             reg_identity=sip:{user}@{registrar}\nreg_expires=60\nreg_sendregister=1\npublish=0\n\
+             [auth_info_0]\nusername={user}\npasswd={password}\n",
+            rtp = free_port(),
+        );
+        let rc = home.join("linphonerc");
+        std::fs::write(&rc, config).expect("write the linphone config");
+        let child = Command::new("linphonec")
+            .arg("-c")
+            .arg(&rc)
+            .args(["-d", "6", "-l"])
+            .arg(home.join("linphone.log"))
+            .env("HOME", &home)
+            .current_dir(&home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run linphonec (package linphone-cli)");
+        Linphone {
+            user: user.to_owned(),
+            dir: home,
+            child,
+        }
+    }
+
+    /// Its debug log, which holds every SIP message it sent and received.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("linphone.log")).unwrap_or_default()
+    }
+
+    /// Waits until its log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for Linphone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
