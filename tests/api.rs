@@ -28,7 +28,7 @@ async fn until(
     addr: std::net::SocketAddr,
     f: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    for _ in 0..300 {
+    for _ in 0..2000 {
         let o = http(addr, "GET", "/api/v1/overview", Some(SUPERVISOR), None)
             .await
             .json();

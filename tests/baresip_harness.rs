@@ -241,7 +241,6 @@ fn phone_answers_records_and_hangs_up() {
             ..PhoneOptions::unregistered("agent7")
         },
     );
-    let started = Instant::now();
     let sipp = Sipp::start(
         &dir,
         phone.addr(),
@@ -254,9 +253,11 @@ fn phone_answers_records_and_hangs_up() {
         &["-s", &phone.user, "-m", "1"],
     );
     assert!(phone.wait_calls_answered(1, WAIT), "{}", phone.log());
+    let answered = Instant::now();
 
-    // The caller talks for the 2 s of its stream; then the agent hangs up.
-    std::thread::sleep(Duration::from_millis(2500).saturating_sub(started.elapsed()));
+    // The caller talks for the 2 s of its stream; then the agent hangs up (the recording
+    // of what it heard grows only while audio arrives, so a later hang-up does no harm).
+    std::thread::sleep(Duration::from_millis(3500).saturating_sub(answered.elapsed()));
     phone.hangup();
     assert_ok(&sipp.finish(WAIT));
     assert!(phone.wait_calls_ended(1, WAIT));

@@ -111,10 +111,11 @@ async fn dashboard_shows_waiting_calls_live() {
     )
     .await;
     // The chart has drawn today's line.
-    let path = cdp
-        .eval("document.querySelector('#chart path.waiting').getAttribute('d')")
-        .await;
-    assert!(path.as_str().is_some_and(|d| d.starts_with('M')), "{path}");
+    cdp.wait_for(
+        "(document.querySelector('#chart path.waiting')?.getAttribute('d') ?? '').startsWith('M')",
+        json!(true),
+    )
+    .await;
 
     // Mandarin labels by the switch.
     assert_eq!(

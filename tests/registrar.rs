@@ -45,7 +45,7 @@ fn a_phone_answering_with_sha256_registers_and_a_wrong_password_does_not() {
         .unwrap_or_default();
     assert!(line.contains("algorithm=SHA-256"), "{line}");
     assert!(
-        phone.log().contains("algorithm=SHA-256"),
+        phone.wait_log("algorithm=SHA-256", Duration::from_secs(10)),
         "the phone's own trace shows a SHA-256 answer"
     );
 

@@ -53,6 +53,7 @@ fn reloads_swap_in_valid_dialplans_only_and_calls_keep_theirs() {
         engine.log()
     );
     assert!(long_call.finish(Duration::from_secs(30)).success);
+    assert!(engine.wait_log("outcome=first", Duration::from_secs(20)));
     assert_eq!(
         engine.count_log("outcome=first"),
         1,

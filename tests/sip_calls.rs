@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Engine, out_dir, read_wav, rms, sipp, tone};
+use common::{Engine, out_dir, read_wav, rms, sipp, tone, wait_closed};
 
 fn assert_ok(run: &common::SippRun) {
     assert!(run.success, "SIPp failed:\n{}\n{}", run.output, run.errors);
@@ -29,6 +29,12 @@ fn two_hundred_calls_at_fifty_per_second_over_udp_and_tcp() {
         );
         assert_ok(&run);
     }
+    // SIPp may exit before the engine logs the last call's end (after the 200 to its BYE).
+    assert!(
+        engine.wait_log_count("call ended", 400, Duration::from_secs(30)),
+        "{}",
+        engine.log()
+    );
     assert_eq!(engine.count_log("call ended"), 400, "{}", engine.log());
     assert_eq!(engine.count_log("outcome=prompt_played"), 400);
 }
@@ -47,19 +53,23 @@ fn caller_audio_is_received_and_recorded() {
         let run = sipp(
             &engine,
             "caller_hangs_up.xml",
-            &[("WAV", &wav.display().to_string()), ("HOLD_MS", "2600")],
+            &[("WAV", &wav.display().to_string()), ("HOLD_MS", "4000")],
             &["-m", "1", "-t", transport],
         );
         assert_ok(&run);
     }
-    assert!(engine.wait_log("outcome=caller_hung_up", Duration::from_secs(5)));
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(engine.wait_log_count("outcome=caller_hung_up", 2, Duration::from_secs(20)));
     let files: Vec<_> = std::fs::read_dir(&rec)
         .expect("recordings folder")
         .flatten()
         .collect();
     assert_eq!(files.len(), 2, "one recording per call");
     for f in files {
+        assert!(
+            wait_closed(&f.path(), Duration::from_secs(10)),
+            "{} never closed",
+            f.path().display()
+        );
         let (samples, rate) = read_wav(&f.path());
         assert_eq!(rate, 8000);
         let secs = samples.len() as f64 / 8000.0;
@@ -106,6 +116,7 @@ fn a_lost_200_is_retransmitted_and_the_call_completes() {
         retrans >= 3,
         "each of the 3 calls saw its 200 again: {retrans}"
     );
+    assert!(engine.wait_log_count("outcome=prompt_played", 3, Duration::from_secs(20)));
     assert_eq!(
         engine.count_log("outcome=prompt_played"),
         3,
@@ -122,7 +133,7 @@ fn rfc_4733_keys_from_sipp_are_decoded_once_each() {
         let run = sipp(&engine, "dtmf.xml", &[], &["-m", "1", "-t", transport]);
         assert_ok(&run);
     }
-    assert!(engine.wait_log("outcome=caller_hung_up", Duration::from_secs(5)));
+    assert!(engine.wait_log_count("outcome=caller_hung_up", 2, Duration::from_secs(20)));
     assert_eq!(engine.count_log("keys=12#"), 2, "{}", engine.log());
 }
 

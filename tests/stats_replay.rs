@@ -144,7 +144,7 @@ fn kinds(base: i64) -> Vec<Event> {
 }
 
 async fn wait_for_events(stats: &Stats, want: usize) {
-    for _ in 0..200 {
+    for _ in 0..2000 {
         if stats.handle.recent(1000, None).await.unwrap().len() >= want {
             return;
         }

@@ -116,7 +116,7 @@ fn dashboard_and_api_figures_follow_a_real_run() {
     // What the test saw: 4 answered (by the phones), 2 abandoned.
     let answered: Vec<usize> = phones.iter().map(|p| p.calls_answered()).collect();
     assert_eq!(answered.iter().sum::<usize>(), 4);
-    let queue = wait_for_figures(&engine, 4);
+    let queue = wait_for_figures(&engine, 4, 2);
     let today = &queue["today"];
     assert_eq!(today["offered"], 6, "{queue}");
     assert_eq!(today["answered"], 4, "{queue}");
@@ -144,12 +144,19 @@ fn dashboard_and_api_figures_follow_a_real_run() {
     std::fs::write(dir.join("dashboard.png"), screenshot(&rt, &mut cdp)).expect("save screenshot");
 }
 
-/// The queue's view once `answered` calls are counted (the stats publish in batches).
-fn wait_for_figures(engine: &common::Engine, answered: u64) -> Value {
-    let until = std::time::Instant::now() + Duration::from_secs(10);
+/// The queue's view once `answered` calls are counted as answered and handled and
+/// `abandoned` as abandoned (the stats publish in batches, and a call is handled only
+/// once it ended).
+fn wait_for_figures(engine: &common::Engine, answered: u64, abandoned: u64) -> Value {
+    let until = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let q = engine.api_get("/api/v1/queues/support");
-        if q["today"]["answered"] == answered || std::time::Instant::now() > until {
+        let today = &q["today"];
+        if (today["answered"] == answered
+            && today["handled"] == answered
+            && today["abandoned"] == abandoned)
+            || std::time::Instant::now() > until
+        {
             return q;
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -35,6 +35,8 @@ pub struct Admission {
     max_calls: usize,
     /// New calls per second (a token bucket one second deep); 0: no limit.
     max_cps: u32,
+    /// Whether falling behind (input backlog, late media ticks) sheds calls too.
+    adaptive: bool,
     tokens: f64,
     refilled: Option<Instant>,
     shed_until: Option<Instant>,
@@ -45,10 +47,11 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(max_calls: usize, max_cps: u32) -> Admission {
+    pub fn new(max_calls: usize, max_cps: u32, adaptive: bool) -> Admission {
         Admission {
             max_calls,
             max_cps,
+            adaptive,
             tokens: max_cps as f64,
             refilled: None,
             shed_until: None,
@@ -84,7 +87,9 @@ impl Admission {
     }
 
     fn shed(&mut self, now: Instant) {
-        self.shed_until = Some(now + OVERLOAD_HOLD);
+        if self.adaptive {
+            self.shed_until = Some(now + OVERLOAD_HOLD);
+        }
     }
 
     /// Whether a new call may start now, with `calls` in progress.
@@ -119,7 +124,7 @@ mod tests {
     #[test]
     fn calls_over_the_limit_are_refused() {
         let t = Instant::now();
-        let mut a = Admission::new(2, 0);
+        let mut a = Admission::new(2, 0, true);
         assert_eq!(a.admit(t, 1), Ok(()));
         assert_eq!(a.admit(t, 2), Err(Refusal::MaxCalls));
     }
@@ -127,7 +132,7 @@ mod tests {
     #[test]
     fn the_rate_limit_refills_over_time() {
         let t = Instant::now();
-        let mut a = Admission::new(1000, 10);
+        let mut a = Admission::new(1000, 10, true);
         let admitted = (0..15).filter(|_| a.admit(t, 0).is_ok()).count();
         assert_eq!(admitted, 10, "a full bucket holds one second of calls");
         assert_eq!(a.admit(t + 50 * MS, 0), Err(Refusal::Rate));
@@ -141,7 +146,7 @@ mod tests {
     #[test]
     fn many_late_media_ticks_shed_a_few_do_not() {
         let t = Instant::now();
-        let mut a = Admission::new(1000, 0);
+        let mut a = Admission::new(1000, 0, true);
         a.media_late_ticks(t, 0);
         a.media_late_ticks(t + 100 * MS, 3);
         assert_eq!(
@@ -163,7 +168,7 @@ mod tests {
     #[test]
     fn a_lasting_backlog_sheds_for_a_moment_a_burst_does_not() {
         let t = Instant::now();
-        let mut a = Admission::new(1000, 0);
+        let mut a = Admission::new(1000, 0, true);
         a.input(t, true);
         a.input(t + 50 * MS, true);
         a.input(t + 60 * MS, false);
@@ -173,5 +178,17 @@ mod tests {
         assert_eq!(a.admit(t + 200 * MS, 0), Err(Refusal::Overload));
         assert_eq!(a.admit(t + 449 * MS, 0), Err(Refusal::Overload));
         assert_eq!(a.admit(t + 450 * MS, 0), Ok(()));
+    }
+
+    #[test]
+    fn without_adaptive_shedding_only_the_fixed_limits_refuse() {
+        let t = Instant::now();
+        let mut a = Admission::new(2, 0, false);
+        a.input(t, true);
+        a.input(t + 200 * MS, true);
+        a.media_late_ticks(t + 200 * MS, 0);
+        a.media_late_ticks(t + 300 * MS, 50);
+        assert_eq!(a.admit(t + 300 * MS, 1), Ok(()));
+        assert_eq!(a.admit(t + 300 * MS, 2), Err(Refusal::MaxCalls));
     }
 }

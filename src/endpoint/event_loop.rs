@@ -205,7 +205,7 @@ impl Endpoint {
             starter,
             handle: handle.clone(),
             server: sip.user_agent.clone(),
-            admission: Admission::new(sip.max_calls, sip.max_cps),
+            admission: Admission::new(sip.max_calls, sip.max_cps, sip.adaptive_shedding),
             calls: 0,
             registrations,
             registrar_metrics: RegistrarMetrics::new(registry),

@@ -23,6 +23,9 @@ pub struct SipConfig {
     /// New calls per second above which INVITEs get 503; 0: no fixed limit (the engine
     /// still sheds when it falls behind on its input).
     pub max_cps: u32,
+    /// Also shed new calls (503) while the engine stays behind on its input or its media
+    /// ticks run late; false leaves only `max_calls` and `max_cps`.
+    pub adaptive_shedding: bool,
     /// How long a caller hears ringing (180) before the engine answers.
     pub answer_delay_ms: u64,
     /// RFC 3261 timer base values, in milliseconds.
@@ -40,6 +43,7 @@ impl Default for SipConfig {
             user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
             max_calls: 5000,
             max_cps: 0,
+            adaptive_shedding: true,
             answer_delay_ms: 0,
             t1_ms: 500,
             t2_ms: 4000,

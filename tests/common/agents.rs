@@ -43,7 +43,7 @@ pub fn engine_with(
         std::fs::write(plans.join(format!("{lang}.yaml")), plan).expect("write dialplan");
     }
     let mut tail = format!(
-        "[[acd.queues]]\nname = \"support\"\nring_timeout_s = 3\nretry_s = 1\nwrap_up_s = 1\n\
+        "[[acd.queues]]\nname = \"support\"\nring_timeout_s = 6\nretry_s = 1\nwrap_up_s = 1\n\
 {queue_extra}\n"
     );
     for a in agents {
@@ -98,7 +98,7 @@ pub fn agent_state(engine: &Engine, agent: &str) -> Option<String> {
 }
 
 pub fn wait_agent_state(engine: &Engine, agent: &str, state: &str) -> bool {
-    let until = Instant::now() + Duration::from_secs(10);
+    let until = Instant::now() + Duration::from_secs(20);
     while Instant::now() < until {
         if agent_state(engine, agent).as_deref() == Some(state) {
             return true;

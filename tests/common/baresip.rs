@@ -75,7 +75,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::{free_media_port, free_port};
+use super::{free_media_port, free_port, wait_closed};
 
 /// How long a command may take to be answered over the control connection.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -638,7 +638,7 @@ fn collect_recording(shared: &Shared, rec: &Path, n: usize, call_id: String) {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if !name.starts_with("dump-") || !wait_closed(&dump, Duration::from_secs(2)) {
+        if !name.starts_with("dump-") || !wait_closed(&dump, Duration::from_secs(5)) {
             continue;
         }
         let (slot, what) = if name.ends_with("-dec.wav") {
@@ -660,24 +660,6 @@ fn collect_recording(shared: &Shared, rec: &Path, n: usize, call_id: String) {
             .push(recording);
         shared.changed.notify_all();
     }
-}
-
-/// Whether libsndfile finished the WAV: its RIFF size is only written on close.
-fn wait_closed(path: &Path, timeout: Duration) -> bool {
-    let until = Instant::now() + timeout;
-    while Instant::now() < until {
-        let mut riff = [0u8; 8];
-        if let Ok(mut file) = std::fs::File::open(path)
-            && let Ok(meta) = file.metadata()
-            && file.read_exact(&mut riff).is_ok()
-            && meta.len() > 44
-            && u64::from(u32::from_le_bytes([riff[4], riff[5], riff[6], riff[7]])) == meta.len() - 8
-        {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
 }
 
 /// `play` (or nothing) followed by silence, `limit` long in all: baresip hangs up when

@@ -90,7 +90,7 @@ impl Cdp {
     /// Evaluates `expr` until it returns `want` (the page updates asynchronously).
     pub async fn wait_for(&mut self, expr: &str, want: Value) {
         let mut last = Value::Null;
-        for _ in 0..200 {
+        for _ in 0..400 {
             last = self.eval(expr).await;
             if last == want {
                 return;
@@ -104,7 +104,7 @@ impl Cdp {
 pub async fn devtools(profile: &Path) -> Cdp {
     let port_file = profile.join("DevToolsActivePort");
     let mut port = None;
-    for _ in 0..200 {
+    for _ in 0..600 {
         if let Ok(text) = std::fs::read_to_string(&port_file)
             && let Some(p) = text
                 .lines()
@@ -118,13 +118,21 @@ pub async fn devtools(profile: &Path) -> Cdp {
     }
     let port = port.expect("chromium wrote its DevTools port");
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let list = super::stats::http(addr, "GET", "/json/list", None, None)
-        .await
-        .json();
-    let page = list
-        .as_array()
-        .and_then(|l| l.iter().find(|t| t["type"] == "page"))
-        .expect("a page target");
+    // The page target may be listed a moment after the port file is written.
+    let mut page = None;
+    for _ in 0..200 {
+        let list = super::stats::http(addr, "GET", "/json/list", None, None)
+            .await
+            .json();
+        page = list
+            .as_array()
+            .and_then(|l| l.iter().find(|t| t["type"] == "page").cloned());
+        if page.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = page.expect("a page target");
     let url = page["webSocketDebuggerUrl"]
         .as_str()
         .expect("a websocket URL");

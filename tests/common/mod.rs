@@ -102,11 +102,17 @@ steps:\n  start:\n    play: hello\n    next: done\n  done:\n    hangup: prompt_p
     pub fn start_full(dir: &Path, extra: &[(&str, &str)], tail: &str) -> Engine {
         let port = free_port();
         let api = free_port();
-        let rtp = 20_000 + (port % 2000) * 10;
+        // Below the ephemeral ports (32768 and up) that free_port and SIPp draw from.
+        let rtp = 20_000 + (port % 1200) * 10;
         let mut sections: Vec<(String, String)> = vec![
             (
                 "sip".into(),
-                format!("udp = \"127.0.0.1:{port}\"\ntcp = \"127.0.0.1:{port}\"\n"),
+                // Two busy cores stall the engine now and then: the tests check calls,
+                // not the overload guard (unit-tested, and measured by bench/sip_load.py).
+                format!(
+                    "udp = \"127.0.0.1:{port}\"\ntcp = \"127.0.0.1:{port}\"\n\
+                     adaptive_shedding = false\n"
+                ),
             ),
             (
                 "media".into(),
@@ -176,7 +182,7 @@ tokens = [{{ name = \"test\", token = \"{ADMIN_TOKEN}\", role = \"admin\" }}]\n"
             log,
         };
         assert!(
-            engine.wait_log("hotline is running", Duration::from_secs(20)),
+            engine.wait_log("hotline is running", Duration::from_secs(60)),
             "the engine did not start:\n{}",
             engine.log()
         );
@@ -220,6 +226,23 @@ tokens = [{{ name = \"test\", token = \"{ADMIN_TOKEN}\", role = \"admin\" }}]\n"
             .unwrap_or_default();
         events.sort_by_key(|e| e["seq"].as_i64());
         events
+    }
+
+    /// Waits until the whole event log satisfies `pred` (events reach the log through the
+    /// ACD and stats actors and a SQLite write, after the call's own end); the log then.
+    pub fn wait_events(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let until = Instant::now() + timeout;
+        loop {
+            let events = self.events();
+            if pred(&events) || Instant::now() >= until {
+                return events;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits until an event satisfies `pred`.
@@ -517,4 +540,23 @@ pub fn to_mulaw(src: &Path, dst: &Path) {
         .status()
         .expect("run sox");
     assert!(status.success(), "sox failed on {}", src.display());
+}
+
+/// Waits until a WAV is finished: its RIFF size is only written on close (by libsndfile
+/// for baresip, by the engine's recorder).
+pub fn wait_closed(path: &Path, timeout: Duration) -> bool {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        let mut riff = [0u8; 8];
+        if let Ok(mut file) = std::fs::File::open(path)
+            && let Ok(meta) = file.metadata()
+            && file.read_exact(&mut riff).is_ok()
+            && meta.len() > 44
+            && u64::from(u32::from_le_bytes([riff[4], riff[5], riff[6], riff[7]])) == meta.len() - 8
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
 }
