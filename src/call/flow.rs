@@ -16,6 +16,7 @@ use super::{CallContext, Flows, announce, speech::Listening};
 use crate::acd::{EnqueueRequest, Instruction, OfferId, OfferOutcome, Target};
 use crate::dialplan::{self, Action, CallInfo, Enqueue, Input, Interpreter, TransferTo};
 use crate::events::{EventKind, HungUpBy};
+use crate::media::clip::Clip;
 use crate::media::session::PlayId as MediaPlayId;
 
 /// A call handed to a queue.
@@ -41,6 +42,10 @@ impl Transfer {
     }
 }
 
+/// An announcement's queue position and its audio (none when it could not be rendered).
+type Rendered = (u32, Option<Arc<Clip>>);
+type Rendering = tokio::task::JoinHandle<Rendered>;
+
 pub(super) struct Call {
     ctx: Arc<CallContext>,
     flows: Arc<Flows>,
@@ -53,6 +58,9 @@ pub(super) struct Call {
     /// The agent phone the ACD offered the call to.
     offer: Option<(OfferId, AgentLeg)>,
     transfer: Option<Transfer>,
+    /// An announcement being rendered (its position and the clip): the call goes on
+    /// meanwhile, so an offer is never held up by text-to-speech.
+    announcing: Option<Rendering>,
     keys: String,
     outcome: Option<String>,
 }
@@ -81,6 +89,7 @@ impl Call {
             queued: None,
             offer: None,
             transfer: None,
+            announcing: None,
             keys: String::new(),
             outcome: None,
         }
@@ -104,6 +113,12 @@ impl Call {
                 instruction = next_instruction(&mut self.queued) => self.on_instruction(instruction).await,
                 ev = next_agent_event(&mut self.offer) => self.on_agent(ev).await,
                 ev = next_transfer_event(&mut self.transfer) => self.on_transfer(ev).await,
+                done = next_announcement(&mut self.announcing) => {
+                    self.announcing = None;
+                    if let Ok((position, clip)) = done {
+                        self.play_announcement(position, clip);
+                    }
+                }
             }
         }
         info!(keys = %self.keys, outcome = %self.outcome.as_deref().unwrap_or_default(), "call ended");
@@ -267,7 +282,7 @@ impl Call {
             | Instruction::Announce {
                 position,
                 estimated_wait,
-            } => self.announce(position, estimated_wait).await,
+            } => self.announce(position, estimated_wait),
             Instruction::Offer { offer, target, .. } => self.offer(offer, target).await,
             Instruction::CancelOffer { offer } => {
                 if self.offer.as_ref().is_some_and(|(o, _)| *o == offer) {
@@ -310,20 +325,23 @@ impl Call {
             .handle(Instant::now(), Input::QueueLeft { step });
     }
 
-    async fn announce(&mut self, position: u32, wait: Option<std::time::Duration>) {
-        let Some(language) = self.queued.as_ref().map(|q| q.enqueue.language.clone()) else {
+    fn announce(&mut self, position: u32, wait: Option<Duration>) {
+        let Some(q) = self.queued.as_ref() else {
             return;
         };
-        let clip = self.ctx.announcer.clip(&language, position, wait).await;
+        let announcer = self.ctx.announcer.clone();
+        let language = q.enqueue.language.clone();
+        self.announcing = Some(tokio::spawn(async move {
+            (position, announcer.clip(&language, position, wait).await)
+        }));
+    }
+
+    fn play_announcement(&mut self, position: u32, clip: Option<Arc<Clip>>) {
         let Some(q) = self.queued.as_mut().filter(|q| !q.connected) else {
             return;
         };
         if let Some(clip) = clip {
-            info!(
-                position,
-                wait_s = wait.map(|w| w.as_secs()),
-                "announcing the queue position"
-            );
+            info!(position, "announcing the queue position");
             self.leg.stop();
             q.playing = Some(self.leg.play(clip));
         } else if q.playing.is_none() {
@@ -491,6 +509,15 @@ async fn next_speech(
 ) -> Option<(dialplan::ListenId, dialplan::Speech)> {
     match listening {
         Some(l) => l.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_announcement(
+    announcing: &mut Option<Rendering>,
+) -> Result<Rendered, tokio::task::JoinError> {
+    match announcing {
+        Some(handle) => handle.await,
         None => std::future::pending().await,
     }
 }
