@@ -27,7 +27,8 @@ pub enum Strategy {
     LongestIdle,
     /// The next member after the one offered last, in config order.
     RoundRobin,
-    /// The member who answered the fewest calls of this queue since start, then longest idle.
+    /// The member who answered the fewest calls of this queue since logging in, then
+    /// longest idle.
     FewestCalls,
     /// Every free member at once; the first to answer takes the call.
     RingAll,

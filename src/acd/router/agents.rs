@@ -73,6 +73,11 @@ impl Router {
     }
 
     fn login(&mut self, now: Instant, a: AgentIdx) {
+        for &q in &self.agents[a].queues {
+            for m in self.queues[q].members.iter_mut().filter(|m| m.agent == a) {
+                m.answered = 0;
+            }
+        }
         let agent = &mut self.agents[a];
         agent.presence = Presence::Ready;
         agent.idle_since = now;

@@ -124,7 +124,8 @@ impl Agent {
 pub struct Member {
     pub agent: AgentIdx,
     pub level: u8,
-    /// Calls of this queue the member answered since start (fewest-calls order).
+    /// Calls of this queue the member answered since it last logged in (fewest-calls
+    /// order: a shift's count, so a member back from yesterday does not start behind).
     pub answered: u64,
 }
 

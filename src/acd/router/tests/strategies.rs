@@ -63,7 +63,20 @@ fn fewest_calls_prefers_the_member_with_fewest_answered_calls() {
     let o = s.offered("c4", "a1");
     s.complete("c4", o);
     s.enqueue("c5", "q", "cmn", 0);
-    s.offered("c5", "a2");
+    let o = s.offered("c5", "a2");
+    s.complete("c5", o);
+
+    // a1 (two calls) logs out and in again: its count starts over, so it is first.
+    s.control(
+        "a1",
+        AgentAction::Logout {
+            reason: "break".into(),
+        },
+    )
+    .expect("logout");
+    s.login(&["a1"]);
+    s.enqueue("c6", "q", "cmn", 0);
+    s.offered("c6", "a1");
 }
 
 #[test]
