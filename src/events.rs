@@ -130,6 +130,13 @@ pub enum EventKind {
         position: u32,
         wait_ms: u64,
     },
+    /// The queue refused the call at the door: nobody was logged in and the queue does not
+    /// take callers then (queue_log JOINEMPTY). The call goes on to the overflow target or
+    /// the dialplan's next step; it never counts as offered.
+    JoinRefused {
+        call_id: String,
+        queue: String,
+    },
     /// A call that never reached a queue ended (hung up in the IVR, transferred, out of hours).
     CallFinished {
         call_id: String,
@@ -182,6 +189,7 @@ impl EventKind {
             | EventKind::Overflowed { call_id, .. }
             | EventKind::ExitWithTimeout { call_id, .. }
             | EventKind::ExitEmpty { call_id, .. }
+            | EventKind::JoinRefused { call_id, .. }
             | EventKind::CallFinished { call_id, .. } => Some(call_id),
             EventKind::AgentLogin { .. }
             | EventKind::AgentLogout { .. }

@@ -82,6 +82,7 @@ pub(super) fn render(registry: &Registry, o: &Overview) -> String {
                     ("overflowed", t.overflowed),
                     ("timed_out", t.timed_out),
                     ("exited_empty", t.exited_empty),
+                    ("join_refused", t.join_refused),
                     ("interrupted", t.interrupted),
                 ]
                 .map(|(outcome, n)| {

@@ -43,6 +43,8 @@ pub struct QueueTally {
     pub timed_out: u64,
     /// Calls sent away because the queue had no agent left (EXITEMPTY).
     pub exited_empty: u64,
+    /// Calls turned away at the door with nobody logged in (JOINEMPTY); not offered.
+    pub join_refused: u64,
     /// Calls still queued when the engine restarted.
     pub interrupted: u64,
     pub answer_wait_ms: u64,
@@ -66,6 +68,7 @@ impl QueueTally {
         self.overflowed += o.overflowed;
         self.timed_out += o.timed_out;
         self.exited_empty += o.exited_empty;
+        self.join_refused += o.join_refused;
         self.interrupted += o.interrupted;
         self.answer_wait_ms += o.answer_wait_ms;
         self.waits_ms.extend_from_slice(&o.waits_ms);
@@ -90,6 +93,7 @@ pub struct Figures {
     pub overflowed: u64,
     pub timed_out: u64,
     pub exited_empty: u64,
+    pub join_refused: u64,
     pub interrupted: u64,
     pub service_level_s: u64,
     /// Percent, `None` when no call left the queue.
@@ -126,6 +130,7 @@ impl Figures {
             overflowed: t.overflowed,
             timed_out: t.timed_out,
             exited_empty: t.exited_empty,
+            join_refused: t.join_refused,
             interrupted: t.interrupted,
             service_level_s: sl_ms / 1000,
             service_level_pct: ratio(t.answered_within_sl, exits).map(|r| r * 100.0),
@@ -281,6 +286,7 @@ pub struct QueueTotals {
     pub overflowed: u64,
     pub timed_out: u64,
     pub exited_empty: u64,
+    pub join_refused: u64,
     pub interrupted: u64,
 }
 

@@ -268,6 +268,10 @@ impl Fold {
                 self.queue(queue).totals.exited_empty += 1;
                 self.callers.remove(call_id);
             }
+            EventKind::JoinRefused { queue, .. } => {
+                self.tally(queue, interval_start(at)).join_refused += 1;
+                self.queue(queue).totals.join_refused += 1;
+            }
             EventKind::CallFinished { call_id, .. } => {
                 self.callers.remove(call_id);
                 if let Some(c) = self.calls.get(call_id) {

@@ -322,6 +322,32 @@ fn ring_no_answer_and_abandon_while_ringing_free_the_agent() {
 }
 
 #[test]
+fn a_call_refused_at_the_door_is_counted_apart_and_never_offered() {
+    let mut s = Script::new();
+    s.at(
+        T0 + S,
+        EventKind::JoinRefused {
+            call_id: "c".into(),
+            queue: "q".into(),
+        },
+    );
+    s.enter(T0 + 2 * S, "c", "other");
+    let o = s.fold(settings()).overview(T0 + 3 * S);
+    let q = o.queues.iter().find(|q| q.queue == "q").expect("queue q");
+    assert_eq!(q.today.join_refused, 1);
+    assert_eq!(q.today.offered, 0);
+    assert_eq!(q.today.service_level_pct, None);
+    assert_eq!(q.totals.join_refused, 1);
+    let other = o
+        .queues
+        .iter()
+        .find(|q| q.queue == "other")
+        .expect("queue other");
+    assert_eq!(other.today.offered, 1);
+    assert_eq!(other.today.join_refused, 0);
+}
+
+#[test]
 fn engine_restart_closes_everything_at_the_last_event() {
     let mut s = Script::new();
     s.login(T0, "a", &["q"])

@@ -9,7 +9,7 @@
 //! (holdtime|calltime|origposition), engine-ended calls count as COMPLETEAGENT; Abandoned ->
 //! ABANDON(position|origposition|waittime); ExitWithTimeout and Overflowed ->
 //! EXITWITHTIMEOUT(position|origposition|waittime); ExitEmpty -> EXITEMPTY(position|
-//! origposition|waittime); RingNoAnswer -> RINGNOANSWER(ringtime
+//! origposition|waittime); JoinRefused -> JOINEMPTY(1|1|0); RingNoAnswer -> RINGNOANSWER(ringtime
 //! in ms); login/logout -> ADDMEMBER/REMOVEMEMBER and pause/resume -> PAUSE(reason)/UNPAUSE
 //! once per queue the agent serves; EngineStarted -> QUEUESTART. Times are whole seconds
 //! except RINGNOANSWER's, as in Asterisk. Events Asterisk has no line for are not written.
@@ -181,6 +181,14 @@ pub fn lines(ev: &Event, fold: &Fold) -> Vec<String> {
             "UNPAUSE",
             &[String::new()],
         ),
+        // The caller would have been first, and waited nothing.
+        EventKind::JoinRefused { call_id, queue } => vec![line(
+            call_id,
+            queue,
+            "NONE",
+            "JOINEMPTY",
+            &["1".into(), "1".into(), "0".into()],
+        )],
         EventKind::EngineStarted {} => {
             vec![line("NONE", "NONE", "NONE", "QUEUESTART", &[String::new()])]
         }
@@ -375,6 +383,17 @@ mod tests {
                 "{}|c|q|NONE|EXITWITHTIMEOUT|1|4|45",
                 t0 / 1000 + 45
             )]
+        );
+        let refused = ev(
+            t0 + 50_000,
+            EventKind::JoinRefused {
+                call_id: "c".into(),
+                queue: "other".into(),
+            },
+        );
+        assert_eq!(
+            lines(&refused, &fold),
+            [format!("{}|c|other|NONE|JOINEMPTY|1|1|0", t0 / 1000 + 50)]
         );
     }
 }

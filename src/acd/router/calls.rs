@@ -77,6 +77,13 @@ impl Router {
                 self.join(now, c, q);
                 return;
             }
+            if let Some(caller) = self.caller(c) {
+                let kind = EventKind::JoinRefused {
+                    call_id: caller.call_id.clone(),
+                    queue: self.queues[q].name.clone(),
+                };
+                self.emit(kind);
+            }
             let next_step = match &self.queues[q].rules.overflow {
                 Some(OverflowTarget::Queue(name)) => match self.by_queue.get(name) {
                     Some(&next) if !visited.contains(&next) => {

@@ -121,7 +121,14 @@ fn join_and_leave_rules_when_no_agent_is_logged_in() {
             }
         )]
     );
-    assert!(s.take_events().is_empty(), "never entered the queue");
+    assert_eq!(
+        s.take_events(),
+        [EventKind::JoinRefused {
+            call_id: "c1".into(),
+            queue: "q".into(),
+        }],
+        "refused at the door, never entered"
+    );
     s.login(&["a1"]);
     s.control(
         "a1",
