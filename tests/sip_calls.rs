@@ -138,6 +138,18 @@ fn rfc_4733_keys_from_sipp_are_decoded_once_each() {
 }
 
 #[test]
+fn keys_sent_as_sip_info_are_answered_and_heard() {
+    let dir = out_dir("dtmf_info");
+    let engine = Engine::start(&dir, 10.0, &[]);
+    for transport in ["u1", "t1"] {
+        let run = sipp(&engine, "dtmf_info.xml", &[], &["-m", "1", "-t", transport]);
+        assert_ok(&run);
+    }
+    assert!(engine.wait_log_count("outcome=caller_hung_up", 2, Duration::from_secs(20)));
+    assert_eq!(engine.count_log("keys=42#"), 2, "{}", engine.log());
+}
+
+#[test]
 fn hold_and_resume_by_reinvite_are_answered_with_mirrored_directions() {
     let dir = out_dir("hold");
     let engine = Engine::start(&dir, 10.0, &[]);
