@@ -3,7 +3,8 @@
 //! agent with no agent double-booked, the agent hears the caller, a wrong password never
 //! registers, an agent who does not answer is skipped, a caller who hangs up while queued
 //! is counted as abandoned, a Cantonese caller waits for a Cantonese-speaking agent
-//! until the queue's relax time, and an agent phone that goes dead ends both legs.
+//! until the queue's relax time, an agent phone that goes dead ends both legs, and an
+//! agent on the existing PBX is reached at its SIP URI.
 
 mod common;
 
@@ -13,7 +14,7 @@ use common::agents::{
     Agent, BARESIP_DIGEST, agent_state, engine, engine_with, phone, silent_phone, wait_agent_state,
 };
 use common::baresip::{Baresip, PhoneOptions, Registration};
-use common::{Act, Engine, Sipp, actions, out_dir, read_wav, rms, tone};
+use common::{ADMIN_TOKEN, Act, Engine, Sipp, actions, http, out_dir, read_wav, rms, tone};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -374,4 +375,55 @@ fn an_agent_phone_that_goes_dead_ends_both_legs_on_the_media_timeout() {
         "{}",
         engine.log()
     );
+}
+
+#[test]
+fn an_agent_on_the_pbx_is_reached_at_its_uri() {
+    let dir = out_dir("acd_pbx_agent");
+    // A desk phone that never registers here: the engine calls it through the trunk.
+    let desk = Baresip::start(
+        &dir,
+        PhoneOptions {
+            call_limit: Duration::from_secs(3),
+            ..PhoneOptions::unregistered("desk")
+        },
+    );
+    let pbx_agent = format!(
+        "\n[[acd.agents]]\nid = \"pbx1\"\nname = \"Desk on the PBX\"\nuri = \"{}\"\n\
+         skills = {{ support = 1 }}\n",
+        desk.uri()
+    );
+    let engine = engine(&dir, &[], &pbx_agent);
+    let (status, body) = http(
+        engine.api,
+        "POST",
+        "/api/v1/agents/pbx1/login",
+        Some(ADMIN_TOKEN),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(wait_agent_state(&engine, "pbx1", "available"));
+
+    let caller_wav = dir.join("caller.wav");
+    tone(&caller_wav, 20.0, 440, true);
+    let run = Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "caller_prompt.xml",
+        &[("WAV", &caller_wav.display().to_string())],
+        &["-s", "100", "-m", "1"],
+    )
+    .finish(WAIT);
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    assert_eq!(desk.calls_answered(), 1, "{}", desk.log());
+    let invite = &desk.invites()[0];
+    assert!(invite.contains("X-Hotline-Queue: support"), "{invite}");
+    let recordings = desk.wait_recordings(1, Duration::from_secs(10));
+    let heard = recordings[0].heard.as_ref().expect("the desk's recording");
+    let (samples, _) = read_wav(heard);
+    assert!(rms(&samples) > 5000.0, "heard RMS {}", rms(&samples));
+    let ended = engine
+        .wait_event(Duration::from_secs(10), |e| kind(e) == "call_ended")
+        .unwrap_or_else(|| panic!("{:?}", engine.events()));
+    assert_eq!(ended["agent"], "pbx1");
+    assert_eq!(ended["hung_up_by"], "agent");
 }

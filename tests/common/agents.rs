@@ -18,6 +18,7 @@ pub struct Agent<'a> {
 
 /// An engine whose calls to 100 (Mandarin) and 200 (Cantonese) go straight to queue
 /// `support`, served by `agents` (password `pw-<id>`, logged in when their phone registers).
+/// `queue_extra` is appended to the queue's table, and may go on with tables of its own.
 pub fn engine(dir: &Path, agents: &[Agent], queue_extra: &str) -> Engine {
     engine_with(dir, agents, queue_extra, &[BARESIP_DIGEST])
 }
