@@ -300,6 +300,19 @@ fn a_cantonese_caller_waits_for_a_cantonese_agent_until_the_relax_time() {
     let cantonese = phone(&dir, &engine, "gwongdung", Duration::from_secs(1));
     assert!(first.finish(WAIT).success);
     assert_eq!(cantonese.calls_answered(), 1);
+    // While it waited it heard its place in Cantonese (espeak-ng's yue voice).
+    let announced = engine
+        .log()
+        .lines()
+        .find(|l| l.contains("announcing the queue position position=1 language=yue"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{}", engine.log()));
+    let secs: f32 = announced
+        .split("secs=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(secs > 1.0, "a spoken announcement: {announced}");
     assert_eq!(mandarin.calls_received(), 0);
     cantonese.unregister();
     assert!(wait_agent_state(&engine, "gwongdung", "logged_out"));

@@ -341,7 +341,7 @@ impl Call {
             return;
         };
         if let Some(clip) = clip {
-            info!(position, "announcing the queue position");
+            info!(position, language = %q.enqueue.language, secs = clip.duration().as_secs_f32(), "announcing the queue position");
             self.leg.stop();
             q.playing = Some(self.leg.play(clip));
         } else if q.playing.is_none() {
