@@ -37,14 +37,37 @@ enum Command {
     Recognize(cli::recognize::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => cli::serve::run(&cli.config, args),
         Command::Check(args) => cli::check::run(&cli.config, args),
         Command::Prompts(args) => cli::prompts::run(&cli.config, args),
         Command::Stats(args) => cli::stats::run(&cli.config, args),
         Command::Intent(args) => cli::intent::run(&cli.config, args),
         Command::Recognize(args) => cli::recognize::run(&cli.config, args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {}", report(&e));
+            std::process::ExitCode::FAILURE
+        }
     }
+}
+
+/// The error and its causes on one line. The library errors already end with their
+/// source's text, so a cause is added only when the line does not end with it yet.
+fn report(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if line.ends_with(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
 }

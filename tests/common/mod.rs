@@ -98,8 +98,20 @@ steps:\n  start:\n    play: hello\n    next: done\n  done:\n    hangup: prompt_p
     }
 
     /// As `start_with`, with `tail` (arrays of tables such as `[[acd.queues]]`) written after
-    /// the sections.
+    /// the sections. Starts again on new ports if one was taken between picking and binding.
     pub fn start_full(dir: &Path, extra: &[(&str, &str)], tail: &str) -> Engine {
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            match Engine::try_start(dir, extra, tail) {
+                Ok(engine) => return engine,
+                Err(log) if log.contains("in use") => last_log = log,
+                Err(log) => panic!("the engine did not start:\n{log}"),
+            }
+        }
+        panic!("the engine found no free ports:\n{last_log}");
+    }
+
+    fn try_start(dir: &Path, extra: &[(&str, &str)], tail: &str) -> Result<Engine, String> {
         let port = free_port();
         let api = free_port();
         // Below the ephemeral ports (32768 and up) that free_port and SIPp draw from.
@@ -174,19 +186,24 @@ tokens = [{{ name = \"test\", token = \"{ADMIN_TOKEN}\", role = \"admin\" }}]\n"
                 }
             }
         });
-        let engine = Engine {
+        let mut engine = Engine {
             child,
             port,
             api,
             dir: dir.to_owned(),
             log,
         };
-        assert!(
-            engine.wait_log("hotline is running", Duration::from_secs(60)),
-            "the engine did not start:\n{}",
-            engine.log()
-        );
-        engine
+        let until = Instant::now() + Duration::from_secs(60);
+        while !engine.log().contains("hotline is running") {
+            let exited = matches!(engine.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= until {
+                // Let the reader take the last lines the engine wrote.
+                std::thread::sleep(Duration::from_millis(200));
+                return Err(engine.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(engine)
     }
 
     pub fn addr(&self) -> SocketAddr {
