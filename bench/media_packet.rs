@@ -1,0 +1,188 @@
+//! Media benchmark: the work per RTP packet of a call leg, and the allocations it makes.
+//!
+//! - `media/leg_tick`: 1,000 legs each take one 20 ms tick: a received packet is parsed,
+//!   put through the jitter buffer, taken out and decoded from G.711, and the next 20 ms
+//!   of a shared prompt is written into an RTP packet to send (the sans-IO part of what a
+//!   media worker does per leg per tick; the sockets are the worker's).
+//! - `media/udp_baseline`: one 172-byte packet sent and received on loopback, the two
+//!   system calls a leg's tick costs the worker anyway, measured in the same run so the
+//!   figure is a ratio rather than a time on a shared machine.
+//! - Allocations: a counting global allocator counts the allocations made over 500 ticks
+//!   of 1,000 legs once they are under way (the goal, DESIGN.md: none per packet).
+//!
+//! Run: `cargo bench --bench media_packet`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group};
+use hotline::media::clip::Clip;
+use hotline::media::g711::Law;
+use hotline::media::rtp::Sender;
+use hotline::media::sdp::{Direction, Negotiated};
+use hotline::media::session::{FRAME_SAMPLES, MAX_PACKET, MediaSession};
+
+/// Counts allocation calls (not bytes): a steady call should make none.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`; the system allocator handles the move.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const LEGS: usize = 1000;
+const TICK: Duration = Duration::from_millis(20);
+
+/// One leg and the peer that sends it audio.
+struct Leg {
+    session: MediaSession,
+    peer: Sender,
+    from: SocketAddr,
+}
+
+struct Media {
+    legs: Vec<Leg>,
+    now: Instant,
+    incoming: Vec<u8>,
+    outgoing: [u8; MAX_PACKET],
+    pcm: Vec<i16>,
+    sent: usize,
+}
+
+impl Media {
+    fn new() -> Media {
+        let now = Instant::now();
+        // A 60 s prompt (a 440 Hz tone), shared by every leg as the engine shares prompts.
+        let pcm: Vec<i16> = (0..60 * 8000)
+            .map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / 8000.0).sin() * 8000.0) as i16)
+            .collect();
+        let clip = Clip::from_pcm(pcm.into());
+        let legs = (0..LEGS)
+            .map(|i| {
+                let from: SocketAddr = format!("127.0.0.1:{}", 20_000 + 2 * i).parse().unwrap();
+                let neg = Negotiated {
+                    law: Law::Ulaw,
+                    dtmf_pt: Some(101),
+                    remote: from,
+                    direction: Direction::SendRecv,
+                };
+                let mut session =
+                    MediaSession::new(now, neg, Duration::from_secs(30), Duration::from_millis(60));
+                session.play(1, clip.clone());
+                Leg {
+                    session,
+                    peer: Sender::new(i as u32, 0, 0),
+                    from,
+                }
+            })
+            .collect();
+        Media {
+            legs,
+            now,
+            incoming: vec![0; MAX_PACKET],
+            outgoing: [0; MAX_PACKET],
+            pcm: Vec::with_capacity(FRAME_SAMPLES),
+            sent: 0,
+        }
+    }
+
+    /// One 20 ms tick of every leg.
+    fn tick(&mut self) {
+        self.now += TICK;
+        let payload = [0x55u8; FRAME_SAMPLES];
+        for leg in &mut self.legs {
+            let n = leg.peer.write(
+                Law::Ulaw.payload_type(),
+                &payload,
+                FRAME_SAMPLES as u32,
+                &mut self.incoming,
+            );
+            leg.session
+                .on_datagram(self.now, leg.from, &self.incoming[..n]);
+            while let Some(frame) = leg.session.poll_frame(self.now) {
+                Law::Ulaw.decode_into(frame.payload(), &mut self.pcm);
+                black_box(&self.pcm);
+            }
+            if let Some((n, to)) = leg.session.tick(self.now, &mut self.outgoing) {
+                self.sent += n;
+                black_box((&self.outgoing[..n], to));
+            }
+            while let Some(ev) = leg.session.poll_event() {
+                black_box(ev);
+            }
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut media = Media::new();
+    // Under way: the jitter buffers have filled and every queue has its capacity.
+    for _ in 0..50 {
+        media.tick();
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let ticks = 500;
+    for _ in 0..ticks {
+        media.tick();
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let packets = ticks * LEGS * 2;
+    println!(
+        "media/allocations: {allocations} in {ticks} ticks of {LEGS} legs \
+         ({packets} packets in and out): {:.4} per packet",
+        allocations as f64 / packets as f64
+    );
+
+    let mut group = c.benchmark_group("media");
+    group.bench_function("leg_tick", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                media.tick();
+            }
+            // Per leg: one packet received and one sent.
+            start.elapsed() / LEGS as u32
+        })
+    });
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = sink.local_addr().expect("addr");
+    let packet = [0u8; MAX_PACKET];
+    let mut received = [0u8; 2048];
+    group.bench_function("udp_baseline", |b| {
+        b.iter(|| {
+            socket.send_to(black_box(&packet), to).expect("send");
+            black_box(sink.recv(&mut received).expect("receive"));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
