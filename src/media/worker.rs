@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -307,7 +306,10 @@ impl Drop for MediaLeg {
 }
 
 struct Entry {
-    socket: UdpSocket,
+    /// Non-blocking and not registered with the reactor: the worker reads it on every
+    /// tick anyway, and a registered socket would raise a readiness event for every
+    /// packet in or out.
+    socket: StdUdpSocket,
     session: MediaSession,
     events: mpsc::UnboundedSender<SessionEvent>,
     recorder: Option<Recorder>,
@@ -338,22 +340,21 @@ async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut scratch = Scratch::default();
     loop {
-        tokio::select! {
-            cmd = rx.recv() => {
-                let Some(cmd) = cmd else { break };
-                apply(&mut legs, cmd, timeout, jitter, &metrics);
-                while let Ok(cmd) = rx.try_recv() {
-                    apply(&mut legs, cmd, timeout, jitter, &metrics);
-                }
-            }
-            due = tick.tick() => {
-                let now = Instant::now();
-                if now.duration_since(due.into_std()) > Duration::from_millis(10) {
-                    metrics.late_ticks.inc();
-                }
-                process(&mut legs, now, &metrics, &mut scratch);
+        let due = tick.tick().await;
+        // Commands wait for the tick rather than wake the worker each: a call's start,
+        // prompts and end cost no task wake-ups, and their audio starts on a tick anyway.
+        loop {
+            match rx.try_recv() {
+                Ok(cmd) => apply(&mut legs, cmd, timeout, jitter, &metrics),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
         }
+        let now = Instant::now();
+        if now.duration_since(due.into_std()) > Duration::from_millis(10) {
+            metrics.late_ticks.inc();
+        }
+        process(&mut legs, now, &metrics, &mut scratch);
     }
 }
 
@@ -372,14 +373,6 @@ fn apply(
             events,
             record,
         } => {
-            let socket = match UdpSocket::from_std(socket) {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(error = %e, "registering an RTP socket failed");
-                    let _ = events.send(SessionEvent::Timeout);
-                    return;
-                }
-            };
             let recorder = record.and_then(|path| match Recorder::create(&path) {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -477,8 +470,7 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
     let (mut rx, mut tx, mut ignored) = (0u64, 0u64, 0u64);
     for e in legs.values_mut() {
         let ignored_before = e.session.counters.rx_ignored;
-        // Readiness is cached by tokio: an idle socket costs no system call here.
-        while let Ok((n, from)) = e.socket.try_recv_from(&mut s.datagram) {
+        while let Ok((n, from)) = e.socket.recv_from(&mut s.datagram) {
             e.session.on_datagram(now, from, &s.datagram[..n]);
             rx += 1;
         }
@@ -512,7 +504,7 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
             }
         }
         if let Some((n, to)) = e.session.tick(now, &mut packet)
-            && e.socket.try_send_to(&packet[..n], to).is_ok()
+            && e.socket.send_to(&packet[..n], to).is_ok()
         {
             tx += 1;
         }

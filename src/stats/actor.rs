@@ -21,6 +21,8 @@ use super::tz::ZoneError;
 /// Events taken from the channel per transaction at most: big enough to amortise the
 /// fsync under load, small enough to keep one transaction short.
 const MAX_BATCH: usize = 1024;
+/// How long the first event of a batch waits for others before the batch is written.
+const GROUP_COMMIT: Duration = Duration::from_millis(10);
 const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +256,10 @@ impl Actor {
                 biased;
                 ev = events.recv(), if events_open => match ev {
                     Some(ev) => {
+                        // Group commit: the events of the next few milliseconds share this
+                        // batch's transaction and fsync, so a busy engine pays one fsync per
+                        // window rather than per call.
+                        tokio::time::sleep(GROUP_COMMIT).await;
                         let mut batch = vec![ev];
                         while batch.len() < MAX_BATCH {
                             match events.try_recv() {
