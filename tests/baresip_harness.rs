@@ -127,6 +127,15 @@ request_route {{
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits until its log contains `needle` (copied from its output by another thread).
+    fn wait_log(&self, needle: &str) -> bool {
+        let until = Instant::now() + WAIT;
+        while !self.log().contains(needle) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.log().contains(needle)
+    }
 }
 
 impl Drop for Kamailio {
@@ -182,6 +191,11 @@ fn phone_registers_with_digest_auth_and_a_wrong_password_never_does() {
     assert!(!bad.registered());
     assert_eq!(bad.count("REGISTER_OK"), 0);
 
+    assert!(kamailio.wait_log(&format!(
+        "REGISTER from sip:1001@{}: authenticated",
+        kamailio.addr()
+    )));
+    assert!(kamailio.wait_log("REGISTER from sip:1002@"));
     let log = kamailio.log();
     let challenged = log
         .find("REGISTER from sip:1001@")
@@ -201,11 +215,7 @@ fn phone_registers_with_digest_auth_and_a_wrong_password_never_does() {
     // Un-REGISTER: authenticated again, with expires=0.
     good.unregister();
     assert!(!good.registered());
-    let until = Instant::now() + WAIT;
-    while !kamailio.log().contains(";expires=0") && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(kamailio.log().contains(";expires=0"), "{}", kamailio.log());
+    assert!(kamailio.wait_log(";expires=0"), "{}", kamailio.log());
 }
 
 /// baresip 1.0 (libre 1.1) does MD5 only: a SHA-256 challenge fails the registration.
@@ -221,7 +231,7 @@ fn phone_cannot_answer_a_sha256_challenge() {
         "{}",
         phone.log()
     );
-    assert!(phone.log().contains("algorithm=SHA-256"), "{}", phone.log());
+    assert!(phone.wait_log("algorithm=SHA-256", WAIT), "{}", phone.log());
 }
 
 /// SIPp calls the phone directly: it rings, answers after its delay, records the caller's

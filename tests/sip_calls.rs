@@ -176,7 +176,11 @@ fn a_caller_whose_rtp_stops_is_hung_up_after_the_media_timeout() {
         took >= Duration::from_secs(2) && took < Duration::from_secs(10),
         "hung up after {took:?}"
     );
-    assert!(engine.log().contains("media timeout"), "{}", engine.log());
+    assert!(
+        engine.wait_log("media timeout", Duration::from_secs(10)),
+        "{}",
+        engine.log()
+    );
 }
 
 #[test]

@@ -447,6 +447,19 @@ impl Baresip {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// Waits until its console output contains `needle` (it is copied by another thread,
+    /// and may lag the control connection's events).
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Runs a baresip command (as typed after `/`, without it) and returns its output.
     pub fn command(&self, command: &str, params: &str) -> Result<String, String> {
         let token = send_command(&self.shared, command, params)?;
