@@ -30,7 +30,8 @@ pub struct PromptConfig {
     pub sox: PathBuf,
     /// Dialplan language code -> espeak-ng voice.
     pub voices: BTreeMap<String, String>,
-    /// Speaking rate in words per minute.
+    /// Speaking rate in words per minute (espeak-ng's own default, 175: at 150 the
+    /// 12345 key menu took 38 s, at 175 it takes 32 s).
     pub rate: u32,
 }
 
@@ -44,7 +45,7 @@ impl Default for PromptConfig {
                 .into_iter()
                 .map(|(l, v)| (l.to_owned(), v.to_owned()))
                 .collect(),
-            rate: 150,
+            rate: 175,
         }
     }
 }
