@@ -40,6 +40,9 @@ pub struct CallTrack {
     pub orig_position: u32,
     /// The agent ringing for it or talking to it.
     pub agent: Option<String>,
+    /// Every agent still ringing for it (more than one in a ring-all queue): all are free
+    /// again when the call is answered elsewhere or leaves the queue.
+    pub ringing: Vec<String>,
     pub connected: bool,
     pub wait_ms: u64,
 }
@@ -158,6 +161,9 @@ impl Fold {
             } => {
                 if let Some(c) = self.calls.get_mut(call_id) {
                     c.agent = Some(agent.clone());
+                    if !c.ringing.contains(agent) {
+                        c.ringing.push(agent.clone());
+                    }
                 }
                 let a = self.agent(at, agent);
                 a.queues.insert(queue.clone());
@@ -168,10 +174,11 @@ impl Fold {
                 self.transition(at, agent, status);
             }
             EventKind::RingNoAnswer { call_id, agent, .. } => {
-                if let Some(c) = self.calls.get_mut(call_id)
-                    && c.agent.as_ref() == Some(agent)
-                {
-                    c.agent = None;
+                if let Some(c) = self.calls.get_mut(call_id) {
+                    c.ringing.retain(|a| a != agent);
+                    if c.agent.as_ref() == Some(agent) {
+                        c.agent = None;
+                    }
                 }
                 let interval = self.clamped_interval(at);
                 let a = self.agent(at, agent);
@@ -341,6 +348,7 @@ impl Fold {
                 interval,
                 orig_position: position,
                 agent: None,
+                ringing: Vec::new(),
                 connected: false,
                 wait_ms: 0,
             },
@@ -371,12 +379,20 @@ impl Fold {
                 interval,
                 orig_position: 0,
                 agent: None,
+                ringing: Vec::new(),
                 connected: false,
                 wait_ms: 0,
             });
         c.agent = Some(agent.to_owned());
         c.connected = true;
         c.wait_ms = wait_ms;
+        let others: Vec<String> = std::mem::take(&mut c.ringing)
+            .into_iter()
+            .filter(|a| a != agent)
+            .collect();
+        for other in others {
+            self.release_agent(at, &other, call_id);
+        }
         let call_interval = self.clamped_interval(at);
         let a = self.agent(at, agent);
         a.queues.insert(queue.to_owned());
@@ -409,8 +425,10 @@ impl Fold {
         if count(t) {
             t.waits_ms.push(wait_ms);
         }
-        if let Some(agent) = track.and_then(|c| c.agent) {
-            self.release_agent(at, &agent, call_id);
+        if let Some(c) = track {
+            for agent in c.ringing.iter().chain(c.agent.as_ref()) {
+                self.release_agent(at, agent, call_id);
+            }
         }
     }
 

@@ -348,6 +348,34 @@ fn a_call_refused_at_the_door_is_counted_apart_and_never_offered() {
 }
 
 #[test]
+fn ring_all_frees_the_other_ringing_agents_when_one_answers_or_the_caller_leaves() {
+    let mut s = Script::new();
+    for a in ["a", "b", "c"] {
+        s.login(T0, a, &["q"]);
+    }
+    s.enter(T0, "c1", "q");
+    for a in ["a", "b", "c"] {
+        s.offer(T0 + S, "c1", "q", a);
+    }
+    let ringing = s.fold(settings()).overview(T0 + 2 * S);
+    assert_eq!(ringing.queues[0].live.agents.ringing, 3);
+    s.connect(T0 + 3 * S, "c1", "q", "b", 3_000);
+    let o = s.fold(settings()).overview(T0 + 4 * S);
+    assert_eq!(o.queues[0].live.agents.ringing, 0);
+    assert_eq!(o.queues[0].live.agents.available, 2);
+    assert_eq!(o.queues[0].live.agents.on_call, 1);
+
+    // A caller who hangs up while all ring frees every one of them.
+    s.enter(T0 + 5 * S, "c2", "q");
+    s.offer(T0 + 6 * S, "c2", "q", "a")
+        .offer(T0 + 6 * S, "c2", "q", "c");
+    s.abandon(T0 + 8 * S, "c2", "q", 3_000);
+    let o = s.fold(settings()).overview(T0 + 9 * S);
+    assert_eq!(o.queues[0].live.agents.ringing, 0);
+    assert_eq!(o.queues[0].live.agents.available, 2);
+}
+
+#[test]
 fn engine_restart_closes_everything_at_the_last_event() {
     let mut s = Script::new();
     s.login(T0, "a", &["q"])
