@@ -14,7 +14,7 @@ use common::agents::{
     Agent, BARESIP_DIGEST, agent_state, engine, engine_with, phone, silent_phone, wait_agent_state,
 };
 use common::baresip::{Baresip, PhoneOptions, Registration};
-use common::{ADMIN_TOKEN, Act, Engine, Sipp, actions, http, out_dir, read_wav, rms, tone};
+use common::{ADMIN_TOKEN, Act, Engine, Sipp, actions, http, out_dir, read_wav, rms, tone_callers};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -52,17 +52,9 @@ fn ten_callers_three_agents_every_caller_answered_and_no_agent_double_booked() {
             p.user
         );
     }
-    let caller_wav = dir.join("caller.wav");
-    tone(&caller_wav, 40.0, 440, true);
     // Each call waits for the engine's BYE, which follows the agent's hang-up.
-    let run = Sipp::start(
-        &engine.dir,
-        engine.addr(),
-        "caller_prompt.xml",
-        &[("WAV", &caller_wav.display().to_string())],
-        &["-s", "100", "-m", "10", "-r", "5", "-l", "10"],
-    )
-    .finish(Duration::from_secs(120));
+    let run = tone_callers(&engine, "100", 40.0, &["-m", "10", "-r", "5", "-l", "10"])
+        .finish(Duration::from_secs(120));
     assert!(run.success, "{}\n{}", run.output, run.errors);
 
     let answered: usize = phones.iter().map(Baresip::calls_answered).sum();
@@ -168,16 +160,7 @@ fn an_agent_who_does_not_answer_is_skipped_and_the_caller_reaches_another() {
     let good = phone(&dir, &engine, "good", Duration::from_secs(2));
     assert!(wait_agent_state(&engine, "good", "available"));
 
-    let caller_wav = dir.join("caller.wav");
-    tone(&caller_wav, 30.0, 440, true);
-    let run = Sipp::start(
-        &engine.dir,
-        engine.addr(),
-        "caller_prompt.xml",
-        &[("WAV", &caller_wav.display().to_string())],
-        &["-s", "100", "-m", "1"],
-    )
-    .finish(WAIT);
+    let run = tone_callers(&engine, "100", 30.0, &["-m", "1"]).finish(WAIT);
     assert!(run.success, "{}\n{}", run.output, run.errors);
     assert_eq!(deaf.calls_received(), 1, "the first agent rang");
     assert_eq!(deaf.calls_answered(), 0);
@@ -276,17 +259,7 @@ fn a_cantonese_caller_waits_for_a_cantonese_agent_until_the_relax_time() {
     let engine = engine(&dir, &agents, "language_relax_s = 15\n");
     let mandarin = phone(&dir, &engine, "putonghua", Duration::from_secs(1));
     assert!(wait_agent_state(&engine, "putonghua", "available"));
-    let caller_wav = dir.join("caller.wav");
-    tone(&caller_wav, 40.0, 440, true);
-    let call = |engine: &Engine| {
-        Sipp::start(
-            &engine.dir,
-            engine.addr(),
-            "caller_prompt.xml",
-            &[("WAV", &caller_wav.display().to_string())],
-            &["-s", "200", "-m", "1"],
-        )
-    };
+    let call = |engine: &Engine| tone_callers(engine, "200", 40.0, &["-m", "1"]);
 
     // A Cantonese caller with only a Mandarin agent free: nothing happens until the
     // Cantonese agent comes, 2 s later; then it is that agent who answers.
@@ -351,15 +324,7 @@ fn an_agent_phone_that_goes_dead_ends_both_legs_on_the_media_timeout() {
     );
     let agent = phone(&dir, &engine, "gone", Duration::from_secs(60));
     assert!(wait_agent_state(&engine, "gone", "available"));
-    let caller_wav = dir.join("caller.wav");
-    tone(&caller_wav, 40.0, 440, true);
-    let caller = Sipp::start(
-        &engine.dir,
-        engine.addr(),
-        "caller_prompt.xml",
-        &[("WAV", &caller_wav.display().to_string())],
-        &["-s", "100", "-m", "1"],
-    );
+    let caller = tone_callers(&engine, "100", 40.0, &["-m", "1"]);
     assert!(agent.wait_calls_answered(1, Duration::from_secs(20)));
     // Both sides send audio: the call outlives the media timeout while they do.
     std::thread::sleep(Duration::from_secs(4));
@@ -416,16 +381,7 @@ fn an_agent_on_the_pbx_is_reached_at_its_uri() {
     assert_eq!(status, 200, "{body}");
     assert!(wait_agent_state(&engine, "pbx1", "available"));
 
-    let caller_wav = dir.join("caller.wav");
-    tone(&caller_wav, 20.0, 440, true);
-    let run = Sipp::start(
-        &engine.dir,
-        engine.addr(),
-        "caller_prompt.xml",
-        &[("WAV", &caller_wav.display().to_string())],
-        &["-s", "100", "-m", "1"],
-    )
-    .finish(WAIT);
+    let run = tone_callers(&engine, "100", 20.0, &["-m", "1"]).finish(WAIT);
     assert!(run.success, "{}\n{}", run.output, run.errors);
     assert_eq!(desk.calls_answered(), 1, "{}", desk.log());
     let invite = &desk.invites()[0];

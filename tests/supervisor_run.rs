@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::agents::{Agent, engine, phone, wait_agent_state};
 use common::chromium::{CHROMIUM, base64_decode, devtools, launch};
-use common::{ADMIN_TOKEN, Act, Sipp, actions, out_dir, tone};
+use common::{ADMIN_TOKEN, Act, Sipp, actions, out_dir, tone_callers};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -87,15 +87,7 @@ fn dashboard_and_api_figures_follow_a_real_run() {
     for p in &phones {
         assert!(wait_agent_state(&engine, &p.user, "available"));
     }
-    let caller_wav = dir.join("caller.wav");
-    tone(&caller_wav, 40.0, 440, true);
-    let patient = Sipp::start(
-        &engine.dir,
-        engine.addr(),
-        "caller_prompt.xml",
-        &[("WAV", &caller_wav.display().to_string())],
-        &["-s", "100", "-m", "4", "-r", "20", "-l", "4"],
-    );
+    let patient = tone_callers(&engine, "100", 40.0, &["-m", "4", "-r", "20", "-l", "4"]);
     assert!(
         wait_waiting(&mut cdp, 2),
         "the page never showed the 2 callers waiting for an agent"

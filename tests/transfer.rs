@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::baresip::{Baresip, PhoneOptions};
-use common::{Act, Engine, Sipp, actions, out_dir, read_wav, rms, tone};
+use common::{Act, Engine, Sipp, actions, out_dir, read_wav, rms, tone, tone_callers};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -86,16 +86,7 @@ fn a_target_that_only_rings_is_cancelled_and_the_flow_goes_on() {
         },
     );
     let engine = engine(&dir, "301", &duty.uri());
-    let caller_wav = dir.join("caller.wav");
-    tone(&caller_wav, 20.0, 440, true);
-    let run = Sipp::start(
-        &engine.dir,
-        engine.addr(),
-        "caller_prompt.xml",
-        &[("WAV", &caller_wav.display().to_string())],
-        &["-s", "301", "-m", "1"],
-    )
-    .finish(WAIT);
+    let run = tone_callers(&engine, "301", 20.0, &["-m", "1"]).finish(WAIT);
     assert!(
         run.success,
         "the engine hung up after the failed transfer: {}\n{}",

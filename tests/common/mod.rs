@@ -577,3 +577,21 @@ pub fn wait_closed(path: &Path, timeout: Duration) -> bool {
     }
     false
 }
+
+/// SIPp callers to `called` (tests/sipp/caller_prompt.xml) that stream a `secs`-long
+/// 440 Hz tone and wait for the engine to hang up; `sipp_args` says how many and how fast.
+pub fn tone_callers(engine: &Engine, called: &str, secs: f32, sipp_args: &[&str]) -> Sipp {
+    let wav = engine.dir.join(format!("caller-{secs}s.wav"));
+    if !wav.exists() {
+        tone(&wav, secs, 440, true);
+    }
+    let mut args = vec!["-s", called];
+    args.extend_from_slice(sipp_args);
+    Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "caller_prompt.xml",
+        &[("WAV", &wav.display().to_string())],
+        &args,
+    )
+}
