@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::baresip::{Baresip, PhoneOptions, Registration};
-use common::{Sipp, SippRun, free_port, out_dir, read_wav, rms, tone};
+use common::{Sipp, SippRun, free_port, out_dir, read_wav, rms, tone, wait_until};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -130,11 +130,7 @@ request_route {{
 
     /// Waits until its log contains `needle` (copied from its output by another thread).
     fn wait_log(&self, needle: &str) -> bool {
-        let until = Instant::now() + WAIT;
-        while !self.log().contains(needle) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.log().contains(needle)
+        wait_until(WAIT, || self.log().contains(needle))
     }
 }
 

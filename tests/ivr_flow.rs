@@ -6,9 +6,11 @@ mod common;
 
 use std::net::UdpSocket;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Act, Engine, Sipp, actions, out_dir, shared, shipped_acd, to_mulaw, tone};
+use common::{
+    Act, Engine, Sipp, actions, out_dir, shared, shipped_acd, to_mulaw, tone, wait_until,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -181,14 +183,9 @@ fn a_caller_who_hangs_up_mid_prompt_leaves_nothing_behind() {
         engine.log()
     );
     let settled = |series: &str| {
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if engine.metric(series) == Some(0.0) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
+        wait_until(Duration::from_secs(5), || {
+            engine.metric(series) == Some(0.0)
+        })
     };
     assert!(settled("hotline_calls"), "call task still routed");
     assert!(settled("hotline_media_legs"), "media leg still open");

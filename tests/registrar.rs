@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::agents::{Agent, agent_state, engine_with, wait_agent_state};
 use common::linphone::Linphone;
-use common::out_dir;
+use common::{out_dir, wait_until};
 
 #[test]
 fn a_phone_answering_with_sha256_registers_and_a_wrong_password_does_not() {
@@ -56,11 +56,12 @@ fn a_phone_answering_with_sha256_registers_and_a_wrong_password_does_not() {
             .unwrap_or(0.0)
             >= 1.0
     };
-    let until = std::time::Instant::now() + Duration::from_secs(20);
-    while !refused(&engine) && std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(refused(&engine), "{}\n{}", engine.log(), wrong.log());
+    assert!(
+        wait_until(Duration::from_secs(20), || refused(&engine)),
+        "{}\n{}",
+        engine.log(),
+        wrong.log()
+    );
     assert!(matches!(
         agent_state(&engine, "a2").as_deref(),
         None | Some("logged_out")

@@ -3,12 +3,12 @@
 //! registration. Shared by the ACD and supervisor tests.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::baresip::{Baresip, PhoneOptions, Registration};
-use super::{ADMIN_TOKEN, Engine, http, tone};
+use super::{ADMIN_TOKEN, Engine, http, tone, wait_until};
 
 /// One agent of the test's ACD config.
 pub struct Agent<'a> {
@@ -99,14 +99,9 @@ pub fn agent_state(engine: &Engine, agent: &str) -> Option<String> {
 }
 
 pub fn wait_agent_state(engine: &Engine, agent: &str, state: &str) -> bool {
-    let until = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < until {
-        if agent_state(engine, agent).as_deref() == Some(state) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
+    wait_until(Duration::from_secs(20), || {
+        agent_state(engine, agent).as_deref() == Some(state)
+    })
 }
 
 /// A registered, logged-in agent phone that rings but never answers.

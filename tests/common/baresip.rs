@@ -75,7 +75,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::{free_media_port, free_port, wait_closed};
+use super::{free_media_port, free_port, wait_closed, wait_until};
 
 /// How long a command may take to be answered over the control connection.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -450,14 +450,7 @@ impl Baresip {
     /// Waits until its console output contains `needle` (it is copied by another thread,
     /// and may lag the control connection's events).
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        wait_until(timeout, || self.log().contains(needle))
     }
 
     /// Runs a baresip command (as typed after `/`, without it) and returns its output.

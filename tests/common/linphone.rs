@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::free_port;
+use super::{free_port, wait_until};
 
 pub struct Linphone {
     pub user: String,
@@ -59,14 +59,7 @@ impl Linphone {
 
     /// Waits until its log contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
+        wait_until(timeout, || self.log().contains(needle))
     }
 }
 

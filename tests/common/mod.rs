@@ -216,14 +216,7 @@ tokens = [{{ name = \"test\", token = \"{ADMIN_TOKEN}\", role = \"admin\" }}]\n"
 
     /// Waits until the engine's log contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        wait_until(timeout, || self.log().contains(needle))
     }
 
     /// A GET on the engine's API with the test's admin token: the JSON answer.
@@ -252,14 +245,12 @@ tokens = [{{ name = \"test\", token = \"{ADMIN_TOKEN}\", role = \"admin\" }}]\n"
         timeout: Duration,
         pred: impl Fn(&[serde_json::Value]) -> bool,
     ) -> Vec<serde_json::Value> {
-        let until = Instant::now() + timeout;
-        loop {
-            let events = self.events();
-            if pred(&events) || Instant::now() >= until {
-                return events;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut events = Vec::new();
+        wait_until(timeout, || {
+            events = self.events();
+            pred(&events)
+        });
+        events
     }
 
     /// Waits until an event satisfies `pred`.
@@ -268,16 +259,12 @@ tokens = [{{ name = \"test\", token = \"{ADMIN_TOKEN}\", role = \"admin\" }}]\n"
         timeout: Duration,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> Option<serde_json::Value> {
-        let until = Instant::now() + timeout;
-        loop {
-            if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
-                return Some(e);
-            }
-            if Instant::now() >= until {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut found = None;
+        wait_until(timeout, || {
+            found = self.events().into_iter().find(|e| pred(e));
+            found.is_some()
+        });
+        found
     }
 
     /// A value from /metrics: `series` is a name (its first series) or a name with labels.
@@ -295,14 +282,7 @@ tokens = [{{ name = \"test\", token = \"{ADMIN_TOKEN}\", role = \"admin\" }}]\n"
 
     /// Waits until the log contains `needle` `n` times.
     pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
-        let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if self.count_log(needle) >= n {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        wait_until(timeout, || self.count_log(needle) >= n)
     }
 
     pub fn count_log(&self, needle: &str) -> usize {
@@ -562,20 +542,33 @@ pub fn to_mulaw(src: &Path, dst: &Path) {
 /// Waits until a WAV is finished: its RIFF size is only written on close (by libsndfile
 /// for baresip, by the engine's recorder).
 pub fn wait_closed(path: &Path, timeout: Duration) -> bool {
-    let until = Instant::now() + timeout;
-    while Instant::now() < until {
+    wait_until(timeout, || {
         let mut riff = [0u8; 8];
-        if let Ok(mut file) = std::fs::File::open(path)
-            && let Ok(meta) = file.metadata()
-            && file.read_exact(&mut riff).is_ok()
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return false;
+        };
+        let Ok(meta) = file.metadata() else {
+            return false;
+        };
+        file.read_exact(&mut riff).is_ok()
             && meta.len() > 44
             && u64::from(u32::from_le_bytes([riff[4], riff[5], riff[6], riff[7]])) == meta.len() - 8
-        {
+    })
+}
+
+/// Polls `done` until it holds or `timeout` passes (what the engine, phones and stats do
+/// happens in other processes and threads); whether it held.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + timeout;
+    loop {
+        if done() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    false
 }
 
 /// SIPp callers to `called` (tests/sipp/caller_prompt.xml) that stream a `secs`-long
