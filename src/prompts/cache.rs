@@ -1,13 +1,18 @@
 //! Names of rendered prompts in the cache folder: one file per text, language, voice and
-//! rate, so that editing a text renders it anew and nothing else does. Pure.
+//! rate, so that editing a text renders it anew and nothing else does. The version of the
+//! reading rules is part of the key: a change to how texts are read renders them anew.
+//! Pure.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+/// Bumped whenever `reading` or the language check changes what a text sounds like.
+const READING_VERSION: &str = "reading-2";
+
 pub fn path(dir: &Path, text: &str, language: &str, voice: &str, rate: u32) -> PathBuf {
     let mut hash = Sha256::new();
-    for part in [text, language, voice, &rate.to_string()] {
+    for part in [text, language, voice, &rate.to_string(), READING_VERSION] {
         hash.update(part.as_bytes());
         hash.update([0]);
     }

@@ -5,6 +5,7 @@
 //! per call. Plays nothing: the media module reads the samples.
 
 mod cache;
+mod reading;
 mod render;
 mod set;
 #[cfg(test)]
@@ -16,7 +17,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use reading::spoken;
+pub use render::{check_language, synthesize};
 pub use set::{LoadReport, PromptSet, Samples};
+pub use wav::read as read_wav;
 
 /// The `[prompts]` section of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,9 +32,12 @@ pub struct PromptConfig {
     pub tts: PathBuf,
     /// sox, to resample the rendering to 8 kHz.
     pub sox: PathBuf,
-    /// Dialplan language code -> espeak-ng voice.
+    /// Dialplan language code -> espeak-ng voice. Mandarin defaults to `cmn-latn-pinyin`:
+    /// espeak-ng 1.51's `cmn` voice ("latin as English") turns each character into pinyin
+    /// and then reads the pinyin as English letters and numbers.
     pub voices: BTreeMap<String, String>,
-    /// Speaking rate in words per minute (espeak-ng's own default, 175: at 150 the
+    /// Speaking rate in words per minute (espeak-ng's own default, 175, gives about 3.7
+    /// syllables a second with `cmn-latn-pinyin`, slower than news reading; at 150 the
     /// 12345 key menu took 38 s, at 175 it takes 32 s).
     pub rate: u32,
 }
@@ -41,7 +48,7 @@ impl Default for PromptConfig {
             cache_dir: PathBuf::from("data/prompts"),
             tts: PathBuf::from("espeak-ng"),
             sox: PathBuf::from("sox"),
-            voices: [("cmn", "cmn"), ("yue", "yue")]
+            voices: [("cmn", "cmn-latn-pinyin"), ("yue", "yue")]
                 .into_iter()
                 .map(|(l, v)| (l.to_owned(), v.to_owned()))
                 .collect(),
@@ -73,6 +80,15 @@ pub enum PromptError {
         status: std::process::ExitStatus,
         stderr: String,
     },
+    #[error(
+        "espeak-ng voice `{voice}` reads part of this text with another language's letters ({switch}){}; write it in Chinese characters (numbers, keys, times and dates are converted: dialplans/README.md, \"How prompts are read\"), choose a voice that speaks it in [prompts] voices, or record the prompt (`file:`)",
+        latin_hint(.latin)
+    )]
+    ForeignReading {
+        voice: String,
+        switch: String,
+        latin: Vec<String>,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -92,6 +108,14 @@ pub enum PromptError {
     },
 }
 
+fn latin_hint(latin: &[String]) -> String {
+    if latin.is_empty() {
+        String::new()
+    } else {
+        format!(": `{}`", latin.join("`, `"))
+    }
+}
+
 /// Audio for a text not in any dialplan (a queue position announcement): from the cache, or
 /// rendered into it. Blocks on espeak-ng and sox when not cached: call it off the runtime.
 pub fn speak(
@@ -102,7 +126,7 @@ pub fn speak(
     let voice = config.voice(language);
     let file = cache::path(&config.cache_dir, text, language, voice, config.rate);
     if !file.is_file() {
-        render::render(config, text, voice, &file)?;
+        render::render(config, text, language, voice, &file)?;
     }
     let pcm = wav::read(&file)?;
     Ok(crate::media::clip::Clip::from_pcm(pcm.into()))

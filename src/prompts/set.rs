@@ -54,14 +54,14 @@ impl PromptSet {
     ) -> Result<PromptSet, Vec<Diagnostic>> {
         let entries = entries(dialplans, config);
         let mut report = LoadReport::default();
-        let mut to_render: Vec<(&PathBuf, &str, &str)> = Vec::new();
+        let mut to_render: Vec<(&PathBuf, &str, &str, &str)> = Vec::new();
         for e in &entries {
             match &e.render {
                 None => report.recorded += 1,
                 Some(_) if e.file.is_file() => report.cached += 1,
                 Some((text, voice)) => {
                     if !to_render.iter().any(|(f, ..)| *f == &e.file) {
-                        to_render.push((&e.file, text, voice));
+                        to_render.push((&e.file, text, &e.language, voice));
                     }
                 }
             }
@@ -153,7 +153,7 @@ fn entries(dialplans: &DialplanSet, config: &PromptConfig) -> Vec<Entry> {
 /// Renders every job, spread over the cores; the ones that failed, with why.
 fn render_all<'a>(
     config: &PromptConfig,
-    jobs: &[(&'a PathBuf, &str, &str)],
+    jobs: &[(&'a PathBuf, &str, &str, &str)],
 ) -> Vec<(&'a PathBuf, PromptError)> {
     if jobs.is_empty() {
         return Vec::new();
@@ -167,9 +167,9 @@ fn render_all<'a>(
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .filter_map(|(file, text, voice)| {
+                        .filter_map(|(file, text, language, voice)| {
                             tracing::info!(file = %file.display(), voice, "rendering prompt");
-                            render::render(config, text, voice, file)
+                            render::render(config, text, language, voice, file)
                                 .err()
                                 .map(|e| (*file, e))
                         })

@@ -158,3 +158,44 @@ fn a_recorded_wav_in_the_wrong_format_is_refused() {
     );
     assert!(messages[1].contains("missing.wav"), "{messages:?}");
 }
+
+#[test]
+fn a_text_read_with_another_languages_letters_is_refused_at_its_place() {
+    let s = Scratch::new("foreign");
+    let plans = dialplans(&s.0, "  hello:\n    cmn: 请下载APP办理\n    yue: 請撳#字\n");
+    let errors = PromptSet::load(&plans, &config(&s.0)).expect_err("Latin letters");
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 1, "`#` is read as 井號鍵: {messages:?}");
+    assert!(
+        messages[0].starts_with(&format!(
+            "{}:5:10: prompt `hello` (cmn): espeak-ng voice `cmn-latn-pinyin` reads part of this text with another language's letters ((en)",
+            s.0.join("plan.yaml").display()
+        )),
+        "{messages:?}"
+    );
+    assert!(
+        messages[0].contains(": `APP`; write it in Chinese characters"),
+        "{messages:?}"
+    );
+    let cached = std::fs::read_dir(s.0.join("cache")).map_or(0, |d| d.count());
+    assert_eq!(cached, 1, "only the Cantonese prompt is in the cache");
+}
+
+/// Every prompt of the shipped hotline renders in its own language with the default voices:
+/// none falls back to English letters (the language check runs on each rendering).
+#[test]
+fn every_shipped_prompt_is_spoken_in_its_own_language() {
+    let s = Scratch::new("shipped");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans/12345.yaml");
+    let yaml = std::fs::read_to_string(&file).expect("dialplans/12345.yaml");
+    let calendar = Calendar {
+        timezone: jiff::tz::TimeZone::UTC,
+        holidays: Vec::new(),
+    };
+    let plans =
+        DialplanSet::from_sources(&[(file, yaml)], &calendar, &ValidationContext::default())
+            .unwrap_or_else(|d| panic!("{d:?}"));
+    let set = PromptSet::load(&plans, &config(&s.0)).unwrap_or_else(|d| panic!("{d:#?}"));
+    let r = set.report();
+    assert!(r.rendered >= 40, "both languages of every prompt: {r:?}");
+}
