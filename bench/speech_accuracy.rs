@@ -198,7 +198,9 @@ impl SetResult {
 
 async fn run_set(clips: &[devset::Clip], rate: u32, streams: usize, pace: Pace) -> SetResult {
     let config = SpeechConfig {
-        pool_size: streams,
+        decoders: streams,
+        max_load: 1.0,
+        warm_recognizers: streams,
         vosk_sample_rate: rate,
         ..SpeechConfig::default()
     };
@@ -358,7 +360,9 @@ async fn language_by_confidence(clips: &[devset::Clip], lines: &[devset::TextLin
         return;
     }
     let config = SpeechConfig {
-        pool_size: 1,
+        decoders: 1,
+        max_load: 1.0,
+        warm_recognizers: 1,
         ..SpeechConfig::default()
     };
     let registry = Registry::new();

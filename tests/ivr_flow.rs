@@ -234,7 +234,7 @@ fn out_of_hours_callers_hear_the_closed_message_and_are_hung_up() {
 #[test]
 fn with_every_recognizer_busy_the_next_caller_gets_the_key_menu_at_once() {
     let dir = out_dir("ivr_pool_busy");
-    let engine = engine(&dir, &[("speech", "pool_size = 1\n")]);
+    let engine = engine(&dir, &[("speech", "max_sessions = 1\n")]);
     let silence = dir.join("silence.wav");
     tone(&silence, 60.0, 0, true);
     // Two Mandarin callers at once: one recognizer between them.

@@ -83,7 +83,7 @@ async fn server_sessions_are_bounded_and_failures_reported() {
     let server = vosk_ws_server::start(Vec::new()).await;
     let mut c = config(1);
     c.cantonese.server = Some(server.url.clone());
-    c.cantonese.pool_size = Some(1);
+    c.cantonese.max_sessions = Some(1);
     let (service, registry) = start(&c);
     let first = service
         .listen(Language::Cantonese, ListenOptions::default())

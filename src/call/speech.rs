@@ -6,14 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::dialplan::{ListenId, ListenRequest, Speech, SpeechResult, Unavailable};
 use crate::media::worker::{MediaLeg, TapHandle};
 use crate::metrics::Registry;
 use crate::speech::{
-    self, GrammarNames, Language, ListenOptions, SpeechConfig, SpeechEvent, SpeechService,
+    self, GrammarNames, Language, ListenOptions, SpeechConfig, SpeechEvent, SpeechEvents,
+    SpeechService,
 };
 
 /// Speech recognition as calls see it: the service when one is configured.
@@ -79,11 +79,11 @@ impl SpeechAccess {
     }
 }
 
-/// One recognition in progress. Dropping it stops the audio and frees the recognizer.
+/// One recognition in progress. Dropping it frees the session at once and stops the audio.
 pub struct Listening {
     pub id: ListenId,
     detect_language: bool,
-    events: mpsc::UnboundedReceiver<SpeechEvent>,
+    events: SpeechEvents,
     tap: TapHandle,
 }
 

@@ -1,5 +1,7 @@
-//! `hotline check`: loads the config, the grammar and the dialplans and prints every
-//! problem as `file:line:column: message`, the same checks `serve` makes before starting.
+//! `hotline check`: loads the config, the grammar (training its model and reporting its
+//! accuracy on the corpus's held-out splits), the dialplans and their prompts, and prints
+//! every problem as `file:line:column: message`, the same checks `serve` makes before
+//! starting.
 
 use std::path::{Path, PathBuf};
 
@@ -17,14 +19,19 @@ pub struct Args {
 pub fn run(config_path: &Path, args: Args) -> anyhow::Result<()> {
     let (config, text) = load_config_text(config_path).context("loading the config")?;
     let mut problems = check::config_diagnostics(&config, config_path, &text);
-    let (grammar, grammar_problems) = check::grammar(&config);
-    problems.extend(grammar_problems);
-    let ctx = check::validation_context(&config, grammar);
+    let grammar = check::grammar(&config);
+    problems.extend(grammar.problems);
+    for line in &grammar.accuracy {
+        eprintln!("intent model, {line}");
+    }
+    let ctx = check::validation_context(&config, grammar.names);
     if ctx.queues.is_none() {
         eprintln!("note: not checked: queue names and their agents (no [acd] queues configured)");
     }
-    let plans = match check::load_dialplans(&config, &args.paths, &ctx) {
-        Ok(set) => set.plans().len(),
+    // The prompts too: a text the voice would read with another language's letters is
+    // refused here, before it goes live (rendering what the prompt cache lacks).
+    let plans = match check::load_flows(&config, &args.paths, &ctx) {
+        Ok(flows) => flows.dialplans.plans().len(),
         Err(d) => {
             problems.extend(d);
             0

@@ -24,8 +24,10 @@ pub struct Args {
 
 pub fn run(config_path: &Path, args: Args) -> anyhow::Result<()> {
     let mut config = super::serve::load_config(config_path).context("loading the config")?;
-    // One recording needs one recogniser, not one per core.
-    config.speech.pool_size = 1;
+    // One recording needs one decoder and one recogniser, not one per core.
+    config.speech.decoders = 1;
+    config.speech.warm_recognizers = 1;
+    config.speech.max_load = 1.0;
     let samples = read_wav(&args.file)?;
     let registry = Registry::new();
     let service =

@@ -167,10 +167,14 @@ fn a_silent_caller_hears_the_no_input_prompt_then_the_menu() {
 }
 
 #[test]
-fn a_busy_recognizer_pool_falls_back_at_once() {
+fn speech_out_of_capacity_is_said_then_the_keys_are_offered() {
     let mut c = Call::start(hotline());
     c.key('1');
+    c.take();
     c.unavailable(Unavailable::PoolBusy);
+    assert_eq!(c.step(), "speech_busy");
+    assert_eq!(played(&c.take()), ["speech_busy/cmn"]);
+    c.prompt_done();
     assert_eq!(c.step(), "main_menu");
 }
 

@@ -520,6 +520,35 @@ fn ask_speech_unavailable_goes_to_the_menu_at_once() {
 }
 
 #[test]
+fn ask_speech_busy_tells_the_caller_first_when_the_plan_says_so() {
+    let steps = ASK.replace(
+        "    unavailable: menu\n",
+        "    unavailable: menu\n    busy: tell_busy\n  tell_busy:\n    play: hello\n    next: menu\n",
+    );
+    for (why, reason, heard) in [
+        (Unavailable::PoolBusy, FallbackReason::PoolBusy, "hello/cmn"),
+        (
+            Unavailable::NoRecognizer,
+            FallbackReason::NoRecognizer,
+            "menu/cmn",
+        ),
+    ] {
+        let mut c = Call::start(load(&plan(&steps)));
+        c.take();
+        c.unavailable(why);
+        let actions = c.take();
+        assert_eq!(
+            events(&actions),
+            [&EventKind::DtmfFallback {
+                call_id: "call-1".into(),
+                reason
+            }]
+        );
+        assert_eq!(played(&actions), [heard]);
+    }
+}
+
+#[test]
 fn stale_speech_is_ignored() {
     let mut c = ask_call();
     c.take();

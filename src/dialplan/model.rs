@@ -198,6 +198,9 @@ pub struct Ask {
     pub no_match: Target,
     /// Speech cannot be had (no recognizer for the language, or all busy).
     pub unavailable: Target,
+    /// Speech is configured but out of capacity right now; `unavailable` when absent. The
+    /// place to tell the caller why keys are offered instead.
+    pub busy: Option<Target>,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +290,7 @@ impl StepKind {
                 .chain(a.intent)
                 .chain(a.keys.iter().map(|(_, t)| *t))
                 .chain([a.no_input, a.no_match, a.unavailable])
+                .chain(a.busy)
                 .collect(),
             StepKind::Language(l) => vec![l.next],
             StepKind::Queue(q) => q.overflow.into_iter().collect(),

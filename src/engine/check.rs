@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::diag::Diagnostic;
 use crate::dialplan::{DialplanSet, LoadError, QueueInfo, ValidationContext};
 use crate::prompts::PromptSet;
+use crate::speech::corpus::Split;
 use crate::speech::{Classifier, GrammarNames, TextTools};
 
 /// The queues `[acd]` configures, with how many agents serve each; `None` when the config
@@ -59,9 +60,20 @@ pub fn config_diagnostics(config: &Config, file: &Path, text: &str) -> Vec<Diagn
     out
 }
 
-/// The grammar's names (for dialplan validation), when it loads, and its problems (file
-/// errors, examples that miss their own intent). Loads the text dictionaries.
-pub fn grammar(config: &Config) -> (Option<GrammarNames>, Vec<Diagnostic>) {
+/// What checking the grammar folder found.
+#[derive(Debug, Default)]
+pub struct GrammarCheck {
+    /// The grammar's names (for dialplan validation), when it loads.
+    pub names: Option<GrammarNames>,
+    /// File and corpus errors, examples that miss their own intent.
+    pub problems: Vec<Diagnostic>,
+    /// The learned model on the corpus's held-out splits, one line each.
+    pub accuracy: Vec<String>,
+}
+
+/// Loads the grammar folder (and trains its model), runs its examples and measures the
+/// model on the corpus's dev and test splits. Loads the text dictionaries.
+pub fn grammar(config: &Config) -> GrammarCheck {
     let dir = &config.speech.grammar_dir;
     let tools = match TextTools::load() {
         Ok(t) => t,
@@ -72,12 +84,29 @@ pub fn grammar(config: &Config) -> (Option<GrammarNames>, Vec<Diagnostic>) {
                 column: 1,
                 message: e.to_string(),
             };
-            return (None, vec![problem]);
+            return GrammarCheck {
+                problems: vec![problem],
+                ..GrammarCheck::default()
+            };
         }
     };
     match Classifier::load(dir, tools) {
-        Ok(c) => (Some(c.grammar().names()), c.check_examples()),
-        Err(d) => (None, d),
+        Ok(c) => GrammarCheck {
+            names: Some(c.grammar().names()),
+            problems: c.check_examples(),
+            accuracy: if c.has_model() {
+                [Split::Dev, Split::Test]
+                    .into_iter()
+                    .map(|s| format!("{} split: {}", s.name(), c.evaluate(s)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        },
+        Err(problems) => GrammarCheck {
+            problems,
+            ..GrammarCheck::default()
+        },
     }
 }
 

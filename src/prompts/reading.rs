@@ -222,14 +222,7 @@ fn digits(s: &[char]) -> (usize, u64) {
 }
 
 fn starts_with(s: &[char], word: &str) -> bool {
-    let mut k = 0;
-    for w in word.chars() {
-        if s.get(k) != Some(&w) {
-            return false;
-        }
-        k += 1;
-    }
-    true
+    word.chars().enumerate().all(|(k, w)| s.get(k) == Some(&w))
 }
 
 /// `YYYY-MM-DD`, `YYYY/MM/DD` or `YYYY年M月D日`.

@@ -1,14 +1,19 @@
 //! The intent classifier: a transcript in, a `Decision` out (intent, queue, confidence,
 //! runner-up and the evidence behind them). Normalises the text, finds every grammar
 //! word in it (exactly, or by pinyin when the recogniser misheard it), cancels words a
-//! negation cue denies ("不是公积金"), sums weights per intent and picks the best.
-//! Pure and deterministic: no I/O, no clock; the grammar is compiled once and shared.
+//! negation cue denies ("不是公积金") and sums weights per intent. When the grammar folder
+//! has a corpus, the learned model (`intent_model`) decides from the text's n-grams and
+//! words with those grammar scores as evidence, and `none` (out of scope) is one of its
+//! answers; without one, the best grammar score decides. Deterministic: no clock, no I/O
+//! after loading; compiled and trained once and shared.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::corpus::{self, Line, Split};
 use super::grammar::{Grammar, Term, TermKind};
+use super::intent_model::{self, Contribution, IntentModel, Sample};
 use super::language::{LanguageGuess, guess};
 use super::phonetic::{Syllable, reading};
 use super::text::{Normalized, TextTools};
@@ -30,6 +35,10 @@ pub struct Classifier {
     grammar: Grammar,
     tools: Arc<TextTools>,
     terms: Vec<Compiled>,
+    /// Learned from the grammar folder's corpus, when it has one.
+    model: Option<IntentModel>,
+    /// The corpus's dev and test lines, for `evaluate`.
+    held_out: Vec<Line>,
 }
 
 struct Compiled {
@@ -40,7 +49,7 @@ struct Compiled {
 }
 
 /// What the classifier decided about one transcript.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Decision {
     pub transcript: String,
     /// The transcript as matched: simplified, without spaces and punctuation.
@@ -56,6 +65,10 @@ pub struct Decision {
     /// Every intent with a non-zero score, best first.
     pub scores: Vec<Score>,
     pub evidence: Vec<Evidence>,
+    /// The learned model's strongest reasons for its answer (empty without a model).
+    pub features: Vec<Contribution>,
+    /// The model's probability that the request is out of scope (0 without a model).
+    pub out_of_scope: f32,
     pub language: LanguageGuess,
 }
 
@@ -146,13 +159,128 @@ impl Classifier {
             grammar,
             tools,
             terms,
+            model: None,
+            held_out: Vec::new(),
         }
     }
 
-    /// Loads and compiles the grammar folder `dir`.
+    /// Loads and compiles the grammar folder `dir`, and trains the intent model on its
+    /// corpus (about a second) when it has one.
     pub fn load(dir: &Path, tools: Arc<TextTools>) -> Result<Classifier, Vec<Diagnostic>> {
         let grammar = Grammar::load(dir, &tools)?;
-        Ok(Classifier::new(grammar, tools))
+        let names: Vec<&str> = grammar.intents.iter().map(|i| i.name.as_str()).collect();
+        let (lines, problems) = corpus::load(dir, &names);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut classifier = Classifier::new(grammar, tools);
+        if !lines.is_empty() {
+            classifier.train(lines);
+        }
+        Ok(classifier)
+    }
+
+    /// Trains the model on the train lines and the grammar's examples, calibrates it on
+    /// the dev lines, and keeps dev and test for `evaluate`.
+    fn train(&mut self, lines: Vec<Line>) {
+        let started = std::time::Instant::now();
+        let classes: Vec<String> = self
+            .grammar
+            .intents
+            .iter()
+            .map(|i| i.name.clone())
+            .chain(std::iter::once(intent_model::NONE.to_owned()))
+            .collect();
+        let class_of = |name: &str| classes.iter().position(|c| c == name);
+        let mut train = Vec::new();
+        let mut dev = Vec::new();
+        for line in &lines {
+            let Some(class) = class_of(&line.intent) else {
+                continue;
+            };
+            let sample = Sample {
+                features: self.features(&line.text),
+                class,
+            };
+            match line.split {
+                Split::Train => train.push(sample),
+                Split::Dev => dev.push(sample),
+                Split::Test => {}
+            }
+        }
+        for (class, intent) in self.grammar.intents.iter().enumerate() {
+            for example in &intent.examples {
+                train.push(Sample {
+                    features: self.features(&example.text),
+                    class,
+                });
+            }
+        }
+        let mut model = IntentModel::train(classes, &train);
+        model.calibrate(&dev);
+        tracing::info!(train = train.len(), dev = dev.len(), temperature = model.temperature(),
+            time = ?started.elapsed(), "intent model trained");
+        self.model = Some(model);
+        self.held_out = lines
+            .into_iter()
+            .filter(|l| l.split != Split::Train)
+            .collect();
+    }
+
+    /// The model's features of a text: normalised, segmented, scored by the grammar.
+    fn features(&self, text: &str) -> Vec<intent_model::Feature> {
+        let norm = self.tools.normalize(text);
+        let spans = self.tools.segment(&norm);
+        let weighed = self.grammar_scores(&norm, &spans);
+        self.features_of(&norm, &spans, &weighed)
+    }
+
+    fn features_of(
+        &self,
+        norm: &Normalized,
+        spans: &[(usize, usize)],
+        weighed: &Weighed,
+    ) -> Vec<intent_model::Feature> {
+        let words: Vec<String> = spans
+            .iter()
+            .map(|&(s, e)| norm.chars[s..e].iter().collect())
+            .collect();
+        let grammar: Vec<(&str, f32)> = weighed
+            .scores
+            .iter()
+            .map(|s| (s.intent.as_str(), s.score))
+            .collect();
+        intent_model::features(&norm.chars, &words, &grammar)
+    }
+
+    /// Whether decisions come from the learned model.
+    pub fn has_model(&self) -> bool {
+        self.model.is_some()
+    }
+
+    /// The corpus lines of `split` (dev or test) through `classify`.
+    pub fn evaluate(&self, split: Split) -> Evaluation {
+        let mut e = Evaluation::default();
+        for line in self.held_out.iter().filter(|l| l.split == split) {
+            let got = self.classify(&line.text).intent.map(|s| s.intent);
+            let right = match (&got, line.intent.as_str()) {
+                (None, intent_model::NONE) => true,
+                (Some(g), want) => g == want,
+                (None, _) => false,
+            };
+            let lang = e.per_language.entry(line.language.clone()).or_default();
+            lang.0 += 1;
+            if right {
+                lang.1 += 1;
+            }
+            if line.intent == intent_model::NONE {
+                e.out_of_scope += 1;
+                if got.is_some() {
+                    e.false_routes += 1;
+                }
+            }
+        }
+        e
     }
 
     pub fn grammar(&self) -> &Grammar {
@@ -167,28 +295,88 @@ impl Classifier {
     /// fallback: it runs only when the exact words found are not enough to choose an
     /// intent, so a correctly recognised word is never reinterpreted as another.
     pub fn classify(&self, transcript: &str) -> Decision {
-        let settings = &self.grammar.settings;
         let norm = self.tools.normalize(transcript);
         let spans = self.tools.segment(&norm);
+        let weighed = self.grammar_scores(&norm, &spans);
+        let mut decision = match &self.model {
+            Some(model) => {
+                let features = self.features_of(&norm, &spans, &weighed);
+                self.decide_by_model(model, &features, weighed)
+            }
+            None => self.decide_by_grammar(weighed),
+        };
+        let text = &norm.chars;
+        decision.transcript = transcript.to_owned();
+        decision.normalized = norm.text();
+        decision.words = spans
+            .iter()
+            .map(|&(s, e)| text[s..e].iter().collect())
+            .collect();
+        decision.language = guess(&self.grammar.settings.cantonese_markers, &norm);
+        decision
+    }
+
+    /// The grammar's evidence and scores for a normalised transcript.
+    fn grammar_scores(&self, norm: &Normalized, spans: &[(usize, usize)]) -> Weighed {
+        let settings = &self.grammar.settings;
         let (exact, unmatched) = self.find_exact(&norm.chars);
-        let mut weighed = self.weigh(&norm, &spans, &exact);
+        let mut weighed = self.weigh(norm, spans, &exact);
         if weighed.first_score() < settings.min_score {
             let fuzzy = self.find_fuzzy(&norm.chars, &unmatched, &exact);
             if !fuzzy.is_empty() {
                 let all: Vec<Found> = exact.into_iter().chain(fuzzy).collect();
-                weighed = self.weigh(&norm, &spans, &all);
+                weighed = self.weigh(norm, spans, &all);
             }
         }
-        let Weighed {
-            mut evidence,
+        weighed
+    }
+
+    /// The learned model's answer: the likeliest class, `none` routing nowhere.
+    fn decide_by_model(
+        &self,
+        model: &IntentModel,
+        features: &[intent_model::Feature],
+        weighed: Weighed,
+    ) -> Decision {
+        let probs = model.predict(features);
+        let none = probs.len() - 1;
+        let mut ranked: Vec<usize> = (0..probs.len()).collect();
+        ranked.sort_by(|a, b| probs[*b].total_cmp(&probs[*a]));
+        let score = |c: usize| {
+            let intent = &self.grammar.intents[c];
+            Score {
+                intent: intent.name.clone(),
+                queue: intent.queue.clone(),
+                score: probs[c],
+            }
+        };
+        let scores: Vec<Score> = ranked
+            .iter()
+            .filter(|&&c| c != none && probs[c] >= 0.005)
+            .map(|&c| score(c))
+            .collect();
+        let best = ranked[0];
+        let intent = (best != none).then(|| score(best));
+        let runner_up = ranked
+            .iter()
+            .find(|&&c| c != none && c != best)
+            .map(|&c| score(c));
+        Decision {
+            intent,
+            runner_up,
+            confidence: if best == none { 0.0 } else { probs[best] },
             scores,
-        } = weighed;
-        evidence.sort_by(|a, b| {
-            b.contribution
-                .abs()
-                .total_cmp(&a.contribution.abs())
-                .then(a.position.cmp(&b.position))
-        });
+            evidence: sorted_evidence(weighed.evidence),
+            features: model.explain(features, best, 8),
+            out_of_scope: probs[none],
+            ..Decision::default()
+        }
+    }
+
+    /// The best grammar score, when no model was trained.
+    fn decide_by_grammar(&self, weighed: Weighed) -> Decision {
+        let settings = &self.grammar.settings;
+        let Weighed { evidence, scores } = weighed;
         let best = scores.first().filter(|s| s.score >= settings.min_score);
         let runner_up = match best {
             Some(_) => scores.get(1),
@@ -200,20 +388,13 @@ impl Classifier {
             let second = runner_up.as_ref().map_or(0.0, |r| r.score.max(0.0));
             (b.score / settings.confident_score).min(1.0) * (b.score - second) / b.score
         });
-        let text = &norm.chars;
         Decision {
-            transcript: transcript.to_owned(),
-            normalized: norm.text(),
-            words: spans
-                .iter()
-                .map(|&(s, e)| text[s..e].iter().collect())
-                .collect(),
             intent: best.cloned(),
             runner_up,
             confidence,
-            language: guess(&settings.cantonese_markers, &norm),
             scores,
-            evidence,
+            evidence: sorted_evidence(evidence),
+            ..Decision::default()
         }
     }
 
@@ -431,6 +612,53 @@ impl Classifier {
     }
 }
 
+/// Strongest evidence first, then in the order heard.
+fn sorted_evidence(mut evidence: Vec<Evidence>) -> Vec<Evidence> {
+    evidence.sort_by(|a, b| {
+        b.contribution
+            .abs()
+            .total_cmp(&a.contribution.abs())
+            .then(a.position.cmp(&b.position))
+    });
+    evidence
+}
+
+/// How the classifier did on a held-out split of the corpus.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evaluation {
+    /// Language -> (lines, routed right: the labelled intent, or nowhere for `none`).
+    pub per_language: std::collections::BTreeMap<String, (usize, usize)>,
+    /// `none` lines, and those routed to a queue anyway.
+    pub out_of_scope: usize,
+    pub false_routes: usize,
+}
+
+impl Evaluation {
+    pub fn total(&self) -> (usize, usize) {
+        self.per_language
+            .values()
+            .fold((0, 0), |(n, r), (ln, lr)| (n + ln, r + lr))
+    }
+}
+
+impl fmt::Display for Evaluation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pct = |r: usize, n: usize| 100.0 * r as f64 / n.max(1) as f64;
+        let (n, r) = self.total();
+        write!(f, "{r}/{n} right ({:.1}%)", pct(r, n))?;
+        for (lang, (ln, lr)) in &self.per_language {
+            write!(f, "; {lang} {lr}/{ln} ({:.1}%)", pct(*lr, *ln))?;
+        }
+        write!(
+            f,
+            "; out of scope routed to a queue {}/{} ({:.1}%)",
+            self.false_routes,
+            self.out_of_scope,
+            pct(self.false_routes, self.out_of_scope)
+        )
+    }
+}
+
 fn occurrences<'a>(text: &'a [char], part: &'a [char]) -> impl Iterator<Item = usize> + 'a {
     let n = part.len();
     (0..(text.len() + 1).saturating_sub(n)).filter(move |&s| &text[s..s + n] == part)
@@ -502,17 +730,43 @@ impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "transcript: {}", self.transcript)?;
         writeln!(f, "words:      {}", self.words.join(" "))?;
-        match &self.intent {
-            Some(s) => writeln!(
+        let learned = !self.features.is_empty() || self.out_of_scope > 0.0;
+        match (&self.intent, learned) {
+            (Some(s), true) => writeln!(
+                f,
+                "intent:     {} -> queue {} (probability {:.2})",
+                s.intent, s.queue, self.confidence
+            )?,
+            (Some(s), false) => writeln!(
                 f,
                 "intent:     {} -> queue {} (score {:.2}, confidence {:.2})",
                 s.intent, s.queue, s.score, self.confidence
             )?,
-            None => writeln!(f, "intent:     none (no intent reached min_score)")?,
+            (None, true) => writeln!(
+                f,
+                "intent:     none (out of scope, probability {:.2})",
+                self.out_of_scope
+            )?,
+            (None, false) => writeln!(f, "intent:     none (no intent reached min_score)")?,
         }
-        match &self.runner_up {
-            Some(s) => writeln!(f, "runner-up:  {} (score {:.2})", s.intent, s.score)?,
-            None => writeln!(f, "runner-up:  none")?,
+        match (&self.runner_up, learned) {
+            (Some(s), true) => {
+                writeln!(f, "runner-up:  {} (probability {:.2})", s.intent, s.score)?
+            }
+            (Some(s), false) => writeln!(f, "runner-up:  {} (score {:.2})", s.intent, s.score)?,
+            (None, _) => writeln!(f, "runner-up:  none")?,
+        }
+        if learned {
+            writeln!(
+                f,
+                "model:      strongest features for `{}` (c1-c3: characters, w: word, g: grammar score)",
+                self.features
+                    .first()
+                    .map_or(intent_model::NONE, |c| c.class.as_str())
+            )?;
+            for c in &self.features {
+                writeln!(f, "  {:+6.2}  {}", c.weight, c.feature)?;
+            }
         }
         let markers = if self.language.markers.is_empty() {
             String::new()

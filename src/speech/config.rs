@@ -20,9 +20,20 @@ pub const DEFAULT_MANDARIN_MODEL: &str = "data/models/vosk-model-small-cn-0.22";
 pub struct SpeechConfig {
     /// Folder holding the hotline's intent grammar (grammars/README.md).
     pub grammar_dir: PathBuf,
-    /// Concurrent recognitions per language unless its section says otherwise.
-    /// 0: one per CPU core.
-    pub pool_size: usize,
+    /// Decoder threads per local (Vosk) model; 0: one per CPU core. Every listening
+    /// session shares them; only speech is decoded.
+    pub decoders: usize,
+    /// Listening sessions at once per language, whatever the load (for a vosk-server:
+    /// connections at once) unless its section says otherwise.
+    pub max_sessions: usize,
+    /// New sessions are refused (the caller is told, then offered keys) while the
+    /// decoders were busy more than this share of the last two seconds, or two seconds of
+    /// audio per decoder wait to be decoded. 1.0 admits by `max_sessions` alone (offline
+    /// recognition, which feeds audio as fast as it is decoded).
+    pub max_load: f64,
+    /// Recognisers created at start; more are made when more callers speak at once.
+    /// 0: two per decoder.
+    pub warm_recognizers: usize,
     /// The rate audio is fed to a local Vosk model at: 8000 (as it arrives from RTP) or
     /// 16000 (upsampled here first). bench/speech_accuracy.sh measures both.
     pub vosk_sample_rate: u32,
@@ -44,15 +55,18 @@ pub struct RecognizerConfig {
     pub model: Option<PathBuf>,
     /// A vosk-server WebSocket URL (`ws://host:2700`), one connection per recognition.
     pub server: Option<String>,
-    /// Overrides `[speech] pool_size` for this language.
-    pub pool_size: Option<usize>,
+    /// Overrides `[speech] max_sessions` for this language.
+    pub max_sessions: Option<usize>,
 }
 
 impl Default for SpeechConfig {
     fn default() -> Self {
         SpeechConfig {
             grammar_dir: PathBuf::from("grammars/12345"),
-            pool_size: 0,
+            decoders: 0,
+            max_sessions: 500,
+            max_load: 0.85,
+            warm_recognizers: 0,
             vosk_sample_rate: 8000,
             end_silence_ms: 700,
             no_input_ms: 5000,
@@ -64,11 +78,26 @@ impl Default for SpeechConfig {
 }
 
 /// What serves one language, once defaults are applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Backend {
-    Vosk { model: PathBuf, pool_size: usize },
-    Server { url: String, max_sessions: usize },
+    Vosk {
+        model: PathBuf,
+        capacity: LocalCapacity,
+    },
+    Server {
+        url: String,
+        max_sessions: usize,
+    },
     None,
+}
+
+/// How a local model's decoding is shared out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LocalCapacity {
+    pub decoders: usize,
+    pub max_sessions: usize,
+    pub max_load: f64,
+    pub warm: usize,
 }
 
 impl SpeechConfig {
@@ -87,9 +116,28 @@ impl SpeechConfig {
             Language::Cantonese => "cantonese",
         };
         let r = self.recognizer(lang);
-        let size = match r.pool_size.unwrap_or(self.pool_size) {
+        let max_sessions = r.max_sessions.unwrap_or(self.max_sessions);
+        if max_sessions == 0 || !(self.max_load > 0.0 && self.max_load <= 1.0) {
+            return Err(SpeechError::Config {
+                section: "speech",
+                message: format!(
+                    "max_sessions must be at least 1 (it is {max_sessions}) and max_load in 0 < x <= 1 (it is {})",
+                    self.max_load
+                ),
+            });
+        }
+        let decoders = match self.decoders {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
+        };
+        let capacity = LocalCapacity {
+            decoders,
+            max_sessions,
+            max_load: self.max_load,
+            warm: match self.warm_recognizers {
+                0 => 2 * decoders,
+                n => n,
+            },
         };
         match (&r.model, &r.server) {
             (Some(_), Some(_)) => Err(SpeechError::Config {
@@ -98,13 +146,13 @@ impl SpeechConfig {
             }),
             (Some(model), None) => Ok(Backend::Vosk {
                 model: model.clone(),
-                pool_size: size,
+                capacity,
             }),
             (None, Some(url)) => {
                 if url.starts_with("ws://") {
                     Ok(Backend::Server {
                         url: url.clone(),
-                        max_sessions: size,
+                        max_sessions,
                     })
                 } else {
                     Err(SpeechError::Config {
@@ -116,7 +164,7 @@ impl SpeechConfig {
             (None, None) if lang == Language::Mandarin => Ok(Backend::Vosk {
                 model: std::env::var_os("HOTLINE_VOSK_MODEL")
                     .map_or_else(|| PathBuf::from(DEFAULT_MANDARIN_MODEL), PathBuf::from),
-                pool_size: size,
+                capacity,
             }),
             (None, None) => Ok(Backend::None),
         }
@@ -140,16 +188,21 @@ mod tests {
 
     #[test]
     fn sections_parse_and_resolve_backends() {
-        let text = "[speech]\npool_size = 3\nend_silence_ms = 500\n\
+        let text = "[speech]\ndecoders = 3\nmax_sessions = 40\nend_silence_ms = 500\n\
                     [speech.mandarin]\nmodel = \"m\"\n\
-                    [speech.cantonese]\nserver = \"ws://127.0.0.1:2700\"\npool_size = 5\n";
+                    [speech.cantonese]\nserver = \"ws://127.0.0.1:2700\"\nmax_sessions = 5\n";
         let c = Config::parse(Path::new("x.toml"), text).expect("valid");
         let s = c.speech;
         assert_eq!(
             s.backend(Language::Mandarin).expect("ok"),
             Backend::Vosk {
                 model: PathBuf::from("m"),
-                pool_size: 3
+                capacity: LocalCapacity {
+                    decoders: 3,
+                    max_sessions: 40,
+                    max_load: 0.85,
+                    warm: 6
+                }
             }
         );
         assert_eq!(
@@ -175,5 +228,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("x.toml:2:1: "), "{err}");
+        let s = SpeechConfig {
+            max_load: 1.5,
+            ..SpeechConfig::default()
+        };
+        let err = s.backend(Language::Mandarin).unwrap_err().to_string();
+        assert!(err.contains("max_load in 0 < x <= 1 (it is 1.5)"), "{err}");
     }
 }

@@ -33,3 +33,13 @@ pub(crate) fn guess(markers: &[Term], text: &Normalized) -> LanguageGuess {
         markers: found,
     }
 }
+
+impl Default for LanguageGuess {
+    /// No Cantonese word seen: Mandarin.
+    fn default() -> Self {
+        LanguageGuess {
+            language: Language::Mandarin,
+            markers: Vec::new(),
+        }
+    }
+}

@@ -8,12 +8,15 @@
 //! only sees `SpeechService::listen`, `Listener::push` and `SpeechEvent`s.
 //! This module touches no SIP, RTP or dialplan state.
 
+mod admission;
 mod check;
 mod classifier;
 mod config;
+pub mod corpus;
 pub mod devset;
 mod endpoint;
 mod grammar;
+mod intent_model;
 mod language;
 mod offline;
 mod phonetic;
@@ -25,15 +28,17 @@ mod utterance;
 mod vosk_pool;
 
 pub use check::{check_grammar, check_grammar_with};
-pub use classifier::{Classifier, Decision, Evidence, Score};
-pub use config::{Backend, RecognizerConfig, SpeechConfig};
+pub use classifier::{Classifier, Decision, Evaluation, Evidence, Score};
+pub use config::{Backend, LocalCapacity, RecognizerConfig, SpeechConfig};
 pub use endpoint::{EndReason, EndpointConfig};
 pub use grammar::{Example, Grammar, GrammarNames, Intent, Settings, Source, Term, TermKind};
+pub use intent_model::Contribution;
 pub use language::LanguageGuess;
 pub use offline::{ClipRun, Pace, read_wav, run_clip};
 pub use remote::{CONFIG_MESSAGE, EOF_MESSAGE};
 pub use service::{
-    AudioSink, ListenOptions, Listener, PushError, SpeechEvent, SpeechService, Unavailable,
+    AudioSink, ListenOptions, Listener, PushError, SpeechEvent, SpeechEvents, SpeechService,
+    Unavailable,
 };
 pub use text::TextTools;
 pub use utterance::{Recognition, SessionStats, Word};

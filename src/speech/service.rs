@@ -78,9 +78,9 @@ impl Default for ListenOptions {
 
 pub(crate) type Frame = Box<[i16]>;
 
-/// Where a session's frames go: a worker thread's queue or a tokio task's.
+/// Where a session's frames go: its inbox at the local decoders, or a tokio task's queue.
 pub(crate) enum FrameTx {
-    Thread(std::sync::mpsc::SyncSender<Frame>),
+    Local(Arc<super::vosk_pool::Session>),
     Task(mpsc::Sender<Frame>),
 }
 
@@ -240,22 +240,22 @@ impl SpeechService {
             let metrics = LangMetrics::new(registry, language);
             let backend = config.backend(language)?;
             let size = match &backend {
-                Backend::Vosk { pool_size, .. } => *pool_size,
+                Backend::Vosk { capacity, .. } => capacity.max_sessions,
                 Backend::Server { max_sessions, .. } => *max_sessions,
                 Backend::None => 0,
             };
             registry
                 .gauge(
-                    "hotline_speech_pool_size",
-                    "Recognitions that may run at once, per language",
+                    "hotline_speech_max_sessions",
+                    "Listening sessions that may run at once, per language (local decoding also admits by measured load)",
                     &[("lang", language.code())],
                 )
                 .set(size as i64);
             let kind = match backend {
-                Backend::Vosk { model, pool_size } => BackendKind::Vosk(VoskPool::start(
+                Backend::Vosk { model, capacity } => BackendKind::Vosk(VoskPool::start(
                     language,
                     &model,
-                    pool_size,
+                    capacity,
                     config.vosk_sample_rate,
                 )?),
                 Backend::Server { url, max_sessions } => {
@@ -320,7 +320,9 @@ impl SpeechService {
             events,
         };
         let opened = match &backend.kind {
-            BackendKind::Vosk(pool) => pool.open(ctx, backlog),
+            BackendKind::Vosk(pool) => pool
+                .open(ctx, backlog)
+                .map(|(session, lease)| (FrameTx::Local(session), lease)),
             BackendKind::Server(server) => server.open(ctx, backlog),
             BackendKind::None => Err(Unavailable::NoRecognizer),
         };
@@ -328,11 +330,11 @@ impl SpeechService {
             Ok((tx, lease)) => Ok(Listener {
                 audio: AudioSink {
                     tx,
-                    lease,
+                    lease: lease.clone(),
                     language: lang,
                     dropped: backend.metrics.dropped.clone(),
                 },
-                events: rx,
+                events: SpeechEvents { rx, lease },
             }),
             Err(e) => {
                 match e {
@@ -350,7 +352,7 @@ impl SpeechService {
 /// back at once.
 pub struct Listener {
     audio: AudioSink,
-    events: mpsc::UnboundedReceiver<SpeechEvent>,
+    events: SpeechEvents,
 }
 
 impl Listener {
@@ -366,7 +368,7 @@ impl Listener {
 
     /// The next event if one is waiting.
     pub fn try_recv(&mut self) -> Option<SpeechEvent> {
-        self.events.try_recv().ok()
+        self.events.try_recv()
     }
 
     pub fn language(&self) -> Language {
@@ -374,8 +376,35 @@ impl Listener {
     }
 
     /// The audio side (for the media task) and the event side (for the call task).
-    pub fn split(self) -> (AudioSink, mpsc::UnboundedReceiver<SpeechEvent>) {
+    /// Dropping either ends the session.
+    pub fn split(self) -> (AudioSink, SpeechEvents) {
         (self.audio, self.events)
+    }
+}
+
+/// The event side of a listener. Dropping it ends the session at once: the call's step is
+/// over, and the next step may listen again without waiting for the audio side (which
+/// the media worker lets go of on its next tick).
+pub struct SpeechEvents {
+    rx: mpsc::UnboundedReceiver<SpeechEvent>,
+    lease: Arc<Lease>,
+}
+
+impl SpeechEvents {
+    /// The next event; `None` once the session is over and every event was read.
+    pub async fn recv(&mut self) -> Option<SpeechEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<SpeechEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Drop for SpeechEvents {
+    fn drop(&mut self) {
+        self.lease.release();
     }
 }
 
@@ -395,12 +424,10 @@ impl AudioSink {
         }
         let frame: Frame = frame.into();
         let full = match &self.tx {
-            FrameTx::Thread(tx) => match tx.try_send(frame) {
+            FrameTx::Local(session) => match session.push(frame) {
                 Ok(()) => false,
-                Err(std::sync::mpsc::TrySendError::Full(_)) => true,
-                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
-                    return Err(PushError::Ended);
-                }
+                Err(PushError::Backlog) => true,
+                Err(PushError::Ended) => return Err(PushError::Ended),
             },
             FrameTx::Task(tx) => match tx.try_send(frame) {
                 Ok(()) => false,

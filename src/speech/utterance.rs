@@ -4,12 +4,14 @@
 //! client both drive this; neither duplicates the rules (partials only when they change,
 //! segments joined, an "utterance" without a single word is noise and listening resumes).
 
+use std::collections::VecDeque;
+use std::collections::vec_deque::Drain;
 use std::time::Duration;
 
 use super::Language;
 use super::classifier::{Classifier, Decision};
 use super::endpoint::{EndReason, EndpointConfig, EndpointEvent, Endpointer};
-use super::service::SpeechEvent;
+use super::service::{Frame, SpeechEvent};
 
 /// One recognised word with its timing (audio time since listening started).
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +79,41 @@ pub(crate) enum Step {
     },
     /// Send this event; the session is over.
     End(SpeechEvent),
+}
+
+/// Audio kept from before speech is detected (300 ms), fed to the recogniser when it is:
+/// the endpointer needs `onset` of voiced audio to call it speech, and a word starts
+/// before that.
+const PRE_ROLL_FRAMES: usize = 15;
+
+/// The voice-activity gate in front of a recogniser: only speech (with its pre-roll and
+/// the trailing silence up to the endpoint) is decoded, so a session whose caller is
+/// silent or listening to a prompt costs no decoding at all.
+#[derive(Default)]
+pub(crate) struct Gate {
+    frames: VecDeque<Frame>,
+    open: bool,
+}
+
+impl Gate {
+    /// The frames to decode now, given `frame` and the endpointer's `step` on it: none
+    /// before speech, the pre-roll and this frame when speech starts, each frame until the
+    /// utterance ends.
+    pub fn pass(&mut self, frame: Frame, step: &Step) -> Drain<'_, Frame> {
+        self.frames.push_back(frame);
+        if matches!(step, Step::Emit(SpeechEvent::SpeechStarted { .. })) {
+            self.open = true;
+        }
+        if self.open {
+            if matches!(step, Step::Finalize { .. } | Step::End(_)) {
+                self.open = false;
+            }
+            return self.frames.drain(..);
+        }
+        let keep = self.frames.len().saturating_sub(PRE_ROLL_FRAMES);
+        self.frames.drain(..keep);
+        self.frames.drain(0..0)
+    }
 }
 
 pub(crate) struct Utterance {
@@ -198,6 +235,51 @@ mod tests {
             end: Duration::from_millis(start_ms + 200),
             confidence: conf,
         }
+    }
+
+    #[test]
+    fn the_gate_feeds_speech_with_its_pre_roll_and_nothing_else() {
+        let mut u = Utterance::new(Language::Mandarin, EndpointConfig::default());
+        let mut gate = Gate::default();
+        let loud: Frame = (0..FRAME_SAMPLES)
+            .map(|i| if i % 2 == 0 { 6000 } else { -6000 })
+            .collect();
+        let silence: Frame = vec![0i16; FRAME_SAMPLES].into();
+        let mut fed = Vec::new();
+        let mut feed = |u: &mut Utterance, gate: &mut Gate, f: &Frame| {
+            let step = u.on_audio(f);
+            let n = gate.pass(f.clone(), &step).count();
+            fed.push(n);
+            step
+        };
+        // Two seconds of silence cost nothing.
+        for _ in 0..100 {
+            feed(&mut u, &mut gate, &silence);
+        }
+        // Speech is detected on its third frame: the pre-roll (15 frames) goes first.
+        feed(&mut u, &mut gate, &loud);
+        feed(&mut u, &mut gate, &loud);
+        let started = feed(&mut u, &mut gate, &loud);
+        assert_eq!(
+            started,
+            Step::Emit(SpeechEvent::SpeechStarted {
+                at: Duration::from_secs(2)
+            })
+        );
+        assert!(gate.open);
+        for _ in 0..10 {
+            feed(&mut u, &mut gate, &loud);
+        }
+        let mut last = Step::Continue;
+        while !matches!(last, Step::Finalize { .. }) {
+            last = feed(&mut u, &mut gate, &silence);
+        }
+        assert!(!gate.open, "closed at the endpoint");
+        assert_eq!(fed[..102].iter().sum::<usize>(), 0, "nothing before speech");
+        assert_eq!(fed[102], 16, "the pre-roll and the detecting frame");
+        assert!(fed[103..].iter().all(|&n| n == 1), "then each frame");
+        // After the endpoint, silence is held back again.
+        assert_eq!(gate.pass(silence.clone(), &Step::Continue).count(), 0);
     }
 
     #[test]

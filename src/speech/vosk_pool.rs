@@ -1,55 +1,107 @@
-//! Local Vosk recognition: the model of a language is loaded once and shared; a fixed
-//! number of dedicated threads each own one recogniser (never the tokio runtime:
-//! `accept_waveform` blocks for milliseconds). A session takes an idle thread from the
-//! free list or is refused at once; its frames reach the thread over a bounded queue.
-//! Owns the threads and the free list; the per-session rules live in `utterance`.
+//! Local Vosk recognition for many callers on a few cores. The model of a language is
+//! loaded once and shared; a few decoder threads (one per core by default, never the tokio
+//! runtime: `accept_waveform` blocks for milliseconds) serve every listening session. A
+//! session is cheap: its frames wait in its own inbox, and it joins the decoders' run queue
+//! only when it has audio. The voice-activity gate (`utterance::Gate`) decodes speech only,
+//! so a session whose caller is silent or hearing a prompt costs no decoding, and a
+//! recogniser is taken from the warm set only while its caller speaks. New sessions are
+//! admitted by measured decoder load (`admission`), not by a count of recognisers.
+//! Owns the threads, the run queue, the warm recognisers and the admission state; the
+//! per-utterance rules live in `utterance`.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use vosk::{CompleteResult, DecodingState, Model, Recognizer};
 
+use super::admission::{Admission, Limits, Refusal};
+use super::config::LocalCapacity;
 use super::resample::Upsampler;
-use super::service::{Frame, FrameTx, Lease, SessionContext, SpeechEvent, Unavailable};
-use super::utterance::{Step, Utterance, Word};
-use super::{Language, SpeechError};
+use super::service::{Frame, Lease, PushError, SessionContext, SpeechEvent, Unavailable};
+use super::utterance::{Gate, Step, Utterance, Word};
+use super::{FRAME_SAMPLES, Language, SAMPLE_RATE, SpeechError};
 
-/// Ask for a partial result every this many frames (100 ms): often enough for barge-in
-/// and the agent's screen, rarely enough to cost little.
+/// Ask for a partial result every this many decoded frames (100 ms): often enough for
+/// barge-in and the agent's screen, rarely enough to cost little.
 const PARTIAL_EVERY: u32 = 5;
 /// Vosk reports word times as seconds since the recogniser was created, and the crate
 /// reads them as f32: past an hour they lose milliseconds, so the recogniser is renewed.
 const RENEW_AFTER_SECONDS: u64 = 3600;
+/// Audio waiting per decoder beyond which new sessions are refused: a burst of speakers
+/// shows here before the measured load catches up.
+const MAX_QUEUED: Duration = Duration::from_secs(2);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here leaves its data consistent at each step: a panic in
+    // another holder (caught and reported by the decoder) does not make it unusable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 pub(crate) struct VoskPool {
-    free: Arc<Mutex<Vec<Worker>>>,
+    shared: Arc<Shared>,
 }
 
-struct Worker {
-    jobs: Sender<Job>,
+struct Shared {
+    language: Language,
+    model: Arc<Model>,
+    sample_rate: u32,
+    /// Sessions with audio (or an end) to process, oldest first.
+    run: Mutex<VecDeque<Arc<Session>>>,
+    wake: Condvar,
+    /// Recognisers not in use, kept warm.
+    idle: Mutex<Vec<Warm>>,
+    admission: Mutex<Admission>,
+    sessions: AtomicUsize,
+    /// Frames waiting in every inbox.
+    queued: AtomicUsize,
+    /// The pool was dropped: decoders finish the run queue and exit.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
-struct Job {
+/// One listening session: an inbox the media side fills and the decoder state only the
+/// thread that scheduled it touches.
+pub(crate) struct Session {
+    inbox: Mutex<Inbox>,
+    work: Mutex<Work>,
+    shared: Arc<Shared>,
+    backlog: usize,
+}
+
+struct Inbox {
+    frames: VecDeque<Frame>,
+    /// In the run queue or being processed.
+    scheduled: bool,
+    /// The lease was given back: finish and free the recogniser.
+    closed: bool,
+}
+
+struct Work {
     ctx: SessionContext,
     lease: Arc<Lease>,
-    frames: Receiver<Frame>,
-}
-
-fn lock(free: &Mutex<Vec<Worker>>) -> MutexGuard<'_, Vec<Worker>> {
-    // Push and pop cannot be interrupted half-way: a poisoned lock is still consistent.
-    free.lock().unwrap_or_else(|e| e.into_inner())
+    utterance: Utterance,
+    gate: Gate,
+    /// The recogniser while the caller speaks.
+    warm: Option<Warm>,
+    /// Where the recogniser's clock stood when this utterance's first frame went in, and
+    /// that frame's audio time in the session: Vosk's word times are mapped through it.
+    origin: (u64, Duration),
+    upsampler: Option<Upsampler>,
+    wide: Vec<i16>,
+    decoded: u32,
+    done: bool,
 }
 
 impl VoskPool {
-    /// Loads the model in `dir` and starts `size` recogniser threads fed at
-    /// `sample_rate` (8000, or 16000 after upsampling here).
+    /// Loads the model in `dir` and starts the decoder threads fed at `sample_rate`
+    /// (8000, or 16000 after upsampling here).
     pub fn start(
         language: Language,
         dir: &Path,
-        size: usize,
+        size: LocalCapacity,
         sample_rate: u32,
     ) -> Result<VoskPool, SpeechError> {
         let model_error = |reason: String| SpeechError::Model {
@@ -75,68 +127,299 @@ impl VoskPool {
         let model = Model::new(dir.to_string_lossy())
             .ok_or_else(|| model_error("Vosk could not load it".into()))?;
         let model = Arc::new(model);
-        tracing::info!(lang = %language, path = %dir.display(), load_time = ?started.elapsed(), "speech model loaded");
-
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let mut free = Vec::with_capacity(size);
-        for i in 0..size {
-            let (jobs, jobs_rx) = std::sync::mpsc::channel();
-            let model = model.clone();
-            let ready = ready_tx.clone();
+        let idle = (0..size.warm)
+            .map(|_| Warm::new(&model, sample_rate))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| model_error("Vosk could not create a recogniser".into()))?;
+        tracing::info!(lang = %language, path = %dir.display(), load_time = ?started.elapsed(),
+            decoders = size.decoders, warm = size.warm, "speech model loaded");
+        let limits = Limits {
+            decoders: size.decoders,
+            max_sessions: size.max_sessions,
+            max_load: size.max_load,
+            max_queued: MAX_QUEUED,
+        };
+        let shared = Arc::new(Shared {
+            language,
+            model,
+            sample_rate,
+            run: Mutex::new(VecDeque::new()),
+            wake: Condvar::new(),
+            idle: Mutex::new(idle),
+            admission: Mutex::new(Admission::new(limits)),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            sessions: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+        });
+        for i in 0..size.decoders.max(1) {
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("vosk-{}-{i}", language.code()))
-                .spawn(move || worker(&model, sample_rate, &jobs_rx, ready))
+                .spawn(move || decoder(&shared))
                 .map_err(|source| SpeechError::Thread {
                     lang: language,
                     source,
                 })?;
-            free.push(Worker { jobs });
         }
-        drop(ready_tx);
-        for _ in 0..size {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(reason)) => return Err(model_error(reason)),
-                Err(_) => return Err(model_error("a recogniser thread died at start".into())),
-            }
-        }
-        Ok(VoskPool {
-            free: Arc::new(Mutex::new(free)),
-        })
+        Ok(VoskPool { shared })
     }
 
-    /// Hands the session to an idle recogniser thread, or refuses at once.
+    /// Opens a session, or refuses at once when the decoders are out of capacity.
     pub fn open(
         &self,
         ctx: SessionContext,
         backlog: usize,
-    ) -> Result<(FrameTx, Arc<Lease>), Unavailable> {
-        let worker = lock(&self.free).pop().ok_or(Unavailable::Busy)?;
-        let jobs = worker.jobs.clone();
-        let (tx, frames) = std::sync::mpsc::sync_channel(backlog);
-        let active = ctx.metrics.active.clone();
-        active.inc();
-        let free = self.free.clone();
-        let lease = Lease::new(move || {
-            lock(&free).push(worker);
-            active.dec();
-        });
-        let job = Job {
-            ctx,
-            lease: lease.clone(),
-            frames,
-        };
-        if jobs.send(job).is_err() {
-            tracing::error!("a Vosk recogniser thread is gone");
+    ) -> Result<(Arc<Session>, Arc<Lease>), Unavailable> {
+        let shared = &self.shared;
+        let queued = frames_duration(shared.queued.load(Ordering::Acquire));
+        let sessions = shared.sessions.load(Ordering::Acquire);
+        if let Err(refusal) = lock(&shared.admission).admit(Instant::now(), sessions, queued) {
+            let why = match refusal {
+                Refusal::Sessions => "session cap",
+                Refusal::Load => "decoder load",
+                Refusal::Queue => "audio queued",
+            };
+            tracing::info!(lang = %shared.language, sessions, ?queued, why, "speech session refused");
             return Err(Unavailable::Busy);
         }
-        Ok((FrameTx::Thread(tx), lease))
+        shared.sessions.fetch_add(1, Ordering::AcqRel);
+        ctx.metrics.active.inc();
+        let active = ctx.metrics.active.clone();
+        let utterance = Utterance::new(ctx.language, ctx.endpointing.clone());
+        // The lease and the session refer to each other: the session is built first and
+        // the lease closes it through a weak reference.
+        let session = Arc::new_cyclic(|weak: &std::sync::Weak<Session>| {
+            let weak = weak.clone();
+            let lease = Lease::new(move || {
+                active.dec();
+                if let Some(s) = weak.upgrade() {
+                    s.shared.sessions.fetch_sub(1, Ordering::AcqRel);
+                    s.close();
+                }
+            });
+            Session {
+                inbox: Mutex::new(Inbox {
+                    frames: VecDeque::new(),
+                    scheduled: false,
+                    closed: false,
+                }),
+                work: Mutex::new(Work {
+                    ctx,
+                    lease,
+                    utterance,
+                    gate: Gate::default(),
+                    warm: None,
+                    origin: (0, Duration::ZERO),
+                    upsampler: (shared.sample_rate == 16000).then(Upsampler::new),
+                    wide: Vec::new(),
+                    decoded: 0,
+                    done: false,
+                }),
+                shared: shared.clone(),
+                backlog,
+            }
+        });
+        let lease = lock(&session.work).lease.clone();
+        Ok((session, lease))
+    }
+}
+
+impl Drop for VoskPool {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        // Under the run lock, so no decoder misses the wake-up between its check and wait.
+        let _run = lock(&self.shared.run);
+        self.shared.wake.notify_all();
+    }
+}
+
+impl Session {
+    /// Queues a frame for the decoders. Never blocks for longer than two short locks.
+    pub fn push(self: &Arc<Self>, frame: Frame) -> Result<(), PushError> {
+        let mut inbox = lock(&self.inbox);
+        if inbox.closed {
+            return Err(PushError::Ended);
+        }
+        if inbox.frames.len() >= self.backlog {
+            return Err(PushError::Backlog);
+        }
+        inbox.frames.push_back(frame);
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        self.schedule(inbox);
+        Ok(())
+    }
+
+    /// Marks the session over and lets a decoder free its recogniser.
+    fn close(self: &Arc<Self>) {
+        let mut inbox = lock(&self.inbox);
+        inbox.closed = true;
+        self.schedule(inbox);
+    }
+
+    fn schedule(self: &Arc<Self>, mut inbox: MutexGuard<'_, Inbox>) {
+        if inbox.scheduled {
+            return;
+        }
+        inbox.scheduled = true;
+        drop(inbox);
+        lock(&self.shared.run).push_back(self.clone());
+        self.shared.wake.notify_one();
+    }
+
+    /// Decodes everything in the inbox; returns when it is empty (and unscheduled).
+    fn process(self: &Arc<Self>) {
+        let shared = &self.shared;
+        let mut work = lock(&self.work);
+        loop {
+            let (frames, closed) = {
+                let mut inbox = lock(&self.inbox);
+                if inbox.frames.is_empty() && (!inbox.closed || work.done) {
+                    inbox.scheduled = false;
+                    return;
+                }
+                (std::mem::take(&mut inbox.frames), inbox.closed)
+            };
+            shared.queued.fetch_sub(frames.len(), Ordering::AcqRel);
+            for frame in frames {
+                if work.done {
+                    break;
+                }
+                let run = catch_unwind(AssertUnwindSafe(|| work.step(shared, frame)));
+                if run.is_err() {
+                    tracing::error!("the Vosk recogniser panicked; replacing it");
+                    work.warm = None;
+                    let reason = "the recogniser crashed".into();
+                    work.ctx.end(&work.lease, SpeechEvent::Failed { reason });
+                    work.done = true;
+                }
+            }
+            if closed || work.done {
+                work.done = true;
+                work.give_back(shared);
+            }
+        }
+    }
+}
+
+impl Work {
+    /// One frame through the endpointer, the gate and (if speech) the recogniser.
+    fn step(&mut self, shared: &Shared, frame: Frame) {
+        let step = self.utterance.on_audio(&frame);
+        let at = self.utterance.stats.audio;
+        let Work {
+            gate,
+            warm,
+            origin,
+            upsampler,
+            wide,
+            ctx,
+            lease,
+            utterance,
+            decoded,
+            done,
+            ..
+        } = self;
+        let frames: Vec<Frame> = gate.pass(frame, &step).collect();
+        // Speech started: say so (barge-in) before decoding its pre-roll.
+        let step = match step {
+            Step::Emit(event) => {
+                ctx.emit(event);
+                Step::Continue
+            }
+            other => other,
+        };
+        let count = frames.len();
+        for (k, f) in frames.iter().enumerate() {
+            let started = Instant::now();
+            let w = match warm {
+                Some(w) => w,
+                None => {
+                    let Some(w) = take_warm(shared) else {
+                        let reason = "Vosk could not create a recogniser".into();
+                        ctx.end(lease, SpeechEvent::Failed { reason });
+                        *done = true;
+                        return;
+                    };
+                    // This frame's audio time: the pre-roll ends with the current frame.
+                    let back = Duration::from_millis(20 * (count - k) as u64);
+                    *origin = (w.fed, at.saturating_sub(back));
+                    warm.insert(w)
+                }
+            };
+            let samples: &[i16] = match upsampler.as_mut() {
+                Some(u) => {
+                    u.process(f, wide);
+                    wide
+                }
+                None => f,
+            };
+            w.fed += samples.len() as u64;
+            match w.recognizer.accept_waveform(samples) {
+                Ok(DecodingState::Finalized) => {
+                    let segment = words(w.recognizer.result(), *origin, shared.sample_rate);
+                    utterance.on_segment(segment);
+                }
+                Ok(DecodingState::Running) => {
+                    *decoded += 1;
+                    if decoded.is_multiple_of(PARTIAL_EVERY)
+                        && let Some(event) =
+                            utterance.on_partial(w.recognizer.partial_result().partial)
+                    {
+                        ctx.emit(event);
+                    }
+                }
+                Ok(DecodingState::Failed) | Err(_) => {
+                    let reason = "the Vosk decoder rejected the audio".into();
+                    ctx.end(lease, SpeechEvent::Failed { reason });
+                    *done = true;
+                    return;
+                }
+            }
+            utterance.stats.decode += started.elapsed();
+        }
+        match step {
+            Step::Continue | Step::Emit(_) => {}
+            Step::End(event) => {
+                ctx.end(lease, event);
+                *done = true;
+            }
+            Step::Finalize {
+                at,
+                speech_end,
+                reason,
+            } => {
+                let started = Instant::now();
+                let last = match warm.take() {
+                    Some(mut w) => {
+                        let last = words(w.recognizer.final_result(), *origin, shared.sample_rate);
+                        give_warm(shared, w);
+                        last
+                    }
+                    None => Vec::new(),
+                };
+                if let Some(mut r) =
+                    utterance.finish(last, (at, speech_end, reason), &ctx.classifier)
+                {
+                    r.stats.finalize = started.elapsed();
+                    ctx.end(lease, SpeechEvent::Final(Box::new(r)));
+                    *done = true;
+                }
+            }
+        }
+    }
+
+    /// The session is over: its recogniser goes back to the warm set, clean.
+    fn give_back(&mut self, shared: &Shared) {
+        if let Some(mut w) = self.warm.take() {
+            let _ = w.recognizer.final_result();
+            give_warm(shared, w);
+        }
     }
 }
 
 /// A recogniser kept warm across sessions: Vosk composes its decoding graph lazily and
-/// caches it per recogniser, so a fresh one per call decodes several times slower
-/// (measured by bench/speech_accuracy.sh). Each session still starts clean: ending it
+/// caches it per recogniser, so a fresh one per utterance decodes several times slower
+/// (measured by bench/speech_accuracy.sh). Each utterance still starts clean: ending it
 /// with a final result makes Vosk build a new feature pipeline and decoder for the next
 /// audio, so no speaker adaptation carries over from one caller to the next.
 struct Warm {
@@ -145,130 +428,66 @@ struct Warm {
     fed: u64,
 }
 
-/// One recogniser thread: runs sessions one after the other until the pool is dropped.
-fn worker(
-    model: &Model,
-    sample_rate: u32,
-    jobs: &Receiver<Job>,
-    ready: Sender<Result<(), String>>,
-) {
-    let new_recognizer = || {
+impl Warm {
+    fn new(model: &Model, sample_rate: u32) -> Option<Warm> {
         let mut r = Recognizer::new(model, sample_rate as f32)?;
         r.set_words(true);
         Some(Warm {
             recognizer: r,
             fed: 0,
         })
-    };
-    let Some(mut warm) = new_recognizer() else {
-        let _ = ready.send(Err("Vosk could not create a recogniser".into()));
-        return;
-    };
-    let _ = ready.send(Ok(()));
-    drop(ready);
-    while let Ok(Job { ctx, lease, frames }) = jobs.recv() {
-        if warm.fed > RENEW_AFTER_SECONDS * u64::from(sample_rate)
-            && let Some(w) = new_recognizer()
-        {
-            warm = w;
-        }
-        let run = catch_unwind(AssertUnwindSafe(|| {
-            run(&mut warm, sample_rate, &ctx, &lease, &frames);
-            // Close whatever is left of the session (a no-op after a final result).
-            let _ = warm.recognizer.final_result();
-        }));
-        if run.is_err() {
-            tracing::error!("the Vosk recogniser panicked; replacing it");
-            let reason = "the recogniser crashed".into();
-            ctx.end(&lease, SpeechEvent::Failed { reason });
-            match new_recognizer() {
-                Some(w) => warm = w,
-                None => return,
-            }
-        }
-        lease.release();
     }
 }
 
-/// One session: frames in, events out, until an end event or the listener goes away.
-fn run(
-    warm: &mut Warm,
-    sample_rate: u32,
-    ctx: &SessionContext,
-    lease: &Lease,
-    frames: &Receiver<Frame>,
-) {
-    let offset = Duration::from_secs_f64(warm.fed as f64 / f64::from(sample_rate));
-    let recognizer = &mut warm.recognizer;
-    let mut utterance = Utterance::new(ctx.language, ctx.endpointing.clone());
-    let mut upsampler = (sample_rate == 16000).then(Upsampler::new);
-    let mut wide = Vec::new();
-    let mut count = 0u32;
-    while let Ok(frame) = frames.recv() {
-        if lease.is_released() {
-            return;
-        }
-        let step = utterance.on_audio(&frame);
-        let started = Instant::now();
-        let samples: &[i16] = match upsampler.as_mut() {
-            Some(u) => {
-                u.process(&frame, &mut wide);
-                &wide
-            }
-            None => &frame,
-        };
-        warm.fed += samples.len() as u64;
-        match recognizer.accept_waveform(samples) {
-            Ok(DecodingState::Finalized) => {
-                utterance.on_segment(words(recognizer.result(), offset));
-            }
-            Ok(DecodingState::Running) => {
-                count += 1;
-                if count.is_multiple_of(PARTIAL_EVERY)
-                    && let Some(event) = utterance.on_partial(recognizer.partial_result().partial)
-                {
-                    ctx.emit(event);
+/// A warm recogniser, or a new one when every warm one is in use (a speaker more than
+/// ever spoke at once before: the set grows to the peak and stays there).
+fn take_warm(shared: &Shared) -> Option<Warm> {
+    let found = lock(&shared.idle).pop();
+    match found {
+        Some(w) if w.fed <= RENEW_AFTER_SECONDS * u64::from(shared.sample_rate) => Some(w),
+        _ => Warm::new(&shared.model, shared.sample_rate),
+    }
+}
+
+fn give_warm(shared: &Shared, w: Warm) {
+    lock(&shared.idle).push(w);
+}
+
+fn frames_duration(frames: usize) -> Duration {
+    Duration::from_millis(frames as u64 * (FRAME_SAMPLES as u64 * 1000 / u64::from(SAMPLE_RATE)))
+}
+
+/// One decoder thread: takes the oldest session with audio and decodes all it has.
+fn decoder(shared: &Arc<Shared>) {
+    loop {
+        let session = {
+            let mut run = lock(&shared.run);
+            loop {
+                if let Some(s) = run.pop_front() {
+                    break s;
                 }
-            }
-            Ok(DecodingState::Failed) | Err(_) => {
-                let reason = "the Vosk decoder rejected the audio".into();
-                ctx.end(lease, SpeechEvent::Failed { reason });
-                return;
-            }
-        }
-        utterance.stats.decode += started.elapsed();
-        match step {
-            Step::Continue => {}
-            Step::Emit(event) => ctx.emit(event),
-            Step::End(event) => {
-                ctx.end(lease, event);
-                return;
-            }
-            Step::Finalize {
-                at,
-                speech_end,
-                reason,
-            } => {
-                let started = Instant::now();
-                let last = words(recognizer.final_result(), offset);
-                if let Some(mut r) =
-                    utterance.finish(last, (at, speech_end, reason), &ctx.classifier)
-                {
-                    r.stats.finalize = started.elapsed();
-                    ctx.end(lease, SpeechEvent::Final(Box::new(r)));
+                if shared.stopping.load(Ordering::Acquire) {
                     return;
                 }
+                run = shared.wake.wait(run).unwrap_or_else(|e| e.into_inner());
             }
-        }
+        };
+        let started = Instant::now();
+        session.process();
+        let now = Instant::now();
+        lock(&shared.admission).handle_busy(now, now - started);
     }
 }
 
 /// Vosk's words, with times made relative to the start of the session.
-fn words(result: CompleteResult<'_>, offset: Duration) -> Vec<Word> {
+fn words(result: CompleteResult<'_>, origin: (u64, Duration), sample_rate: u32) -> Vec<Word> {
+    let (fed, at) = origin;
+    let base = Duration::from_secs_f64(fed as f64 / f64::from(sample_rate));
     let time = |t: f32| {
         Duration::try_from_secs_f32(t)
             .unwrap_or_default()
-            .saturating_sub(offset)
+            .saturating_sub(base)
+            + at
     };
     result.single().map_or_else(Vec::new, |r| {
         r.result

@@ -15,10 +15,15 @@ pub fn dev_dir() -> PathBuf {
 }
 
 /// The engine's defaults (shipped grammar, Mandarin model from `make setup`) with
-/// `pool_size` recognisers.
-pub fn config(pool_size: usize) -> SpeechConfig {
+/// `sessions` listening sessions at most, as many decoder threads and warm recognisers,
+/// admitted by that count alone: the tests feed clips as fast as they decode, as
+/// `hotline recognize` does, which keeps the decoders busy by design.
+pub fn config(sessions: usize) -> SpeechConfig {
     SpeechConfig {
-        pool_size,
+        decoders: sessions,
+        max_sessions: sessions,
+        warm_recognizers: sessions,
+        max_load: 1.0,
         ..SpeechConfig::default()
     }
 }

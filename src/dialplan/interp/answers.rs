@@ -128,14 +128,17 @@ impl Interpreter {
                     && taking_input
                     && !self.confirming
                 {
+                    let (reason, target) = match reason {
+                        Unavailable::PoolBusy => {
+                            (FallbackReason::PoolBusy, a.busy.unwrap_or(a.unavailable))
+                        }
+                        Unavailable::NoRecognizer => (FallbackReason::NoRecognizer, a.unavailable),
+                    };
                     self.event(EventKind::DtmfFallback {
                         call_id: self.call_id.clone(),
-                        reason: match reason {
-                            Unavailable::PoolBusy => FallbackReason::PoolBusy,
-                            Unavailable::NoRecognizer => FallbackReason::NoRecognizer,
-                        },
+                        reason,
                     });
-                    self.enter(now, a.unavailable.step);
+                    self.enter(now, target.step);
                 }
             }
         }

@@ -174,6 +174,7 @@ impl StepParser<'_, '_> {
             no_input: self.required(f, at, "no_input"),
             no_match: self.required(f, at, "no_match"),
             unavailable: self.required(f, at, "unavailable"),
+            busy: self.optional(f, "busy"),
         }))
     }
 
