@@ -273,4 +273,71 @@ fn with_every_recognizer_busy_the_next_caller_gets_the_key_menu_at_once() {
             >= 1.0,
         "the refusal is counted"
     );
+    assert_eq!(
+        engine.count_log("prompts=speech_busy"),
+        1,
+        "the caller is told why before the menu"
+    );
+}
+
+/// Twenty Mandarin callers at once, with the shipped speech config, each saying a request
+/// over the prompt: every one is recognised and queued, none falls back to keys, no frame
+/// is dropped (the decoders multiplex the sessions and decode speech only).
+#[test]
+fn twenty_callers_speaking_at_once_are_all_understood() {
+    let dir = out_dir("ivr_twenty");
+    let engine = engine(&dir, &[]);
+    let wav = dir.join("request.ulaw.wav");
+    to_mulaw(&shared().join("speech/dev/cmn-dev-006.wav"), &wav);
+    let sipp = Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "ivr_caller.xml",
+        &[
+            ("CALLED", "12345"),
+            (
+                "ACTIONS",
+                &actions(&[
+                    Act::Pause(1500),
+                    Act::Key('1'),
+                    Act::Pause(1500),
+                    Act::Stream(&wav),
+                    Act::Pause(9000),
+                    Act::Key('1'),
+                    Act::Pause(3000),
+                ]),
+            ),
+        ],
+        &["-m", "20", "-r", "20", "-l", "20"],
+    );
+    let run = sipp.finish(Duration::from_secs(120));
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    let queued = |e: &Value| kind(e) == "enter_queue" && e["queue"] == "housing_fund";
+    assert!(
+        wait_until(Duration::from_secs(10), || engine
+            .events()
+            .iter()
+            .filter(|e| queued(e))
+            .count()
+            == 20),
+        "not all 20 queued by speech: {:?}",
+        engine.events()
+    );
+    let events = engine.events();
+    let fallbacks: Vec<&Value> = events
+        .iter()
+        .filter(|e| kind(e) == "dtmf_fallback")
+        .collect();
+    assert!(fallbacks.is_empty(), "{fallbacks:?}");
+    let recognised = events
+        .iter()
+        .filter(|e| kind(e) == "intent_recognised" && e["intent"] == "housing_fund")
+        .count();
+    assert_eq!(recognised, 20);
+    for metric in [
+        "hotline_speech_unavailable_total{lang=\"cmn\",reason=\"busy\"}",
+        "hotline_speech_frames_dropped_total{lang=\"cmn\"}",
+    ] {
+        assert_eq!(engine.metric(metric), Some(0.0), "{metric}");
+    }
 }
