@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 cargo build --release
 python3 bench/sip_load.py "$@"
 bench/speech_accuracy.sh
+python3 bench/speech_load.py
 bench/prompt_voices.sh
 cargo bench --bench acd_routing --bench stats_fold --bench dialplan_call --bench media_packet

@@ -138,7 +138,7 @@ async fn a_busy_pool_refuses_at_once_and_counts_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_sees_speech_start_partials_then_the_final_result() {
+async fn a_call_sees_the_start_of_speech_then_the_final_result() {
     let (service, _) = start(&config(1));
     let samples = read_wav(&dev_dir().join("cmn-dev-006.wav")).expect("clip");
     let mut runs = Vec::new();
@@ -181,9 +181,9 @@ async fn a_call_sees_speech_start_partials_then_the_final_result() {
             SpeechEvent::Failed { .. } => "failed",
         })
         .collect();
-    assert_eq!(kinds.first(), Some(&"started"), "{kinds:?}");
-    assert_eq!(kinds.last(), Some(&"final"), "{kinds:?}");
-    assert!(kinds.contains(&"partial"), "{kinds:?}");
+    // Local decoding decides at the endpoint, in one burst: the start of speech (for
+    // barge-in), then the result.
+    assert_eq!(kinds, ["started", "final"], "{kinds:?}");
     let r = run.recognition().expect("final");
     assert_eq!(r.transcript, "公积金怎么提取");
     assert_eq!(r.reason, EndReason::Silence);

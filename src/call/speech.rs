@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::dialplan::{ListenId, ListenRequest, Speech, SpeechResult, Unavailable};
 use crate::media::worker::{MediaLeg, TapHandle};
@@ -99,7 +99,13 @@ impl Listening {
                     let language = (self.detect_language
                         && !rec.decision.language.markers.is_empty())
                     .then(|| rec.decision.language.language.code().to_owned());
-                    debug!(transcript = %rec.transcript, intent = ?rec.decision.intent, "recognised");
+                    let decision_ms = rec.stats.decision_latency.as_secs_f64() * 1000.0;
+                    let silence_ms = rec.endpoint.saturating_sub(rec.speech_end).as_millis();
+                    info!(transcript = %rec.transcript,
+                        intent = rec.decision.intent.as_ref().map_or("none", |s| s.intent.as_str()),
+                        confidence = rec.decision.confidence, decision_ms, silence_ms,
+                        audio_ms = rec.stats.audio.as_millis(), decode_ms = rec.stats.decode.as_millis(),
+                        "recognised");
                     Speech::Final(SpeechResult {
                         intent: rec.decision.intent.as_ref().map(|s| s.intent.clone()),
                         confidence: rec.decision.confidence,

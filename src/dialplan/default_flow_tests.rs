@@ -157,13 +157,42 @@ fn a_silent_caller_hears_the_no_input_prompt_then_the_menu() {
         call_id: "call-1".into(),
         reason: FallbackReason::Failures
     }));
-    // Still silent at the menu: a person takes the call rather than a hang-up.
-    for _ in 0..3 {
+    // Still silent after the first page: the second page, then a person takes the call
+    // rather than a hang-up.
+    c.prompt_done();
+    c.wait(secs(5));
+    assert_eq!(played(&c.take()), ["menu_more/cmn"]);
+    for _ in 0..2 {
         c.prompt_done();
         c.wait(secs(6));
     }
     c.prompt_done();
     assert_eq!(enqueued(&c).expect("queued").queue, "general");
+}
+
+#[test]
+fn every_key_works_on_both_pages_of_the_menu() {
+    for (page, key, queue) in [
+        (1, '8', "property"),
+        (2, '2', "housing_fund"),
+        (2, '*', "market_consumer"),
+    ] {
+        let mut c = Call::start(hotline());
+        c.key('1');
+        c.take();
+        c.unavailable(Unavailable::NoRecognizer);
+        assert_eq!(c.step(), "main_menu");
+        if page == 2 {
+            c.key('#');
+            assert_eq!(c.step(), "more_menu");
+        }
+        c.key(key);
+        assert_eq!(
+            enqueued(&c).expect("queued").queue,
+            queue,
+            "page {page} key {key}"
+        );
+    }
 }
 
 #[test]

@@ -34,6 +34,10 @@ pub struct SpeechConfig {
     /// Recognisers created at start; more are made when more callers speak at once.
     /// 0: two per decoder.
     pub warm_recognizers: usize,
+    /// Most recognisers per local model; 0: two per decoder. A recogniser is lent for the
+    /// decoding of one utterance at its endpoint; beyond this many at once, speech waits
+    /// (held, not dropped) for a warm one, which decodes several times faster than a new one.
+    pub recognizers: usize,
     /// The rate audio is fed to a local Vosk model at: 8000 (as it arrives from RTP) or
     /// 16000 (upsampled here first). bench/speech_accuracy.sh measures both.
     pub vosk_sample_rate: u32,
@@ -67,6 +71,7 @@ impl Default for SpeechConfig {
             max_sessions: 500,
             max_load: 0.85,
             warm_recognizers: 0,
+            recognizers: 0,
             vosk_sample_rate: 8000,
             end_silence_ms: 700,
             no_input_ms: 5000,
@@ -98,6 +103,7 @@ pub struct LocalCapacity {
     pub max_sessions: usize,
     pub max_load: f64,
     pub warm: usize,
+    pub recognizers: usize,
 }
 
 impl SpeechConfig {
@@ -135,6 +141,10 @@ impl SpeechConfig {
             max_sessions,
             max_load: self.max_load,
             warm: match self.warm_recognizers {
+                0 => 2 * decoders,
+                n => n,
+            },
+            recognizers: match self.recognizers {
                 0 => 2 * decoders,
                 n => n,
             },
@@ -201,7 +211,8 @@ mod tests {
                     decoders: 3,
                     max_sessions: 40,
                     max_load: 0.85,
-                    warm: 6
+                    warm: 6,
+                    recognizers: 6
                 }
             }
         );

@@ -52,6 +52,9 @@ pub struct SessionStats {
     pub decode: Duration,
     /// From the endpoint to the decision: the final decode plus classification.
     pub finalize: Duration,
+    /// From the arrival of the audio frame on which the endpoint fired to the decision:
+    /// the wait for a decoder, the decoding still queued, and `finalize`.
+    pub decision_latency: Duration,
 }
 
 impl SessionStats {
