@@ -20,12 +20,17 @@ fn engine(dir: &Path, extra: &[(&str, &str)]) -> Engine {
 }
 
 fn call(engine: &Engine, called: &str, acts: &[Act]) -> Sipp {
+    callers(engine, called, acts, &["-m", "1"])
+}
+
+/// SIPp callers doing `acts`, as many and as fast as `sipp_args` say.
+fn callers(engine: &Engine, called: &str, acts: &[Act], sipp_args: &[&str]) -> Sipp {
     Sipp::start(
         &engine.dir,
         engine.addr(),
         "ivr_caller.xml",
         &[("CALLED", called), ("ACTIONS", &actions(acts))],
-        &["-m", "1"],
+        sipp_args,
     )
 }
 
@@ -238,21 +243,14 @@ fn with_every_recognizer_busy_the_next_caller_gets_the_key_menu_at_once() {
     let silence = dir.join("silence.wav");
     tone(&silence, 60.0, 0, true);
     // Two Mandarin callers at once: one recognizer between them.
-    let sipp = Sipp::start(
-        &engine.dir,
-        engine.addr(),
-        "ivr_caller.xml",
+    let sipp = callers(
+        &engine,
+        "12345",
         &[
-            ("CALLED", "12345"),
-            (
-                "ACTIONS",
-                &actions(&[
-                    Act::Pause(1500),
-                    Act::Key('1'),
-                    Act::Stream(&silence),
-                    Act::Pause(15_000),
-                ]),
-            ),
+            Act::Pause(1500),
+            Act::Key('1'),
+            Act::Stream(&silence),
+            Act::Pause(15_000),
         ],
         &["-m", "2", "-r", "10", "-l", "2"],
     );
@@ -289,24 +287,17 @@ fn twenty_callers_speaking_at_once_are_all_understood() {
     let engine = engine(&dir, &[]);
     let wav = dir.join("request.ulaw.wav");
     to_mulaw(&shared().join("speech/dev/cmn-dev-006.wav"), &wav);
-    let sipp = Sipp::start(
-        &engine.dir,
-        engine.addr(),
-        "ivr_caller.xml",
+    let sipp = callers(
+        &engine,
+        "12345",
         &[
-            ("CALLED", "12345"),
-            (
-                "ACTIONS",
-                &actions(&[
-                    Act::Pause(1500),
-                    Act::Key('1'),
-                    Act::Pause(1500),
-                    Act::Stream(&wav),
-                    Act::Pause(9000),
-                    Act::Key('1'),
-                    Act::Pause(3000),
-                ]),
-            ),
+            Act::Pause(1500),
+            Act::Key('1'),
+            Act::Pause(1500),
+            Act::Stream(&wav),
+            Act::Pause(9000),
+            Act::Key('1'),
+            Act::Pause(3000),
         ],
         &["-m", "20", "-r", "20", "-l", "20"],
     );
