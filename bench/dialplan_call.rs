@@ -1,5 +1,5 @@
 //! What the dialplan interpreter costs per call, on the shipped 12345 flow: a caller who
-//! says what they need (language key, speech with barge-in, connecting prompt, queue) and
+//! says what they need (language key, speech with barge-in, queue with its prompt) and
 //! one who falls back to the key menu. The baseline in the same run is a call that only
 //! starts (greeting prompt and language listen), so the ratio shows what a full walk adds.
 //! Run: `cargo bench --bench dialplan_call`.
@@ -75,6 +75,7 @@ fn speech_call(plan: &Arc<Dialplan>, now: Instant) -> Option<String> {
         Input::Speech(
             listen,
             Speech::Final(SpeechResult {
+                alternatives: Vec::new(),
                 transcript: "我想查一下社保".into(),
                 intent: Some("social_insurance".into()),
                 confidence: 0.93,
@@ -82,8 +83,6 @@ fn speech_call(plan: &Arc<Dialplan>, now: Instant) -> Option<String> {
             }),
         ),
     );
-    e.drain(&mut i);
-    i.handle(now, Input::PromptDone(e.playing.expect("connecting")));
     e.drain(&mut i);
     e.queued
 }

@@ -25,8 +25,13 @@ struct Queued {
     instructions: mpsc::UnboundedReceiver<Instruction>,
     /// Bridged to the agent of the current offer.
     connected: bool,
-    /// What plays to the waiting caller (an announcement or the comfort audio).
+    /// What plays to the waiting caller (the queue step's prompt, an announcement or the
+    /// comfort audio).
     playing: Option<MediaPlayId>,
+    /// The queue step's prompt is playing: an announcement waits for its end.
+    entering: bool,
+    /// An announcement that came while the queue step's prompt played.
+    deferred: Option<Arc<Clip>>,
 }
 
 /// A transfer in progress: the far leg, bridged once it answers.
@@ -199,8 +204,10 @@ impl Call {
                     && q.playing == Some(media_id)
                 {
                     q.playing = None;
+                    q.entering = false;
                     if !q.connected {
-                        q.playing = Some(self.leg.play(announce::comfort()));
+                        let next = q.deferred.take().unwrap_or_else(announce::comfort);
+                        q.playing = Some(self.leg.play(next));
                     }
                 }
             }
@@ -259,11 +266,21 @@ impl Call {
             priority: e.priority,
             caller: self.leg.caller.clone(),
         });
+        let plan = self.interp.plan().name.clone();
+        let mut playing = None;
+        for p in &e.prompts {
+            match self.flows.prompts.get(&plan, &p.prompt, &p.language) {
+                Some(clip) => playing = Some(self.leg.play(clip.clone())),
+                None => warn!(prompt = %p.prompt, language = %p.language, "no audio for a prompt"),
+            }
+        }
         self.queued = Some(Queued {
             enqueue: e,
             instructions,
             connected: false,
-            playing: None,
+            entering: playing.is_some(),
+            playing,
+            deferred: None,
         });
     }
 
@@ -342,6 +359,11 @@ impl Call {
         };
         if let Some(clip) = clip {
             info!(position, language = %q.enqueue.language, secs = clip.duration().as_secs_f32(), "announcing the queue position");
+            if q.entering {
+                // After the queue step's prompt, not over it.
+                q.deferred = Some(clip);
+                return;
+            }
             self.leg.stop();
             q.playing = Some(self.leg.play(clip));
         } else if q.playing.is_none() {

@@ -107,6 +107,13 @@ impl Listening {
                         audio_ms = rec.stats.audio.as_millis(), decode_ms = rec.stats.decode.as_millis(),
                         "recognised");
                     Speech::Final(SpeechResult {
+                        alternatives: rec
+                            .decision
+                            .scores
+                            .iter()
+                            .take(2)
+                            .map(|s| (s.intent.clone(), s.score))
+                            .collect(),
                         intent: rec.decision.intent.as_ref().map(|s| s.intent.clone()),
                         confidence: rec.decision.confidence,
                         transcript: rec.transcript,
@@ -114,6 +121,7 @@ impl Listening {
                     })
                 }
                 SpeechEvent::NoInput { .. } => Speech::Final(SpeechResult {
+                    alternatives: Vec::new(),
                     transcript: String::new(),
                     intent: None,
                     confidence: 0.0,

@@ -54,6 +54,8 @@ pub struct Enqueue {
     pub priority: i32,
     /// Everything else known about the call (caller, transcript, confidence, ...).
     pub vars: Vars,
+    /// Played to the caller once queued, before the queue's announcements.
+    pub prompts: Vec<PromptToPlay>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +108,9 @@ pub struct SpeechResult {
     pub confidence: f32,
     /// The language heard, when the request asked for detection and the recognizer knows.
     pub language: Option<String>,
+    /// The classifier's likeliest intents with their confidence, best first (two at most):
+    /// what a follow-up question offers when the answer is unclear.
+    pub alternatives: Vec<(String, f32)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::test_harness::{Call, TUESDAY_10AM, calendar, load_with, played, secs};
-use super::{Action, Dialplan, DialplanSet, Enqueue, QueueInfo, Unavailable, ValidationContext};
+use super::{
+    Action, Dialplan, DialplanSet, Enqueue, QueueInfo, Speech, SpeechResult, Unavailable,
+    ValidationContext,
+};
 use crate::events::{EventKind, FallbackReason};
 
 const YAML: &str = include_str!("../../dialplans/12345.yaml");
@@ -84,10 +87,15 @@ fn every_intent_said_reaches_its_queue() {
         let mut c = Call::start(hotline());
         c.key('1');
         c.say("我想问一下", Some(intent), 0.92);
-        assert_eq!(c.step(), "connecting", "{intent}");
-        c.prompt_done();
+        // Queued at once; "connecting" plays while the caller already holds a place.
         let q = enqueued(&c).unwrap_or_else(|| panic!("{intent}: not queued"));
         assert_eq!(q.queue, intent);
+        let heard: Vec<String> = q
+            .prompts
+            .iter()
+            .map(|p| format!("{}/{}", p.prompt, p.language))
+            .collect();
+        assert_eq!(heard, ["connecting/cmn"]);
         assert_eq!(q.intent.as_deref(), Some(intent));
         assert_eq!(q.language, "cmn");
         assert!(events(&c).iter().any(|e| matches!(
@@ -222,7 +230,35 @@ fn low_confidence_is_confirmed_with_the_intent_named() {
         ]
     );
     c.say("对", None, 0.0);
-    c.prompt_done();
+    assert_eq!(enqueued(&c).expect("queued").queue, "housing_fund");
+}
+
+#[test]
+fn an_unclear_answer_between_two_services_is_one_question_away_from_its_queue() {
+    let mut c = Call::start(hotline());
+    c.key('1');
+    c.take();
+    c.speech(Speech::Final(SpeechResult {
+        alternatives: vec![
+            ("social_insurance".into(), 0.4),
+            ("housing_fund".into(), 0.3),
+        ],
+        transcript: "单位交的那个钱".into(),
+        intent: None,
+        confidence: 0.0,
+        language: None,
+    }));
+    assert_eq!(
+        played(&c.take()),
+        [
+            "choice_prefix/cmn",
+            "intent_social_insurance/cmn",
+            "choice_or/cmn",
+            "intent_housing_fund/cmn",
+            "choice_suffix/cmn"
+        ]
+    );
+    c.key('2');
     assert_eq!(enqueued(&c).expect("queued").queue, "housing_fund");
 }
 

@@ -391,6 +391,7 @@ fn ask_silence_retries_then_falls_back_to_the_menu() {
     c.prompt_done();
     // An empty final result is no input too.
     c.speech(Speech::Final(SpeechResult {
+        alternatives: Vec::new(),
         transcript: " ".into(),
         intent: None,
         confidence: 0.0,
@@ -549,6 +550,59 @@ fn ask_speech_busy_tells_the_caller_first_when_the_plan_says_so() {
 }
 
 #[test]
+fn two_close_intents_become_one_question_answered_by_key_or_by_name() {
+    let steps = ASK.replace(
+        "      no_words: [不是, 唔係]\n",
+        "      no_words: [不是, 唔係]\n      choice:\n        prompt: [pick, \"intent_{intent}\", \"intent_{runner_up}\"]\n",
+    );
+    let unclear = |c: &mut Call| {
+        c.speech(Speech::Final(SpeechResult {
+            alternatives: vec![("labor".into(), 0.45), ("housing_fund".into(), 0.35)],
+            transcript: "单位的钱的事".into(),
+            intent: Some("labor".into()),
+            confidence: 0.45,
+            language: None,
+        }));
+    };
+    // By key: 2 is the second intent offered.
+    let mut c = Call::start(load(&plan(&steps)));
+    c.take();
+    unclear(&mut c);
+    assert_eq!(
+        played(&c.take()),
+        ["pick/cmn", "intent_labor/cmn", "intent_housing_fund/cmn"]
+    );
+    c.key('2');
+    let actions = c.take();
+    assert_eq!(
+        enqueued(&actions).first().map(|e| e.queue.as_str()),
+        Some("housing_fund")
+    );
+    // By name: the answer is classified again and must be one of the two.
+    let mut c = Call::start(load(&plan(&steps)));
+    c.take();
+    unclear(&mut c);
+    c.take();
+    c.say("劳动", Some("labor"), 0.9);
+    let actions = c.take();
+    assert_eq!(
+        enqueued(&actions).first().map(|e| e.queue.as_str()),
+        Some("labor")
+    );
+    // A second intent below `min` is not offered: the yes/no question instead.
+    let mut c = Call::start(load(&plan(&steps)));
+    c.take();
+    c.speech(Speech::Final(SpeechResult {
+        alternatives: vec![("labor".into(), 0.5), ("housing_fund".into(), 0.05)],
+        transcript: "工资".into(),
+        intent: Some("labor".into()),
+        confidence: 0.5,
+        language: None,
+    }));
+    assert_eq!(played(&c.take()), ["sure/cmn", "intent_labor/cmn"]);
+}
+
+#[test]
 fn stale_speech_is_ignored() {
     let mut c = ask_call();
     c.take();
@@ -558,6 +612,7 @@ fn stale_speech_is_ignored() {
     c.input(Input::Speech(
         old,
         Speech::Final(SpeechResult {
+            alternatives: Vec::new(),
             transcript: "工资".into(),
             intent: Some("labor".into()),
             confidence: 0.9,
@@ -628,6 +683,7 @@ fn language_by_word_or_by_detection() {
     let mut c = Call::start(load(&plan(LANGUAGE)));
     c.take();
     c.speech(Speech::Final(SpeechResult {
+        alternatives: Vec::new(),
         transcript: "你好".into(),
         intent: None,
         confidence: 0.7,

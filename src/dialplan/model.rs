@@ -50,6 +50,8 @@ pub struct PromptRef {
 
 impl PromptRef {
     pub const INTENT_PLACEHOLDER: &'static str = "{intent}";
+    /// The second likeliest intent, in a `confirm.choice` prompt.
+    pub const RUNNER_UP_PLACEHOLDER: &'static str = "{runner_up}";
 }
 
 /// Where a prompt's audio comes from in one language: the recorded file wins over the text.
@@ -177,6 +179,18 @@ pub struct Confirm {
     pub yes_words: Vec<String>,
     pub no_words: Vec<String>,
     pub timeout: Duration,
+    /// When two intents are close (or none is clear but two stand out): ask which.
+    pub choice: Option<Choice>,
+}
+
+/// "请问是社保还是公积金？": one question built from the two likeliest intents, answered
+/// with `yes_key` (the first), `no_key` (the second) or by naming one.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    /// Uses `{intent}` (the likeliest) and `{runner_up}` (the second).
+    pub prompt: Vec<PromptRef>,
+    /// The second intent must have at least this confidence to be offered.
+    pub min: f32,
 }
 
 #[derive(Debug, Clone)]
@@ -189,7 +203,7 @@ pub struct Ask {
     pub grammar_at: Pos,
     /// Results under this confidence count as not understood.
     pub min_confidence: f32,
-    pub confirm: Option<Confirm>,
+    pub confirm: Option<Box<Confirm>>,
     pub intents: Vec<Case>,
     /// Any recognised intent without an entry of its own in `intents`.
     pub intent: Option<Target>,
@@ -226,6 +240,9 @@ pub struct QueueStep {
     pub priority: i32,
     /// Where the call goes when the queue gives it back; hang up when absent.
     pub overflow: Option<Target>,
+    /// Played once the call is in the queue ("正在转接"), before the queue's own
+    /// announcements: the caller takes their place in line without waiting for it.
+    pub prompt: Vec<PromptRef>,
 }
 
 #[derive(Debug, Clone)]
@@ -337,9 +354,15 @@ impl StepKind {
             StepKind::Ask(a) => {
                 let mut all = prompting(&a.prompting);
                 all.extend(a.confirm.iter().flat_map(|c| &c.prompt));
+                all.extend(
+                    a.confirm
+                        .iter()
+                        .flat_map(|c| c.choice.iter().flat_map(|ch| &ch.prompt)),
+                );
                 all
             }
             StepKind::Language(l) => l.prompt.iter().collect(),
+            StepKind::Queue(q) => q.prompt.iter().collect(),
             _ => Vec::new(),
         }
     }

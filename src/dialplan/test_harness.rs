@@ -135,6 +135,7 @@ impl Call {
     pub fn say(&mut self, transcript: &str, intent: Option<&str>, confidence: f32) {
         self.speech(Speech::Partial(transcript.into()));
         self.speech(Speech::Final(SpeechResult {
+            alternatives: Vec::new(),
             transcript: transcript.into(),
             intent: intent.map(Into::into),
             confidence,

@@ -96,11 +96,19 @@ impl Check<'_> {
     fn prompt_ref(&mut self, r: &PromptRef) {
         let plan = self.plan;
         let known = || plan.prompts.keys().map(String::as_str);
-        let Some((before, after)) = r.id.split_once(PromptRef::INTENT_PLACEHOLDER) else {
+        // `{runner_up}` names an intent too: the same prompts must exist for it.
+        let id = r.id.replace(
+            PromptRef::RUNNER_UP_PLACEHOLDER,
+            PromptRef::INTENT_PLACEHOLDER,
+        );
+        let Some((before, after)) = id.split_once(PromptRef::INTENT_PLACEHOLDER) else {
             if r.id.contains('{') {
                 self.error(
                     r.at,
-                    format!("`{}`: the only placeholder is `{{intent}}`", r.id),
+                    format!(
+                        "`{}`: the only placeholders are `{{intent}}` and `{{runner_up}}`",
+                        r.id
+                    ),
                 );
             } else if !plan.prompts.contains_key(&r.id) {
                 let message = format!("unknown prompt `{}`", r.id);
@@ -111,7 +119,10 @@ impl Check<'_> {
         if after.contains('{') {
             self.error(
                 r.at,
-                format!("`{}`: the only placeholder is `{{intent}}`, once", r.id),
+                format!(
+                    "`{}`: one placeholder at most, `{{intent}}` or `{{runner_up}}`",
+                    r.id
+                ),
             );
             return;
         }

@@ -39,7 +39,14 @@ impl Interpreter {
                     if key == c.yes_key {
                         self.confirmed(now, a, true);
                     } else if key == c.no_key {
-                        self.confirmed(now, a, false);
+                        match self.choosing.take() {
+                            // The second of the two offered.
+                            Some(second) => {
+                                self.vars.intent = Some(second);
+                                self.confirmed(now, a, true);
+                            }
+                            None => self.confirmed(now, a, false),
+                        }
                     }
                 }
             }
@@ -149,6 +156,29 @@ impl Interpreter {
             return self.fail(now, Failure::NoInput);
         }
         self.vars.transcript = Some(result.transcript);
+        // Unclear, or not clear enough, with two intents standing out: ask which.
+        if let Some(c) = &a.confirm
+            && let Some(choice) = &c.choice
+            && result.confidence < c.below
+            && let [(first, p1), (second, p2)] = result.alternatives.as_slice()
+            && *p2 >= choice.min
+        {
+            self.vars.intent = Some(first.clone());
+            self.vars.confidence = Some(*p1);
+            self.choosing = Some(second.clone());
+            self.confirming = true;
+            self.phase = Phase::Prompting;
+            let prompts = self.resolve(&choice.prompt, &self.vars.language);
+            self.listen(ListenRequest {
+                language: self.vars.language.clone(),
+                detect_language: false,
+                grammar: a.grammar.clone(),
+                phrases: Vec::new(),
+                max_speech: SHORT_ANSWER,
+            });
+            self.play(prompts, true);
+            return;
+        }
         match result.intent {
             Some(intent) if result.confidence >= a.min_confidence => {
                 self.vars.intent = Some(intent);
@@ -178,9 +208,22 @@ impl Interpreter {
         }
     }
 
-    /// "No" words first: they usually contain the "yes" word (不是, 唔係).
+    /// "No" words first: they usually contain the "yes" word (不是, 唔係). To a choice, the
+    /// caller names one of the two.
     fn confirm_answer(&mut self, now: Instant, a: &Ask, result: &SpeechResult) {
         let Some(c) = &a.confirm else { return };
+        if let Some(second) = self.choosing.take() {
+            let first = self.vars.intent.clone();
+            return match result.intent.as_deref() {
+                Some(said) if Some(said) == first.as_deref() => self.confirmed(now, a, true),
+                Some(said) if said == second => {
+                    self.vars.intent = Some(second);
+                    self.confirmed(now, a, true)
+                }
+                _ if result.transcript.trim().is_empty() => self.fail(now, Failure::NoInput),
+                _ => self.fail(now, Failure::NoMatch),
+            };
+        }
         let said = |words: &[String]| words.iter().any(|w| result.transcript.contains(w.as_str()));
         if said(&c.no_words) {
             self.confirmed(now, a, false);
@@ -203,6 +246,7 @@ impl Interpreter {
 
     fn accept(&mut self, now: Instant, a: &Ask) {
         self.confirming = false;
+        self.choosing = None;
         let intent = self.vars.intent.clone().unwrap_or_default();
         let target = a
             .intents
@@ -259,6 +303,7 @@ impl Interpreter {
             self.vars.intent = None;
             self.vars.confidence = None;
         }
+        self.choosing = None;
         self.failures += 1;
         let plan = Arc::clone(&self.plan);
         let pick = |no_input: Target, no_match: Target| match failure {

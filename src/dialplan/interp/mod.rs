@@ -57,6 +57,8 @@ pub struct Interpreter {
     failures: u32,
     /// `ask`: asking the caller to confirm the intent in `vars`.
     confirming: bool,
+    /// `ask`: the confirmation is a choice between the intent in `vars` and this one.
+    choosing: Option<String>,
     digits: String,
     deadline: Option<Instant>,
     playing: Option<PlayId>,
@@ -85,6 +87,7 @@ impl Interpreter {
             phase: Phase::Finished,
             failures: 0,
             confirming: false,
+            choosing: None,
             digits: String::new(),
             deadline: None,
             playing: None,
@@ -188,12 +191,17 @@ impl Interpreter {
             .unwrap_or(wall)
     }
 
-    /// Resolves prompt names for the call's language (`{intent}` from its intent).
+    /// Resolves prompt names for the call's language (`{intent}` from its intent,
+    /// `{runner_up}` from the second intent a choice offers).
     fn resolve(&self, refs: &[PromptRef], language: &str) -> Vec<PromptToPlay> {
         let intent = self.vars.intent.as_deref().unwrap_or("");
+        let runner_up = self.choosing.as_deref().unwrap_or("");
         refs.iter()
             .map(|r| PromptToPlay {
-                prompt: r.id.replace(PromptRef::INTENT_PLACEHOLDER, intent),
+                prompt: r
+                    .id
+                    .replace(PromptRef::INTENT_PLACEHOLDER, intent)
+                    .replace(PromptRef::RUNNER_UP_PLACEHOLDER, runner_up),
                 language: language.to_owned(),
             })
             .collect()
@@ -292,6 +300,7 @@ impl Interpreter {
                         intent: self.vars.intent.clone(),
                         priority: q.priority,
                         vars: self.vars.clone(),
+                        prompts: self.resolve(&q.prompt, &self.vars.language),
                     }));
                     return;
                 }

@@ -205,6 +205,10 @@ impl<'a, 'f> StepParser<'a, 'f> {
             .and_then(|n| self.r.int(n, "`priority`"))
             .unwrap_or(0);
         let overflow = self.optional(f, "overflow");
+        let prompt = f
+            .take("prompt")
+            .map(|n| self.prompts(n))
+            .unwrap_or_default();
         Some(StepKind::Queue(QueueStep {
             queue: queue?,
             queue_at: main.pos,
@@ -212,6 +216,7 @@ impl<'a, 'f> StepParser<'a, 'f> {
             intent_at: intent_node.map_or(main.pos, |n| n.pos),
             priority,
             overflow,
+            prompt,
         }))
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{DTMF_KEYS, StepParser};
 use crate::dialplan::model::{
-    Ask, Case, Confirm, LanguageChoice, Menu, Pos, Prompting, StepKind, Target,
+    Ask, Case, Choice, Confirm, LanguageChoice, Menu, Pos, Prompting, StepKind, Target,
 };
 use crate::dialplan::yaml::{Fields, Node};
 
@@ -137,7 +137,7 @@ impl StepParser<'_, '_> {
             .take("min_confidence")
             .and_then(|n| self.r.fraction(n, "`min_confidence`"))
             .unwrap_or(0.0);
-        let confirm = f.take("confirm").and_then(|n| self.confirm(n));
+        let confirm = f.take("confirm").and_then(|n| self.confirm(n)).map(Box::new);
         let mut intents = Vec::new();
         if let Some(node) = f.take("intents") {
             for (k, v) in self.r.map(node, "`intents`").unwrap_or_default() {
@@ -200,6 +200,7 @@ impl StepParser<'_, '_> {
         let yes_words = words(&mut f, "yes_words");
         let no_words = words(&mut f, "no_words");
         let timeout = self.duration(&mut f, "timeout", Duration::from_secs(5));
+        let choice = f.take("choice").and_then(|n| self.choice(n));
         f.finish(self.r);
         if yes_key == no_key {
             self.r.error(
@@ -215,7 +216,22 @@ impl StepParser<'_, '_> {
             yes_words,
             no_words,
             timeout,
+            choice,
         })
+    }
+
+    fn choice(&mut self, node: &Node) -> Option<Choice> {
+        let mut f = self.r.fields(node, "`choice`")?;
+        let prompt = f
+            .require(self.r, node.pos, "prompt")
+            .map(|n| self.prompts(n))
+            .unwrap_or_default();
+        let min = match f.take("min") {
+            Some(n) => self.r.fraction(n, "`min`")?,
+            None => 0.1,
+        };
+        f.finish(self.r);
+        Some(Choice { prompt, min })
     }
 
     pub(super) fn language(&mut self, f: &mut Fields, at: Pos, main: &Node) -> Option<StepKind> {
