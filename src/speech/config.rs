@@ -27,7 +27,7 @@ pub struct SpeechConfig {
     /// connections at once) unless its section says otherwise.
     pub max_sessions: usize,
     /// New sessions are refused (the caller is told, then offered keys) while the
-    /// decoders were busy more than this share of the last two seconds, or two seconds of
+    /// decoders were busy more than this share of the last two seconds, or five seconds of
     /// audio per decoder wait to be decoded. 1.0 admits by `max_sessions` alone (offline
     /// recognition, which feeds audio as fast as it is decoded).
     pub max_load: f64,

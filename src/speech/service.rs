@@ -71,7 +71,10 @@ impl Default for ListenOptions {
             no_input: None,
             end_silence: None,
             max_utterance: None,
-            max_backlog: Duration::from_secs(5),
+            // Longer than any utterance: while the decoders work through a burst of
+            // speakers a session's audio waits rather than being lost (30 s of 8 kHz
+            // audio is 480 KB, and only sessions that fell behind hold that much).
+            max_backlog: Duration::from_secs(30),
         }
     }
 }

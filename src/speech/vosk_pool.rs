@@ -33,8 +33,9 @@ use super::{FRAME_SAMPLES, Language, SAMPLE_RATE, SpeechError};
 /// reads them as f32: past an hour they lose milliseconds, so the recogniser is renewed.
 const RENEW_AFTER_SECONDS: u64 = 3600;
 /// Audio waiting per decoder beyond which new sessions are refused: a burst of speakers
-/// shows here before the measured load catches up.
-const MAX_QUEUED: Duration = Duration::from_secs(2);
+/// shows here before the measured load catches up. Inboxes fill while a decoder works
+/// through an utterance in one burst, so the bound is several bursts long.
+const MAX_QUEUED: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section here leaves its data consistent at each step: a panic in

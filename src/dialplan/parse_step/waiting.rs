@@ -137,7 +137,10 @@ impl StepParser<'_, '_> {
             .take("min_confidence")
             .and_then(|n| self.r.fraction(n, "`min_confidence`"))
             .unwrap_or(0.0);
-        let confirm = f.take("confirm").and_then(|n| self.confirm(n)).map(Box::new);
+        let confirm = f
+            .take("confirm")
+            .and_then(|n| self.confirm(n))
+            .map(Box::new);
         let mut intents = Vec::new();
         if let Some(node) = f.take("intents") {
             for (k, v) in self.r.map(node, "`intents`").unwrap_or_default() {
