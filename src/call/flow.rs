@@ -169,10 +169,9 @@ impl Call {
         }
     }
 
-    fn play(&mut self, id: dialplan::PlayId, prompts: &[dialplan::PromptToPlay]) {
+    /// Queues the prompts' audio on the caller's leg; the media id of the last one played.
+    fn play_clips(&mut self, prompts: &[dialplan::PromptToPlay]) -> Option<MediaPlayId> {
         let plan = self.interp.plan().name.clone();
-        let names: Vec<&str> = prompts.iter().map(|p| p.prompt.as_str()).collect();
-        info!(step = %self.interp.step_name(), prompts = %names.join(","), "playing");
         let mut last = None;
         for p in prompts {
             match self.flows.prompts.get(&plan, &p.prompt, &p.language) {
@@ -180,7 +179,13 @@ impl Call {
                 None => warn!(prompt = %p.prompt, language = %p.language, "no audio for a prompt"),
             }
         }
-        match last {
+        last
+    }
+
+    fn play(&mut self, id: dialplan::PlayId, prompts: &[dialplan::PromptToPlay]) {
+        let names: Vec<&str> = prompts.iter().map(|p| p.prompt.as_str()).collect();
+        info!(step = %self.interp.step_name(), prompts = %names.join(","), "playing");
+        match self.play_clips(prompts) {
             Some(media_id) => self.playing = Some((id, media_id)),
             None => self.interp.handle(Instant::now(), Input::PromptDone(id)),
         }
@@ -266,14 +271,7 @@ impl Call {
             priority: e.priority,
             caller: self.leg.caller.clone(),
         });
-        let plan = self.interp.plan().name.clone();
-        let mut playing = None;
-        for p in &e.prompts {
-            match self.flows.prompts.get(&plan, &p.prompt, &p.language) {
-                Some(clip) => playing = Some(self.leg.play(clip.clone())),
-                None => warn!(prompt = %p.prompt, language = %p.language, "no audio for a prompt"),
-            }
-        }
+        let playing = self.play_clips(&e.prompts);
         self.queued = Some(Queued {
             enqueue: e,
             instructions,

@@ -252,9 +252,7 @@ fn date(s: &[char], lex: &Lexicon, out: &mut String) -> Option<usize> {
     if sep == '年' && matches!(s.get(used), Some('日' | '号' | '號')) {
         used += 1;
     }
-    for c in &s[..4] {
-        out.push(lex.digits[c.to_digit(10).unwrap_or(0) as usize]);
-    }
+    spell(&s[..4], lex.digits[1], lex, out);
     out.push(lex.year);
     quantity(month, lex, out);
     out.push(lex.month);
@@ -297,13 +295,7 @@ fn time(s: &[char], lex: &Lexicon, out: &mut String) -> Option<usize> {
 
 /// `95%`, `2.5%`.
 fn percent(s: &[char], lex: &Lexicon, out: &mut String) -> Option<usize> {
-    let (n, _) = digits(s);
-    let fraction = if s.get(n) == Some(&'.') {
-        digits(s.get(n + 1..)?).0
-    } else {
-        0
-    };
-    let end = if fraction > 0 { n + 1 + fraction } else { n };
+    let (n, end) = number_span(s);
     if n == 0 || s.get(end) != Some(&'%') {
         return None;
     }
@@ -317,11 +309,8 @@ fn percent(s: &[char], lex: &Lexicon, out: &mut String) -> Option<usize> {
 fn number(chars: &[char], at: usize, lex: &Lexicon, out: &mut String) -> usize {
     let s = &chars[at..];
     let (n, value) = digits(s);
-    let fraction = match (s.get(n), s.get(n + 1)) {
-        (Some('.'), Some(c)) if c.is_ascii_digit() => digits(&s[n + 1..]).0,
-        _ => 0,
-    };
-    let end = if fraction > 0 { n + 1 + fraction } else { n };
+    let (_, end) = number_span(s);
+    let fraction = end > n;
     let after = &s[end..];
     let pressed = at > 0 && matches!(chars[at - 1], '按' | '撳');
     let ordinal = at > 0 && chars[at - 1] == '第';
@@ -335,28 +324,39 @@ fn number(chars: &[char], at: usize, lex: &Lexicon, out: &mut String) -> usize {
         }
         return end;
     }
-    let year = n == 4 && fraction == 0 && matches!(after.first(), Some('年'));
+    let year = n == 4 && !fraction && matches!(after.first(), Some('年'));
     if year {
-        for c in &s[..n] {
-            out.push(lex.digits[c.to_digit(10).unwrap_or(0) as usize]);
-        }
-    } else if fraction > 0 || ordinal || measured || n < 3 {
-        if value == 2
-            && fraction == 0
-            && !ordinal
-            && lex.counting.iter().any(|m| starts_with(after, m))
+        spell(&s[..n], lex.digits[1], lex, out);
+    } else if fraction || ordinal || measured || n < 3 {
+        if value == 2 && !fraction && !ordinal && lex.counting.iter().any(|m| starts_with(after, m))
         {
             out.push(lex.two_of);
         } else {
             decimal(&s[..end], lex, out);
         }
     } else {
-        for c in &s[..n] {
-            let d = c.to_digit(10).unwrap_or(0) as usize;
-            out.push(if d == 1 { lex.phone_one } else { lex.digits[d] });
-        }
+        spell(&s[..n], lex.phone_one, lex, out);
     }
     end
+}
+
+/// Digit by digit, `one` for 1 (幺 in a Mandarin phone number, 一 elsewhere).
+fn spell(digits: &[char], one: char, lex: &Lexicon, out: &mut String) {
+    for c in digits {
+        let d = c.to_digit(10).unwrap_or(0) as usize;
+        out.push(if d == 1 { one } else { lex.digits[d] });
+    }
+}
+
+/// Where a number starting `s` ends: its whole digits, then `.` and more digits if any.
+/// (whole digits, characters used)
+fn number_span(s: &[char]) -> (usize, usize) {
+    let (n, _) = digits(s);
+    let fraction = match (s.get(n), s.get(n + 1)) {
+        (Some('.'), Some(c)) if c.is_ascii_digit() => digits(&s[n + 1..]).0,
+        _ => 0,
+    };
+    (n, if fraction > 0 { n + 1 + fraction } else { n })
 }
 
 /// `12.5` → 十二点五.
@@ -364,17 +364,13 @@ fn decimal(s: &[char], lex: &Lexicon, out: &mut String) {
     let (n, value) = digits(s);
     if n > 12 {
         // Beyond any quantity a prompt states: say the digits.
-        for c in &s[..n] {
-            out.push(lex.digits[c.to_digit(10).unwrap_or(0) as usize]);
-        }
+        spell(&s[..n], lex.digits[1], lex, out);
     } else {
         quantity(value, lex, out);
     }
     if n < s.len() {
         out.push(lex.point);
-        for c in &s[n + 1..] {
-            out.push(lex.digits[c.to_digit(10).unwrap_or(0) as usize]);
-        }
+        spell(&s[n + 1..], lex.digits[1], lex, out);
     }
 }
 

@@ -67,8 +67,9 @@ pub struct Decision {
     pub evidence: Vec<Evidence>,
     /// The learned model's strongest reasons for its answer (empty without a model).
     pub features: Vec<Contribution>,
-    /// The model's probability that the request is out of scope (0 without a model).
-    pub out_of_scope: f32,
+    /// The model's probability that the request is out of scope; `None` when the grammar
+    /// alone decided (no corpus, no model).
+    pub out_of_scope: Option<f32>,
     pub language: LanguageGuess,
 }
 
@@ -368,7 +369,7 @@ impl Classifier {
             scores,
             evidence: sorted_evidence(weighed.evidence),
             features: model.explain(features, best, 8),
-            out_of_scope: probs[none],
+            out_of_scope: Some(probs[none]),
             ..Decision::default()
         }
     }
@@ -730,25 +731,21 @@ impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "transcript: {}", self.transcript)?;
         writeln!(f, "words:      {}", self.words.join(" "))?;
-        let learned = !self.features.is_empty() || self.out_of_scope > 0.0;
-        match (&self.intent, learned) {
-            (Some(s), true) => writeln!(
+        match (&self.intent, self.out_of_scope) {
+            (Some(s), Some(_)) => writeln!(
                 f,
                 "intent:     {} -> queue {} (probability {:.2})",
                 s.intent, s.queue, self.confidence
             )?,
-            (Some(s), false) => writeln!(
+            (Some(s), None) => writeln!(
                 f,
                 "intent:     {} -> queue {} (score {:.2}, confidence {:.2})",
                 s.intent, s.queue, s.score, self.confidence
             )?,
-            (None, true) => writeln!(
-                f,
-                "intent:     none (out of scope, probability {:.2})",
-                self.out_of_scope
-            )?,
-            (None, false) => writeln!(f, "intent:     none (no intent reached min_score)")?,
+            (None, Some(p)) => writeln!(f, "intent:     none (out of scope, probability {p:.2})")?,
+            (None, None) => writeln!(f, "intent:     none (no intent reached min_score)")?,
         }
+        let learned = self.out_of_scope.is_some();
         match (&self.runner_up, learned) {
             (Some(s), true) => {
                 writeln!(f, "runner-up:  {} (probability {:.2})", s.intent, s.score)?
@@ -760,9 +757,9 @@ impl fmt::Display for Decision {
             writeln!(
                 f,
                 "model:      strongest features for `{}` (c1-c3: characters, w: word, g: grammar score)",
-                self.features
-                    .first()
-                    .map_or(intent_model::NONE, |c| c.class.as_str())
+                self.intent
+                    .as_ref()
+                    .map_or(intent_model::NONE, |s| s.intent.as_str())
             )?;
             for c in &self.features {
                 writeln!(f, "  {:+6.2}  {}", c.weight, c.feature)?;

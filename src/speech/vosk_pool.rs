@@ -96,9 +96,10 @@ struct Work {
     lease: Arc<Lease>,
     utterance: Utterance,
     gate: Gate,
-    /// The recogniser while the caller speaks.
+    /// The recogniser lent for decoding the held utterance (kept here so a decoder panic
+    /// or failure can account for it).
     warm: Option<Warm>,
-    /// Speech waiting for a recogniser (every one is lent out), from `held_from` on.
+    /// The utterance's speech so far, decoded at its endpoint, from `held_from` on.
     held: Vec<Frame>,
     held_from: Duration,
     /// Waiting in the pool's queue for a recogniser.
@@ -353,7 +354,15 @@ impl Work {
     fn step(&mut self, shared: &Shared, frame: Frame, arrived: Instant) {
         let step = self.utterance.on_audio(&frame);
         let at = self.utterance.stats.audio;
-        let frames: Vec<Frame> = self.gate.pass(frame, &step).collect();
+        let passed = self.gate.pass(frame, &step);
+        if passed.len() > 0 && self.held.is_empty() {
+            // The first frame's audio time: the frames end with the current one.
+            self.held_from = at.saturating_sub(frames_duration(passed.len()));
+        }
+        // Held until the endpoint, then decoded in one burst: a recogniser is busy for the
+        // decoding only (a fraction of the utterance), so a few warm ones serve every
+        // caller, and a warm one decodes several times faster.
+        self.held.extend(passed);
         // Speech started: say so (barge-in) before decoding its pre-roll.
         let step = match step {
             Step::Emit(event) => {
@@ -362,17 +371,6 @@ impl Work {
             }
             other => other,
         };
-        if !frames.is_empty() {
-            if self.warm.is_none() && self.held.is_empty() {
-                // The first frame's audio time: the frames end with the current one.
-                let back = Duration::from_millis(20 * frames.len() as u64);
-                self.held_from = at.saturating_sub(back);
-            }
-            // Held until the endpoint, then decoded in one burst: a recogniser is busy
-            // for the decoding only (a fraction of the utterance), so a few warm ones
-            // serve every caller, and a warm one decodes several times faster.
-            self.held.extend(frames);
-        }
         match step {
             Step::Continue | Step::Emit(_) => {}
             Step::End(event) => {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{Failure, Interpreter, Phase, SHORT_ANSWER};
 use crate::dialplan::actions::{ListenRequest, Speech, SpeechResult, Unavailable};
-use crate::dialplan::model::{Ask, StepKind, Target};
+use crate::dialplan::model::{Ask, PromptRef, StepKind, Target};
 use crate::events::{EventKind, FallbackReason};
 
 impl Interpreter {
@@ -166,18 +166,8 @@ impl Interpreter {
             self.vars.intent = Some(first.clone());
             self.vars.confidence = Some(*p1);
             self.choosing = Some(second.clone());
-            self.confirming = true;
-            self.phase = Phase::Prompting;
-            let prompts = self.resolve(&choice.prompt, &self.vars.language);
-            self.listen(ListenRequest {
-                language: self.vars.language.clone(),
-                detect_language: false,
-                grammar: a.grammar.clone(),
-                phrases: Vec::new(),
-                max_speech: SHORT_ANSWER,
-            });
-            self.play(prompts, true);
-            return;
+            // The answer names a service: the step's grammar classifies it.
+            return self.ask_back(&choice.prompt, Some((a.grammar.clone(), Vec::new())));
         }
         match result.intent {
             Some(intent) if result.confidence >= a.min_confidence => {
@@ -185,27 +175,35 @@ impl Interpreter {
                 self.vars.confidence = Some(result.confidence);
                 match &a.confirm {
                     Some(c) if result.confidence < c.below => {
-                        self.confirming = true;
-                        self.phase = Phase::Prompting;
                         let phrases: Vec<String> =
                             c.no_words.iter().chain(&c.yes_words).cloned().collect();
-                        if !phrases.is_empty() {
-                            self.listen(ListenRequest {
-                                language: self.vars.language.clone(),
-                                detect_language: false,
-                                grammar: None,
-                                phrases,
-                                max_speech: SHORT_ANSWER,
-                            });
-                        }
-                        let prompts = self.resolve(&c.prompt, &self.vars.language);
-                        self.play(prompts, true);
+                        // Keys only when there are no words to hear.
+                        let hear = (!phrases.is_empty()).then_some((None, phrases));
+                        self.ask_back(&c.prompt, hear);
                     }
                     _ => self.accept(now, a),
                 }
             }
             _ => self.fail(now, Failure::NoMatch),
         }
+    }
+
+    /// A confirmation or a choice: its question, answered by keys or, with `hear` (the
+    /// grammar and phrases to listen with), a short spoken answer.
+    fn ask_back(&mut self, prompt: &[PromptRef], hear: Option<(Option<String>, Vec<String>)>) {
+        self.confirming = true;
+        self.phase = Phase::Prompting;
+        if let Some((grammar, phrases)) = hear {
+            self.listen(ListenRequest {
+                language: self.vars.language.clone(),
+                detect_language: false,
+                grammar,
+                phrases,
+                max_speech: SHORT_ANSWER,
+            });
+        }
+        let prompts = self.resolve(prompt, &self.vars.language);
+        self.play(prompts, true);
     }
 
     /// "No" words first: they usually contain the "yes" word (不是, 唔係). To a choice, the
