@@ -550,10 +550,13 @@ impl Loop {
                 }
             }
             TxEvent::Ack { request, .. } => {
-                if let Some(r) =
-                    headers::call_id(&request.headers).and_then(|id| self.routes.get(id))
-                {
-                    let _ = r.events.send(CallEvent::Ack { request });
+                match headers::call_id(&request.headers).and_then(|id| self.routes.get(id)) {
+                    Some(r) => {
+                        let _ = r.events.send(CallEvent::Ack { request });
+                    }
+                    // An ACK of no call of ours (a late copy, or another call's ACK with
+                    // a reused branch): nothing answers an ACK, so it is counted.
+                    None => self.metrics.dropped("stray_ack"),
                 }
             }
             TxEvent::Response { tx, response } => {

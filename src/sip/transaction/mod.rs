@@ -86,6 +86,9 @@ pub struct Counts {
     pub retransmissions_sent: u64,
     pub retransmissions_absorbed: u64,
     pub stray_responses: u64,
+    /// ACKs that carried a live INVITE's branch but another call's Call-ID, CSeq or From
+    /// tag.
+    pub foreign_acks: u64,
 }
 
 /// Borrows the output queues of `Transactions` apart from its transaction maps.
@@ -172,7 +175,17 @@ impl Transactions {
         let Some(k) = key::server_key(&req, peer.addr) else {
             return;
         };
-        if let Some(&id) = self.server_keys.get(&k) {
+        let id = self.server_keys.get(&k).copied().filter(|id| {
+            // An ACK with the INVITE's branch that names another call is not this
+            // transaction's: it goes to the dialogs like any other ACK.
+            let foreign = req.method == Method::Ack
+                && self.server.get(id).is_some_and(|tx| !tx.owns_ack(&req));
+            if foreign {
+                self.counts.foreign_acks += 1;
+            }
+            !foreign
+        });
+        if let Some(id) = id {
             let mut wakeups = Vec::new();
             if let Some(tx) = self.server.get_mut(&id) {
                 let mut out = out!(self, now, wakeups);

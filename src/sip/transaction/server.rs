@@ -40,7 +40,9 @@ pub(super) struct ServerTx {
     end_at: Option<Instant>,
     /// The 2xx was acknowledged.
     acked: bool,
-    pending_ack_key: Option<String>,
+    /// What an ACK of this INVITE carries (Call-ID, CSeq number, From tag), whether it
+    /// acknowledges a non-2xx (17.1.1.3) or the 2xx.
+    invite_identity: Option<String>,
 }
 
 impl ServerTx {
@@ -64,7 +66,7 @@ impl ServerTx {
             interval: out.timers.t1,
             end_at: None,
             acked: false,
-            pending_ack_key: if invite { key::ack_key(req) } else { None },
+            invite_identity: if invite { key::ack_key(req) } else { None },
         };
         if invite {
             // 17.2.1: answer at once so the client stops retransmitting; the TU's
@@ -98,7 +100,7 @@ impl ServerTx {
             (_, 100..=199) => self.state = State::Proceeding,
             (true, 200..=299) => {
                 self.state = State::Accepted;
-                self.ack_key = self.pending_ack_key.take();
+                self.ack_key = self.invite_identity.clone();
                 // The 2xx travels end to end, possibly over UDP beyond a TCP hop, so it
                 // is resent whatever our transport (13.3.1.4).
                 self.interval = t.t1;
@@ -121,6 +123,14 @@ impl ServerTx {
             self.state = State::Terminated;
         }
         Ok(())
+    }
+
+    /// Whether `ack`, which carries this INVITE's branch, acknowledges it: its Call-ID,
+    /// CSeq number and From tag must be the INVITE's too. Matching the branch alone let an
+    /// ACK of another call stop this call's 2xx and its ACK timer, leaving the call up for
+    /// ever.
+    pub(super) fn owns_ack(&self, ack: &Request) -> bool {
+        self.invite && self.invite_identity.is_some() && key::ack_key(ack) == self.invite_identity
     }
 
     /// A copy of the request (or the ACK of a non-2xx) arrived. Returns true when it is an

@@ -156,6 +156,76 @@ fn a_2xx_is_resent_until_the_ack_and_then_stops() {
 }
 
 #[test]
+fn an_ack_with_the_invites_branch_but_another_call_id_leaves_the_2xx_unacknowledged() {
+    let mut t = Transactions::new(Timers::default());
+    let now = Instant::now();
+    let invite = request("INVITE", "z9hG4bKf", 1, None);
+    t.handle_message(
+        now,
+        peer(Transport::Udp),
+        SipMessage::Request(invite.clone()),
+    );
+    let tx = server_tx(&events(&mut t));
+    t.respond(now, tx, response_to(&invite, 200)).expect("live");
+    sent(&mut t);
+
+    // The same branch, sent-by and source, but another call's Call-ID (found by fuzzing:
+    // it used to stop this call's 2xx and its ACK timer for good).
+    let text = String::from_utf8_lossy(&build::encode(&SipMessage::Request(request(
+        "ACK",
+        "z9hG4bKf",
+        1,
+        Some("to1"),
+    ))))
+    .replace("Call-ID: call-1", "Call-ID: someone-else");
+    let foreign = match parse(text.as_bytes(), Transport::Udp) {
+        Ok(SipMessage::Request(r)) => r,
+        other => panic!("the forged ACK must parse: {other:?}"),
+    };
+    t.handle_message(
+        now + Duration::from_millis(100),
+        peer(Transport::Udp),
+        SipMessage::Request(foreign),
+    );
+    match events(&mut t).as_slice() {
+        [TxEvent::Ack { request, .. }] => assert_eq!(
+            crate::sip::headers::call_id(&request.headers),
+            Some("someone-else"),
+            "handed to the dialogs under its own Call-ID, where no call takes it"
+        ),
+        other => panic!("expected the ACK passed up, got {other:?}"),
+    }
+    assert_eq!(t.counts().foreign_acks, 1);
+    let resent = run_until(&mut t, now, Duration::from_millis(1600));
+    assert_eq!(resent.len(), 2, "the 200 is still resent: {resent:?}");
+
+    // Nobody ACKs the real call: it is reported, so the call can end with a BYE.
+    run_until(&mut t, now, Duration::from_secs(40));
+    assert!(
+        events(&mut t)
+            .iter()
+            .any(|e| matches!(e, TxEvent::AckTimeout { call_id, .. } if call_id == "call-1")),
+        "the real call's missing ACK is reported"
+    );
+
+    // The INVITE's own ACK with the same branch is still taken as the dialog's ACK.
+    let mut t = Transactions::new(Timers::default());
+    t.handle_message(
+        now,
+        peer(Transport::Udp),
+        SipMessage::Request(invite.clone()),
+    );
+    let tx = server_tx(&events(&mut t));
+    t.respond(now, tx, response_to(&invite, 200)).expect("live");
+    sent(&mut t);
+    let own = request("ACK", "z9hG4bKf", 1, Some("to1"));
+    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(own));
+    assert!(matches!(events(&mut t).as_slice(), [TxEvent::Ack { .. }]));
+    assert!(run_until(&mut t, now, Duration::from_secs(40)).is_empty());
+    assert_eq!(t.counts().foreign_acks, 0);
+}
+
+#[test]
 fn a_2xx_never_acked_is_resent_capped_at_t2_then_reported() {
     let mut t = Transactions::new(Timers::default());
     let now = Instant::now();
