@@ -88,8 +88,8 @@ impl Media {
                     remote: from,
                     direction: Direction::SendRecv,
                 };
-                let mut session =
-                    MediaSession::new(now, neg, Duration::from_secs(30), Duration::from_millis(60));
+                let (timeout, jitter) = (Duration::from_secs(30), Duration::from_millis(60));
+                let mut session = MediaSession::new(now, neg, from.ip(), timeout, jitter);
                 session.play(1, clip.clone());
                 Leg {
                     session,

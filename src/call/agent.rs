@@ -106,7 +106,8 @@ impl AgentLeg {
         };
         let local = endpoint.local_addr(peer);
         let call_id = build::new_call_id();
-        let leg_media = media.open_beside(beside, local.ip(), &format!("{call_id}-agent"))?;
+        let leg_media =
+            media.open_beside(beside, local.ip(), addr.ip(), &format!("{call_id}-agent"))?;
         let sdp = LocalMedia {
             ip: local.ip(),
             port: leg_media.port,

@@ -118,7 +118,7 @@ impl InboundLeg {
             Ok(d) => d,
             Err(e) => return Err(reject(400, Some(e.to_string()))),
         };
-        let mut leg_media = match media.open(call.local.ip(), &call_id) {
+        let mut leg_media = match media.open(call.local.ip(), call.peer.addr.ip(), &call_id) {
             Ok(m) => m,
             Err(e) => {
                 warn!(error = %e, "no media for the call");

@@ -2,9 +2,18 @@
 //! relayed from a bridged leg), what it received (in order, through the jitter buffer),
 //! the DTMF keys pressed, and whether the peer's RTP stopped. The media worker owns the
 //! socket and the clock; this only sees datagrams, `now` and commands.
+//!
+//! RTP is taken from the negotiated peer only (the RTP-bleed class of attacks: anyone
+//! who guesses the port could otherwise hear the prompts, press keys and speak to the
+//! recogniser). The leg latches once to the first source whose address is the SDP's or
+//! the signalling's (any port: NAT rewrites ports, and symmetric RTP answers where the
+//! packets really come from); after that, packets from any other source are counted and
+//! dropped. It re-latches on a new offer/answer, or when the latched source has been
+//! silent for `RELATCH_AFTER` and another allowed source sends (a phone that changed
+//! ports).
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +22,10 @@ use super::dtmf::DtmfReceiver;
 use super::jitter::{Frame, JitterBuffer};
 use super::rtp::{HEADER_LEN, Packet, Sender};
 use super::sdp::Negotiated;
+
+/// How long the latched source must be silent before another allowed source may take
+/// its place.
+const RELATCH_AFTER: Duration = Duration::from_secs(1);
 
 /// Samples per 20 ms packet at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
@@ -36,6 +49,8 @@ pub struct Counters {
     pub rx_packets: u64,
     /// Datagrams that were not RTP, or RTP of a payload type we did not agree to.
     pub rx_ignored: u64,
+    /// Datagrams from a source other than the negotiated peer (dropped unread).
+    pub rx_foreign: u64,
     pub tx_packets: u64,
 }
 
@@ -44,6 +59,10 @@ pub struct MediaSession {
     /// Where we send: the SDP address until the peer's RTP shows its real source.
     remote: SocketAddr,
     latched: bool,
+    /// Where the leg's signalling comes from: RTP from this address is the peer's too.
+    signalling: IpAddr,
+    /// The last packet from the latched source.
+    latched_rx: Instant,
     sender: Sender,
     jitter: JitterBuffer,
     dtmf: DtmfReceiver,
@@ -59,11 +78,19 @@ pub struct MediaSession {
 }
 
 impl MediaSession {
-    pub fn new(now: Instant, neg: Negotiated, timeout: Duration, jitter: Duration) -> MediaSession {
+    pub fn new(
+        now: Instant,
+        neg: Negotiated,
+        signalling: IpAddr,
+        timeout: Duration,
+        jitter: Duration,
+    ) -> MediaSession {
         MediaSession {
             remote: neg.remote,
             neg,
             latched: false,
+            signalling,
+            latched_rx: now,
             sender: Sender::random(),
             jitter: JitterBuffer::new(jitter),
             dtmf: DtmfReceiver::default(),
@@ -119,6 +146,10 @@ impl MediaSession {
     }
 
     pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if !self.accepts(now, from) {
+            self.counters.rx_foreign += 1;
+            return;
+        }
         let Ok(p) = Packet::parse(data) else {
             self.counters.rx_ignored += 1;
             return;
@@ -131,7 +162,8 @@ impl MediaSession {
         }
         self.counters.rx_packets += 1;
         self.last_rx = now;
-        if !self.latched {
+        self.latched_rx = now;
+        if !self.latched || self.remote != from {
             // Symmetric RTP (RFC 4961): answer where the peer really sends from, which
             // differs from its SDP behind NAT.
             self.remote = from;
@@ -144,6 +176,17 @@ impl MediaSession {
         } else {
             self.jitter.push(now, p.seq, p.timestamp, p.payload);
         }
+    }
+
+    /// Whether a datagram from `from` is the peer's: the latched source; before latching
+    /// (or once the latched source has gone quiet), any port of the SDP's or the
+    /// signalling's address.
+    fn accepts(&self, now: Instant, from: SocketAddr) -> bool {
+        if self.latched && from == self.remote {
+            return true;
+        }
+        let allowed = from.ip() == self.neg.remote.ip() || from.ip() == self.signalling;
+        allowed && (!self.latched || now.duration_since(self.latched_rx) >= RELATCH_AFTER)
     }
 
     /// The next received audio frame in order, once it is due.
@@ -241,6 +284,9 @@ mod tests {
         }
     }
 
+    /// Where the test legs' signalling comes from.
+    const SIP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
     fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
         let mut s = Sender::new(7, seq, ts);
         let mut buf = vec![0u8; HEADER_LEN + payload.len()];
@@ -256,7 +302,7 @@ mod tests {
     #[test]
     fn a_clip_is_sent_in_20ms_packets_then_reported_done() {
         let t = Instant::now();
-        let mut s = MediaSession::new(t, neg(Law::Ulaw), 30_000 * MS, 60 * MS);
+        let mut s = MediaSession::new(t, neg(Law::Ulaw), SIP, 30_000 * MS, 60 * MS);
         // 400 samples: two full packets and one padded with silence.
         s.play(1, Clip::from_pcm(vec![1000i16; 400].into()));
         let mut buf = [0u8; MAX_PACKET];
@@ -301,7 +347,7 @@ mod tests {
     #[test]
     fn received_audio_latches_the_destination_and_dtmf_is_decoded() {
         let t = Instant::now();
-        let mut s = MediaSession::new(t, neg(Law::Alaw), 30_000 * MS, 60 * MS);
+        let mut s = MediaSession::new(t, neg(Law::Alaw), SIP, 30_000 * MS, 60 * MS);
         let nat: SocketAddr = "127.0.0.1:7777".parse().expect("addr");
         s.on_datagram(t, nat, &rtp(8, 1, 160, &[0xd5; 160]));
         s.on_datagram(t, nat, &rtp(0, 2, 320, &[0xff; 160]));
@@ -315,6 +361,7 @@ mod tests {
             Counters {
                 rx_packets: 3,
                 rx_ignored: 2,
+                rx_foreign: 0,
                 tx_packets: 0
             }
         );
@@ -324,9 +371,66 @@ mod tests {
     }
 
     #[test]
+    fn only_the_negotiated_peer_is_heard_and_answered() {
+        let t = Instant::now();
+        let mut s = MediaSession::new(t, neg(Law::Ulaw), SIP, 1000 * MS, 60 * MS);
+        let sprayer: SocketAddr = "10.9.9.9:6000".parse().expect("addr");
+        let peer: SocketAddr = "127.0.0.1:7000".parse().expect("addr");
+        let mut buf = [0u8; MAX_PACKET];
+        // Before the peer sends: someone else's keys and audio, with the right payload
+        // types, do not latch, press keys or fill the buffer.
+        s.on_datagram(t, sprayer, &rtp(0, 1, 160, &[0xff; 160]));
+        s.on_datagram(t, sprayer, &rtp(101, 2, 320, &[1, 0x8a, 1, 64]));
+        s.play(1, Clip::from_pcm(vec![0i16; 320].into()));
+        assert_eq!(
+            s.tick(t, &mut buf).map(|(_, to)| to),
+            Some(neg(Law::Ulaw).remote),
+            "prompts go to the SDP address, not to the sprayer"
+        );
+        // The peer, from another port of its SDP address (NAT), latches.
+        s.on_datagram(t, peer, &rtp(0, 10, 1600, &[0xff; 160]));
+        assert_eq!(s.tick(t + 20 * MS, &mut buf).map(|(_, to)| to), Some(peer));
+        // Another port of the same address while the peer is live: dropped.
+        let other_port: SocketAddr = "127.0.0.1:7100".parse().expect("addr");
+        for i in 1..=40u32 {
+            let at = t + i * 20 * MS;
+            s.on_datagram(
+                at,
+                peer,
+                &rtp(0, 10 + i as u16, 1600 + i * 160, &[0xff; 160]),
+            );
+            s.on_datagram(at, sprayer, &rtp(101, 3, 480, &[9, 0x8a, 1, 64]));
+            s.on_datagram(at, other_port, &rtp(0, 3, 480, &[0; 160]));
+        }
+        assert_eq!(
+            events(&mut s),
+            [SessionEvent::PlayDone(1)],
+            "no key from anyone else"
+        );
+        assert_eq!((s.counters.rx_packets, s.counters.rx_foreign), (41, 82));
+        // The peer hangs up silently; the sprayer goes on: it keeps no dead call alive.
+        for i in 41..=120u32 {
+            s.on_datagram(t + i * 20 * MS, sprayer, &rtp(0, 3, 480, &[0; 160]));
+        }
+        s.tick(t + 2400 * MS, &mut buf);
+        assert_eq!(events(&mut s), [SessionEvent::Timeout]);
+
+        // The peer's phone moved to a new port (from its signalling address) after its old
+        // source fell silent: it takes over.
+        let moved: SocketAddr = "127.0.0.2:9000".parse().expect("addr");
+        s.on_datagram(t + 2400 * MS, moved, &rtp(0, 60, 16000, &[0xff; 160]));
+        s.play(2, Clip::from_pcm(vec![0i16; 160].into()));
+        assert_eq!(
+            s.tick(t + 2420 * MS, &mut buf).map(|(_, to)| to),
+            Some(moved)
+        );
+        assert_eq!(s.counters.rx_packets, 42);
+    }
+
+    #[test]
     fn silence_from_the_peer_times_out_once_but_not_on_hold() {
         let t = Instant::now();
-        let mut s = MediaSession::new(t, neg(Law::Ulaw), 1000 * MS, 60 * MS);
+        let mut s = MediaSession::new(t, neg(Law::Ulaw), SIP, 1000 * MS, 60 * MS);
         let mut buf = [0u8; MAX_PACKET];
         s.tick(t + 1000 * MS, &mut buf);
         assert!(events(&mut s).is_empty());
@@ -334,7 +438,7 @@ mod tests {
         s.tick(t + 2000 * MS, &mut buf);
         assert_eq!(events(&mut s), [SessionEvent::Timeout]);
 
-        let mut s = MediaSession::new(t, neg(Law::Ulaw), 1000 * MS, 60 * MS);
+        let mut s = MediaSession::new(t, neg(Law::Ulaw), SIP, 1000 * MS, 60 * MS);
         let mut held = neg(Law::Ulaw);
         held.direction = Direction::Inactive;
         s.update(t, held);
@@ -350,7 +454,7 @@ mod tests {
     #[test]
     fn relayed_audio_goes_before_prompts() {
         let t = Instant::now();
-        let mut s = MediaSession::new(t, neg(Law::Ulaw), 30_000 * MS, 60 * MS);
+        let mut s = MediaSession::new(t, neg(Law::Ulaw), SIP, 30_000 * MS, 60 * MS);
         s.play(1, Clip::from_pcm(vec![0i16; 1600].into()));
         s.relay([42; FRAME_SAMPLES]);
         let mut buf = [0u8; MAX_PACKET];

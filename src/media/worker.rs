@@ -36,6 +36,7 @@ enum Command {
         leg: LegId,
         socket: StdUdpSocket,
         neg: Negotiated,
+        signalling: IpAddr,
         events: mpsc::UnboundedSender<SessionEvent>,
         record: Option<PathBuf>,
     },
@@ -93,6 +94,7 @@ struct Metrics {
     tx: Arc<Counter>,
     lost: Arc<Counter>,
     ignored: Arc<Counter>,
+    foreign: Arc<Counter>,
     late_ticks: Arc<Counter>,
 }
 
@@ -142,6 +144,11 @@ impl Media {
                 "Datagrams on RTP ports that were not RTP of an agreed payload type",
                 &[],
             ),
+            foreign: registry.counter(
+                "hotline_rtp_packets_foreign_total",
+                "Datagrams on RTP ports from a source other than the call's negotiated peer (dropped)",
+                &[],
+            ),
             late_ticks: late_ticks(registry),
         });
         let timeout = Duration::from_secs(config.media_timeout_s);
@@ -181,10 +188,12 @@ impl Media {
         &self.laws
     }
 
-    /// Binds a port for a new leg on the next worker. `name` names its recording.
-    pub fn open(&self, ip: IpAddr, name: &str) -> Result<MediaLeg, MediaError> {
+    /// Binds a port on `ip` for a new leg on the next worker. `peer` is where the leg's
+    /// signalling comes from: RTP is accepted from its address or the SDP's only.
+    /// `name` names its recording.
+    pub fn open(&self, ip: IpAddr, peer: IpAddr, name: &str) -> Result<MediaLeg, MediaError> {
         let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
-        self.open_on(worker, ip, name)
+        self.open_on(worker, ip, peer, name)
     }
 
     /// Binds a port for a leg on the same worker as `other`, so the two can be bridged.
@@ -192,12 +201,19 @@ impl Media {
         &self,
         other: &MediaLeg,
         ip: IpAddr,
+        peer: IpAddr,
         name: &str,
     ) -> Result<MediaLeg, MediaError> {
-        self.open_on(other.worker, ip, name)
+        self.open_on(other.worker, ip, peer, name)
     }
 
-    fn open_on(&self, worker: usize, ip: IpAddr, name: &str) -> Result<MediaLeg, MediaError> {
+    fn open_on(
+        &self,
+        worker: usize,
+        ip: IpAddr,
+        peer: IpAddr,
+        name: &str,
+    ) -> Result<MediaLeg, MediaError> {
         let socket = self.ports.bind(ip)?;
         let port = socket.local_addr().map_err(MediaError::Bind)?.port();
         let record = self.recording.as_ref().map(|dir| {
@@ -219,6 +235,7 @@ impl Media {
             worker,
             port,
             tx: self.workers[worker].clone(),
+            signalling: peer,
             pending: Some((socket, events_tx, record)),
             events,
         })
@@ -231,6 +248,8 @@ pub struct MediaLeg {
     worker: usize,
     pub port: u16,
     tx: mpsc::UnboundedSender<Command>,
+    /// Where the leg's signalling comes from.
+    signalling: IpAddr,
     pending: Option<(
         StdUdpSocket,
         mpsc::UnboundedSender<SessionEvent>,
@@ -249,6 +268,7 @@ impl MediaLeg {
                 leg: self.id,
                 socket,
                 neg,
+                signalling: self.signalling,
                 events,
                 record,
             },
@@ -370,6 +390,7 @@ fn apply(
             leg,
             socket,
             neg,
+            signalling,
             events,
             record,
         } => {
@@ -385,7 +406,7 @@ fn apply(
                 leg,
                 Entry {
                     socket,
-                    session: MediaSession::new(Instant::now(), neg, timeout, jitter),
+                    session: MediaSession::new(Instant::now(), neg, signalling, timeout, jitter),
                     events,
                     recorder,
                     tap: None,
@@ -467,14 +488,16 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
     s.datagram.resize(2048, 0);
     let mut packet = [0u8; MAX_PACKET];
     // Counted here and added to the shared counters once per tick, not per leg.
-    let (mut rx, mut tx, mut ignored) = (0u64, 0u64, 0u64);
+    let (mut rx, mut tx, mut ignored, mut foreign) = (0u64, 0u64, 0u64, 0u64);
     for e in legs.values_mut() {
         let ignored_before = e.session.counters.rx_ignored;
+        let foreign_before = e.session.counters.rx_foreign;
         while let Ok((n, from)) = e.socket.recv_from(&mut s.datagram) {
             e.session.on_datagram(now, from, &s.datagram[..n]);
             rx += 1;
         }
         ignored += e.session.counters.rx_ignored - ignored_before;
+        foreign += e.session.counters.rx_foreign - foreign_before;
         let law = e.session.negotiated().law;
         while let Some(frame) = e.session.poll_frame(now) {
             law.decode_into(frame.payload(), &mut s.pcm);
@@ -528,4 +551,5 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
     metrics.rx.add(rx);
     metrics.tx.add(tx);
     metrics.ignored.add(ignored);
+    metrics.foreign.add(foreign);
 }
