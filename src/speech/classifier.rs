@@ -251,7 +251,12 @@ impl Classifier {
             .iter()
             .map(|s| (s.intent.as_str(), s.score))
             .collect();
-        intent_model::features(&norm.chars, &words, &grammar)
+        let sounds: Vec<Option<String>> = norm
+            .chars
+            .iter()
+            .map(|&c| reading(c).map(|s| s.folded()))
+            .collect();
+        intent_model::features(&norm.chars, &sounds, &words, &grammar)
     }
 
     /// Whether decisions come from the learned model.
@@ -756,7 +761,7 @@ impl fmt::Display for Decision {
         if learned {
             writeln!(
                 f,
-                "model:      strongest features for `{}` (c1-c3: characters, w: word, g: grammar score)",
+                "model:      strongest features for `{}` (c1-c3: characters, s2: two sounds, w: word, g: grammar score)",
                 self.intent
                     .as_ref()
                     .map_or(intent_model::NONE, |s| s.intent.as_str())

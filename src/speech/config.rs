@@ -32,11 +32,13 @@ pub struct SpeechConfig {
     /// recognition, which feeds audio as fast as it is decoded).
     pub max_load: f64,
     /// Recognisers created at start; more are made when more callers speak at once.
-    /// 0: two per decoder.
+    /// 0: one per decoder.
     pub warm_recognizers: usize,
-    /// Most recognisers per local model; 0: two per decoder. A recogniser is lent for the
+    /// Most recognisers per local model; 0: one per decoder. A recogniser is lent for the
     /// decoding of one utterance at its endpoint; beyond this many at once, speech waits
     /// (held, not dropped) for a warm one, which decodes several times faster than a new one.
+    /// A decoder thread decodes one utterance at a time, so more than one per decoder only
+    /// spreads the traffic that warms them over more recognisers.
     pub recognizers: usize,
     /// The rate audio is fed to a local Vosk model at: 8000 (as it arrives from RTP) or
     /// 16000 (upsampled here first). bench/speech_accuracy.sh measures both.
@@ -141,11 +143,11 @@ impl SpeechConfig {
             max_sessions,
             max_load: self.max_load,
             warm: match self.warm_recognizers {
-                0 => 2 * decoders,
+                0 => decoders,
                 n => n,
             },
             recognizers: match self.recognizers {
-                0 => 2 * decoders,
+                0 => decoders,
                 n => n,
             },
         };
@@ -211,8 +213,8 @@ mod tests {
                     decoders: 3,
                     max_sessions: 40,
                     max_load: 0.85,
-                    warm: 6,
-                    recognizers: 6
+                    warm: 3,
+                    recognizers: 3
                 }
             }
         );

@@ -26,9 +26,17 @@ const GRAMMAR_SCALE: f32 = 3.0;
 /// One feature of one text, with its value.
 pub(crate) type Feature = (String, f32);
 
-/// The features of a normalised text: character n-grams with boundary marks, words, and
-/// the grammar's score per intent (`grammar`, intents it did not score are absent).
-pub(crate) fn features(chars: &[char], words: &[String], grammar: &[(&str, f32)]) -> Vec<Feature> {
+/// The features of a normalised text: character n-grams with boundary marks, pairs of
+/// adjacent sounds (`sounds`: each character's folded syllable, none for characters
+/// without a reading), words, and the grammar's score per intent (`grammar`, intents it
+/// did not score are absent). The sound pairs let a recogniser's homophone slip (射保 for
+/// 社保) count as the word meant.
+pub(crate) fn features(
+    chars: &[char],
+    sounds: &[Option<String>],
+    words: &[String],
+    grammar: &[(&str, f32)],
+) -> Vec<Feature> {
     let mut out: Vec<Feature> = Vec::with_capacity(chars.len() * 3 + words.len() + 4);
     if chars.is_empty() {
         out.push(("empty".into(), 1.0));
@@ -44,6 +52,11 @@ pub(crate) fn features(chars: &[char], words: &[String], grammar: &[(&str, f32)]
                 continue;
             }
             out.push((format!("c{n}:{}", w.iter().collect::<String>()), 1.0));
+        }
+    }
+    for pair in sounds.windows(2) {
+        if let [Some(a), Some(b)] = pair {
+            out.push((format!("s2:{a} {b}"), 1.0));
         }
     }
     for w in words {
@@ -256,7 +269,7 @@ mod tests {
     fn sample(text: &str, class: usize) -> Sample {
         let chars: Vec<char> = text.chars().collect();
         Sample {
-            features: features(&chars, &[], &[]),
+            features: features(&chars, &[], &[], &[]),
             class,
         }
     }
@@ -266,9 +279,11 @@ mod tests {
     }
 
     #[test]
-    fn features_are_ngrams_words_and_scaled_grammar_scores() {
+    fn features_are_ngrams_sounds_words_and_scaled_grammar_scores() {
         let chars: Vec<char> = "停水".chars().collect();
-        let f = features(&chars, &["停水".into()], &[("water", 6.0), ("noise", -9.0)]);
+        let sounds = [Some("tin".to_owned()), Some("sui".to_owned())];
+        let grammar = [("water", 6.0), ("noise", -9.0)];
+        let f = features(&chars, &sounds, &["停水".into()], &grammar);
         let names: Vec<&str> = f.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -280,14 +295,15 @@ mod tests {
                 "c2:水$",
                 "c3:^停水",
                 "c3:停水$",
+                "s2:tin sui",
                 "w:停水",
                 "g:water",
                 "g:noise"
             ]
         );
-        assert_eq!(f[8].1, 2.0);
-        assert_eq!(f[9].1, -2.0);
-        assert_eq!(features(&[], &[], &[]), [("empty".to_owned(), 1.0)]);
+        assert_eq!(f[9].1, 2.0);
+        assert_eq!(f[10].1, -2.0);
+        assert_eq!(features(&[], &[], &[], &[]), [("empty".to_owned(), 1.0)]);
     }
 
     #[test]
@@ -306,7 +322,7 @@ mod tests {
         let model = IntentModel::train(classes(), &train);
         let best = |text: &str| {
             let chars: Vec<char> = text.chars().collect();
-            let p = model.predict(&features(&chars, &[], &[]));
+            let p = model.predict(&features(&chars, &[], &[], &[]));
             let (c, _) = p
                 .iter()
                 .enumerate()
@@ -318,7 +334,7 @@ mod tests {
         assert_eq!(best("隔壁吵"), "noise");
         assert_eq!(best("喂"), "none");
         let chars: Vec<char> = "停水".chars().collect();
-        let why = model.explain(&features(&chars, &[], &[]), 0, 3);
+        let why = model.explain(&features(&chars, &[], &[], &[]), 0, 3);
         assert!(why.iter().any(|c| c.feature == "c2:停水"), "{why:?}");
         assert!(why.windows(2).all(|w| w[0].weight >= w[1].weight));
     }
@@ -333,7 +349,7 @@ mod tests {
         c.calibrate(&[sample("停水了", 0), sample("吵死了", 1), sample("喂喂", 2)]);
         assert!(c.temperature() > 0.0);
         let chars: Vec<char> = "停水".chars().collect();
-        let f = features(&chars, &[], &[]);
+        let f = features(&chars, &[], &[], &[]);
         let (pa, pc) = (a.predict(&f), c.predict(&f));
         let argmax = |p: &[f32]| {
             p.iter()

@@ -56,6 +56,28 @@ impl Syllable {
         Some(Syllable { initial, fin })
     }
 
+    /// The syllable with the distinctions that southern speakers and the small recogniser
+    /// blur folded away (zh/z, ch/c, sh/s, n/l, -ng/-n): 社保 heard as 射宝 or 设保 all
+    /// sound `se bao`, which is what the intent model's sound features count.
+    pub fn folded(&self) -> String {
+        let initial = match self.initial {
+            "zh" => "z",
+            "ch" => "c",
+            "sh" => "s",
+            "n" => "l",
+            other => other,
+        };
+        let fin = match self.fin {
+            "eng" => "en",
+            "ing" => "in",
+            "ang" => "an",
+            "iang" => "ian",
+            "uang" => "uan",
+            other => other,
+        };
+        format!("{initial}{fin}")
+    }
+
     /// 1.0 for the same syllable down to 0.0 for unrelated ones; the final weighs more
     /// than the initial, as it carries most of the sound.
     pub fn similarity(&self, other: &Syllable) -> f32 {
@@ -210,6 +232,20 @@ mod tests {
         // zh/z and front/back nasals.
         assert!(sim('争', '增') > 0.85);
         assert!(sim('金', '京') > 0.85);
+    }
+
+    #[test]
+    fn folding_merges_the_blurred_distinctions_only() {
+        let folded = |c: char| reading(c).expect("a reading").folded();
+        // 社保 as the small model and southern speakers say it.
+        assert_eq!(folded('社'), folded('设'));
+        assert_eq!(folded('社'), folded('色'));
+        assert_eq!(folded('证'), folded('怎'));
+        assert_eq!(folded('金'), folded('京'));
+        assert_eq!(folded('男'), folded('蓝'));
+        assert_eq!(folded('社'), "se");
+        assert_ne!(folded('社'), folded('公'));
+        assert_ne!(folded('气'), folded('去'));
     }
 
     #[test]
