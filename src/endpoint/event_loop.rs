@@ -13,13 +13,13 @@ use bytes::Bytes;
 use rsip::{Header, Method, Request, SipMessage};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::admission::Admission;
-use super::cidr::Cidr;
 use super::{CallEvent, CallStarter, Command, EndpointHandle, IncomingCall, TrunkConfig, tcp};
+use crate::cidr::Cidr;
 use crate::metrics::{Counter, Gauge, Registry};
-use crate::registrar::{AuthCounters, BindingChange, Registrar, Verdict};
+use crate::registrar::{AuthCounters, BindingChange, Held, Registrar, Verdict};
 use crate::sip::parse::{self, ParseError};
 use crate::sip::policy::{self, Decision};
 use crate::sip::transaction::{ClientTxId, Peer, ServerTxId, Transactions, Transmit, TxEvent};
@@ -38,14 +38,16 @@ pub struct Registrations {
     pub changes: mpsc::UnboundedSender<BindingChange>,
 }
 
-/// The registrar's answers by verdict, as counters.
+/// The registrar's answers by verdict, and its lockouts, as counters.
 struct RegistrarMetrics {
     counters: Vec<Arc<Counter>>,
     reported: AuthCounters,
+    /// Lockouts of a user and of a source address.
+    lockouts: [Arc<Counter>; 2],
 }
 
 impl RegistrarMetrics {
-    const VERDICTS: [&'static str; 7] = [
+    const VERDICTS: [&'static str; 9] = [
         "challenged",
         "registered",
         "stale",
@@ -53,6 +55,8 @@ impl RegistrarMetrics {
         "unknown_user",
         "replay",
         "bad_request",
+        "held",
+        "source_not_allowed",
     ];
 
     fn new(registry: &Registry) -> RegistrarMetrics {
@@ -68,7 +72,22 @@ impl RegistrarMetrics {
                 })
                 .collect(),
             reported: AuthCounters::default(),
+            lockouts: ["user", "source"].map(|by| {
+                registry.counter(
+                    "hotline_registrar_lockouts_total",
+                    "Users and source addresses locked out after max_failures wrong passwords",
+                    &[("by", by)],
+                )
+            }),
         }
+    }
+
+    fn lockout(&self, held: Held) {
+        let i = match held {
+            Held::User => 0,
+            Held::Source => 1,
+        };
+        self.lockouts[i].inc();
     }
 
     fn update(&mut self, now: &AuthCounters) {
@@ -81,6 +100,8 @@ impl RegistrarMetrics {
                 c.unknown_users,
                 c.replays,
                 c.bad_requests,
+                c.held,
+                c.not_allowed,
             ]
         };
         for ((counter, new), old) in self
@@ -659,7 +680,9 @@ impl Loop {
         let Some(r) = self.registrations.as_mut() else {
             return self.respond(tx, request, 403, Vec::new());
         };
-        let reply = r.registrar.handle_request(Instant::now(), request);
+        let reply = r
+            .registrar
+            .handle_request(Instant::now(), peer.addr.ip(), request);
         match &reply.verdict {
             Verdict::Registered { user, algorithm } => {
                 debug!(%user, %peer.addr, algorithm = %algorithm.name(), "registered");
@@ -668,6 +691,19 @@ impl Loop {
             other => info!(verdict = ?other, %peer.addr, "REGISTER refused"),
         }
         r.forward_changes();
+        while let Some(lockout) = r.registrar.poll_lockout() {
+            let by = match lockout.held {
+                Held::User => "user",
+                Held::Source => "source",
+            };
+            let for_s = lockout
+                .until
+                .saturating_duration_since(Instant::now())
+                .as_secs();
+            warn!(by, who = %lockout.who, failures = lockout.failures, for_s,
+                "registration locked out after wrong passwords");
+            self.registrar_metrics.lockout(lockout.held);
+        }
         self.registrar_metrics.update(r.registrar.counters());
         let mut response = build::response(request, reply.status.code(), Some(&build::new_tag()));
         response.headers.extend(reply.headers);

@@ -4,7 +4,6 @@
 //! `CallEvent`s; it never looks inside a call.
 
 mod admission;
-mod cidr;
 mod event_loop;
 mod tcp;
 
@@ -16,7 +15,7 @@ use rsip::{Method, Request, Response};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-pub use cidr::{Cidr, CidrError};
+pub use crate::cidr::{Cidr, CidrError};
 pub use event_loop::{Endpoint, Registrations, StartError};
 
 use crate::sip::transaction::{Peer, ServerTxId};

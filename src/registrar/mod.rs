@@ -5,12 +5,14 @@
 
 mod bindings;
 mod digest;
+mod guard;
 mod nonce;
 mod register;
 mod request;
 mod secret;
 
 pub use digest::Algorithm;
+pub use guard::{Held, Lockout};
 pub use register::{AuthCounters, BindingChange, Registrar, Reply, Verdict};
 pub use request::{Contacts, RegisterRequest, RequestError};
 pub use secret::Secret;
@@ -38,6 +40,14 @@ pub struct RegistrarConfig {
     pub default_expires_s: u32,
     /// Offered in challenges, in order of preference: "SHA-256", "MD5".
     pub algorithms: Vec<Algorithm>,
+    /// Wrong answers in a row, per user and per source address, before it is locked out.
+    /// After each wrong answer the next is not checked for 1 s, doubling each time.
+    pub max_failures: u32,
+    /// How long a locked-out user or source is refused without checking. A phone that
+    /// registered the user before keeps registering from its address meanwhile.
+    pub lockout_s: u64,
+    /// Source networks (CIDR) agent phones may register from; empty: any.
+    pub allow: Vec<String>,
 }
 
 impl Default for RegistrarConfig {
@@ -49,6 +59,9 @@ impl Default for RegistrarConfig {
             max_expires_s: 3600,
             default_expires_s: 3600,
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            max_failures: 5,
+            lockout_s: 300,
+            allow: Vec::new(),
         }
     }
 }
@@ -81,6 +94,16 @@ impl RegistrarConfig {
         }
         if self.algorithms.is_empty() {
             out.push(at("algorithms", "offer at least one algorithm"));
+        }
+        if self.max_failures == 0 {
+            out.push(at("max_failures", "max_failures must be at least 1"));
+        }
+        for (i, cidr) in self.allow.iter().enumerate() {
+            if let Err(e) = cidr.parse::<crate::cidr::Cidr>() {
+                let mut problem = at("allow", &e.to_string());
+                problem.path.push(PathKey::Index(i));
+                out.push(problem);
+            }
         }
         out
     }

@@ -1,7 +1,8 @@
 //! Nonces: minted without keeping state (the issue time and a counter, authenticated with a
 //! hash keyed by a secret the edge draws at start), so unauthenticated REGISTER floods
-//! cost no memory. Only nonces that carried valid credentials are remembered, with the
-//! highest `nc` seen, to refuse replays until the nonce expires.
+//! cost no memory. Only nonces that carried credentials are remembered until they expire:
+//! with the highest `nc` seen (right credentials), to refuse replays, or as spent (a
+//! wrong answer), so that each guess costs the guesser a new challenge.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -25,8 +26,9 @@ pub struct Nonces {
     epoch: Instant,
     counter: u64,
     lifetime: Duration,
-    /// nonce -> (highest nc accepted, when the nonce expires).
-    used: HashMap<String, (u32, Instant)>,
+    /// nonce -> (highest nc accepted, none once a wrong answer spent it; when the nonce
+    /// expires).
+    used: HashMap<String, (Option<u32>, Instant)>,
 }
 
 impl Nonces {
@@ -91,16 +93,28 @@ impl Nonces {
     pub fn accept_nc(&mut self, nonce: &str, nc: u32, now: Instant) -> bool {
         let expires = now + self.lifetime;
         match self.used.get_mut(nonce) {
-            Some((last, _)) if nc <= *last => false,
-            Some((last, _)) => {
+            Some((None, _)) => false,
+            Some((Some(last), _)) if nc <= *last => false,
+            Some((Some(last), _)) => {
                 *last = nc;
                 true
             }
             None => {
-                self.used.insert(nonce.to_owned(), (nc, expires));
+                self.used.insert(nonce.to_owned(), (Some(nc), expires));
                 true
             }
         }
+    }
+
+    /// A wrong answer came with this fresh nonce: it answers nothing any more.
+    pub fn spend(&mut self, nonce: &str, now: Instant) {
+        let expires = now + self.lifetime;
+        self.used.insert(nonce.to_owned(), (None, expires));
+    }
+
+    /// Whether a wrong answer spent this nonce.
+    pub fn is_spent(&self, nonce: &str) -> bool {
+        matches!(self.used.get(nonce), Some((None, _)))
     }
 
     /// Forgets nonces past their lifetime: they are stale now, so replays of them fail anyway.
@@ -152,6 +166,10 @@ mod tests {
         assert!(!n.accept_nc(&a, 1, t0), "replay");
         assert!(n.accept_nc(&a, 2, t0));
         assert_eq!(n.next_expiry(), Some(t0 + Duration::from_secs(60)));
+        let b = n.mint(t0);
+        n.spend(&b, t0);
+        assert!(n.is_spent(&b) && !n.is_spent(&a));
+        assert!(!n.accept_nc(&b, 1, t0), "a spent nonce answers nothing");
         n.expire(t0 + Duration::from_secs(61));
         assert_eq!(n.next_expiry(), None);
     }

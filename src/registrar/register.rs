@@ -8,8 +8,13 @@
 //! a wrong password turns into a REGISTER loop; 403 is final and the phone stops
 //! (RFC 3261 §22.4 leaves the choice to the server). The same 403 answers an unknown
 //! user, so the answers do not reveal which user names exist.
+//!
+//! Guessing is slowed and then stopped by `guard` (per user and per source), a wrong
+//! answer spends its nonce, and a stale nonce is challenged again before the password is
+//! looked at, so an expired nonce tells nothing about the password either.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use rsip::prelude::*;
@@ -17,9 +22,11 @@ use rsip::prelude::*;
 use super::RegistrarConfig;
 use super::bindings::{Bindings, Change};
 use super::digest::{self, Algorithm, Credentials};
+use super::guard::{Guard, Held, Lockout};
 use super::nonce::{NonceState, Nonces};
 use super::request::{Contacts, RegisterRequest, RequestError};
 use super::secret::Secret;
+use crate::cidr::Cidr;
 use crate::config::InvalidSection;
 
 /// The answer to send: status and the headers this registrar adds (the transaction layer
@@ -51,10 +58,17 @@ pub enum Verdict {
     UnknownUser {
         user: String,
     },
-    /// A nonce count already used with this nonce.
+    /// A nonce count already used with this nonce, or a nonce a wrong answer spent.
     Replay {
         user: String,
     },
+    /// Refused without checking: the user or the source answered wrong too often.
+    Held {
+        user: String,
+        by: Held,
+    },
+    /// The source is outside `[registrar] allow`.
+    SourceNotAllowed,
     IntervalTooBrief {
         user: String,
     },
@@ -75,6 +89,8 @@ pub struct AuthCounters {
     pub unknown_users: u64,
     pub replays: u64,
     pub bad_requests: u64,
+    pub held: u64,
+    pub not_allowed: u64,
 }
 
 /// Where a user's phone is reached now (`None`: it is not).
@@ -97,6 +113,8 @@ pub struct Registrar {
     reported: HashMap<String, String>,
     changes: VecDeque<BindingChange>,
     counters: AuthCounters,
+    guard: Guard,
+    allow: Vec<Cidr>,
 }
 
 impl Registrar {
@@ -129,13 +147,21 @@ impl Registrar {
             reported: HashMap::new(),
             changes: VecDeque::new(),
             counters: AuthCounters::default(),
+            guard: Guard::new(config.max_failures, Duration::from_secs(config.lockout_s)),
+            // Checked by `problems` above.
+            allow: config.allow.iter().filter_map(|c| c.parse().ok()).collect(),
         })
     }
 
-    /// Answers one request routed to the registrar.
-    pub fn handle_request(&mut self, now: Instant, request: &rsip::Request) -> Reply {
+    /// Answers one request routed to the registrar, received from `source`.
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        source: IpAddr,
+        request: &rsip::Request,
+    ) -> Reply {
         match RegisterRequest::from_sip(request) {
-            Ok(register) => self.handle_register(now, &register),
+            Ok(register) => self.handle_register(now, source, &register),
             Err(RequestError::NotRegister) => Reply {
                 status: rsip::StatusCode::MethodNotAllowed,
                 headers: vec![rsip::Header::Allow(rsip::headers::Allow::new("REGISTER"))],
@@ -145,7 +171,16 @@ impl Registrar {
         }
     }
 
-    pub fn handle_register(&mut self, now: Instant, req: &RegisterRequest) -> Reply {
+    pub fn handle_register(
+        &mut self,
+        now: Instant,
+        source: IpAddr,
+        req: &RegisterRequest,
+    ) -> Reply {
+        if !self.allow.is_empty() && !self.allow.iter().any(|c| c.contains(source)) {
+            self.counters.not_allowed += 1;
+            return forbidden(Verdict::SourceNotAllowed);
+        }
         let mut creds = None;
         let mut unusable = None;
         for value in &req.authorizations {
@@ -174,22 +209,31 @@ impl Registrar {
         if state == NonceState::Unknown {
             return self.challenge(now, Verdict::Challenged);
         }
-        if let Some(verdict) = self.refuse(&c, req) {
-            return Reply {
-                status: rsip::StatusCode::Forbidden,
-                headers: Vec::new(),
-                verdict,
-            };
-        }
-        let user = c.username;
+        let user = c.username.clone();
+        // Before the password is looked at: an expired nonce gets a new one whatever the
+        // answer, and a spent one tells nothing either.
         if state == NonceState::Stale {
             self.counters.stale += 1;
             return self.challenge(now, Verdict::Stale { user });
+        }
+        if self.nonces.is_spent(&c.nonce) {
+            self.counters.replays += 1;
+            return self.challenge(now, Verdict::Replay { user });
+        }
+        if let Err(by) = self.guard.check(now, &user, source) {
+            self.counters.held += 1;
+            return forbidden(Verdict::Held { user, by });
+        }
+        if let Some(verdict) = self.refuse(&c, req) {
+            self.guard.failed(now, &user, source);
+            self.nonces.spend(&c.nonce, now);
+            return forbidden(verdict);
         }
         if !self.nonces.accept_nc(&c.nonce, c.nc, now) {
             self.counters.replays += 1;
             return self.challenge(now, Verdict::Replay { user });
         }
+        self.guard.succeeded(&user, source);
         self.update_bindings(now, &user, c.algorithm, req)
     }
 
@@ -332,26 +376,45 @@ impl Registrar {
         });
     }
 
-    /// Drops expired bindings (reporting lost phones) and forgotten nonces.
+    /// Drops expired bindings (reporting lost phones), forgotten nonces and failure
+    /// counts.
     pub fn handle_timeout(&mut self, now: Instant) {
         for user in self.bindings.expire(now) {
             self.report(&user);
         }
         self.nonces.expire(now);
+        self.guard.handle_timeout(now);
     }
 
     pub fn poll_change(&mut self) -> Option<BindingChange> {
         self.changes.pop_front()
     }
 
+    /// A user or source just locked out, for the log and the metrics.
+    pub fn poll_lockout(&mut self) -> Option<Lockout> {
+        self.guard.poll_lockout()
+    }
+
     pub fn next_timeout(&self) -> Option<Instant> {
-        [self.bindings.next_expiry(), self.nonces.next_expiry()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.bindings.next_expiry(),
+            self.nonces.next_expiry(),
+            self.guard.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn counters(&self) -> &AuthCounters {
         &self.counters
+    }
+}
+
+fn forbidden(verdict: Verdict) -> Reply {
+    Reply {
+        status: rsip::StatusCode::Forbidden,
+        headers: Vec::new(),
+        verdict,
     }
 }

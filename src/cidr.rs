@@ -1,4 +1,4 @@
-//! Address prefixes (`10.0.0.0/8`, `::1/128`) for the trunk allow-list. Pure.
+//! Address prefixes (`10.0.0.0/8`, `::1/128`) for allow-lists: trunks, agent phones. Pure.
 
 use std::net::IpAddr;
 use std::str::FromStr;
