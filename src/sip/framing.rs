@@ -1,5 +1,9 @@
 //! Cutting a TCP byte stream into SIP messages by Content-Length (RFC 3261 18.3). Owns
-//! only the bytes received and not yet framed; knows nothing of sockets.
+//! only the bytes received and not yet framed; knows nothing of sockets. Linear in the
+//! bytes received however they are cut: the search for the end of a header block resumes
+//! where the last one stopped, and once the header block is read only the body's length
+//! is awaited (a message trickled a byte at a time used to be searched from its start
+//! after every byte).
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -20,6 +24,10 @@ pub enum Frame {
 #[derive(Debug, Default)]
 pub struct StreamFramer {
     buf: BytesMut,
+    /// How much of `buf` has been searched for the end of the header block.
+    searched: usize,
+    /// The size of the message at the front once its header block is read.
+    expected: Option<usize>,
 }
 
 impl StreamFramer {
@@ -33,6 +41,21 @@ impl StreamFramer {
 
     /// The next frame, or `None` until more bytes arrive.
     pub fn next_frame(&mut self) -> Option<Frame> {
+        if let Some(total) = self.expected {
+            if self.buf.len() < total {
+                return None;
+            }
+            self.expected = None;
+            return Some(Frame::Message(self.buf.split_to(total).freeze()));
+        }
+        if self.searched == 0 {
+            return self.start_of_message();
+        }
+        self.header_block()
+    }
+
+    /// Between messages: a ping, or line ends before the next message.
+    fn start_of_message(&mut self) -> Option<Frame> {
         if self.buf.starts_with(b"\r\n\r\n") {
             self.buf.advance(4);
             return Some(Frame::Ping);
@@ -48,9 +71,19 @@ impl StreamFramer {
             // Only line ends so far: maybe the start of a ping; wait for more.
             return None;
         }
-        let Some(head_end) = find(&self.buf, b"\r\n\r\n") else {
+        self.header_block()
+    }
+
+    /// Looks for the end of the header block in what was not searched yet (less the three
+    /// bytes that may begin it), then for the whole message.
+    fn header_block(&mut self) -> Option<Frame> {
+        let from = self.searched.saturating_sub(3);
+        let Some(found) = find(&self.buf[from..], b"\r\n\r\n") else {
+            self.searched = self.buf.len();
             return (self.buf.len() > MAX_MESSAGE).then(|| self.broken());
         };
+        let head_end = from + found;
+        self.searched = 0;
         let Some(length) = content_length(&self.buf[..head_end]) else {
             return Some(self.broken());
         };
@@ -59,12 +92,15 @@ impl StreamFramer {
             return Some(self.broken());
         }
         if self.buf.len() < total {
+            self.expected = Some(total);
             return None;
         }
         Some(Frame::Message(self.buf.split_to(total).freeze()))
     }
 
     fn broken(&mut self) -> Frame {
+        self.searched = 0;
+        self.expected = None;
         Frame::Broken(std::mem::take(&mut self.buf).freeze())
     }
 }
@@ -135,6 +171,41 @@ mod tests {
         f.push(&vec![b'a'; MAX_MESSAGE]);
         assert!(matches!(f.next_frame(), Some(Frame::Broken(_))));
         assert_eq!(f.next_frame(), None);
+    }
+
+    #[test]
+    fn a_stream_trickled_a_byte_at_a_time_is_searched_once() {
+        // Large messages (a 40 KB body), one byte per read: every byte is looked at a
+        // bounded number of times, so the framer's buffer scans stay linear.
+        let body = vec![b'x'; 40_000];
+        let mut msg = format!(
+            "MESSAGE sip:a@b SIP/2.0\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        msg.extend_from_slice(&vec![b'y'; 20_000]);
+        msg.extend_from_slice(b"\r\n\r\n");
+        let head = msg.len();
+        msg.extend_from_slice(&body);
+        let stream = [msg.clone(), msg.clone()].concat();
+        let mut f = StreamFramer::new();
+        let mut frames = 0;
+        for b in &stream {
+            f.push(std::slice::from_ref(b));
+            while let Some(frame) = f.next_frame() {
+                assert_eq!(frame, Frame::Message(Bytes::from(msg.clone())));
+                frames += 1;
+            }
+            // Nothing is searched twice: within a header block, everything that arrived is
+            // marked searched; after it, only the length is awaited.
+            let at = f.buf.len();
+            if at > 0 && at < head {
+                assert_eq!(f.searched, at, "header block, {at} bytes in");
+            } else if at > head {
+                assert_eq!(f.expected, Some(msg.len()), "body, {at} bytes in");
+            }
+        }
+        assert_eq!(frames, 2);
     }
 
     #[test]
