@@ -90,5 +90,14 @@ pub fn run(config_path: &Path, args: Args) -> anyhow::Result<()> {
             }
         }
     }
+    // Every run ends with an `intent:` line, as a decision does: silence, noise and a
+    // cough route nowhere.
+    if !run
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, SpeechEvent::Final(_)))
+    {
+        println!("intent:     none (no words recognised)");
+    }
     Ok(())
 }
