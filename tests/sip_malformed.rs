@@ -250,6 +250,15 @@ Content-Type: {content_type}\nContent-Length: {length}\n\n{body}"
             &[400],
         ),
         (
+            "a Call-ID with a terminal escape and a NUL",
+            req(&format!(
+                "OPTIONS sip:12345@127.0.0.1 SIP/2.0\n{}CSeq: 1 OPTIONS\nContent-Length: 0\n\n",
+                HEAD.replace("broken-{N}", "evil\u{1b}[2J\u{0}-41")
+                    .replace("{N}", "41")
+            )),
+            &[400],
+        ),
+        (
             "negative Content-Length",
             req(&format!(
                 "OPTIONS sip:12345@127.0.0.1 SIP/2.0\n{}CSeq: 1 OPTIONS\nContent-Length: -4\n\n",

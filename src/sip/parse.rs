@@ -348,6 +348,11 @@ fn check_fields(fields: &[Field], method: Option<&str>) -> Result<(), String> {
             "Expires" => {
                 headers::parse_u32(value).ok_or("malformed Expires")?;
             }
+            // Control characters would reach the log raw (the call's span is keyed by
+            // it: terminal escapes), and RFC 3261's callid has no room for them or spaces.
+            "Call-ID" if value.chars().any(|c| c.is_control() || c.is_whitespace()) => {
+                return Err("malformed Call-ID".into());
+            }
             "Via" => headers::check_via(value)?,
             "From" | "To" => headers::check_name_addr(value, false)?,
             "Contact" if value != "*" => headers::check_name_addr(value, true)?,
