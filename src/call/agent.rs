@@ -312,8 +312,8 @@ impl AgentLeg {
             self.hang_up();
             return Some(AgentEvent::Failed(487));
         }
-        let negotiated =
-            RemoteMedia::parse(&response.body).and_then(|r| r.negotiate(&[Law::Ulaw, Law::Alaw]));
+        let negotiated = RemoteMedia::parse(&response.body)
+            .and_then(|r| r.negotiate(&[Law::Ulaw, Law::Alaw], self.local.ip()));
         match negotiated {
             Ok(n) => {
                 self.media.start(n);

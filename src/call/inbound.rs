@@ -98,7 +98,7 @@ impl InboundLeg {
             },
         };
         let negotiated = match &remote {
-            Some(r) => match r.negotiate(media.laws()) {
+            Some(r) => match r.negotiate(media.laws(), call.local.ip()) {
                 Ok(n) => Some(n),
                 Err(e) => return Err(reject(488, Some(e.to_string()))),
             },
@@ -302,7 +302,9 @@ impl InboundLeg {
 
     /// A late offer: our 200 carried the offer, the caller's ACK the answer.
     fn start_from_answer(&mut self, body: &[u8]) {
-        match RemoteMedia::parse(body).and_then(|r| r.negotiate(&self.laws).map(|n| (r, n))) {
+        match RemoteMedia::parse(body)
+            .and_then(|r| r.negotiate(&self.laws, self.local.ip()).map(|n| (r, n)))
+        {
             Ok((remote, n)) => {
                 self.laws = vec![n.law];
                 self.dtmf_pt = remote.dtmf_pt;
@@ -360,8 +362,8 @@ impl InboundLeg {
             self.awaiting_ack = true;
             return self.send_response(tx, req, 200, Some(sdp));
         }
-        let negotiated =
-            RemoteMedia::parse(&req.body).and_then(|r| r.negotiate(&self.laws).map(|n| (r, n)));
+        let negotiated = RemoteMedia::parse(&req.body)
+            .and_then(|r| r.negotiate(&self.laws, self.local.ip()).map(|n| (r, n)));
         match negotiated {
             Ok((remote, n)) => {
                 info!(hold = remote.is_hold(), "re-INVITE");

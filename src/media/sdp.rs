@@ -18,6 +18,10 @@ pub enum SdpError {
     NoAudio,
     #[error("no codec in common (we take PCMU and PCMA)")]
     NoCommonCodec,
+    #[error("audio offered only as {0} (we take RTP/AVP; no SRTP)")]
+    Profile(String),
+    #[error("media address {0} is not one we can send to: {1}")]
+    Address(IpAddr, &'static str),
 }
 
 /// RFC 3264 6.1 stream direction, from the point of view of the side that wrote it.
@@ -88,11 +92,18 @@ impl RemoteMedia {
     pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
         let sd = SessionDescription::unmarshal(&mut Cursor::new(body))
             .map_err(|e| SdpError::Malformed(e.to_string()))?;
+        let audio =
+            |m: &&MediaDescription| m.media_name.media == "audio" && m.media_name.port.value > 0;
+        let proto = |m: &MediaDescription| m.media_name.protos.join("/");
+        // Plain RTP only: an SRTP stream answered as RTP would be silence both ways.
         let audio_index = sd
             .media_descriptions
             .iter()
-            .position(|m| m.media_name.media == "audio" && m.media_name.port.value > 0)
-            .ok_or(SdpError::NoAudio)?;
+            .position(|m| audio(&m) && proto(m).eq_ignore_ascii_case("RTP/AVP"))
+            .ok_or_else(|| match sd.media_descriptions.iter().find(audio) {
+                Some(m) => SdpError::Profile(proto(m)),
+                None => SdpError::NoAudio,
+            })?;
         let m = &sd.media_descriptions[audio_index];
         let conn = m
             .connection_information
@@ -103,6 +114,10 @@ impl RemoteMedia {
         let ip: IpAddr = conn.address.parse().map_err(|_| {
             SdpError::Malformed(format!("c= address {:?} is not an IP", conn.address))
         })?;
+        let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+        if ip.is_multicast() || broadcast {
+            return Err(SdpError::Address(ip, "not a unicast address"));
+        }
         let port = u16::try_from(m.media_name.port.value)
             .map_err(|_| SdpError::Malformed("audio port out of range".into()))?;
         let rtpmaps: Vec<(u8, String)> = m
@@ -160,8 +175,16 @@ impl RemoteMedia {
         })
     }
 
-    /// Answers this offer: the peer's first G.711 law that we accept (`ours`).
-    pub fn negotiate(&self, ours: &[Law]) -> Result<Negotiated, SdpError> {
+    /// Answers this offer: the peer's first G.711 law that we accept (`ours`), sent from
+    /// `local`, whose address family the peer's must share.
+    pub fn negotiate(&self, ours: &[Law], local: IpAddr) -> Result<Negotiated, SdpError> {
+        let ip = self.addr.ip();
+        if !ip.is_unspecified() && ip.is_ipv4() != local.is_ipv4() {
+            return Err(SdpError::Address(
+                ip,
+                "another address family than our media's",
+            ));
+        }
         let law = self
             .laws
             .iter()
@@ -315,6 +338,8 @@ fn rejected(kind: &str, proto: &str) -> MediaDescription {
 mod tests {
     use super::*;
 
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     const OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n\
 c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 18 8 0 101\r\n\
 a=rtpmap:18 G729/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
@@ -331,7 +356,7 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
         );
         assert_eq!(remote.laws, [Law::Alaw, Law::Ulaw]);
         let n = remote
-            .negotiate(&[Law::Ulaw, Law::Alaw])
+            .negotiate(&[Law::Ulaw, Law::Alaw], LOCAL)
             .expect("common codec");
         assert_eq!(n.law, Law::Alaw);
         assert_eq!(n.dtmf_pt, Some(101));
@@ -343,7 +368,9 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
         let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.4\r\ns=-\r\nc=IN IP4 192.0.2.4\r\nt=0 0\r\n\
 m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let remote = RemoteMedia::parse(offer.as_bytes()).expect("valid");
-        let n = remote.negotiate(&[Law::Ulaw, Law::Alaw]).expect("PCMU");
+        let n = remote
+            .negotiate(&[Law::Ulaw, Law::Alaw], LOCAL)
+            .expect("PCMU");
         let answer = LocalMedia {
             ip: "127.0.0.1".parse().expect("ip"),
             port: 20000,
@@ -374,13 +401,16 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
     fn no_common_codec_and_holds_are_recognised() {
         let g729 = OFFER.replace("RTP/AVP 18 8 0 101", "RTP/AVP 18");
         let remote = RemoteMedia::parse(g729.as_bytes()).expect("valid");
-        assert_eq!(remote.negotiate(&[Law::Ulaw]), Err(SdpError::NoCommonCodec));
+        assert_eq!(
+            remote.negotiate(&[Law::Ulaw], LOCAL),
+            Err(SdpError::NoCommonCodec)
+        );
 
         let hold = format!("{OFFER}a=sendonly\r\n");
         let remote = RemoteMedia::parse(hold.as_bytes()).expect("valid");
         assert!(remote.is_hold());
         assert_eq!(
-            remote.negotiate(&[Law::Ulaw]).expect("ok").direction,
+            remote.negotiate(&[Law::Ulaw], LOCAL).expect("ok").direction,
             Direction::RecvOnly
         );
 
@@ -394,6 +424,40 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
             !RemoteMedia::parse(OFFER.as_bytes())
                 .expect("valid")
                 .is_hold()
+        );
+    }
+
+    #[test]
+    fn srtp_broadcast_and_foreign_families_are_refused_not_answered_with_silence() {
+        let srtp = OFFER.replace("RTP/AVP", "RTP/SAVP");
+        assert_eq!(
+            RemoteMedia::parse(srtp.as_bytes()),
+            Err(SdpError::Profile("RTP/SAVP".into()))
+        );
+        // Best-effort SRTP offers plain RTP as a second stream: that one is answered.
+        let both = format!("{srtp}m=audio 6002 RTP/AVP 0\r\n");
+        let remote = RemoteMedia::parse(both.as_bytes()).expect("the RTP/AVP stream");
+        assert_eq!(remote.addr.port(), 6002);
+        for address in ["255.255.255.255", "224.0.0.1"] {
+            let offer = OFFER.replace("c=IN IP4 127.0.0.1", &format!("c=IN IP4 {address}"));
+            assert!(
+                matches!(
+                    RemoteMedia::parse(offer.as_bytes()),
+                    Err(SdpError::Address(..))
+                ),
+                "{address}"
+            );
+        }
+        let v6 = OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP6 2001:db8::5");
+        let remote = RemoteMedia::parse(v6.as_bytes()).expect("valid");
+        assert!(matches!(
+            remote.negotiate(&[Law::Ulaw], LOCAL),
+            Err(SdpError::Address(..))
+        ));
+        assert!(
+            remote
+                .negotiate(&[Law::Ulaw], "::1".parse().expect("ip"))
+                .is_ok()
         );
     }
 
