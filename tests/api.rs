@@ -100,8 +100,21 @@ async fn tokens_and_roles() {
     )
     .await;
     assert_eq!(pause.status, 503);
-    // The page and the description are open; they hold no data.
-    assert_eq!(http(a, "GET", "/", None, None).await.status, 200);
+    // The page and the description are open; they hold no data. Every answer, the
+    // refusals too, keeps the page out of other sites' frames and scripts.
+    let page = http(a, "GET", "/", None, None).await;
+    assert_eq!(page.status, 200);
+    for answer in [&page, &none] {
+        let head = answer.head.to_ascii_lowercase();
+        for header in [
+            "content-security-policy: default-src 'self'; frame-ancestors 'none'",
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "x-frame-options: deny",
+        ] {
+            assert!(head.contains(header), "{header} missing in {head}");
+        }
+    }
     assert_eq!(
         http(a, "GET", "/openapi.json", None, None).await.status,
         200

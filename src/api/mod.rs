@@ -55,6 +55,7 @@ impl Api {
             .fold(Router::new(), |r, (_, path, handler)| {
                 r.route(path, handler)
             })
+            .layer(axum::middleware::map_response(security_headers))
             .with_state(state);
         Api { router }
     }
@@ -82,4 +83,25 @@ impl Api {
     pub fn openapi() -> &'static str {
         routes::OPENAPI
     }
+}
+
+/// What every answer carries so a browser keeps the dashboard to itself: its own scripts
+/// and styles only, never inside another site's frame, no type sniffing, no address (the
+/// stream's token) in a Referer.
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+];
+
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    response
 }
