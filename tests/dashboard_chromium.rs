@@ -98,6 +98,11 @@ async fn dashboard_shows_waiting_calls_live() {
         ring_ms: 1_000,
     });
     cdp.wait_for(waiting, json!("2")).await;
+    // The stream (read with fetch, the token in its Authorization header) is up.
+    assert_eq!(
+        cdp.eval("document.querySelector('#conn').className").await,
+        json!("conn up")
+    );
     assert_eq!(
         cdp.eval("window.__same_page === true").await,
         json!(true),

@@ -37,7 +37,9 @@ const state = {
   clockSkew: 0,
   chartQueue: null,
   chartDay: null,
+  // The live stream: its AbortController, and whether it is connected.
   source: null,
+  live: false,
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -47,7 +49,7 @@ function applyLanguage() {
   document.documentElement.lang = state.lang === "en" ? "en" : "zh-CN";
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   $("#lang").textContent = t("lang_switch");
-  $("#conn").textContent = t(state.source && state.source.readyState === 1 ? "connected" : "disconnected");
+  $("#conn").textContent = t(state.live ? "connected" : "disconnected");
   render();
 }
 
@@ -194,20 +196,64 @@ function drawChart() {
   chart.appendChild(svg("path", { class: "wait", d: path("wait", yr) }));
 }
 
+function showConnection(live) {
+  state.live = live;
+  $("#conn").className = live ? "conn up" : "conn down";
+  $("#conn").textContent = t(live ? "connected" : "disconnected");
+}
+
+// The live stream (server-sent events) read with fetch, so the token travels in the
+// Authorization header: EventSource cannot send one, and a token in the address ends up
+// in logs and browser history. Reconnects two seconds after the stream breaks.
 function connect() {
-  if (state.source) state.source.close();
-  const src = new EventSource(`/api/v1/stream?access_token=${encodeURIComponent(state.token)}`);
-  state.source = src;
-  src.addEventListener("open", () => { $("#conn").className = "conn up"; $("#conn").textContent = t("connected"); });
-  src.addEventListener("error", () => { $("#conn").className = "conn down"; $("#conn").textContent = t("disconnected"); });
-  src.addEventListener("overview", (e) => {
-    const o = JSON.parse(e.data);
-    state.clockSkew = o.now - Date.now();
-    const intervalChanged = !state.overview || Math.floor(o.now / 900000) !== Math.floor(state.overview.now / 900000);
-    state.overview = o;
-    render();
-    if (intervalChanged) loadChart();
-  });
+  if (state.source) state.source.abort();
+  const ctl = new AbortController();
+  state.source = ctl;
+  (async () => {
+    while (!ctl.signal.aborted) {
+      try {
+        const r = await fetch("/api/v1/stream", {
+          headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" },
+          signal: ctl.signal,
+        });
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        showConnection(true);
+        const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value.replace(/\r\n?/g, "\n");
+          let end;
+          while ((end = buf.indexOf("\n\n")) >= 0) {
+            streamEvent(buf.slice(0, end));
+            buf = buf.slice(end + 2);
+          }
+        }
+      } catch (e) {
+        if (ctl.signal.aborted) return;
+      }
+      showConnection(false);
+      await new Promise((ok) => setTimeout(ok, 2000));
+    }
+  })();
+}
+
+// One server-sent event: `event:` and `data:` lines.
+function streamEvent(block) {
+  let event = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event:")) event = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  }
+  if (event !== "overview" || !data.length) return;
+  const o = JSON.parse(data.join("\n"));
+  state.clockSkew = o.now - Date.now();
+  const intervalChanged = !state.overview || Math.floor(o.now / 900000) !== Math.floor(state.overview.now / 900000);
+  state.overview = o;
+  render();
+  if (intervalChanged) loadChart();
 }
 
 async function start() {
@@ -228,7 +274,8 @@ async function start() {
 }
 
 function showLogin(message) {
-  if (state.source) state.source.close();
+  if (state.source) state.source.abort();
+  state.source = null;
   $("#board").hidden = true;
   $("#signout").hidden = true;
   $("#login").hidden = false;
