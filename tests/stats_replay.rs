@@ -238,6 +238,45 @@ async fn replay_with_calls_in_flight_equals_the_live_fold() {
             stats_day(&config, q, now).await,
         );
     }
+    drop(log);
+
+    // The engine starts again after this stop (as after kill -9): the calls left open are
+    // logged closed, and the outcomes add up to what was offered.
+    let (_sink, rx) = hotline::events::EventSink::new();
+    let again = Stats::start(&config, rx, &Registry::new()).unwrap();
+    let recent = again.handle.recent(1000, None).await.unwrap();
+    let closed: Vec<&EventKind> = recent
+        .iter()
+        .map(|s| &s.event.kind)
+        .filter(|k| {
+            matches!(k, EventKind::CallFinished { outcome, .. } if outcome == "interrupted")
+                || matches!(
+                    k,
+                    EventKind::CallEnded {
+                        hung_up_by: HungUpBy::System,
+                        ..
+                    }
+                )
+        })
+        .collect();
+    assert_eq!(
+        closed.len(),
+        3,
+        "c1 ended, c2 and c3 interrupted: {closed:?}"
+    );
+    let later = now + 60_000;
+    let o = again.handle.overview(later).await.unwrap();
+    for q in &o.queues {
+        let t = &q.today;
+        assert_eq!(q.live.waiting + q.live.connected, 0, "{}", q.queue);
+        assert_eq!(
+            t.offered,
+            t.answered + t.abandoned + t.overflowed + t.timed_out + t.exited_empty + t.interrupted,
+            "{}: {t:?}",
+            q.queue
+        );
+    }
+    again.stop().await;
 }
 
 /// The same day through a freshly replayed fold (a second, independent read of the file).

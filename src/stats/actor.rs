@@ -149,16 +149,35 @@ impl Stats {
         let retention_ms = i64::from(config.retention_days.max(1)) * DAY_MS;
         let deleted = log.delete_before(now - retention_ms)?;
         let fold = replay(&log, settings, now)?;
-        let started = Event {
-            at: now,
-            kind: EventKind::EngineStarted {},
+        // Calls the last run never ended are closed at its last event, then the start.
+        let closing = fold.closing_events();
+        let last = if fold.latest == i64::MIN {
+            now
+        } else {
+            fold.latest.min(now)
         };
-        let stored = log.append(std::slice::from_ref(&started))?;
+        let interrupted = closing.len();
+        let opening: Vec<Event> = closing
+            .into_iter()
+            .map(|kind| Event { at: last, kind })
+            .chain(std::iter::once(Event {
+                at: now,
+                kind: EventKind::EngineStarted {},
+            }))
+            .collect();
+        let stored = log.append(&opening)?;
         tracing::info!(
             path = %config.database.display(),
             deleted,
+            interrupted,
             "event log opened"
         );
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "calls the last run left open are logged as interrupted"
+            );
+        }
         let (req_tx, req_rx) = mpsc::channel(256);
         let (updates, _) = broadcast::channel(256);
         let mut actor = Actor {

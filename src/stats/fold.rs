@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::events::{EpochMs, Event, EventKind};
+use crate::events::{EpochMs, Event, EventKind, HungUpBy};
 
 use super::config::FoldSettings;
 use super::figures::{
@@ -13,6 +13,9 @@ use super::figures::{
 };
 
 const DAY_MS: i64 = 86_400_000;
+
+/// The outcome of a call the engine stopped without ending (see `Fold::closing_events`).
+pub const INTERRUPTED: &str = "interrupted";
 
 /// Event times the fold accepts (2000-01-01 to 2200-01-01): anything else is a broken clock
 /// or a hand-edited log, and is skipped rather than allowed to overflow the arithmetic.
@@ -116,6 +119,41 @@ impl Fold {
 
     pub fn caller(&self, call_id: &str) -> Option<&str> {
         self.callers.get(call_id).map(String::as_str)
+    }
+
+    /// What closes every call the log leaves open (offered and never ended: the engine
+    /// stopped without ending it, by a crash or `kill -9`), for a start to write before
+    /// `EngineStarted`: a connected call ends as hung up by the system, with its talk up
+    /// to the last event logged; every other call finishes `interrupted`, which counts in
+    /// its queue's interrupted outcome if it was queued. So offered always equals the sum
+    /// of the outcomes, and no call stays open for the rest of the day. Sorted by call.
+    pub fn closing_events(&self) -> Vec<EventKind> {
+        let open: BTreeSet<&String> = self.callers.keys().chain(self.calls.keys()).collect();
+        open.into_iter()
+            .map(|call_id| match self.calls.get(call_id) {
+                Some(CallTrack {
+                    queue,
+                    agent: Some(agent),
+                    connected: true,
+                    entered_at,
+                    wait_ms,
+                    ..
+                }) => EventKind::CallEnded {
+                    call_id: call_id.clone(),
+                    queue: queue.clone(),
+                    agent: agent.clone(),
+                    talk_ms: u64::try_from(
+                        self.latest - entered_at.saturating_add_unsigned(*wait_ms),
+                    )
+                    .unwrap_or(0),
+                    hung_up_by: HungUpBy::System,
+                },
+                _ => EventKind::CallFinished {
+                    call_id: call_id.clone(),
+                    outcome: INTERRUPTED.to_owned(),
+                },
+            })
+            .collect()
     }
 
     /// The queues an agent serves, as its logins and calls told.

@@ -406,6 +406,67 @@ fn engine_restart_closes_everything_at_the_last_event() {
 }
 
 #[test]
+fn calls_a_crash_left_open_are_closed_so_outcomes_add_up() {
+    let mut s = Script::new();
+    let offered = |call: &str| EventKind::CallOffered {
+        call_id: call.into(),
+        caller: "13800000000".into(),
+        called: "12345".into(),
+    };
+    s.login(T0, "a", &["q"])
+        .at(T0, offered("ivr"))
+        .at(T0, offered("queued"))
+        .at(T0, offered("talking"))
+        .at(T0, offered("done"))
+        .enter(T0 + S, "queued", "q")
+        .enter(T0 + S, "talking", "q")
+        .enter(T0 + S, "done", "q");
+    s.offer(T0 + 2 * S, "talking", "q", "a")
+        .connect(T0 + 3 * S, "talking", "q", "a", 2_000);
+    s.abandon(T0 + 4 * S, "done", "q", 3_000);
+    // kill -9 here: the last event is at T0 + 4 s.
+    let fold = s.fold(settings());
+    let closing = fold.closing_events();
+    assert_eq!(
+        closing,
+        [
+            EventKind::CallFinished {
+                call_id: "ivr".into(),
+                outcome: "interrupted".into()
+            },
+            EventKind::CallFinished {
+                call_id: "queued".into(),
+                outcome: "interrupted".into()
+            },
+            EventKind::CallEnded {
+                call_id: "talking".into(),
+                queue: "q".into(),
+                agent: "a".into(),
+                talk_ms: 1_000,
+                hung_up_by: HungUpBy::System
+            },
+        ]
+    );
+    for kind in closing {
+        s.at(T0 + 4 * S, kind);
+    }
+    s.at(T0 + 10 * MIN, EventKind::EngineStarted {});
+    let fold = s.fold(settings());
+    assert!(fold.closing_events().is_empty(), "nothing left open");
+    let q = &fold.overview(T0 + 11 * MIN).queues[0];
+    // Offered (the short abandon is reported apart) = answered + interrupted.
+    assert_eq!(q.today.offered, 2);
+    assert_eq!(
+        (q.today.answered, q.today.abandoned, q.today.interrupted),
+        (1, 0, 1),
+        "{:?}",
+        q.today
+    );
+    assert_eq!(q.today.short_abandoned, 1);
+    assert_eq!(q.today.handled, 1);
+}
+
+#[test]
 fn today_starts_at_local_midnight() {
     let mut st = settings();
     st.zone = Zone::load("+08:00", Path::new("/nonexistent")).unwrap();
