@@ -214,7 +214,7 @@ impl Endpoint {
             tokio::spawn(tcp::accept_loop(listener, tx.clone(), conn_ids.clone()));
         }
         let lp = Loop {
-            core: Transactions::new(sip.timers()),
+            core: Transactions::with_limit(sip.timers(), sip.max_transactions),
             udp,
             conns: HashMap::new(),
             conn_ids,
@@ -260,6 +260,9 @@ struct Metrics {
     media_late_ticks: Arc<Counter>,
     transactions: Arc<Gauge>,
     reported_retransmissions: u64,
+    /// Requests refused at `max_transactions`.
+    refused_full: Arc<Counter>,
+    reported_refused_full: u64,
 }
 
 impl Metrics {
@@ -288,6 +291,12 @@ impl Metrics {
             media_late_ticks: crate::media::worker::late_ticks(registry),
             transactions: registry.gauge("hotline_sip_transactions", "Live SIP transactions", &[]),
             reported_retransmissions: 0,
+            refused_full: registry.counter(
+                "hotline_sip_refused_full_total",
+                "New requests answered 503 without a transaction: max_transactions were live",
+                &[],
+            ),
+            reported_refused_full: 0,
         }
     }
 
@@ -541,6 +550,11 @@ impl Loop {
             .retransmissions
             .add(retransmissions - self.metrics.reported_retransmissions);
         self.metrics.reported_retransmissions = retransmissions;
+        let refused = self.core.counts().refused_full;
+        self.metrics
+            .refused_full
+            .add(refused - self.metrics.reported_refused_full);
+        self.metrics.reported_refused_full = refused;
         let (server, client) = self.core.len();
         self.metrics.transactions.set((server + client) as i64);
     }

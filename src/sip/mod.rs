@@ -20,6 +20,9 @@ pub struct SipConfig {
     pub user_agent: String,
     /// Calls in progress above which new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
+    /// Live server transactions above which any new request gets 503 with Retry-After,
+    /// answered without keeping state (a request flood must not grow memory without end).
+    pub max_transactions: usize,
     /// New calls per second above which INVITEs get 503; 0: no fixed limit (the engine
     /// still sheds when it falls behind on its input).
     pub max_cps: u32,
@@ -42,6 +45,7 @@ impl Default for SipConfig {
             public_address: String::new(),
             user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
             max_calls: 5000,
+            max_transactions: transaction::DEFAULT_MAX_SERVER,
             max_cps: 0,
             adaptive_shedding: true,
             answer_delay_ms: 0,

@@ -25,6 +25,13 @@ use super::{Timers, Transport, build};
 use client::ClientTx;
 use server::ServerTx;
 
+/// `Transactions::new`'s cap on live server transactions: a few KB each, so tens of MB at
+/// most. With OPTIONS ending at their answer, only calls and registrations hold one for
+/// long (32 s after a non-INVITE answer over UDP, to absorb copies).
+pub const DEFAULT_MAX_SERVER: usize = 20_000;
+/// Seconds a request refused at the cap is told to wait.
+const FULL_RETRY_AFTER: u32 = 5;
+
 /// Where a message came from or goes to. `conn` names the TCP connection (the edge's id)
 /// a message arrived on, so responses go back on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,6 +96,8 @@ pub struct Counts {
     /// ACKs that carried a live INVITE's branch but another call's Call-ID, CSeq or From
     /// tag.
     pub foreign_acks: u64,
+    /// New requests answered 503 without a transaction: `max_server` were live.
+    pub refused_full: u64,
 }
 
 /// Borrows the output queues of `Transactions` apart from its transaction maps.
@@ -139,9 +148,11 @@ impl Out<'_> {
     }
 }
 
-#[derive(Default)]
 pub struct Transactions {
     timers: Timers,
+    /// Live server transactions beyond which a new request is answered 503 statelessly: a
+    /// flood of requests must not grow memory without bound.
+    max_server: usize,
     next_id: u64,
     server: HashMap<u64, ServerTx>,
     server_keys: HashMap<String, u64>,
@@ -157,9 +168,24 @@ pub struct Transactions {
 
 impl Transactions {
     pub fn new(timers: Timers) -> Transactions {
+        Transactions::with_limit(timers, DEFAULT_MAX_SERVER)
+    }
+
+    /// As `new`, holding at most `max_server` server transactions.
+    pub fn with_limit(timers: Timers, max_server: usize) -> Transactions {
         Transactions {
             timers,
-            ..Transactions::default()
+            max_server,
+            next_id: 0,
+            server: HashMap::new(),
+            server_keys: HashMap::new(),
+            accepted: HashMap::new(),
+            client: HashMap::new(),
+            client_keys: HashMap::new(),
+            wheel: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            counts: Counts::default(),
         }
     }
 
@@ -196,6 +222,17 @@ impl Transactions {
                 }
             }
             self.schedule(Side::Server(id), wakeups);
+            return;
+        }
+        if req.method != Method::Ack && self.server.len() >= self.max_server {
+            self.counts.refused_full += 1;
+            let mut busy = build::response(&req, 503, Some(&build::new_tag()));
+            busy.headers.push(rsip::Header::Other(
+                "Retry-After".into(),
+                FULL_RETRY_AFTER.to_string(),
+            ));
+            let bytes = build::encode(&SipMessage::Response(busy));
+            self.transmits.push_back(Transmit { peer, bytes });
             return;
         }
         match req.method {

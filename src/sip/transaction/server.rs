@@ -29,6 +29,10 @@ pub(super) struct ServerTx {
     /// Set for an INVITE once a 2xx is sent: matches the dialog's ACK.
     pub(super) ack_key: Option<String>,
     invite: bool,
+    /// OPTIONS: asking again gets the same answer, so the transaction ends with its answer
+    /// rather than living 32 s to absorb copies (an OPTIONS flood held memory for that
+    /// long); a copy is simply answered again.
+    ends_with_answer: bool,
     call_id: String,
     state: State,
     peer: Peer,
@@ -52,6 +56,7 @@ impl ServerTx {
             key,
             ack_key: None,
             invite,
+            ends_with_answer: req.method == Method::Options,
             call_id: headers::call_id(&req.headers)
                 .unwrap_or_default()
                 .to_owned(),
@@ -115,7 +120,8 @@ impl ServerTx {
             }
             (false, _) => {
                 self.state = State::Completed;
-                self.end_at = Some(out.now + if reliable { Duration::ZERO } else { 64 * t.t1 });
+                let absorb = !reliable && !self.ends_with_answer;
+                self.end_at = Some(out.now + if absorb { 64 * t.t1 } else { Duration::ZERO });
             }
         }
         self.schedule(out);

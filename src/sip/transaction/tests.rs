@@ -404,14 +404,13 @@ fn non_invite_server_resends_its_final_then_ends_at_timer_j_or_at_once_on_tcp() 
     ] {
         let mut t = Transactions::new(Timers::default());
         let now = Instant::now();
-        let options = request("OPTIONS", "z9hG4bKh", 5, None);
-        t.handle_message(now, peer(transport), SipMessage::Request(options.clone()));
+        let info = request("INFO", "z9hG4bKh", 5, None);
+        t.handle_message(now, peer(transport), SipMessage::Request(info.clone()));
         let tx = server_tx(&events(&mut t));
-        t.respond(now, tx, response_to(&options, 200))
-            .expect("live");
+        t.respond(now, tx, response_to(&info, 200)).expect("live");
         assert_eq!(sent(&mut t), ["200"], "no 100 for a non-INVITE");
         if transport == Transport::Udp {
-            t.handle_message(now, peer(transport), SipMessage::Request(options.clone()));
+            t.handle_message(now, peer(transport), SipMessage::Request(info.clone()));
             assert_eq!(sent(&mut t), ["200"]);
             assert!(events(&mut t).is_empty());
         }
@@ -570,7 +569,20 @@ fn stray_responses_are_counted_and_dropped() {
 fn rfc_2543_requests_without_a_cookie_still_match_their_copies() {
     let mut t = Transactions::new(Timers::default());
     let now = Instant::now();
-    let options = request("OPTIONS", "oldstyle", 3, None);
+    let info = request("INFO", "oldstyle", 3, None);
+    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(info.clone()));
+    let tx = server_tx(&events(&mut t));
+    t.respond(now, tx, response_to(&info, 200)).expect("live");
+    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(info));
+    assert!(events(&mut t).is_empty());
+    assert_eq!(sent(&mut t), ["200", "200"]);
+}
+
+#[test]
+fn options_end_with_their_answer_and_a_copy_is_answered_again() {
+    let mut t = Transactions::new(Timers::default());
+    let now = Instant::now();
+    let options = request("OPTIONS", "z9hG4bKo", 1, None);
     t.handle_message(
         now,
         peer(Transport::Udp),
@@ -579,7 +591,47 @@ fn rfc_2543_requests_without_a_cookie_still_match_their_copies() {
     let tx = server_tx(&events(&mut t));
     t.respond(now, tx, response_to(&options, 200))
         .expect("live");
-    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(options));
-    assert!(events(&mut t).is_empty());
-    assert_eq!(sent(&mut t), ["200", "200"]);
+    assert_eq!(sent(&mut t), ["200"]);
+    assert!(t.is_empty(), "nothing kept for 32 s");
+    t.handle_message(
+        now,
+        peer(Transport::Udp),
+        SipMessage::Request(options.clone()),
+    );
+    let tx = server_tx(&events(&mut t));
+    t.respond(now, tx, response_to(&options, 200))
+        .expect("live");
+    assert_eq!(sent(&mut t), ["200"]);
+
+    // Other non-INVITE requests still absorb their copies for 64*T1 over UDP.
+    let info = request("INFO", "z9hG4bKi", 2, Some("to1"));
+    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(info.clone()));
+    let tx = server_tx(&events(&mut t));
+    t.respond(now, tx, response_to(&info, 200)).expect("live");
+    assert!(!t.is_empty());
+}
+
+#[test]
+fn beyond_the_cap_new_requests_get_503_without_a_transaction() {
+    let mut t = Transactions::with_limit(Timers::default(), 2);
+    let now = Instant::now();
+    for (i, branch) in ["z9hG4bK1", "z9hG4bK2"].iter().enumerate() {
+        let invite = request("INVITE", branch, i as u32 + 1, None);
+        t.handle_message(now, peer(Transport::Udp), SipMessage::Request(invite));
+    }
+    assert_eq!(events(&mut t).len(), 2);
+    sent(&mut t);
+    let third = request("REGISTER", "z9hG4bK3", 3, None);
+    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(third));
+    assert_eq!(sent(&mut t), ["503"]);
+    assert!(
+        events(&mut t).is_empty(),
+        "the transaction user never sees it"
+    );
+    assert_eq!(t.counts().refused_full, 1);
+    assert_eq!(t.len(), (2, 0));
+    // An ACK is never answered, at the cap or not.
+    let ack = request("ACK", "z9hG4bK9", 1, Some("to1"));
+    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(ack));
+    assert!(sent(&mut t).is_empty());
 }
