@@ -226,8 +226,12 @@ impl Endpoint {
             starter,
             handle: handle.clone(),
             server: sip.user_agent.clone(),
-            admission: Admission::new(sip.max_calls, sip.max_cps, sip.adaptive_shedding),
-            calls: 0,
+            admission: Admission::new(
+                sip.max_calls,
+                sip.max_cps,
+                sip.adaptive_shedding,
+                sip.fair_share,
+            ),
             registrations,
             registrar_metrics: RegistrarMetrics::new(registry),
             local_ips: HashMap::new(),
@@ -349,7 +353,8 @@ impl Metrics {
 
 struct Route {
     events: mpsc::UnboundedSender<CallEvent>,
-    incoming: bool,
+    /// For a call that came in: the source it was admitted from.
+    incoming: Option<IpAddr>,
 }
 
 struct Loop {
@@ -367,7 +372,6 @@ struct Loop {
     handle: EndpointHandle,
     server: String,
     admission: Admission,
-    calls: usize,
     registrations: Option<Registrations>,
     registrar_metrics: RegistrarMetrics,
     local_ips: HashMap<IpAddr, IpAddr>,
@@ -509,14 +513,14 @@ impl Loop {
                     call_id,
                     Route {
                         events,
-                        incoming: false,
+                        incoming: None,
                     },
                 );
             }
             Command::Unroute { call_id } => {
-                if self.routes.remove(&call_id).is_some_and(|r| r.incoming) {
-                    self.calls -= 1;
-                    self.metrics.calls.set(self.calls as i64);
+                if let Some(source) = self.routes.remove(&call_id).and_then(|r| r.incoming) {
+                    self.admission.ended(source);
+                    self.metrics.calls.set(self.admission.calls() as i64);
                 }
             }
         }
@@ -657,9 +661,10 @@ impl Loop {
                 let now = Instant::now();
                 self.admission
                     .media_late_ticks(now, self.metrics.media_late_ticks.get());
-                if let Err(refusal) = self.admission.admit(now, self.calls) {
+                if let Err(refusal) = self.admission.admit(now, peer.addr.ip()) {
                     debug!(
-                        calls = self.calls,
+                        calls = self.admission.calls(),
+                        source = %peer.addr.ip(),
                         reason = refusal.as_str(),
                         "refusing a call with 503"
                     );
@@ -671,11 +676,10 @@ impl Loop {
                     call_id,
                     Route {
                         events: events_tx,
-                        incoming: true,
+                        incoming: Some(peer.addr.ip()),
                     },
                 );
-                self.calls += 1;
-                self.metrics.calls.set(self.calls as i64);
+                self.metrics.calls.set(self.admission.calls() as i64);
                 let local = self.local_addr(peer);
                 (self.starter)(IncomingCall {
                     invite: request,

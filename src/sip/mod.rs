@@ -29,6 +29,11 @@ pub struct SipConfig {
     /// Also shed new calls (503) while the engine stays behind on its input or its media
     /// ticks run late; false leaves only `max_calls` and `max_cps`.
     pub adaptive_shedding: bool,
+    /// Share refusals out between sources: past three quarters of `max_calls` no source
+    /// may hold more than its share (the last quarter is kept for others), and while
+    /// shedding, sources admitted less than the average still get in. Turn off when one
+    /// trunk carries every call.
+    pub fair_share: bool,
     /// How long a caller hears ringing (180) before the engine answers.
     pub answer_delay_ms: u64,
     /// RFC 3261 timer base values, in milliseconds.
@@ -48,6 +53,7 @@ impl Default for SipConfig {
             max_transactions: transaction::DEFAULT_MAX_SERVER,
             max_cps: 0,
             adaptive_shedding: true,
+            fair_share: true,
             answer_delay_ms: 0,
             t1_ms: 500,
             t2_ms: 4000,
