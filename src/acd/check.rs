@@ -1,13 +1,13 @@
 //! Checks of the `[acd]` section that serde cannot do (names that must exist, be unique,
-//! agents that can be reached), all reported at once; `crate::config::diagnostics` places
+//! agents that can be reached), all reported at once; `crate::diag::diagnostics` places
 //! them at `file:line:column`.
 
 use std::collections::HashSet;
 use std::path::Path;
 
 use super::config::{AcdConfig, OverflowTarget};
-use crate::config::{PathKey, Problem};
 use crate::diag::Diagnostic;
+use crate::diag::{PathKey, Problem};
 
 fn at(path: &[PathKey], message: String) -> Problem {
     let mut full = vec![key("acd")];
@@ -116,7 +116,7 @@ impl AcdConfig {
 
     /// The problems as diagnostics against the whole config file's text.
     pub fn diagnostics(&self, file: &Path, text: &str) -> Vec<Diagnostic> {
-        crate::config::diagnostics(file, text, self.problems())
+        crate::diag::diagnostics(file, text, self.problems())
     }
 }
 

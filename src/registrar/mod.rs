@@ -21,8 +21,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::config::{PathKey, Problem};
 use crate::diag::Diagnostic;
+use crate::diag::{PathKey, Problem};
 
 /// The `[registrar]` section of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,7 +109,7 @@ impl RegistrarConfig {
     }
 
     pub fn diagnostics(&self, file: &Path, text: &str) -> Vec<Diagnostic> {
-        crate::config::diagnostics(file, text, self.problems())
+        crate::diag::diagnostics(file, text, self.problems())
     }
 }
 

@@ -27,7 +27,7 @@ use super::nonce::{NonceState, Nonces};
 use super::request::{Contacts, RegisterRequest, RequestError};
 use super::secret::Secret;
 use crate::cidr::Cidr;
-use crate::config::InvalidSection;
+use crate::diag::InvalidSection;
 
 /// The answer to send: status and the headers this registrar adds (the transaction layer
 /// copies Via, From, To with a tag, Call-ID and CSeq).

@@ -23,6 +23,7 @@ mod phonetic;
 mod remote;
 mod resample;
 mod service;
+mod session;
 mod text;
 mod utterance;
 mod vosk_pool;
@@ -36,10 +37,8 @@ pub use intent_model::Contribution;
 pub use language::LanguageGuess;
 pub use offline::{ClipRun, Pace, read_wav, run_clip};
 pub use remote::{CONFIG_MESSAGE, EOF_MESSAGE};
-pub use service::{
-    AudioSink, ListenOptions, Listener, PushError, SpeechEvent, SpeechEvents, SpeechService,
-    Unavailable,
-};
+pub use service::{AudioSink, ListenOptions, Listener, SpeechEvents, SpeechService};
+pub use session::{PushError, SpeechEvent, Unavailable};
 pub use text::TextTools;
 pub use utterance::{Recognition, SessionStats, Word};
 

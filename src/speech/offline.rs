@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::service::{Listener, PushError, SpeechEvent};
+use super::service::Listener;
+use super::session::{PushError, SpeechEvent};
 use super::utterance::Recognition;
 use super::{FRAME_SAMPLES, SAMPLE_RATE, SpeechError};
 

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-use super::service::{Frame, FrameTx, Lease, SessionContext, SpeechEvent, Unavailable};
+use super::session::{Frame, Lease, SessionContext, SpeechEvent, Unavailable};
 use super::utterance::{Step, Utterance, Word};
 
 /// Exactly what vosk-server compares the end-of-stream message with.
@@ -50,7 +50,7 @@ impl RemoteBackend {
         &self,
         ctx: SessionContext,
         backlog: usize,
-    ) -> Result<(FrameTx, Arc<Lease>), Unavailable> {
+    ) -> Result<(mpsc::Sender<Frame>, Arc<Lease>), Unavailable> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::error!("a remote recogniser must be used from inside the tokio runtime");
             return Err(Unavailable::NoRecognizer);
@@ -74,7 +74,7 @@ impl RemoteBackend {
         });
         let (tx, frames) = mpsc::channel(backlog);
         runtime.spawn(session(self.url.clone(), ctx, lease.clone(), frames));
-        Ok((FrameTx::Task(tx), lease))
+        Ok((tx, lease))
     }
 }
 

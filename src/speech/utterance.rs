@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::Language;
 use super::classifier::{Classifier, Decision};
 use super::endpoint::{EndReason, EndpointConfig, EndpointEvent, Endpointer};
-use super::service::{Frame, SpeechEvent};
+use super::session::{Frame, SpeechEvent};
 
 /// One recognised word with its timing (audio time since listening started).
 #[derive(Debug, Clone, PartialEq)]

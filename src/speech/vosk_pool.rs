@@ -25,7 +25,7 @@ use vosk::{CompleteResult, DecodingState, Model, Recognizer};
 use super::admission::{Admission, Limits, Refusal};
 use super::config::LocalCapacity;
 use super::resample::Upsampler;
-use super::service::{Frame, Lease, PushError, SessionContext, SpeechEvent, Unavailable};
+use super::session::{Frame, Lease, PushError, SessionContext, SpeechEvent, Unavailable};
 use super::utterance::{Gate, Step, Utterance, Word};
 use super::{FRAME_SAMPLES, Language, SAMPLE_RATE, SpeechError};
 

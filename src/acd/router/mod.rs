@@ -23,7 +23,7 @@ use super::config::AcdConfig;
 use super::messages::{
     AgentAction, AgentView, ControlError, Input, InputError, Instruction, OfferId, Output,
 };
-use crate::config::InvalidSection;
+use crate::diag::InvalidSection;
 use crate::events::EventKind;
 
 pub struct Router {
