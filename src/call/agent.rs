@@ -151,7 +151,7 @@ impl AgentLeg {
         h.push(Header::Contact(
             format!("<sip:hotline@{}{tcp}>", host_port(local)).into(),
         ));
-        h.push(Header::Allow("INVITE, ACK, BYE, CANCEL, OPTIONS".into()));
+        h.push(Header::Allow(crate::sip::ALLOW.into()));
         let mut extra = vec![
             ("X-Hotline-Caller", percent_encode(context.caller)),
             ("X-Hotline-Language", percent_encode(context.language)),

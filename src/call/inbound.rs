@@ -213,9 +213,7 @@ impl InboundLeg {
         if (180..300).contains(&code) && req.method == Method::Invite {
             r.headers
                 .push(Header::Contact(self.dialog.local_contact.clone().into()));
-            r.headers.push(Header::Allow(
-                "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO".into(),
-            ));
+            r.headers.push(Header::Allow(crate::sip::ALLOW.into()));
         }
         if let Some(sdp) = sdp {
             r.headers

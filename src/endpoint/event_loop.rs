@@ -28,10 +28,6 @@ use crate::sip::{SipConfig, Transport, build, headers};
 /// Datagrams read in one turn of the loop before its output is flushed.
 const BATCH: usize = 64;
 
-/// The methods we answer, for Allow headers (REGISTER too when agents are configured).
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
-const ALLOW_REGISTER: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER";
-
 /// Agent phones' registrations: the sans-IO registrar and where its binding changes go.
 pub struct Registrations {
     pub registrar: Registrar,
@@ -435,9 +431,9 @@ impl Loop {
 
     fn allow(&self) -> &'static str {
         if self.registrations.is_some() {
-            ALLOW_REGISTER
+            crate::sip::ALLOW_WITH_REGISTER
         } else {
-            ALLOW
+            crate::sip::ALLOW
         }
     }
 

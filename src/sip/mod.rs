@@ -86,6 +86,13 @@ impl Default for Timers {
     }
 }
 
+/// The methods the engine answers, in every Allow header it sends (RFC 3261 20.5): one
+/// list, so an OPTIONS answer, a 405 and a dialog's 200 never disagree. INFO carries keys
+/// inside a call.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+/// `ALLOW` for an engine with a registrar (agent phones configured).
+pub const ALLOW_WITH_REGISTER: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER";
+
 pub mod build;
 pub mod dialog;
 pub mod framing;

@@ -127,7 +127,7 @@ CSeq: 1 {method}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         trusted_source: true,
         known_dialog: false,
         registrar: false,
-        allow: "INVITE, ACK, BYE, CANCEL, OPTIONS",
+        allow: crate::sip::ALLOW,
     };
 
     fn status(d: Decision) -> u16 {
