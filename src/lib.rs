@@ -21,3 +21,4 @@ pub mod registrar;
 pub mod sip;
 pub mod speech;
 pub mod stats;
+pub mod time;

@@ -130,16 +130,13 @@ fn now() -> Instant {
 async fn run(mut router: Router, mut rx: mpsc::UnboundedReceiver<AcdMsg>, events: EventSink) {
     let mut calls: HashMap<String, mpsc::UnboundedSender<Instruction>> = HashMap::new();
     loop {
-        let msg = match router.next_timeout() {
-            Some(at) => tokio::select! {
-                msg = rx.recv() => msg,
-                () = tokio::time::sleep_until(at.into()) => {
-                    router.handle_timeout(now());
-                    deliver(&mut router, &mut calls, &events);
-                    continue;
-                }
-            },
-            None => rx.recv().await,
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            () = crate::time::sleep_until(router.next_timeout()) => {
+                router.handle_timeout(now());
+                deliver(&mut router, &mut calls, &events);
+                continue;
+            }
         };
         let Some(msg) = msg else {
             break;

@@ -18,6 +18,7 @@ use crate::dialplan::{self, Action, CallInfo, Enqueue, Input, Interpreter, Trans
 use crate::events::{EventKind, HungUpBy};
 use crate::media::clip::Clip;
 use crate::media::session::PlayId as MediaPlayId;
+use crate::time::sleep_until;
 
 /// A call handed to a queue.
 struct Queued {
@@ -514,13 +515,6 @@ impl Call {
                 self.hang_up_caller("transferred").await;
             }
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -24,6 +24,7 @@ use crate::sip::parse::{self, ParseError};
 use crate::sip::policy::{self, Decision};
 use crate::sip::transaction::{ClientTxId, Peer, ServerTxId, Transactions, Transmit, TxEvent};
 use crate::sip::{SipConfig, Transport, build, headers};
+use crate::time::sleep_until;
 
 /// Datagrams read in one turn of the loop before its output is flushed.
 const BATCH: usize = 64;
@@ -802,13 +803,6 @@ async fn recv(
 ) -> std::io::Result<(usize, SocketAddr)> {
     match udp {
         Some(u) => u.recv_from(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
 }
