@@ -578,36 +578,26 @@ fn rfc_2543_requests_without_a_cookie_still_match_their_copies() {
     assert_eq!(sent(&mut t), ["200", "200"]);
 }
 
+/// Delivers `req` over UDP and answers it with `code`: what was sent.
+fn receive_and_answer(t: &mut Transactions, now: Instant, req: &Request, code: u16) -> Vec<String> {
+    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(req.clone()));
+    let tx = server_tx(&events(t));
+    t.respond(now, tx, response_to(req, code)).expect("live");
+    sent(t)
+}
+
 #[test]
 fn options_end_with_their_answer_and_a_copy_is_answered_again() {
     let mut t = Transactions::new(Timers::default());
     let now = Instant::now();
     let options = request("OPTIONS", "z9hG4bKo", 1, None);
-    t.handle_message(
-        now,
-        peer(Transport::Udp),
-        SipMessage::Request(options.clone()),
-    );
-    let tx = server_tx(&events(&mut t));
-    t.respond(now, tx, response_to(&options, 200))
-        .expect("live");
-    assert_eq!(sent(&mut t), ["200"]);
+    assert_eq!(receive_and_answer(&mut t, now, &options, 200), ["200"]);
     assert!(t.is_empty(), "nothing kept for 32 s");
-    t.handle_message(
-        now,
-        peer(Transport::Udp),
-        SipMessage::Request(options.clone()),
-    );
-    let tx = server_tx(&events(&mut t));
-    t.respond(now, tx, response_to(&options, 200))
-        .expect("live");
-    assert_eq!(sent(&mut t), ["200"]);
+    assert_eq!(receive_and_answer(&mut t, now, &options, 200), ["200"]);
 
     // Other non-INVITE requests still absorb their copies for 64*T1 over UDP.
     let info = request("INFO", "z9hG4bKi", 2, Some("to1"));
-    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(info.clone()));
-    let tx = server_tx(&events(&mut t));
-    t.respond(now, tx, response_to(&info, 200)).expect("live");
+    receive_and_answer(&mut t, now, &info, 200);
     assert!(!t.is_empty());
 }
 
