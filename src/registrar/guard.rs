@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 const FIRST_DELAY: Duration = Duration::from_secs(1);
 /// A user or source with no wrong answer for this long starts again from zero.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// How often counts are swept for forgetting: the endpoint asks for the next timeout on
+/// every turn of its loop, so it must not scan every tracked user and source to answer.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Tracked users and sources (each map): beyond this, the stalest record makes room.
 const MAX_TRACKED: usize = 65_536;
 /// Addresses remembered per user as its phones'.
@@ -56,6 +59,8 @@ pub struct Guard {
     /// The addresses each user registered from.
     known: HashMap<String, HashSet<IpAddr>>,
     lockouts: VecDeque<Lockout>,
+    /// The next sweep, while there are counts to forget.
+    sweep_at: Option<Instant>,
 }
 
 impl Guard {
@@ -67,6 +72,7 @@ impl Guard {
             sources: HashMap::new(),
             known: HashMap::new(),
             lockouts: VecDeque::new(),
+            sweep_at: None,
         }
     }
 
@@ -84,6 +90,7 @@ impl Guard {
 
     /// A wrong answer from `source` for `user` (an unknown user name counts as well).
     pub fn failed(&mut self, now: Instant, user: &str, source: IpAddr) {
+        self.sweep_at.get_or_insert(now + SWEEP_EVERY);
         let (max, lockout) = (self.max_failures, self.lockout);
         if let Some(l) = count(&mut self.users, user.to_owned(), now, max, lockout) {
             self.lockouts.push_back(Lockout {
@@ -118,19 +125,20 @@ impl Guard {
         known.insert(source);
     }
 
-    /// Forgets counts that have been quiet for `FORGET_AFTER`.
+    /// Forgets counts that have been quiet for `FORGET_AFTER` (up to `SWEEP_EVERY` late).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.sweep_at.is_none_or(|at| at > now) {
+            return;
+        }
         let keep = |f: &Failures| now.saturating_duration_since(f.last) < FORGET_AFTER;
         self.users.retain(|_, f| keep(f));
         self.sources.retain(|_, f| keep(f));
+        let counting = !self.users.is_empty() || !self.sources.is_empty();
+        self.sweep_at = counting.then_some(now + SWEEP_EVERY);
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.users
-            .values()
-            .chain(self.sources.values())
-            .map(|f| f.last + FORGET_AFTER)
-            .min()
+        self.sweep_at
     }
 
     pub fn poll_lockout(&mut self) -> Option<Lockout> {
@@ -252,9 +260,24 @@ mod tests {
         );
 
         g.failed(t + 11 * S, "1002", ip("10.1.1.2"));
-        assert_eq!(g.poll_timeout(), Some(t + 10 * S + FORGET_AFTER));
+        assert_eq!(
+            g.poll_timeout(),
+            Some(t + SWEEP_EVERY),
+            "a sweep, not a scan"
+        );
+        g.handle_timeout(t + SWEEP_EVERY);
+        assert_eq!(
+            g.check(t + SWEEP_EVERY, "1001", phone),
+            Ok(()),
+            "not forgotten yet, but nothing holds it"
+        );
+        assert_eq!(
+            g.poll_timeout(),
+            Some(t + 2 * SWEEP_EVERY),
+            "still counting"
+        );
         g.handle_timeout(t + 11 * S + FORGET_AFTER);
-        assert_eq!(g.poll_timeout(), None);
+        assert_eq!(g.poll_timeout(), None, "a quiet hour forgot both");
         g.failed(t + 12 * S + FORGET_AFTER, "1002", ip("10.1.1.2"));
         assert_eq!(
             g.check(t + 13 * S + FORGET_AFTER, "1002", ip("10.1.1.2")),

@@ -77,6 +77,14 @@ fn server_tx(e: &[TxEvent]) -> ServerTxId {
     }
 }
 
+/// Delivers `req` over UDP and answers it with `code`: what was sent.
+fn receive_and_answer(t: &mut Transactions, now: Instant, req: &Request, code: u16) -> Vec<String> {
+    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(req.clone()));
+    let tx = server_tx(&events(t));
+    t.respond(now, tx, response_to(req, code)).expect("live");
+    sent(t)
+}
+
 #[test]
 fn invite_gets_100_at_once_and_retransmissions_are_absorbed() {
     let mut t = Transactions::new(Timers::default());
@@ -160,14 +168,7 @@ fn an_ack_with_the_invites_branch_but_another_call_id_leaves_the_2xx_unacknowled
     let mut t = Transactions::new(Timers::default());
     let now = Instant::now();
     let invite = request("INVITE", "z9hG4bKf", 1, None);
-    t.handle_message(
-        now,
-        peer(Transport::Udp),
-        SipMessage::Request(invite.clone()),
-    );
-    let tx = server_tx(&events(&mut t));
-    t.respond(now, tx, response_to(&invite, 200)).expect("live");
-    sent(&mut t);
+    receive_and_answer(&mut t, now, &invite, 200);
 
     // The same branch, sent-by and source, but another call's Call-ID (found by fuzzing:
     // it used to stop this call's 2xx and its ACK timer for good).
@@ -210,14 +211,7 @@ fn an_ack_with_the_invites_branch_but_another_call_id_leaves_the_2xx_unacknowled
 
     // The INVITE's own ACK with the same branch is still taken as the dialog's ACK.
     let mut t = Transactions::new(Timers::default());
-    t.handle_message(
-        now,
-        peer(Transport::Udp),
-        SipMessage::Request(invite.clone()),
-    );
-    let tx = server_tx(&events(&mut t));
-    t.respond(now, tx, response_to(&invite, 200)).expect("live");
-    sent(&mut t);
+    receive_and_answer(&mut t, now, &invite, 200);
     let own = request("ACK", "z9hG4bKf", 1, Some("to1"));
     t.handle_message(now, peer(Transport::Udp), SipMessage::Request(own));
     assert!(matches!(events(&mut t).as_slice(), [TxEvent::Ack { .. }]));
@@ -576,14 +570,6 @@ fn rfc_2543_requests_without_a_cookie_still_match_their_copies() {
     t.handle_message(now, peer(Transport::Udp), SipMessage::Request(info));
     assert!(events(&mut t).is_empty());
     assert_eq!(sent(&mut t), ["200", "200"]);
-}
-
-/// Delivers `req` over UDP and answers it with `code`: what was sent.
-fn receive_and_answer(t: &mut Transactions, now: Instant, req: &Request, code: u16) -> Vec<String> {
-    t.handle_message(now, peer(Transport::Udp), SipMessage::Request(req.clone()));
-    let tx = server_tx(&events(t));
-    t.respond(now, tx, response_to(req, code)).expect("live");
-    sent(t)
 }
 
 #[test]
