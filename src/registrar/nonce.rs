@@ -29,6 +29,10 @@ pub struct Nonces {
     /// nonce -> (highest nc accepted, none once a wrong answer spent it; when the nonce
     /// expires).
     used: HashMap<String, (Option<u32>, Instant)>,
+    /// When `used` is next swept (while it holds anything): the endpoint asks for the next
+    /// expiry on every loop turn, and a guessing flood fills `used` with spent nonces, so
+    /// the answer must not scan it.
+    sweep_at: Option<Instant>,
 }
 
 impl Nonces {
@@ -39,6 +43,7 @@ impl Nonces {
             counter: 0,
             lifetime,
             used: HashMap::new(),
+            sweep_at: None,
         }
     }
 
@@ -100,7 +105,7 @@ impl Nonces {
                 true
             }
             None => {
-                self.used.insert(nonce.to_owned(), (Some(nc), expires));
+                self.remember(nonce, Some(nc), expires);
                 true
             }
         }
@@ -109,7 +114,12 @@ impl Nonces {
     /// A wrong answer came with this fresh nonce: it answers nothing any more.
     pub fn spend(&mut self, nonce: &str, now: Instant) {
         let expires = now + self.lifetime;
-        self.used.insert(nonce.to_owned(), (None, expires));
+        self.remember(nonce, None, expires);
+    }
+
+    fn remember(&mut self, nonce: &str, nc: Option<u32>, expires: Instant) {
+        self.used.insert(nonce.to_owned(), (nc, expires));
+        self.sweep_at.get_or_insert(expires);
     }
 
     /// Whether a wrong answer spent this nonce.
@@ -118,12 +128,18 @@ impl Nonces {
     }
 
     /// Forgets nonces past their lifetime: they are stale now, so replays of them fail anyway.
+    /// (Swept once per nonce lifetime: a nonce is forgotten up to a lifetime late, by then
+    /// long stale.)
     pub fn expire(&mut self, now: Instant) {
+        if self.sweep_at.is_none_or(|at| at > now) {
+            return;
+        }
         self.used.retain(|_, (_, expires)| *expires > now);
+        self.sweep_at = (!self.used.is_empty()).then_some(now + self.lifetime);
     }
 
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.used.values().map(|(_, expires)| *expires).min()
+        self.sweep_at
     }
 }
 
