@@ -188,7 +188,7 @@ impl InboundLeg {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return Ok(()),
                 ev = self.events.recv() => match ev {
-                    None | Some(CallEvent::Cancelled) => return Err(()),
+                    None | Some(CallEvent::Cancelled { .. }) => return Err(()),
                     Some(other) => debug!(event = ?other, "while ringing: ignored"),
                 },
             }
@@ -277,7 +277,7 @@ impl InboundLeg {
 
     fn on_sip(&mut self, ev: CallEvent) -> Option<LegEvent> {
         match ev {
-            CallEvent::Cancelled => None, // Already answered: a late CANCEL changes nothing.
+            CallEvent::Cancelled { .. } => None, // Already answered: a late CANCEL changes nothing.
             CallEvent::Ack { request } => {
                 if self.awaiting_ack {
                     self.awaiting_ack = false;

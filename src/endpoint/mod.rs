@@ -1,10 +1,12 @@
-//! The SIP endpoint's tokio edge: UDP and TCP listeners, the one task that feeds the
-//! sans-IO transaction layer with bytes and time, and the routing of messages to call
-//! tasks by Call-ID. Calls talk to it with `EndpointHandle` commands and hear from it through
-//! `CallEvent`s; it never looks inside a call.
+//! The SIP endpoint: a sans-IO core (`core`: transactions, registrar, admission, Call-ID
+//! routes, TCP connection choice) driven by one tokio task (`event_loop`) that owns the UDP
+//! and TCP sockets and the calls' channels. Calls talk to it with `EndpointHandle` commands
+//! and hear from it through `CallEvent`s; it never looks inside a call.
 
 mod admission;
+pub mod core;
 mod event_loop;
+mod metrics;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -18,6 +20,7 @@ use tokio::sync::mpsc;
 pub use crate::cidr::{Cidr, CidrError};
 pub use event_loop::{Endpoint, Registrations, StartError};
 
+use self::core::Command;
 use crate::sip::transaction::{Peer, ServerTxId};
 
 /// The `[trunks]` section: who may send us SIP.
@@ -55,9 +58,13 @@ pub enum CallEvent {
         request: Request,
         peer: Peer,
     },
-    /// A CANCEL for the call's INVITE (already answered 200 by the endpoint when the INVITE
-    /// was still pending: the call must answer its INVITE 487).
-    Cancelled,
+    /// A CANCEL for the call's INVITE, still pending (the endpoint answered the CANCEL
+    /// 200): the call must answer its INVITE 487. The endpoint does so itself if the call
+    /// is already gone.
+    Cancelled {
+        invite: ServerTxId,
+        request: Request,
+    },
     /// The ACK for a 2xx we sent.
     Ack { request: Request },
     /// A response to a request the call sent.
@@ -88,28 +95,6 @@ pub struct IncomingCall {
 /// Starts a call task for each new INVITE. Must not block.
 pub type CallStarter = Arc<dyn Fn(IncomingCall) + Send + Sync>;
 
-pub(crate) enum Command {
-    Respond {
-        tx: ServerTxId,
-        response: Response,
-    },
-    Send {
-        peer: Peer,
-        request: Request,
-    },
-    SendStateless {
-        peer: Peer,
-        request: Request,
-    },
-    Route {
-        call_id: String,
-        events: mpsc::UnboundedSender<CallEvent>,
-    },
-    Unroute {
-        call_id: String,
-    },
-}
-
 /// How call tasks drive the endpoint. Cheap to clone.
 #[derive(Clone)]
 pub struct EndpointHandle {
@@ -138,9 +123,13 @@ impl EndpointHandle {
         }
     }
 
-    fn command(&self, c: Command) {
+    fn input(&self, input: event_loop::Input) {
         // The endpoint outlives every call; a failed send means the engine is stopping.
-        let _ = self.tx.send(event_loop::Input::Command(Box::new(c)));
+        let _ = self.tx.send(input);
+    }
+
+    fn command(&self, c: Command) {
+        self.input(event_loop::Input::Command(Box::new(c)));
     }
 
     /// Answers a request the call received.
@@ -161,7 +150,7 @@ impl EndpointHandle {
 
     /// Routes messages with this Call-ID to `events` (an outgoing leg of a call).
     pub fn route(&self, call_id: String, events: mpsc::UnboundedSender<CallEvent>) {
-        self.command(Command::Route { call_id, events });
+        self.input(event_loop::Input::Route { call_id, events });
     }
 
     /// Stops routing a Call-ID (the call ended).

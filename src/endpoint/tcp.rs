@@ -1,36 +1,29 @@
 //! TCP connections for SIP: accepting them, reading framed messages into the endpoint
 //! loop, writing what it sends back. One reader and one writer task per connection; the
-//! loop owns the table of connections.
+//! loop owns the write halves and the core owns the table of connections and their names.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use super::core::ConnEnd;
 use super::event_loop::Input;
 use crate::sip::framing::{Frame, StreamFramer};
 
-pub(super) async fn accept_loop(
-    listener: TcpListener,
-    input: mpsc::UnboundedSender<Input>,
-    ids: Arc<AtomicU64>,
-) {
+/// Hands every accepted connection to the endpoint loop, which names it and starts it.
+pub(super) async fn accept_loop(listener: TcpListener, input: mpsc::UnboundedSender<Input>) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
-                spawn(
-                    stream,
-                    addr,
-                    ids.fetch_add(1, Ordering::Relaxed),
-                    input.clone(),
-                    None,
-                );
+                if input.send(Input::Accepted { stream, addr }).is_err() {
+                    return;
+                }
             }
             Err(e) => {
                 // Running out of descriptors is transient: keep accepting.
@@ -41,75 +34,102 @@ pub(super) async fn accept_loop(
     }
 }
 
-/// Opens a connection to `addr` for a message we send first.
+/// Opens connection `conn` to `addr` for a message we send first. What is sent before the
+/// connect completes waits in the returned channel; a failed connect is reported as
+/// `ConnEnd::ConnectFailed`.
 pub(super) fn connect(
     addr: SocketAddr,
-    id: u64,
+    conn: u64,
     input: mpsc::UnboundedSender<Input>,
     first: Bytes,
-) {
+) -> mpsc::UnboundedSender<Bytes> {
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let _ = tx.send(first);
+    let writes = tx.clone();
     tokio::spawn(async move {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                spawn(stream, addr, id, input, Some(first));
+                start(stream, addr, conn, input, writes, rx);
             }
             Err(e) => {
                 debug!(%addr, error = %e, "TCP connect failed");
-                let _ = input.send(Input::ConnClosed { conn: id });
+                let _ = input.send(Input::ConnClosed {
+                    conn,
+                    end: ConnEnd::ConnectFailed,
+                });
             }
         }
     });
+    tx
 }
 
-fn spawn(
+/// Starts the tasks of an accepted connection; returns where to queue what it sends.
+pub(super) fn spawn(
     stream: TcpStream,
     addr: SocketAddr,
     conn: u64,
     input: mpsc::UnboundedSender<Input>,
-    first: Option<Bytes>,
+) -> mpsc::UnboundedSender<Bytes> {
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    start(stream, addr, conn, input, tx.clone(), rx);
+    tx
+}
+
+fn start(
+    stream: TcpStream,
+    addr: SocketAddr,
+    conn: u64,
+    input: mpsc::UnboundedSender<Input>,
+    writes: mpsc::UnboundedSender<Bytes>,
+    rx: mpsc::UnboundedReceiver<Bytes>,
 ) {
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    if let Some(first) = first {
-        let _ = tx.send(first);
-    }
-    let _ = input.send(Input::ConnOpened {
-        conn,
-        addr,
-        tx: tx.clone(),
-    });
-    tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                break;
-            }
+    let (reader, writer) = stream.into_split();
+    tokio::spawn(write(writer, rx));
+    tokio::spawn(read(reader, addr, conn, input, writes));
+}
+
+async fn write(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+    while let Some(bytes) = rx.recv().await {
+        if writer.write_all(&bytes).await.is_err() {
+            break;
         }
-    });
-    tokio::spawn(async move {
-        let mut framer = StreamFramer::new();
-        let mut buf = vec![0u8; 16 * 1024];
-        'read: loop {
-            let n = match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            framer.push(&buf[..n]);
-            while let Some(frame) = framer.next_frame() {
-                match frame {
-                    Frame::Message(bytes) => {
-                        let _ = input.send(Input::Frame { conn, addr, bytes });
-                    }
-                    Frame::Ping => {
-                        let _ = tx.send(Bytes::from_static(b"\r\n"));
-                    }
-                    Frame::Broken(bytes) => {
-                        let _ = input.send(Input::Frame { conn, addr, bytes });
-                        break 'read;
-                    }
+    }
+}
+
+/// Frames what arrives and hands each message to the loop; answers keep-alive pings.
+async fn read(
+    mut reader: OwnedReadHalf,
+    addr: SocketAddr,
+    conn: u64,
+    input: mpsc::UnboundedSender<Input>,
+    writes: mpsc::UnboundedSender<Bytes>,
+) {
+    let mut framer = StreamFramer::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&buf[..n]);
+        while let Some(frame) = framer.next_frame() {
+            match frame {
+                Frame::Message(bytes) => {
+                    let _ = input.send(Input::Frame { conn, addr, bytes });
+                }
+                Frame::Ping => {
+                    let _ = writes.send(Bytes::from_static(b"\r\n"));
+                }
+                Frame::Broken(bytes) => {
+                    let _ = input.send(Input::Frame { conn, addr, bytes });
+                    break 'read;
                 }
             }
         }
-        let _ = input.send(Input::ConnClosed { conn });
+    }
+    let _ = input.send(Input::ConnClosed {
+        conn,
+        end: ConnEnd::Closed,
     });
 }

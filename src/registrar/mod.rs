@@ -114,4 +114,6 @@ impl RegistrarConfig {
 }
 
 #[cfg(test)]
+pub(crate) mod test_phone;
+#[cfg(test)]
 mod tests;

@@ -68,6 +68,21 @@ impl ClientTx {
         self.state == State::Terminated
     }
 
+    /// Whether this transaction's request went to `addr` over TCP and nothing answered it
+    /// yet: a failed connect there means the request was never delivered.
+    pub(super) fn awaits_connect_to(&self, addr: std::net::SocketAddr) -> bool {
+        self.peer.transport.is_reliable()
+            && self.peer.addr == addr
+            && matches!(self.state, State::Calling | State::Trying)
+    }
+
+    /// Ends the transaction for a transport failure (RFC 3261 17.1.4): the TU hears a
+    /// timeout at once instead of after Timer B or F.
+    pub(super) fn fail(&mut self, out: &mut Out, id: ClientTxId) {
+        out.events.push_back(TxEvent::Timeout { tx: id });
+        self.state = State::Terminated;
+    }
+
     pub(super) fn on_response(&mut self, out: &mut Out, id: ClientTxId, resp: Response) {
         let code = resp.status_code.code();
         let reliable = self.peer.transport.is_reliable();

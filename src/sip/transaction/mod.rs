@@ -3,7 +3,7 @@
 //! `Transactions` owns every server and client transaction and their timers. It takes
 //! parsed messages and `now`, and gives back bytes to send (`poll_transmit`), events for
 //! the transaction user (`poll_event`) and the next instant it needs to be woken at
-//! (`next_timeout`). It never reads a clock or touches a socket.
+//! (`poll_timeout`). It never reads a clock or touches a socket.
 //!
 //! Beside the transactions it keeps the UAS core's 2xx retransmission (RFC 3261 13.3.1.4):
 //! a 2xx to an INVITE is resent (T1 doubling to T2) until the dialog's ACK arrives, which
@@ -73,7 +73,8 @@ pub enum TxEvent {
     /// A response to one of our requests: provisional, final, and (RFC 6026) any further
     /// 2xx to an INVITE, which the dialog must ACK again.
     Response { tx: ClientTxId, response: Response },
-    /// Our request got no final response in time (Timer B or F): treat it as a 408.
+    /// Our request got no final response in time (Timer B or F), or could not be sent
+    /// (a failed TCP connect): treat it as a 408.
     Timeout { tx: ClientTxId },
     /// A 2xx we sent was never ACKed (64*T1): the dialog should end with a BYE.
     AckTimeout { tx: ServerTxId, call_id: String },
@@ -349,6 +350,25 @@ impl Transactions {
         });
     }
 
+    /// A TCP connect to `addr` failed (RFC 3261 17.1.4): every client transaction whose
+    /// request waited on it fails now, reported as `TxEvent::Timeout`.
+    pub fn handle_connect_failed(&mut self, now: Instant, addr: SocketAddr) {
+        let failed: Vec<u64> = self
+            .client
+            .iter()
+            .filter(|(_, tx)| tx.awaits_connect_to(addr))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            let mut wakeups = Vec::new();
+            if let Some(tx) = self.client.get_mut(&id) {
+                let mut out = out!(self, now, wakeups);
+                tx.fail(&mut out, ClientTxId(id));
+            }
+            self.reap(Side::Client(id));
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((at, side))) = self.wheel.peek().copied() {
             if at > now {
@@ -386,7 +406,7 @@ impl Transactions {
 
     /// When `handle_timeout` must next run. May be early (a timer that no longer
     /// matters), never late.
-    pub fn next_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.wheel.peek().map(|Reverse((at, _))| *at)
     }
 

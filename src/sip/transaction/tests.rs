@@ -58,7 +58,7 @@ fn events(t: &mut Transactions) -> Vec<TxEvent> {
 /// Runs the timers up to `until`, returning at which offsets from `start` something was sent.
 fn run_until(t: &mut Transactions, start: Instant, until: Duration) -> Vec<(Duration, String)> {
     let mut out = Vec::new();
-    while let Some(at) = t.next_timeout() {
+    while let Some(at) = t.poll_timeout() {
         if at > start + until {
             break;
         }

@@ -1,0 +1,546 @@
+//! The endpoint core, sans-IO: everything the SIP endpoint decides. It owns the transaction
+//! layer, the registrar, admission of new calls, the Call-ID routes to calls, the client
+//! transactions calls are waiting on, and the table of TCP connections (which one a message
+//! goes out on). It takes received bytes, commands from calls and `now`; it gives back
+//! bytes to send with where to send them (`poll_transmit`), events for calls and for the
+//! engine (`poll_event`) and the instant it must next be woken (`poll_timeout`).
+//!
+//! It never reads a clock, touches a socket or holds a channel: the tokio loop in
+//! `event_loop` owns the sockets, the connections' tasks and the calls' channels, reads the
+//! clock once per turn and moves bytes and events. Timers that fire late fire at the
+//! instant `handle_timeout` is given, each in deadline order.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rsip::{Header, Method, Request, SipMessage};
+use tracing::{debug, info, warn};
+
+use super::CallEvent;
+use super::admission::Admission;
+use super::metrics::{Metrics, RegistrarMetrics};
+use crate::cidr::Cidr;
+use crate::metrics::Registry;
+use crate::registrar::{BindingChange, Held, Registrar, Verdict};
+use crate::sip::parse::{self, ParseError};
+use crate::sip::policy::{self, Decision};
+use crate::sip::transaction::{ClientTxId, Peer, ServerTxId, Transactions, TxEvent};
+use crate::sip::{Timers, Transport, build, headers};
+
+/// What the core needs to know from the configuration.
+pub struct Settings {
+    pub timers: Timers,
+    /// Live server transactions beyond which new requests get a stateless 503.
+    pub max_transactions: usize,
+    /// Sources allowed to send requests other than REGISTER.
+    pub allow: Vec<Cidr>,
+    /// Named trunks and their source networks (also allowed).
+    pub named: Vec<(String, Vec<Cidr>)>,
+    /// Our Server header value.
+    pub server: String,
+    pub admission: Admission,
+}
+
+/// Where the edge sends bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    Udp(SocketAddr),
+    /// An open (or opening) TCP connection.
+    Conn(u64),
+    /// No connection to `addr` exists: open one, named `conn`, and send on it.
+    Connect {
+        conn: u64,
+        addr: SocketAddr,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub dest: Dest,
+    pub bytes: Bytes,
+}
+
+/// A new INVITE the core admitted: the edge starts a call for it.
+#[derive(Debug)]
+pub struct NewCall {
+    pub call_id: String,
+    pub invite: Request,
+    pub tx: ServerTxId,
+    pub peer: Peer,
+    /// The named trunk whose networks hold the source.
+    pub trunk: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    /// Start a call; its route exists from now on, and `Call` events may follow for it.
+    NewCall(NewCall),
+    /// For the call that routes `call_id`. If it is gone, give the event back with
+    /// `handle_undelivered`.
+    Call { call_id: String, event: CallEvent },
+    /// An agent phone's registration changed.
+    Binding(BindingChange),
+}
+
+/// Commands from calls.
+#[derive(Debug)]
+pub enum Command {
+    /// Answer a request the call received.
+    Respond {
+        tx: ServerTxId,
+        response: rsip::Response,
+    },
+    /// Send a request in a client transaction.
+    Send { peer: Peer, request: Request },
+    /// Send a request outside any transaction (the ACK for a 2xx).
+    SendStateless { peer: Peer, request: Request },
+    /// Route messages with this Call-ID to a call (an outgoing leg).
+    Route { call_id: String },
+    /// Stop routing a Call-ID (the call or leg ended).
+    Unroute { call_id: String },
+}
+
+/// How a TCP connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnEnd {
+    /// Closed by either side after it was open.
+    Closed,
+    /// Our connect to the peer failed: nothing we sent on it was delivered.
+    ConnectFailed,
+}
+
+struct Route {
+    /// For a call that came in: the source it was admitted from.
+    incoming: Option<IpAddr>,
+}
+
+pub struct Core {
+    tx: Transactions,
+    routes: HashMap<String, Route>,
+    /// Client transactions of calls, so a timeout reaches the call that sent the request.
+    pending: HashMap<ClientTxId, (String, u32, Method)>,
+    /// Open or opening TCP connections and their peers.
+    conns: HashMap<u64, SocketAddr>,
+    next_conn: u64,
+    allow: Vec<Cidr>,
+    named: Vec<(String, Vec<Cidr>)>,
+    server: String,
+    admission: Admission,
+    /// The media workers' running count of late ticks, as last told.
+    media_late_ticks: u64,
+    registrar: Option<Registrar>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    metrics: Metrics,
+    registrar_metrics: RegistrarMetrics,
+}
+
+impl Core {
+    pub fn new(settings: Settings, registrar: Option<Registrar>, registry: &Arc<Registry>) -> Core {
+        Core {
+            tx: Transactions::with_limit(settings.timers, settings.max_transactions),
+            routes: HashMap::new(),
+            pending: HashMap::new(),
+            conns: HashMap::new(),
+            next_conn: 0,
+            allow: settings.allow,
+            named: settings.named,
+            server: settings.server,
+            admission: settings.admission,
+            media_late_ticks: 0,
+            registrar,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            metrics: Metrics::new(registry),
+            registrar_metrics: RegistrarMetrics::new(registry),
+        }
+    }
+
+    /// One UDP datagram or framed TCP message from `peer`.
+    pub fn handle_datagram(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+        self.metrics.received.inc();
+        match parse::parse(bytes, peer.transport) {
+            Ok(msg) => self.tx.handle_message(now, peer, msg),
+            Err(ParseError::Drop(reason)) => {
+                if reason != parse::DropReason::KeepAlive {
+                    debug!(%peer.addr, reason = reason.as_str(), "dropped a SIP message");
+                }
+                self.metrics.dropped(reason.as_str());
+            }
+            Err(ParseError::Reject(r)) => {
+                debug!(%peer.addr, status = r.status, detail = %r.detail, "rejected a malformed request");
+                self.metrics.rejected.inc();
+                let bytes = build::reject(&r, &self.server, self.allow_header());
+                self.push_transmit(peer, bytes);
+            }
+        }
+        self.drive(now);
+    }
+
+    pub fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Respond { tx, response } => {
+                let _ = self.tx.respond(now, tx, self.stamp(response));
+            }
+            Command::Send { peer, request } => {
+                let route = headers::call_id(&request.headers)
+                    .zip(headers::cseq(&request.headers))
+                    .map(|(id, (seq, m))| (id.to_owned(), seq, m));
+                let tx = self.tx.send_request(now, peer, request);
+                if let Some(route) = route {
+                    self.pending.insert(tx, route);
+                }
+            }
+            Command::SendStateless { peer, request } => {
+                self.tx.send_stateless(peer, &SipMessage::Request(request));
+            }
+            Command::Route { call_id } => {
+                self.routes.insert(call_id, Route { incoming: None });
+            }
+            Command::Unroute { call_id } => self.unroute(&call_id),
+        }
+        self.drive(now);
+    }
+
+    /// An event for a call whose task is gone (it ended between the routing and its
+    /// unroute): the call no longer routes, and a request it would have answered is
+    /// answered here.
+    pub fn handle_undelivered(&mut self, now: Instant, call_id: &str, event: CallEvent) {
+        self.unroute(call_id);
+        match event {
+            CallEvent::Request { tx, request, .. } => self.respond(now, tx, &request, 481, vec![]),
+            CallEvent::Cancelled { invite, request } => self.terminate(now, invite, &request),
+            _ => {}
+        }
+        self.drive(now);
+    }
+
+    /// The edge accepted a TCP connection from `addr`: the name it goes by from now on.
+    pub fn handle_accept(&mut self, addr: SocketAddr) -> u64 {
+        let conn = self.alloc_conn();
+        self.conns.insert(conn, addr);
+        conn
+    }
+
+    pub fn handle_conn_closed(&mut self, now: Instant, conn: u64, end: ConnEnd) {
+        let Some(addr) = self.conns.remove(&conn) else {
+            return;
+        };
+        if end == ConnEnd::ConnectFailed {
+            self.tx.handle_connect_failed(now, addr);
+            self.drive(now);
+        }
+    }
+
+    /// One read of the UDP socket: `full` when it filled a whole batch (more was waiting).
+    pub fn handle_backlog(&mut self, now: Instant, full: bool) {
+        self.admission.input(now, full);
+    }
+
+    /// The media workers' running count of late ticks (read at each turn of the loop).
+    pub fn handle_media_late_ticks(&mut self, count: u64) {
+        self.media_late_ticks = count;
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.tx.poll_timeout().is_some_and(|t| t <= now) {
+            self.tx.handle_timeout(now);
+        }
+        if let Some(r) = self.registrar.as_mut()
+            && r.next_timeout().is_some_and(|t| t <= now)
+        {
+            r.handle_timeout(now);
+        }
+        self.drive(now);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must next run: may be early, never late.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let registrar = self.registrar.as_ref().and_then(Registrar::next_timeout);
+        match (self.tx.poll_timeout(), registrar) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Calls in progress that came in (admitted and not yet unrouted).
+    pub fn calls(&self) -> usize {
+        self.admission.calls()
+    }
+
+    /// Moves what the transaction layer and the registrar produced into our queues, until
+    /// handling their events produces nothing more.
+    fn drive(&mut self, now: Instant) {
+        loop {
+            let mut busy = false;
+            while let Some(t) = self.tx.poll_transmit() {
+                busy = true;
+                self.push_transmit(t.peer, t.bytes);
+            }
+            while let Some(ev) = self.tx.poll_event() {
+                busy = true;
+                self.dispatch(now, ev);
+            }
+            if !busy {
+                break;
+            }
+        }
+        if let Some(r) = self.registrar.as_mut() {
+            while let Some(change) = r.poll_change() {
+                self.events.push_back(Event::Binding(change));
+            }
+        }
+        let (server, client) = self.tx.len();
+        self.metrics.transactions(self.tx.counts(), server + client);
+    }
+
+    /// Chooses how bytes for `peer` leave: UDP, the connection a request came in on, any
+    /// open connection to the peer's address, or a new connection.
+    fn push_transmit(&mut self, peer: Peer, bytes: Bytes) {
+        self.metrics.response(&bytes);
+        let dest = match peer.transport {
+            Transport::Udp => Dest::Udp(peer.addr),
+            Transport::Tcp => {
+                let open = peer
+                    .conn
+                    .filter(|c| self.conns.contains_key(c))
+                    .or_else(|| {
+                        self.conns
+                            .iter()
+                            .find(|(_, a)| **a == peer.addr)
+                            .map(|(c, _)| *c)
+                    });
+                match open {
+                    Some(conn) => Dest::Conn(conn),
+                    None => {
+                        let conn = self.alloc_conn();
+                        self.conns.insert(conn, peer.addr);
+                        Dest::Connect {
+                            conn,
+                            addr: peer.addr,
+                        }
+                    }
+                }
+            }
+        };
+        self.transmits.push_back(Transmit { dest, bytes });
+    }
+
+    fn alloc_conn(&mut self) -> u64 {
+        self.next_conn += 1;
+        self.next_conn
+    }
+
+    fn dispatch(&mut self, now: Instant, ev: TxEvent) {
+        match ev {
+            TxEvent::Request { tx, request, peer } => self.request(now, tx, request, peer),
+            TxEvent::Cancel {
+                tx,
+                invite,
+                request,
+                peer: _,
+            } => {
+                let Some(invite) = invite else {
+                    return self.respond(now, tx, &request, 481, Vec::new());
+                };
+                self.respond(now, tx, &request, 200, Vec::new());
+                if !self.tx.is_proceeding(invite) {
+                    return;
+                }
+                match headers::call_id(&request.headers).filter(|id| self.routes.contains_key(*id))
+                {
+                    Some(id) => self.events.push_back(Event::Call {
+                        call_id: id.to_owned(),
+                        event: CallEvent::Cancelled { invite, request },
+                    }),
+                    None => self.terminate(now, invite, &request),
+                }
+            }
+            TxEvent::Ack { request, .. } => {
+                match headers::call_id(&request.headers).filter(|id| self.routes.contains_key(*id))
+                {
+                    Some(id) => self.events.push_back(Event::Call {
+                        call_id: id.to_owned(),
+                        event: CallEvent::Ack { request },
+                    }),
+                    // An ACK of no call of ours (a late copy, or another call's ACK with
+                    // a reused branch): nothing answers an ACK, so it is counted.
+                    None => self.metrics.dropped("stray_ack"),
+                }
+            }
+            TxEvent::Response { tx, response } => {
+                if response.status_code.code() >= 200 {
+                    self.pending.remove(&tx);
+                }
+                if let Some(id) =
+                    headers::call_id(&response.headers).filter(|id| self.routes.contains_key(*id))
+                {
+                    self.events.push_back(Event::Call {
+                        call_id: id.to_owned(),
+                        event: CallEvent::Response { response },
+                    });
+                }
+            }
+            TxEvent::Timeout { tx } => {
+                if let Some((call_id, cseq, method)) = self.pending.remove(&tx)
+                    && self.routes.contains_key(&call_id)
+                {
+                    self.events.push_back(Event::Call {
+                        call_id: call_id.clone(),
+                        event: CallEvent::Timeout {
+                            call_id,
+                            cseq,
+                            method,
+                        },
+                    });
+                }
+            }
+            TxEvent::AckTimeout { call_id, .. } => {
+                if self.routes.contains_key(&call_id) {
+                    self.events.push_back(Event::Call {
+                        call_id,
+                        event: CallEvent::AckTimeout,
+                    });
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, now: Instant, tx: ServerTxId, request: Request, peer: Peer) {
+        let call_id = headers::call_id(&request.headers)
+            .unwrap_or_default()
+            .to_owned();
+        let ip = peer.addr.ip();
+        let trunk = self
+            .named
+            .iter()
+            .find(|(_, cidrs)| cidrs.iter().any(|c| c.contains(ip)))
+            .map(|(name, _)| name.clone());
+        let ctx = policy::Context {
+            trusted_source: trunk.is_some() || self.allow.iter().any(|c| c.contains(ip)),
+            known_dialog: self.routes.contains_key(&call_id),
+            registrar: self.registrar.is_some(),
+            allow: self.allow_header(),
+        };
+        match policy::screen(&request, ctx) {
+            Decision::Dialog => self.events.push_back(Event::Call {
+                call_id,
+                event: CallEvent::Request { tx, request, peer },
+            }),
+            Decision::Respond(code, extra) => self.respond(now, tx, &request, code, extra),
+            Decision::Register => self.register(now, tx, &request, peer),
+            Decision::NewCall => {
+                self.admission.media_late_ticks(now, self.media_late_ticks);
+                if let Err(refusal) = self.admission.admit(now, ip) {
+                    debug!(
+                        calls = self.admission.calls(),
+                        source = %ip,
+                        reason = refusal.as_str(),
+                        "refusing a call with 503"
+                    );
+                    self.metrics.shed(refusal.as_str());
+                    return self.respond(now, tx, &request, 503, vec![("Retry-After", "2".into())]);
+                }
+                self.routes
+                    .insert(call_id.clone(), Route { incoming: Some(ip) });
+                self.metrics.calls.set(self.admission.calls() as i64);
+                self.events.push_back(Event::NewCall(NewCall {
+                    call_id,
+                    invite: request,
+                    tx,
+                    peer,
+                    trunk,
+                }));
+            }
+        }
+    }
+
+    fn register(&mut self, now: Instant, tx: ServerTxId, request: &Request, peer: Peer) {
+        let Some(r) = self.registrar.as_mut() else {
+            return self.respond(now, tx, request, 403, Vec::new());
+        };
+        let reply = r.handle_request(now, peer.addr.ip(), request);
+        match &reply.verdict {
+            Verdict::Registered { user, algorithm } => {
+                debug!(%user, %peer.addr, algorithm = %algorithm.name(), "registered");
+            }
+            Verdict::Challenged => {}
+            other => info!(verdict = ?other, %peer.addr, "REGISTER refused"),
+        }
+        while let Some(lockout) = r.poll_lockout() {
+            let by = match lockout.held {
+                Held::User => "user",
+                Held::Source => "source",
+            };
+            let for_s = lockout.until.saturating_duration_since(now).as_secs();
+            warn!(by, who = %lockout.who, failures = lockout.failures, for_s,
+                "registration locked out after wrong passwords");
+            self.registrar_metrics.lockout(lockout.held);
+        }
+        self.registrar_metrics.update(r.counters());
+        let mut response = build::response(request, reply.status.code(), Some(&build::new_tag()));
+        response.headers.extend(reply.headers);
+        let _ = self.tx.respond(now, tx, self.stamp(response));
+    }
+
+    fn unroute(&mut self, call_id: &str) {
+        if let Some(source) = self.routes.remove(call_id).and_then(|r| r.incoming) {
+            self.admission.ended(source);
+            self.metrics.calls.set(self.admission.calls() as i64);
+        }
+    }
+
+    /// Ends a still-pending INVITE with 487 after its CANCEL.
+    fn terminate(&mut self, now: Instant, invite: ServerTxId, cancel: &Request) {
+        if self.tx.is_proceeding(invite) {
+            let terminated = build::response(cancel, 487, Some(&build::new_tag()));
+            let _ = self.tx.respond(now, invite, self.stamp(terminated));
+        }
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        tx: ServerTxId,
+        request: &Request,
+        code: u16,
+        extra: Vec<(&'static str, String)>,
+    ) {
+        let mut response = build::response(request, code, Some(&build::new_tag()));
+        for (name, value) in extra {
+            response.headers.push(Header::Other(name.into(), value));
+        }
+        let _ = self.tx.respond(now, tx, self.stamp(response));
+    }
+
+    /// Adds our Server header to the responses we send.
+    fn stamp(&self, mut response: rsip::Response) -> rsip::Response {
+        response
+            .headers
+            .push(Header::Server(self.server.clone().into()));
+        response
+    }
+
+    fn allow_header(&self) -> &'static str {
+        if self.registrar.is_some() {
+            crate::sip::ALLOW_WITH_REGISTER
+        } else {
+            crate::sip::ALLOW
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

@@ -1,0 +1,423 @@
+//! The endpoint core driven with virtual time: SIP text in, what it sends and tells calls
+//! out. No socket, no clock, no task.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rsip::{Request, Response, SipMessage};
+
+use super::*;
+use crate::registrar::test_phone::{Phone, challenge_in};
+use crate::registrar::{RegistrarConfig, Secret};
+use crate::sip::parse::parse;
+use crate::time::virtual_time::{Timed, advance};
+
+impl Timed for Core {
+    fn poll_timeout(&self) -> Option<Instant> {
+        Core::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Core::handle_timeout(self, now)
+    }
+}
+
+const TRUNK: &str = "10.0.0.1:5060";
+const STRANGER: &str = "192.0.2.9:5060";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("a socket address")
+}
+
+fn udp(from: &str) -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: addr(from),
+        conn: None,
+    }
+}
+
+fn tcp(from: &str, conn: u64) -> Peer {
+    Peer {
+        transport: Transport::Tcp,
+        addr: addr(from),
+        conn: Some(conn),
+    }
+}
+
+struct Bench {
+    core: Core,
+    now: Instant,
+}
+
+impl Bench {
+    fn new(max_calls: usize) -> Bench {
+        Bench::with_registrar(max_calls, None)
+    }
+
+    fn with_registrar(max_calls: usize, registrar: Option<Registrar>) -> Bench {
+        let settings = Settings {
+            timers: Timers::default(),
+            max_transactions: 1000,
+            allow: vec!["10.0.0.0/8".parse().expect("cidr")],
+            named: vec![("pbx".into(), vec!["10.0.0.1/32".parse().expect("cidr")])],
+            server: "hotline-test".into(),
+            admission: Admission::new(max_calls, 0, false, false),
+        };
+        Bench {
+            core: Core::new(settings, registrar, &Registry::new()),
+            now: Instant::now(),
+        }
+    }
+
+    fn receive(&mut self, peer: Peer, text: &str) {
+        self.core.handle_datagram(self.now, peer, text.as_bytes());
+    }
+
+    fn command(&mut self, command: Command) {
+        self.core.handle_command(self.now, command);
+    }
+
+    /// Where each transmit went and its first line.
+    fn sent(&mut self) -> Vec<(Dest, String)> {
+        std::iter::from_fn(|| self.core.poll_transmit())
+            .map(|t| {
+                let text = String::from_utf8_lossy(&t.bytes).into_owned();
+                (t.dest, text.lines().next().unwrap_or_default().to_owned())
+            })
+            .collect()
+    }
+
+    /// Just the status codes or methods sent.
+    fn sent_lines(&mut self) -> Vec<String> {
+        self.sent()
+            .into_iter()
+            .map(|(_, line)| match line.strip_prefix("SIP/2.0 ") {
+                Some(status) => status[..3].to_owned(),
+                None => line.split(' ').next().unwrap_or_default().to_owned(),
+            })
+            .collect()
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.core.poll_event()).collect()
+    }
+
+    /// The one event, which must be a new call.
+    fn new_call(&mut self) -> NewCall {
+        let mut events = self.events();
+        match (events.pop(), events.is_empty()) {
+            (Some(Event::NewCall(call)), true) => call,
+            (last, _) => panic!("expected one new call, got {events:?} then {last:?}"),
+        }
+    }
+
+    /// The one event, which must be for a call.
+    fn call_event(&mut self) -> (String, CallEvent) {
+        let mut events = self.events();
+        match (events.pop(), events.is_empty()) {
+            (Some(Event::Call { call_id, event }), true) => (call_id, event),
+            (last, _) => panic!("expected one call event, got {events:?} then {last:?}"),
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now = advance(&mut self.core, self.now + by, |_, _| {});
+    }
+}
+
+fn invite(call_id: &str, branch: &str) -> String {
+    request("INVITE", call_id, branch, 1, None)
+}
+
+fn request(method: &str, call_id: &str, branch: &str, cseq: u32, to_tag: Option<&str>) -> String {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    format!(
+        "{method} sip:12345@10.0.0.2 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch={branch}\r\n\
+From: <sip:caller@10.0.0.1>;tag=from1\r\nTo: <sip:12345@10.0.0.2>{to_tag}\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@10.0.0.1>\r\n\
+Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// The CANCEL for `invite(call_id, branch)` (RFC 3261 9.1: same branch and CSeq number).
+fn cancel(call_id: &str, branch: &str) -> String {
+    request("CANCEL", call_id, branch, 1, None)
+}
+
+fn parsed_request(text: &str) -> Request {
+    match parse(text.as_bytes(), Transport::Udp) {
+        Ok(SipMessage::Request(r)) => r,
+        other => panic!("test request must parse: {other:?}"),
+    }
+}
+
+fn parsed_response(bytes: &[u8]) -> Response {
+    match parse(bytes, Transport::Udp) {
+        Ok(SipMessage::Response(r)) => r,
+        other => panic!("expected a response: {other:?}"),
+    }
+}
+
+#[test]
+fn an_invite_from_a_named_trunk_starts_a_call_on_that_trunk() {
+    let mut b = Bench::new(10);
+    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    let call = b.new_call();
+    assert_eq!(call.call_id, "c1");
+    assert_eq!(call.trunk.as_deref(), Some("pbx"));
+    assert_eq!(b.core.calls(), 1);
+    assert_eq!(
+        b.sent(),
+        [(Dest::Udp(addr(TRUNK)), "SIP/2.0 100 Trying".into())]
+    );
+
+    b.receive(udp("10.0.0.3:5060"), &invite("c2", "z9hG4bKb"));
+    assert_eq!(b.new_call().trunk, None, "allowed, but on no named trunk");
+    b.sent();
+
+    b.receive(udp(STRANGER), &invite("c3", "z9hG4bKc"));
+    assert_eq!(b.sent_lines(), ["100", "403"]);
+    assert!(b.events().is_empty());
+}
+
+#[test]
+fn cancel_of_a_pending_invite_reaches_its_call_or_ends_the_invite_when_the_call_is_gone() {
+    let mut b = Bench::new(10);
+    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    b.new_call();
+    b.sent();
+    b.receive(udp(TRUNK), &cancel("c1", "z9hG4bKa"));
+    assert_eq!(b.sent_lines(), ["200"], "the CANCEL is answered at once");
+    let (call_id, event) = b.call_event();
+    assert_eq!(call_id, "c1");
+    assert!(matches!(event, CallEvent::Cancelled { .. }), "{event:?}");
+
+    // The call's task ended before it read the event: the core answers the INVITE.
+    b.core.handle_undelivered(b.now, &call_id, event);
+    assert_eq!(b.sent_lines(), ["487"]);
+    assert_eq!(b.core.calls(), 0, "the call no longer counts");
+}
+
+#[test]
+fn cancel_of_an_answered_invite_changes_nothing_and_an_unknown_one_gets_481() {
+    let mut b = Bench::new(10);
+    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    let call = b.new_call();
+    let ok = crate::sip::build::response(&call.invite, 200, Some("ours"));
+    b.command(Command::Respond {
+        tx: call.tx,
+        response: ok,
+    });
+    b.sent();
+    b.receive(udp(TRUNK), &cancel("c1", "z9hG4bKa"));
+    assert_eq!(b.sent_lines(), ["200"]);
+    assert!(b.events().is_empty(), "the call hears nothing");
+
+    b.receive(udp(TRUNK), &cancel("c9", "z9hG4bKz"));
+    assert_eq!(b.sent_lines(), ["481"], "no INVITE matches");
+}
+
+#[test]
+fn requests_for_a_call_that_is_gone_get_481() {
+    let mut b = Bench::new(10);
+    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    b.new_call();
+    b.receive(
+        udp(TRUNK),
+        &request("BYE", "c1", "z9hG4bKbye1", 2, Some("ours")),
+    );
+    let (call_id, event) = b.call_event();
+    assert!(matches!(event, CallEvent::Request { .. }));
+    b.sent();
+    // Its task is gone without an unroute yet: the BYE is answered for it.
+    b.core.handle_undelivered(b.now, &call_id, event);
+    assert_eq!(b.sent_lines(), ["481"]);
+    assert_eq!(b.core.calls(), 0);
+    // The unroute that follows changes nothing, and a copy gets 481 too.
+    b.command(Command::Unroute { call_id });
+    assert_eq!(b.core.calls(), 0);
+    b.receive(
+        udp(TRUNK),
+        &request("BYE", "c1", "z9hG4bKbye2", 3, Some("ours")),
+    );
+    assert_eq!(b.sent_lines(), ["481"]);
+    assert!(b.events().is_empty());
+}
+
+#[test]
+fn calls_over_max_calls_are_shed_with_503_until_one_ends() {
+    let mut b = Bench::new(1);
+    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    b.new_call();
+    b.sent();
+    b.receive(udp(TRUNK), &invite("c2", "z9hG4bKb"));
+    let refusal = std::iter::from_fn(|| b.core.poll_transmit())
+        .map(|t| parsed_response(&t.bytes))
+        .last()
+        .expect("a refusal after the 100");
+    assert_eq!(refusal.status_code.code(), 503);
+    assert!(
+        refusal
+            .headers
+            .iter()
+            .any(|h| h.to_string() == "Retry-After: 2"),
+        "{refusal}"
+    );
+    assert!(b.events().is_empty());
+
+    b.command(Command::Unroute {
+        call_id: "c1".into(),
+    });
+    b.receive(udp(TRUNK), &invite("c3", "z9hG4bKc"));
+    assert_eq!(b.new_call().call_id, "c3");
+}
+
+#[test]
+fn a_registration_is_told_to_the_engine_and_expires_in_virtual_time() {
+    let start = Instant::now();
+    let registrar = Registrar::new(
+        &RegistrarConfig::default(),
+        vec![("1001".to_owned(), Secret::new("right"))],
+        [7; 32],
+        start,
+    )
+    .expect("a valid registrar");
+    let mut b = Bench::with_registrar(10, Some(registrar));
+    b.now = start;
+    let mut phone = Phone::new("1001", "right");
+    let from = udp("127.0.0.1:5070");
+    let headers = "Contact: <sip:1001@127.0.0.1:5070>\r\nExpires: 120\r\n";
+    b.receive(from, &phone.request(headers, None).to_string());
+    let challenge = b.core.poll_transmit().expect("a challenge");
+    let challenge = parsed_response(&challenge.bytes);
+    assert_eq!(challenge.status_code.code(), 401);
+    let (nonce, _) = challenge_in(challenge.headers.iter(), "SHA-256");
+    let auth = phone.answer(&nonce, "SHA-256", "1001");
+    b.receive(from, &phone.request(headers, Some(&auth)).to_string());
+    assert_eq!(b.sent_lines(), ["200"]);
+    match b.events().as_slice() {
+        [Event::Binding(c)] => {
+            assert_eq!(c.user, "1001");
+            assert_eq!(c.contact.as_deref(), Some("sip:1001@127.0.0.1:5070"));
+        }
+        other => panic!("expected the binding, got {other:?}"),
+    }
+
+    b.advance(Duration::from_secs(119));
+    assert!(b.events().is_empty(), "still registered");
+    b.advance(Duration::from_secs(2));
+    match b.events().as_slice() {
+        [Event::Binding(c)] => assert_eq!((c.user.as_str(), c.contact.as_deref()), ("1001", None)),
+        other => panic!("expected the expiry, got {other:?}"),
+    }
+}
+
+#[test]
+fn responses_go_back_on_the_connection_the_request_came_on() {
+    let mut b = Bench::new(10);
+    let first = b.core.handle_accept(addr(TRUNK));
+    let second = b.core.handle_accept(addr(TRUNK));
+    b.receive(tcp(TRUNK, second), &invite("c1", "z9hG4bKa"));
+    let call = b.new_call();
+    assert_eq!(call.peer.conn, Some(second));
+    b.sent();
+    let ringing = crate::sip::build::response(&call.invite, 180, Some("ours"));
+    b.command(Command::Respond {
+        tx: call.tx,
+        response: ringing.clone(),
+    });
+    assert_eq!(b.sent()[0].0, Dest::Conn(second));
+
+    // That connection closed: another one to the same peer carries the reply.
+    b.core.handle_conn_closed(b.now, second, ConnEnd::Closed);
+    b.command(Command::Respond {
+        tx: call.tx,
+        response: ringing,
+    });
+    assert_eq!(b.sent()[0].0, Dest::Conn(first));
+
+    // None is left: a new connection is opened to the peer.
+    b.core.handle_conn_closed(b.now, first, ConnEnd::Closed);
+    let busy = crate::sip::build::response(&call.invite, 486, Some("ours"));
+    b.command(Command::Respond {
+        tx: call.tx,
+        response: busy,
+    });
+    match b.sent().as_slice() {
+        [(Dest::Connect { conn, addr: to }, line)] => {
+            assert!(![first, second].contains(conn), "a fresh name");
+            assert_eq!(*to, addr(TRUNK));
+            assert!(line.starts_with("SIP/2.0 486"), "{line}");
+        }
+        other => panic!("expected a connect, got {other:?}"),
+    }
+}
+
+/// An INVITE the engine sends to an agent's phone at `to` over `transport`.
+fn outgoing_invite(call_id: &str, transport: &str) -> Request {
+    parsed_request(&format!(
+        "INVITE sip:1001@10.0.0.7 SIP/2.0\r\n\
+Via: SIP/2.0/{transport} 10.0.0.2:5060;branch=z9hG4bKout1\r\n\
+From: <sip:12345@10.0.0.2>;tag=ours\r\nTo: <sip:1001@10.0.0.7>\r\n\
+Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:12345@10.0.0.2>\r\n\
+Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ))
+}
+
+#[test]
+fn a_failed_tcp_connect_fails_its_transaction_at_once() {
+    let mut b = Bench::new(10);
+    let phone = Peer {
+        transport: Transport::Tcp,
+        addr: addr("10.0.0.7:5060"),
+        conn: None,
+    };
+    b.command(Command::Route {
+        call_id: "leg1".into(),
+    });
+    b.command(Command::Send {
+        peer: phone,
+        request: outgoing_invite("leg1", "TCP"),
+    });
+    let conn = match b.sent().as_slice() {
+        [(Dest::Connect { conn, addr: to }, line)] if *to == phone.addr => {
+            assert!(line.starts_with("INVITE "), "{line}");
+            *conn
+        }
+        other => panic!("expected a connect to the phone, got {other:?}"),
+    };
+    b.core
+        .handle_conn_closed(b.now, conn, ConnEnd::ConnectFailed);
+    let (call_id, event) = b.call_event();
+    assert_eq!(call_id, "leg1");
+    assert!(
+        matches!(
+            event,
+            CallEvent::Timeout {
+                cseq: 1,
+                method: rsip::Method::Invite,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
+}
+
+#[test]
+fn an_unanswered_udp_request_times_out_after_timer_b() {
+    let mut b = Bench::new(10);
+    b.command(Command::Route {
+        call_id: "leg1".into(),
+    });
+    b.command(Command::Send {
+        peer: udp("10.0.0.7:5060"),
+        request: outgoing_invite("leg1", "UDP"),
+    });
+    b.advance(Duration::from_millis(31_900));
+    assert!(b.events().is_empty(), "Timer B is 64*T1 = 32 s");
+    assert!(b.sent().len() > 1, "resent meanwhile (Timer A)");
+    b.advance(Duration::from_millis(200));
+    let (_, event) = b.call_event();
+    assert!(matches!(event, CallEvent::Timeout { .. }), "{event:?}");
+}
