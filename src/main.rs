@@ -13,9 +13,10 @@ use clap::{Parser, Subcommand};
     about = "SIP/RTP IVR and call-routing engine for citizen-service hotlines"
 )]
 struct Cli {
-    /// The engine's config file (TOML). Missing: built-in defaults.
-    #[arg(long, short, global = true, default_value = "hotline.toml")]
-    config: PathBuf,
+    /// The engine's config file (TOML), which must exist. Without it: ./hotline.toml if
+    /// there is one, the built-in defaults otherwise.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,20 +40,34 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => cli::serve::run(&cli.config, args),
-        Command::Check(args) => cli::check::run(&cli.config, args),
-        Command::Prompts(args) => cli::prompts::run(&cli.config, args),
-        Command::Stats(args) => cli::stats::run(&cli.config, args),
-        Command::Intent(args) => cli::intent::run(&cli.config, args),
-        Command::Recognize(args) => cli::recognize::run(&cli.config, args),
-    };
+    let result = config_path(cli.config).and_then(|config| match cli.command {
+        Command::Serve(args) => cli::serve::run(&config, args),
+        Command::Check(args) => cli::check::run(&config, args),
+        Command::Prompts(args) => cli::prompts::run(&config, args),
+        Command::Stats(args) => cli::stats::run(&config, args),
+        Command::Intent(args) => cli::intent::run(&config, args),
+        Command::Recognize(args) => cli::recognize::run(&config, args),
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {}", report(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The config file to load: a path given with `--config` must exist (a typo must not start
+/// the engine on the built-in defaults); the default `hotline.toml` may be missing.
+fn config_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(path) if !path.is_file() => anyhow::bail!(
+            "--config {}: no such file (leave --config out to use ./hotline.toml, or the \
+             built-in defaults when there is none)",
+            path.display()
+        ),
+        Some(path) => Ok(path),
+        None => Ok(PathBuf::from("hotline.toml")),
     }
 }
 

@@ -9,13 +9,13 @@ use std::process::Command;
 
 use hotline::dialplan::{DialplanConfig, DialplanSet, LoadError, QueueInfo, ValidationContext};
 
-/// A config path that does not exist: `check` then runs on the built-in defaults.
-const NO_CONFIG: &str = "tests/dialplans/no-config.toml";
+/// An empty config: `check` runs on the built-in defaults.
+const DEFAULTS: &str = "tests/dialplans/defaults.toml";
 
 fn check(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["--config", NO_CONFIG, "check"])
+        .args(["--config", DEFAULTS, "check"])
         .args(args)
         .output()
         .expect("runs hotline");
@@ -68,6 +68,22 @@ fn the_configured_folder_is_checked_by_default() {
     assert!(ok, "{stdout}{stderr}");
 }
 
+/// A `--config` that names no file is an error, not a silent start on the defaults.
+#[test]
+fn a_config_path_that_does_not_exist_is_an_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--config", "tests/dialplans/no-such-config.toml", "check"])
+        .output()
+        .expect("runs hotline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--config tests/dialplans/no-such-config.toml: no such file"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn queues_intents_and_trunks_are_checked_against_what_the_engine_knows() {
     let ctx = ValidationContext {
@@ -106,7 +122,7 @@ fn prompts_command_renders_the_shipped_prompts() {
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_hotline"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["--config", NO_CONFIG, "prompts", "--cache-dir"])
+            .args(["--config", DEFAULTS, "prompts", "--cache-dir"])
             .arg(&cache)
             .output()
             .expect("runs hotline")

@@ -204,3 +204,47 @@ fn calls_are_refused_without_a_common_codec_or_from_an_unknown_source() {
     );
     assert_ok(&run);
 }
+
+/// The dialplan sees the named trunk a call came in on (`switch: trunk`).
+#[test]
+fn the_trunk_a_call_came_in_on_reaches_the_dialplan() {
+    let dir = out_dir("trunk_var");
+    let steps = "
+  start:
+    switch: trunk
+    cases:
+      pbx: on_pbx
+    default: other
+  on_pbx:
+    play: hello
+    next: pbx_done
+  pbx_done:
+    hangup: from_pbx
+  other:
+    play: hello
+    next: other_done
+  other_done:
+    hangup: from_elsewhere
+";
+    let wav = dir.join("caller.wav");
+    tone(&wav, 0.3, 440, true);
+    let pbx = [("trunks.named.pbx", "allow = [\"127.0.0.1/32\"]\n")];
+    for (extra, outcome) in [
+        (&pbx[..], "outcome=from_pbx"),
+        (&[][..], "outcome=from_elsewhere"),
+    ] {
+        let engine = Engine::start_steps(&dir, 0.5, steps, extra);
+        let run = sipp(
+            &engine,
+            "caller_prompt.xml",
+            &[("WAV", &wav.display().to_string())],
+            &["-m", "1"],
+        );
+        assert_ok(&run);
+        assert!(
+            engine.wait_log(outcome, Duration::from_secs(10)),
+            "{}",
+            engine.log()
+        );
+    }
+}

@@ -82,7 +82,7 @@ impl Call {
             call_id: leg.call_id.clone(),
             caller: leg.caller.clone(),
             called: leg.called.clone(),
-            trunk: None,
+            trunk: leg.trunk.clone(),
         };
         let interp = Interpreter::start(plan, info, Instant::now(), jiff::Timestamp::now());
         Call {

@@ -51,6 +51,8 @@ pub struct InboundLeg {
     /// The caller's number (user part of From) and the number called (Request-URI user).
     pub caller: String,
     pub called: String,
+    /// The named trunk the call came in on.
+    pub trunk: Option<String>,
     endpoint: EndpointHandle,
     events: mpsc::UnboundedReceiver<CallEvent>,
     dialog: Dialog,
@@ -138,6 +140,7 @@ impl InboundLeg {
                 headers::from(&invite.headers).unwrap_or_default(),
             )),
             called: called_number(invite),
+            trunk: call.trunk.clone(),
             call_id,
             endpoint: call.endpoint.clone(),
             events: std::mem::replace(&mut call.events, mpsc::unbounded_channel().1),

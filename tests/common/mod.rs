@@ -75,13 +75,28 @@ impl Engine {
     /// dialplan: play `prompt_secs` of tone, then hang up (outcome `prompt_played`).
     /// `extra` lines are added to the named config sections.
     pub fn start(dir: &Path, prompt_secs: f32, extra: &[(&str, &str)]) -> Engine {
+        let steps =
+            "  start:\n    play: hello\n    next: done\n  done:\n    hangup: prompt_played\n";
+        Engine::start_steps(dir, prompt_secs, steps, extra)
+    }
+
+    /// As `start`, with the dialplan's `steps` (YAML, indented by two) given; prompt
+    /// `hello` is `prompt_secs` of tone.
+    pub fn start_steps(
+        dir: &Path,
+        prompt_secs: f32,
+        steps: &str,
+        extra: &[(&str, &str)],
+    ) -> Engine {
         let plans = dir.join("dialplans");
         std::fs::create_dir_all(&plans).expect("dialplan folder");
         tone(&plans.join("prompt.wav"), prompt_secs, 300, false);
         std::fs::write(
             plans.join("test.yaml"),
-            "languages: [cmn]\ndefault: true\nprompts:\n  hello:\n    cmn: {file: prompt.wav}\n\
-steps:\n  start:\n    play: hello\n    next: done\n  done:\n    hangup: prompt_played\n",
+            format!(
+                "languages: [cmn]\ndefault: true\nprompts:\n  hello:\n    cmn: {{file: prompt.wav}}\n\
+steps:\n{steps}"
+            ),
         )
         .expect("write the test dialplan");
         let directory = format!("directory = \"{}\"\n", plans.display());
