@@ -171,6 +171,9 @@ pub enum EventKind {
     /// The stats actor opened the log after a start: whatever was waiting, ringing or
     /// connected before it is gone, and every agent is logged out until the ACD says again.
     EngineStarted {},
+    /// The engine stopped on purpose (SIGTERM), after draining its calls: every call it
+    /// had was ended and logged before this.
+    EngineStopped {},
 }
 
 impl EventKind {
@@ -197,7 +200,8 @@ impl EventKind {
             | EventKind::AgentResume { .. }
             | EventKind::WrapUpStarted { .. }
             | EventKind::WrapUpEnded { .. }
-            | EventKind::EngineStarted {} => None,
+            | EventKind::EngineStarted {}
+            | EventKind::EngineStopped {} => None,
         }
     }
 }

@@ -46,7 +46,7 @@ fn reloads_swap_in_valid_dialplans_only_and_calls_keep_theirs() {
     let long_call = caller(&engine);
     assert!(engine.wait_log("prompts=hello", Duration::from_secs(10)));
     write_plan(&plans, "second", 0.5);
-    engine.hangup_signal();
+    engine.signal("HUP");
     assert!(
         engine.wait_log("reloaded on SIGHUP", Duration::from_secs(10)),
         "{}",

@@ -248,3 +248,91 @@ fn the_trunk_a_call_came_in_on_reaches_the_dialplan() {
         );
     }
 }
+
+/// An OPTIONS probe from 127.0.0.1 over UDP: the status line of the answer.
+fn probe(engine: &Engine) -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("a read timeout");
+    let local = socket.local_addr().expect("its address");
+    let options = format!(
+        "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKprobe{port}\r\n\
+From: <sip:probe@{local}>;tag=p\r\nTo: <sip:{addr}>\r\nCall-ID: probe-{port}\r\n\
+CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        addr = engine.addr(),
+        port = local.port(),
+    );
+    socket
+        .send_to(options.as_bytes(), engine.addr())
+        .expect("send the probe");
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).expect("an answer to the probe");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// SIGTERM drains: new calls and probes get 503 at once, the call in progress goes on for
+/// the grace and then gets a BYE, its end is logged, `engine_stopped` follows, and the
+/// next start finds no call left open.
+#[test]
+fn sigterm_drains_calls_then_stops_with_every_end_logged() {
+    let dir = out_dir("sigterm");
+    let _ = std::fs::remove_file(dir.join("events.sqlite"));
+    let grace = ("sip", "shutdown_grace_s = 3\n");
+    let mut engine = Engine::start(&dir, 30.0, &[grace]);
+    assert_eq!(probe(&engine), "SIP/2.0 200 OK");
+    let wav = dir.join("caller.wav");
+    tone(&wav, 20.0, 440, true);
+    let caller = common::Sipp::start(
+        &dir,
+        engine.addr(),
+        "caller_prompt.xml",
+        &[("WAV", &wav.display().to_string())],
+        &["-m", "1"],
+    );
+    assert!(
+        engine.wait_log("answered", Duration::from_secs(10)),
+        "{}",
+        engine.log()
+    );
+    let asked = Instant::now();
+    engine.signal("TERM");
+    assert!(engine.wait_log("stopping: no new calls", Duration::from_secs(5)));
+    assert_eq!(probe(&engine), "SIP/2.0 503 Service Unavailable");
+
+    let run = caller.finish(Duration::from_secs(20));
+    assert_ok(&run);
+    assert!(
+        asked.elapsed() >= Duration::from_secs(3),
+        "hung up before the grace"
+    );
+    let status = engine
+        .wait_exit(Duration::from_secs(20))
+        .expect("the engine exits");
+    assert!(status.success(), "{status:?}\n{}", engine.log());
+    let log = engine.log();
+    assert!(log.contains("outcome=shutdown"), "{log}");
+    assert!(log.contains("every call ended"), "{log}");
+    drop(engine);
+
+    let engine = Engine::start(&dir, 1.0, &[]);
+    let events = engine.wait_events(Duration::from_secs(10), |e| {
+        e.iter().any(|e| e["event"] == "engine_started")
+    });
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    let finished = events
+        .iter()
+        .find(|e| e["event"] == "call_finished")
+        .expect("the call's end is logged");
+    assert_eq!(finished["outcome"], "shutdown", "{events:?}");
+    assert_eq!(
+        kinds.iter().rev().take(2).collect::<Vec<_>>(),
+        [&"engine_started", &"engine_stopped"],
+        "{kinds:?}"
+    );
+    assert!(engine.log().contains("interrupted=0"), "{}", engine.log());
+}

@@ -160,8 +160,10 @@ impl InboundLeg {
             ended: false,
         };
         leg.send_response(call.tx, invite, 180, None);
-        if !ring.is_zero() && leg.ring(ring).await.is_err() {
-            leg.send_response(call.tx, invite, 487, None);
+        if !ring.is_zero()
+            && let Err(code) = leg.ring(ring).await
+        {
+            leg.send_response(call.tx, invite, code, None);
             leg.endpoint.unroute(leg.call_id.clone());
             return Err(NotConnected);
         }
@@ -184,14 +186,16 @@ impl InboundLeg {
         Ok(leg)
     }
 
-    /// Waits out the ringing time; `Err` when the caller cancels meanwhile.
-    async fn ring(&mut self, ring: Duration) -> Result<(), ()> {
+    /// Waits out the ringing time; `Err` with the status to end the INVITE with when the
+    /// caller cancels (487) or the engine stops (503) meanwhile.
+    async fn ring(&mut self, ring: Duration) -> Result<(), u16> {
         let until = tokio::time::Instant::now() + ring;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return Ok(()),
                 ev = self.events.recv() => match ev {
-                    None | Some(CallEvent::Cancelled { .. }) => return Err(()),
+                    None | Some(CallEvent::Cancelled { .. }) => return Err(487),
+                    Some(CallEvent::Shutdown) => return Err(503),
                     Some(other) => debug!(event = ?other, "while ringing: ignored"),
                 },
             }
@@ -289,6 +293,11 @@ impl InboundLeg {
                     }
                 }
                 None
+            }
+            CallEvent::Shutdown => {
+                info!("the engine is stopping: hanging up");
+                self.send_bye();
+                Some(self.end(EndReason::Shutdown))
             }
             CallEvent::AckTimeout => {
                 warn!("no ACK for our 200: ending the call");

@@ -2,12 +2,13 @@
 //! reloads the dialplans (kept only if they validate).
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use hotline::config::Config;
 use hotline::engine::{Engine, EngineError};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -78,7 +79,25 @@ async fn serve(config: Config, config_path: &Path, text: &str) -> anyhow::Result
             },
         }
     }
-    info!("shutting down");
+    let grace = engine.shutdown_grace;
+    info!(
+        grace_s = grace.as_secs(),
+        "stopping: no new calls; calls in progress are hung up after the grace (signal again to hang up now)"
+    );
+    let drained = engine.drain(grace);
+    tokio::pin!(drained);
+    let clean = loop {
+        tokio::select! {
+            clean = &mut drained => break clean,
+            _ = tokio::signal::ctrl_c() => drop(engine.drain(Duration::ZERO)),
+            _ = term.recv() => drop(engine.drain(Duration::ZERO)),
+        }
+    };
+    if clean {
+        info!("every call ended");
+    } else {
+        warn!("calls were still up after the grace: stopping anyway");
+    }
     engine.stop().await;
     Ok(())
 }

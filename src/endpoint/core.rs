@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rsip::{Header, Method, Request, SipMessage};
@@ -83,6 +83,9 @@ pub enum Event {
     Call { call_id: String, event: CallEvent },
     /// An agent phone's registration changed.
     Binding(BindingChange),
+    /// Draining, no call is left and no request of a call awaits its answer: the engine
+    /// may stop. Emitted once.
+    Drained,
 }
 
 /// Commands from calls.
@@ -117,6 +120,12 @@ struct Route {
     incoming: Option<IpAddr>,
 }
 
+/// Shutting down: no new calls; the calls in progress are told to end at `hang_up_at`.
+struct Drain {
+    hang_up_at: Option<Instant>,
+    drained: bool,
+}
+
 pub struct Core {
     tx: Transactions,
     routes: HashMap<String, Route>,
@@ -132,6 +141,7 @@ pub struct Core {
     /// The media workers' running count of late ticks, as last told.
     media_late_ticks: u64,
     registrar: Option<Registrar>,
+    drain: Option<Drain>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     metrics: Metrics,
@@ -152,6 +162,7 @@ impl Core {
             admission: settings.admission,
             media_late_ticks: 0,
             registrar,
+            drain: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             metrics: Metrics::new(registry),
@@ -245,7 +256,36 @@ impl Core {
         self.media_late_ticks = count;
     }
 
+    /// The engine is stopping: from now on new calls and OPTIONS probes get 503; calls in
+    /// progress may finish for `grace`, then each is told to end (`CallEvent::Shutdown`,
+    /// which hangs it up with a BYE). `Event::Drained` follows once none is left. A second
+    /// drain can only shorten the grace.
+    pub fn handle_drain(&mut self, now: Instant, grace: Duration) {
+        let at = now + grace;
+        let drain = self.drain.get_or_insert(Drain {
+            hang_up_at: Some(at),
+            drained: false,
+        });
+        if let Some(t) = drain.hang_up_at.as_mut() {
+            *t = (*t).min(at);
+        }
+        self.handle_timeout(now);
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(drain) = self.drain.as_mut()
+            && drain.hang_up_at.is_some_and(|t| t <= now)
+        {
+            drain.hang_up_at = None;
+            for (call_id, route) in &self.routes {
+                if route.incoming.is_some() {
+                    self.events.push_back(Event::Call {
+                        call_id: call_id.clone(),
+                        event: CallEvent::Shutdown,
+                    });
+                }
+            }
+        }
         if self.tx.poll_timeout().is_some_and(|t| t <= now) {
             self.tx.handle_timeout(now);
         }
@@ -268,10 +308,11 @@ impl Core {
     /// When `handle_timeout` must next run: may be early, never late.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let registrar = self.registrar.as_ref().and_then(Registrar::next_timeout);
-        match (self.tx.poll_timeout(), registrar) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let hang_up = self.drain.as_ref().and_then(|d| d.hang_up_at);
+        [self.tx.poll_timeout(), registrar, hang_up]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Calls in progress that came in (admitted and not yet unrouted).
@@ -303,6 +344,14 @@ impl Core {
         }
         let (server, client) = self.tx.len();
         self.metrics.transactions(self.tx.counts(), server + client);
+        if let Some(drain) = self.drain.as_mut()
+            && !drain.drained
+            && self.admission.calls() == 0
+            && self.pending.is_empty()
+        {
+            drain.drained = true;
+            self.events.push_back(Event::Drained);
+        }
     }
 
     /// Chooses how bytes for `peer` leave: UDP, the connection a request came in on, any
@@ -432,6 +481,7 @@ impl Core {
             known_dialog: self.routes.contains_key(&call_id),
             registrar: self.registrar.is_some(),
             allow: self.allow_header(),
+            draining: self.drain.is_some(),
         };
         match policy::screen(&request, ctx) {
             Decision::Dialog => self.events.push_back(Event::Call {

@@ -421,3 +421,55 @@ fn an_unanswered_udp_request_times_out_after_timer_b() {
     let (_, event) = b.call_event();
     assert!(matches!(event, CallEvent::Timeout { .. }), "{event:?}");
 }
+
+#[test]
+fn a_draining_core_refuses_new_calls_and_hangs_up_the_rest_after_the_grace() {
+    let mut b = Bench::new(10);
+    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    b.new_call();
+    b.command(Command::Route {
+        call_id: "agent-leg".into(),
+    });
+    b.sent();
+    b.core.handle_drain(b.now, Duration::from_secs(30));
+    assert!(b.events().is_empty(), "the call goes on during the grace");
+
+    b.receive(udp(TRUNK), &invite("c2", "z9hG4bKb"));
+    assert_eq!(b.sent_lines(), ["100", "503"], "no new call");
+    b.receive(
+        udp(TRUNK),
+        &request("OPTIONS", "probe", "z9hG4bKo", 1, None),
+    );
+    assert_eq!(b.sent_lines(), ["503"], "a proxy's probe learns it too");
+    b.receive(
+        udp(TRUNK),
+        &request("INFO", "c1", "z9hG4bKi", 2, Some("ours")),
+    );
+    assert!(matches!(b.call_event(), (_, CallEvent::Request { .. })));
+
+    b.advance(Duration::from_millis(29_999));
+    assert!(b.events().is_empty());
+    b.advance(Duration::from_millis(1));
+    let (call_id, event) = b.call_event();
+    assert_eq!(
+        call_id, "c1",
+        "only calls that came in are told (they end their legs)"
+    );
+    assert!(matches!(event, CallEvent::Shutdown), "{event:?}");
+
+    // The call hangs up: its BYE must be answered before the engine counts as drained.
+    let bye = parsed_request(
+        "BYE sip:caller@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKbye\r\n\
+From: <sip:12345@10.0.0.2>;tag=ours\r\nTo: <sip:caller@10.0.0.1>;tag=from1\r\n\
+Call-ID: c1\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+    );
+    let ok = crate::sip::build::response(&bye, 200, None);
+    b.command(Command::Send {
+        peer: udp(TRUNK),
+        request: bye,
+    });
+    b.command(Command::Unroute { call_id });
+    assert!(b.events().is_empty(), "the BYE is not answered yet");
+    b.receive(udp(TRUNK), &SipMessage::Response(ok).to_string());
+    assert!(matches!(b.events().as_slice(), [Event::Drained]));
+}

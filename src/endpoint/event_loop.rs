@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use super::admission::Admission;
@@ -56,6 +56,11 @@ pub(crate) enum Input {
     ConnClosed {
         conn: u64,
         end: ConnEnd,
+    },
+    /// Stop taking calls, hang up the ones left after `grace`; `done` hears when none is.
+    Drain {
+        grace: Duration,
+        done: oneshot::Sender<()>,
     },
 }
 
@@ -171,6 +176,8 @@ impl Endpoint {
                 "SIP datagrams or frames dropped without an answer",
                 &[("reason", "send_failed")],
             ),
+            drain_waiters: Vec::new(),
+            drained: false,
         };
         info!(udp = ?udp_addr, tcp = ?tcp_addr, "SIP listening");
         tokio::spawn(lp.run(rx));
@@ -203,6 +210,9 @@ struct Loop {
     /// The media workers' count of late ticks: the core sheds calls when media runs late.
     media_late_ticks: Arc<Counter>,
     send_failed: Arc<Counter>,
+    /// Who waits for the drain to finish, and whether it has.
+    drain_waiters: Vec<oneshot::Sender<()>>,
+    drained: bool,
 }
 
 impl Loop {
@@ -270,6 +280,14 @@ impl Loop {
                 };
                 self.core.handle_datagram(now, peer, &bytes);
             }
+            Input::Drain { grace, done } => {
+                if self.drained {
+                    let _ = done.send(());
+                } else {
+                    self.drain_waiters.push(done);
+                    self.core.handle_drain(now, grace);
+                }
+            }
             Input::ConnClosed { conn, end } => {
                 // What the core already queued for it (the 400 to a broken frame) still
                 // goes out: the write half is dropped after this turn's flush.
@@ -328,6 +346,12 @@ impl Loop {
             Event::Binding(change) => {
                 if let Some(changes) = &self.changes {
                     let _ = changes.send(change);
+                }
+            }
+            Event::Drained => {
+                self.drained = true;
+                for done in self.drain_waiters.drain(..) {
+                    let _ = done.send(());
                 }
             }
         }

@@ -77,6 +77,8 @@ pub enum CallEvent {
     },
     /// A 2xx the call sent was never acknowledged.
     AckTimeout,
+    /// The engine is stopping and the grace is over: hang up now (BYE).
+    Shutdown,
 }
 
 /// A new INVITE, for whoever starts calls.
@@ -151,6 +153,14 @@ impl EndpointHandle {
     /// Routes messages with this Call-ID to `events` (an outgoing leg of a call).
     pub fn route(&self, call_id: String, events: mpsc::UnboundedSender<CallEvent>) {
         self.input(event_loop::Input::Route { call_id, events });
+    }
+
+    /// Stops taking calls: INVITE and OPTIONS get 503 from now on, and the calls in
+    /// progress are hung up after `grace`. The receiver hears when no call is left.
+    pub fn drain(&self, grace: std::time::Duration) -> tokio::sync::oneshot::Receiver<()> {
+        let (done, drained) = tokio::sync::oneshot::channel();
+        self.input(event_loop::Input::Drain { grace, done });
+        drained
     }
 
     /// Stops routing a Call-ID (the call ended).

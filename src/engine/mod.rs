@@ -20,8 +20,8 @@ use crate::call::{self, CallContext, Flows, SpeechAccess, announce::Announcer};
 use crate::config::Config;
 use crate::diag::Diagnostic;
 use crate::diag::InvalidSection;
-use crate::endpoint::{Endpoint, Registrations, StartError};
-use crate::events::EventSink;
+use crate::endpoint::{Endpoint, EndpointHandle, Registrations, StartError};
+use crate::events::{EventKind, EventSink};
 use crate::media::worker::Media;
 use crate::metrics::Registry;
 use crate::registrar::Registrar;
@@ -62,7 +62,14 @@ pub struct Engine {
     reloader: Arc<Reloader>,
     stats: Stats,
     api_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    endpoint: EndpointHandle,
+    events: EventSink,
+    /// `[sip] shutdown_grace_s`.
+    pub shutdown_grace: Duration,
 }
+
+/// How long a drain waits, after the grace, for the hung-up calls' BYEs to be answered.
+const DRAIN_LINGER: Duration = Duration::from_secs(10);
 
 /// What a reload needs: the config and grammar to check against, and where the new flows go.
 struct Reloader {
@@ -217,6 +224,9 @@ impl Engine {
             reloader,
             stats,
             api_shutdown: Some(api_shutdown),
+            endpoint: endpoint.handle(),
+            events: sink,
+            shutdown_grace: Duration::from_secs(config.sip.shutdown_grace_s),
         })
     }
 
@@ -226,8 +236,23 @@ impl Engine {
         self.reloader.reload().await
     }
 
-    /// Stops serving the API and writes every event already sent to the log.
+    /// Stops taking calls (INVITE and OPTIONS get 503) and lets the calls in progress go
+    /// on for `grace`, then hangs them up. The future ends when no call is left (true) or
+    /// `DRAIN_LINGER` after the grace (false). The drain starts at the call, not at the
+    /// first poll: a second drain with a shorter grace hangs up sooner.
+    pub fn drain(&self, grace: Duration) -> impl Future<Output = bool> + use<> {
+        let drained = self.endpoint.drain(grace);
+        async move {
+            tokio::time::timeout(grace + DRAIN_LINGER, drained)
+                .await
+                .is_ok_and(|r| r.is_ok())
+        }
+    }
+
+    /// Logs `engine_stopped`, stops serving the API and writes every event already sent
+    /// to the log.
     pub async fn stop(mut self) {
+        self.events.emit(EventKind::EngineStopped {});
         if let Some(s) = self.api_shutdown.take() {
             let _ = s.send(());
         }

@@ -34,7 +34,13 @@ pub fn encode(msg: &SipMessage) -> Bytes {
             &r.body,
         ),
         SipMessage::Response(r) => (
-            format!("{} {}", r.version, r.status_code),
+            // rsip writes some reasons without their spaces ("ServiceUnavailable").
+            format!(
+                "{} {} {}",
+                r.version,
+                r.status_code.code(),
+                reason_phrase(r.status_code.code())
+            ),
             &r.headers,
             &r.body,
         ),
@@ -53,6 +59,76 @@ pub fn encode(msg: &SipMessage) -> Bytes {
     out.put_slice(text.as_bytes());
     out.put_slice(body);
     out.freeze()
+}
+
+/// The reason phrase RFC 3261 (section 21) and its extensions give a status code; the
+/// class's name for codes without one.
+pub fn reason_phrase(code: u16) -> &'static str {
+    let exact = match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        489 => "Bad Event",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => "",
+    };
+    match (exact, code / 100) {
+        ("", 1) => "Session Progress",
+        ("", 2) => "OK",
+        ("", 3) => "Redirection",
+        ("", 4) => "Client Error",
+        ("", 5) => "Server Error",
+        ("", _) => "Global Failure",
+        (exact, _) => exact,
+    }
 }
 
 /// A response to `req` echoing Via, From, To, Call-ID and CSeq. `to_tag` is added to To
@@ -148,6 +224,23 @@ Content-Type: application/sdp\r\nContent-Length: 3\r\n\r\nv=0";
         assert!(text.ends_with("Content-Length: 0\r\n\r\n"), "{text}");
         // What we send parses back.
         assert!(parse(&wire, Transport::Udp).is_ok());
+    }
+
+    #[test]
+    fn status_lines_carry_the_rfc_reason_phrases() {
+        let Ok(SipMessage::Request(req)) = parse(INVITE, Transport::Udp) else {
+            panic!("test INVITE must parse");
+        };
+        for (code, line) in [
+            (503, "SIP/2.0 503 Service Unavailable\r\n"),
+            (487, "SIP/2.0 487 Request Terminated\r\n"),
+            (481, "SIP/2.0 481 Call/Transaction Does Not Exist\r\n"),
+            (599, "SIP/2.0 599 Server Error\r\n"),
+        ] {
+            let wire = encode(&SipMessage::Response(response(&req, code, Some("t"))));
+            let text = std::str::from_utf8(&wire).expect("ascii");
+            assert!(text.starts_with(line), "{text}");
+        }
     }
 
     #[test]

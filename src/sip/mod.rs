@@ -36,6 +36,10 @@ pub struct SipConfig {
     pub fair_share: bool,
     /// How long a caller hears ringing (180) before the engine answers.
     pub answer_delay_ms: u64,
+    /// At SIGTERM the engine takes no new call (INVITE and OPTIONS get 503, so a proxy
+    /// moves to another engine) and lets calls in progress go on for this long; then it
+    /// hangs up (BYE) the calls left. A second SIGTERM hangs up at once.
+    pub shutdown_grace_s: u64,
     /// RFC 3261 timer base values, in milliseconds.
     pub t1_ms: u64,
     pub t2_ms: u64,
@@ -55,6 +59,7 @@ impl Default for SipConfig {
             adaptive_shedding: true,
             fair_share: true,
             answer_delay_ms: 0,
+            shutdown_grace_s: 30,
             t1_ms: 500,
             t2_ms: 4000,
             t4_ms: 5000,

@@ -33,6 +33,8 @@ pub struct Context<'a> {
     pub registrar: bool,
     /// The Allow header value to advertise.
     pub allow: &'a str,
+    /// The engine is stopping: it takes no new call and tells OPTIONS probes so.
+    pub draining: bool,
 }
 
 pub fn screen(req: &Request, ctx: Context) -> Decision {
@@ -50,6 +52,11 @@ pub fn screen(req: &Request, ctx: Context) -> Decision {
     }
     if !ctx.trusted_source {
         return Decision::Respond(403, Vec::new());
+    }
+    // A proxy probing with OPTIONS (or offering a call) learns to use another engine.
+    let new = headers::to_tag(&req.headers).is_none();
+    if ctx.draining && new && matches!(req.method, Method::Invite | Method::Options) {
+        return Decision::Respond(503, Vec::new());
     }
     let unsupported: Vec<&str> = headers::all_values(&req.headers, headers::pick_require)
         .into_iter()
@@ -128,6 +135,7 @@ CSeq: 1 {method}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         known_dialog: false,
         registrar: false,
         allow: crate::sip::ALLOW,
+        draining: false,
     };
 
     fn status(d: Decision) -> u16 {
@@ -210,5 +218,30 @@ CSeq: 1 {method}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
             ),
             Decision::Dialog
         );
+    }
+
+    #[test]
+    fn a_draining_engine_refuses_new_calls_and_probes_but_serves_its_calls() {
+        let draining = Context {
+            draining: true,
+            ..CTX
+        };
+        assert_eq!(status(screen(&req("INVITE", "", ""), draining)), 503);
+        assert_eq!(status(screen(&req("OPTIONS", "", ""), draining)), 503);
+        assert_eq!(
+            screen(
+                &req("BYE", "", ""),
+                Context {
+                    known_dialog: true,
+                    ..draining
+                }
+            ),
+            Decision::Dialog
+        );
+        let untrusted = Context {
+            trusted_source: false,
+            ..draining
+        };
+        assert_eq!(status(screen(&req("INVITE", "", ""), untrusted)), 403);
     }
 }

@@ -185,7 +185,9 @@ impl Fold {
             } => {
                 self.callers.insert(call_id.clone(), caller.clone());
             }
-            EventKind::IntentRecognised { .. } | EventKind::DtmfFallback { .. } => {}
+            EventKind::IntentRecognised { .. }
+            | EventKind::DtmfFallback { .. }
+            | EventKind::EngineStopped {} => {}
             EventKind::EnterQueue {
                 call_id,
                 queue,

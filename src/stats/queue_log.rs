@@ -198,7 +198,8 @@ pub fn lines(ev: &Event, fold: &Fold) -> Vec<String> {
         | EventKind::AgentOffered { .. }
         | EventKind::CallFinished { .. }
         | EventKind::WrapUpStarted { .. }
-        | EventKind::WrapUpEnded { .. } => Vec::new(),
+        | EventKind::WrapUpEnded { .. }
+        | EventKind::EngineStopped {} => Vec::new(),
     }
 }
 
