@@ -422,3 +422,93 @@ impl ReplaceVia for Vec<u8> {
         out
     }
 }
+
+/// Whether the engine closed `s` within `wait` (a read returns end of stream or an error
+/// other than a timeout).
+fn closed_by_engine(s: &mut TcpStream, wait: Duration) -> bool {
+    let until = Instant::now() + wait;
+    let mut buf = [0u8; 4096];
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        s.set_read_timeout(Some(left.max(Duration::from_millis(10))))
+            .expect("timeout");
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// TCP connections cannot pile up: a source holds at most its share, a connection that
+/// never finishes its message (a slow drip) or says nothing is closed, and the counts show
+/// in /metrics; a well-behaved connection still gets answers.
+#[test]
+fn tcp_connections_are_capped_and_slow_or_silent_ones_are_closed() {
+    let dir = out_dir("tcp_limits");
+    let engine = Engine::start(
+        &dir,
+        1.0,
+        &[(
+            "sip",
+            "tcp_max_per_source = 3\ntcp_message_deadline_s = 2\ntcp_idle_s = 4\n",
+        )],
+    );
+    let addr = engine.addr();
+    let mut drip = TcpStream::connect(addr).expect("connect");
+    let mut silent = TcpStream::connect(addr).expect("connect");
+    let mut talker = TcpStream::connect(addr).expect("connect");
+    let mut extra = TcpStream::connect(addr).expect("connect");
+    assert!(
+        closed_by_engine(&mut extra, Duration::from_secs(2)),
+        "a fourth connection from one source is refused"
+    );
+    // The talker finishes a message at once and is answered.
+    talker
+        .write_all(&options(1, "", "1 OPTIONS"))
+        .expect("write");
+    let ok = answer(ANSWER_WAIT, |buf, left| {
+        talker.set_read_timeout(Some(left)).expect("timeout");
+        talker.read(buf).ok().filter(|&n| n > 0)
+    });
+    assert_eq!(ok, Some(200));
+    // The drip sends its request a few bytes a second and never finishes it in time.
+    let request = options(2, "", "1 OPTIONS");
+    let started = Instant::now();
+    for chunk in request.chunks(4).take(12) {
+        if drip.write_all(chunk).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        closed_by_engine(&mut drip, Duration::from_secs(4)),
+        "a dripped message is cut off at its deadline"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(
+        closed_by_engine(&mut silent, Duration::from_secs(2)),
+        "a connection that never sends a message is closed at the same deadline"
+    );
+    assert!(
+        closed_by_engine(&mut talker, Duration::from_secs(8)),
+        "an idle connection is closed after tcp_idle_s"
+    );
+    let metric = |s: &str| engine.metric(s).unwrap_or(0.0);
+    assert_eq!(
+        metric("hotline_sip_tcp_refused_total{reason=\"max_per_source\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric("hotline_sip_tcp_closed_total{reason=\"message_deadline\"}"),
+        2.0
+    );
+    assert_eq!(metric("hotline_sip_tcp_closed_total{reason=\"idle\"}"), 1.0);
+    assert_eq!(metric("hotline_sip_tcp_connections"), 0.0);
+    still_answers(&engine);
+}

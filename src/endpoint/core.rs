@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::CallEvent;
 use super::admission::Admission;
+use super::conns::{ConnRefusal, Conns, TcpLimits};
 use super::metrics::{Metrics, RegistrarMetrics};
 use crate::cidr::Cidr;
 use crate::metrics::Registry;
@@ -42,6 +43,7 @@ pub struct Settings {
     /// Our Server header value.
     pub server: String,
     pub admission: Admission,
+    pub tcp: TcpLimits,
 }
 
 /// Where the edge sends bytes.
@@ -83,6 +85,8 @@ pub enum Event {
     Call { call_id: String, event: CallEvent },
     /// An agent phone's registration changed.
     Binding(BindingChange),
+    /// Close this TCP connection (it sat idle, or dripped a message too slowly).
+    CloseConn(u64),
     /// Draining, no call is left and no request of a call awaits its answer: the engine
     /// may stop. Emitted once.
     Drained,
@@ -131,9 +135,8 @@ pub struct Core {
     routes: HashMap<String, Route>,
     /// Client transactions of calls, so a timeout reaches the call that sent the request.
     pending: HashMap<ClientTxId, (String, u32, Method)>,
-    /// Open or opening TCP connections and their peers.
-    conns: HashMap<u64, SocketAddr>,
-    next_conn: u64,
+    /// Open or opening TCP connections.
+    conns: Conns,
     allow: Vec<Cidr>,
     named: Vec<(String, Vec<Cidr>)>,
     server: String,
@@ -154,8 +157,7 @@ impl Core {
             tx: Transactions::with_limit(settings.timers, settings.max_transactions),
             routes: HashMap::new(),
             pending: HashMap::new(),
-            conns: HashMap::new(),
-            next_conn: 0,
+            conns: Conns::new(settings.tcp),
             allow: settings.allow,
             named: settings.named,
             server: settings.server,
@@ -173,6 +175,9 @@ impl Core {
     /// One UDP datagram or framed TCP message from `peer`.
     pub fn handle_datagram(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
         self.metrics.received.inc();
+        if let Some(conn) = peer.conn {
+            self.conns.received(now, conn, false);
+        }
         match parse::parse(bytes, peer.transport) {
             Ok(msg) => self.tx.handle_message(now, peer, msg),
             Err(ParseError::Drop(reason)) => {
@@ -185,7 +190,7 @@ impl Core {
                 debug!(%peer.addr, status = r.status, detail = %r.detail, "rejected a malformed request");
                 self.metrics.rejected.inc();
                 let bytes = build::reject(&r, &self.server, self.allow_header());
-                self.push_transmit(peer, bytes);
+                self.push_transmit(now, peer, bytes);
             }
         }
         self.drive(now);
@@ -229,17 +234,38 @@ impl Core {
         self.drive(now);
     }
 
-    /// The edge accepted a TCP connection from `addr`: the name it goes by from now on.
-    pub fn handle_accept(&mut self, addr: SocketAddr) -> u64 {
-        let conn = self.alloc_conn();
-        self.conns.insert(conn, addr);
-        conn
+    /// The edge accepted a TCP connection from `addr`: the name it goes by from now on,
+    /// or why it must be closed at once. Only trunks and the networks agent phones may
+    /// register from get a connection, within the caps.
+    pub fn handle_accept(&mut self, now: Instant, addr: SocketAddr) -> Result<u64, ConnRefusal> {
+        let ip = addr.ip();
+        let allowed = self.trunk_of(ip).is_some()
+            || self.allow.iter().any(|c| c.contains(ip))
+            || self.registrar.as_ref().is_some_and(|r| r.admits(ip));
+        let accepted = if allowed {
+            self.conns.accept(now, addr)
+        } else {
+            Err(ConnRefusal::NotAllowed)
+        };
+        if let Err(refusal) = accepted {
+            debug!(%addr, reason = refusal.as_str(), "refused a TCP connection");
+            self.metrics.tcp_refused(refusal.as_str());
+        }
+        self.metrics.tcp_connections.set(self.conns.len() as i64);
+        accepted
+    }
+
+    /// Bytes arrived on connection `conn` that made no whole message (a keep-alive, or
+    /// part of a message: `mid_message`).
+    pub fn handle_conn_read(&mut self, now: Instant, conn: u64, mid_message: bool) {
+        self.conns.received(now, conn, mid_message);
     }
 
     pub fn handle_conn_closed(&mut self, now: Instant, conn: u64, end: ConnEnd) {
-        let Some(addr) = self.conns.remove(&conn) else {
+        let Some(addr) = self.conns.remove(conn) else {
             return;
         };
+        self.metrics.tcp_connections.set(self.conns.len() as i64);
         if end == ConnEnd::ConnectFailed {
             self.tx.handle_connect_failed(now, addr);
             self.drive(now);
@@ -273,6 +299,13 @@ impl Core {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.conns.handle_timeout(now);
+        while let Some((conn, reason)) = self.conns.poll_close() {
+            debug!(conn, reason = reason.as_str(), "closing a TCP connection");
+            self.metrics.tcp_closed(reason.as_str());
+            self.events.push_back(Event::CloseConn(conn));
+        }
+        self.metrics.tcp_connections.set(self.conns.len() as i64);
         if let Some(drain) = self.drain.as_mut()
             && drain.hang_up_at.is_some_and(|t| t <= now)
         {
@@ -309,10 +342,15 @@ impl Core {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let registrar = self.registrar.as_ref().and_then(Registrar::next_timeout);
         let hang_up = self.drain.as_ref().and_then(|d| d.hang_up_at);
-        [self.tx.poll_timeout(), registrar, hang_up]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.tx.poll_timeout(),
+            registrar,
+            hang_up,
+            self.conns.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Calls in progress that came in (admitted and not yet unrouted).
@@ -327,7 +365,7 @@ impl Core {
             let mut busy = false;
             while let Some(t) = self.tx.poll_transmit() {
                 busy = true;
-                self.push_transmit(t.peer, t.bytes);
+                self.push_transmit(now, t.peer, t.bytes);
             }
             while let Some(ev) = self.tx.poll_event() {
                 busy = true;
@@ -356,39 +394,23 @@ impl Core {
 
     /// Chooses how bytes for `peer` leave: UDP, the connection a request came in on, any
     /// open connection to the peer's address, or a new connection.
-    fn push_transmit(&mut self, peer: Peer, bytes: Bytes) {
+    fn push_transmit(&mut self, now: Instant, peer: Peer, bytes: Bytes) {
         self.metrics.response(&bytes);
         let dest = match peer.transport {
             Transport::Udp => Dest::Udp(peer.addr),
-            Transport::Tcp => {
-                let open = peer
-                    .conn
-                    .filter(|c| self.conns.contains_key(c))
-                    .or_else(|| {
-                        self.conns
-                            .iter()
-                            .find(|(_, a)| **a == peer.addr)
-                            .map(|(c, _)| *c)
-                    });
-                match open {
-                    Some(conn) => Dest::Conn(conn),
-                    None => {
-                        let conn = self.alloc_conn();
-                        self.conns.insert(conn, peer.addr);
-                        Dest::Connect {
-                            conn,
-                            addr: peer.addr,
-                        }
+            Transport::Tcp => match self.conns.route(peer) {
+                Some(conn) => Dest::Conn(conn),
+                None => {
+                    let conn = self.conns.open(now, peer.addr);
+                    self.metrics.tcp_connections.set(self.conns.len() as i64);
+                    Dest::Connect {
+                        conn,
+                        addr: peer.addr,
                     }
                 }
-            }
+            },
         };
         self.transmits.push_back(Transmit { dest, bytes });
-    }
-
-    fn alloc_conn(&mut self) -> u64 {
-        self.next_conn += 1;
-        self.next_conn
     }
 
     fn dispatch(&mut self, now: Instant, ev: TxEvent) {
@@ -471,11 +493,7 @@ impl Core {
             .unwrap_or_default()
             .to_owned();
         let ip = peer.addr.ip();
-        let trunk = self
-            .named
-            .iter()
-            .find(|(_, cidrs)| cidrs.iter().any(|c| c.contains(ip)))
-            .map(|(name, _)| name.clone());
+        let trunk = self.trunk_of(ip).map(str::to_owned);
         let ctx = policy::Context {
             trusted_source: trunk.is_some() || self.allow.iter().any(|c| c.contains(ip)),
             known_dialog: self.routes.contains_key(&call_id),
@@ -542,6 +560,14 @@ impl Core {
         let mut response = build::response(request, reply.status.code(), Some(&build::new_tag()));
         response.headers.extend(reply.headers);
         let _ = self.tx.respond(now, tx, self.stamp(response));
+    }
+
+    /// The named trunk whose networks hold `ip`.
+    fn trunk_of(&self, ip: IpAddr) -> Option<&str> {
+        self.named
+            .iter()
+            .find(|(_, cidrs)| cidrs.iter().any(|c| c.contains(ip)))
+            .map(|(name, _)| name.as_str())
     }
 
     fn unroute(&mut self, call_id: &str) {

@@ -62,6 +62,12 @@ impl Bench {
             named: vec![("pbx".into(), vec!["10.0.0.1/32".parse().expect("cidr")])],
             server: "hotline-test".into(),
             admission: Admission::new(max_calls, 0, false, false),
+            tcp: crate::endpoint::conns::TcpLimits {
+                max_connections: 100,
+                max_per_source: 10,
+                idle: Duration::from_secs(600),
+                message_deadline: Duration::from_secs(20),
+            },
         };
         Bench {
             core: Core::new(settings, registrar, &Registry::new()),
@@ -316,8 +322,8 @@ fn a_registration_is_told_to_the_engine_and_expires_in_virtual_time() {
 #[test]
 fn responses_go_back_on_the_connection_the_request_came_on() {
     let mut b = Bench::new(10);
-    let first = b.core.handle_accept(addr(TRUNK));
-    let second = b.core.handle_accept(addr(TRUNK));
+    let first = b.core.handle_accept(b.now, addr(TRUNK)).expect("a trunk");
+    let second = b.core.handle_accept(b.now, addr(TRUNK)).expect("a trunk");
     b.receive(tcp(TRUNK, second), &invite("c1", "z9hG4bKa"));
     let call = b.new_call();
     assert_eq!(call.peer.conn, Some(second));
@@ -472,4 +478,40 @@ Call-ID: c1\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
     assert!(b.events().is_empty(), "the BYE is not answered yet");
     b.receive(udp(TRUNK), &SipMessage::Response(ok).to_string());
     assert!(matches!(b.events().as_slice(), [Event::Drained]));
+}
+
+#[test]
+fn only_trunks_and_agent_networks_may_open_tcp_connections() {
+    let mut b = Bench::new(10);
+    assert!(b.core.handle_accept(b.now, addr(TRUNK)).is_ok());
+    assert_eq!(
+        b.core.handle_accept(b.now, addr(STRANGER)),
+        Err(crate::endpoint::conns::ConnRefusal::NotAllowed)
+    );
+    let config = RegistrarConfig {
+        allow: vec!["192.0.2.0/24".into()],
+        ..RegistrarConfig::default()
+    };
+    let registrar = Registrar::new(&config, Vec::new(), [7; 32], b.now).expect("valid");
+    let mut b = Bench::with_registrar(10, Some(registrar));
+    assert!(
+        b.core.handle_accept(b.now, addr(STRANGER)).is_ok(),
+        "agent phones' network"
+    );
+    assert!(
+        b.core
+            .handle_accept(b.now, addr("198.51.100.1:5060"))
+            .is_err()
+    );
+}
+
+#[test]
+fn a_connection_that_never_finishes_its_first_message_is_closed() {
+    let mut b = Bench::new(10);
+    let conn = b.core.handle_accept(b.now, addr(TRUNK)).expect("a trunk");
+    b.core.handle_conn_read(b.now, conn, true);
+    b.advance(Duration::from_secs(19));
+    assert!(b.events().is_empty());
+    b.advance(Duration::from_secs(2));
+    assert!(matches!(b.events().as_slice(), [Event::CloseConn(c)] if *c == conn));
 }

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::admission::Admission;
+use super::conns::{TcpLimits, tcp_connection_cap};
 use super::core::{Command, ConnEnd, Core, Dest, Event, Settings, Transmit};
 use super::{CallEvent, CallStarter, EndpointHandle, IncomingCall, TrunkConfig, tcp};
 use crate::cidr::Cidr;
@@ -46,6 +47,11 @@ pub(crate) enum Input {
     Accepted {
         stream: TcpStream,
         addr: SocketAddr,
+    },
+    /// A read on a connection that completed no message: a keep-alive, or part of one.
+    Read {
+        conn: u64,
+        mid_message: bool,
     },
     /// One framed TCP message.
     Frame {
@@ -93,6 +99,7 @@ impl Endpoint {
         registry: &Arc<Registry>,
         starter: CallStarter,
         registrations: Option<Registrations>,
+        descriptors: u64,
     ) -> Result<Endpoint, StartError> {
         let parse = |list: &[String]| {
             list.iter()
@@ -142,6 +149,17 @@ impl Endpoint {
         if let Some(listener) = tcp {
             tokio::spawn(tcp::accept_loop(listener, tx.clone()));
         }
+        let max_connections =
+            tcp_connection_cap(sip.tcp_max_connections, descriptors, sip.max_calls);
+        if max_connections < sip.tcp_max_connections {
+            warn!(
+                configured = sip.tcp_max_connections,
+                allowed = max_connections,
+                descriptors,
+                max_calls = sip.max_calls,
+                "[sip] tcp_max_connections lowered: the descriptor limit must keep room for every call's RTP sockets (raise `ulimit -n`)"
+            );
+        }
         let settings = Settings {
             timers: sip.timers(),
             max_transactions: sip.max_transactions,
@@ -154,6 +172,12 @@ impl Endpoint {
                 sip.adaptive_shedding,
                 sip.fair_share,
             ),
+            tcp: TcpLimits {
+                max_connections,
+                max_per_source: sip.tcp_max_per_source,
+                idle: Duration::from_secs(sip.tcp_idle_s),
+                message_deadline: Duration::from_secs(sip.tcp_message_deadline_s),
+            },
         };
         let (registrar, changes) = match registrations {
             Some(r) => (Some(r.registrar), Some(r.changes)),
@@ -196,8 +220,8 @@ impl Endpoint {
 struct Loop {
     core: Core,
     udp: Option<Arc<UdpSocket>>,
-    /// Write halves of the TCP connections, by the core's name for them.
-    conns: HashMap<u64, mpsc::UnboundedSender<Bytes>>,
+    /// The TCP connections, by the core's name for them.
+    conns: HashMap<u64, tcp::ConnHandle>,
     /// Connections that closed this turn.
     closed: Vec<u64>,
     /// The channel of each call the core routes, by Call-ID.
@@ -268,9 +292,14 @@ impl Loop {
                 self.core.handle_command(now, Command::Route { call_id });
             }
             Input::Accepted { stream, addr } => {
-                let conn = self.core.handle_accept(addr);
-                self.conns
-                    .insert(conn, tcp::spawn(stream, addr, conn, self.input.clone()));
+                // A refused connection is closed by dropping its stream.
+                if let Ok(conn) = self.core.handle_accept(now, addr) {
+                    self.conns
+                        .insert(conn, tcp::spawn(stream, addr, conn, self.input.clone()));
+                }
+            }
+            Input::Read { conn, mid_message } => {
+                self.core.handle_conn_read(now, conn, mid_message);
             }
             Input::Frame { conn, addr, bytes } => {
                 let peer = Peer {
@@ -348,6 +377,9 @@ impl Loop {
                     let _ = changes.send(change);
                 }
             }
+            Event::CloseConn(conn) => {
+                self.conns.remove(&conn);
+            }
             Event::Drained => {
                 self.drained = true;
                 for done in self.drain_waiters.drain(..) {
@@ -370,13 +402,13 @@ impl Loop {
                 }
             }
             Dest::Conn(conn) => {
-                if let Some(tx) = self.conns.get(&conn) {
-                    let _ = tx.send(t.bytes);
+                if let Some(c) = self.conns.get(&conn) {
+                    let _ = c.writes.send(t.bytes);
                 }
             }
             Dest::Connect { conn, addr } => {
-                let tx = tcp::connect(addr, conn, self.input.clone(), t.bytes);
-                self.conns.insert(conn, tx);
+                let handle = tcp::connect(addr, conn, self.input.clone(), t.bytes);
+                self.conns.insert(conn, handle);
             }
         }
     }

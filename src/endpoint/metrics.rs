@@ -87,15 +87,42 @@ impl RegistrarMetrics {
     }
 }
 
+/// A counter family labelled by `reason`, each series looked up in the registry once.
+struct ByReason {
+    name: &'static str,
+    help: &'static str,
+    series: HashMap<&'static str, Arc<Counter>>,
+}
+
+impl ByReason {
+    fn new(name: &'static str, help: &'static str) -> ByReason {
+        ByReason {
+            name,
+            help,
+            series: HashMap::new(),
+        }
+    }
+
+    fn inc(&mut self, registry: &Registry, reason: &'static str) {
+        self.series
+            .entry(reason)
+            .or_insert_with(|| registry.counter(self.name, self.help, &[("reason", reason)]))
+            .inc();
+    }
+}
+
 pub(super) struct Metrics {
     registry: Arc<Registry>,
     pub(super) received: Arc<Counter>,
-    dropped: HashMap<&'static str, Arc<Counter>>,
-    shed: HashMap<&'static str, Arc<Counter>>,
+    dropped: ByReason,
+    shed: ByReason,
+    tcp_refused: ByReason,
+    tcp_closed: ByReason,
     pub(super) rejected: Arc<Counter>,
     responses: HashMap<u16, Arc<Counter>>,
     retransmissions: Arc<Counter>,
     pub(super) calls: Arc<Gauge>,
+    pub(super) tcp_connections: Arc<Gauge>,
     transactions: Arc<Gauge>,
     reported_retransmissions: u64,
     /// Requests refused at `max_transactions`.
@@ -112,8 +139,22 @@ impl Metrics {
                 "SIP messages received",
                 &[],
             ),
-            dropped: HashMap::new(),
-            shed: HashMap::new(),
+            dropped: ByReason::new(
+                "hotline_sip_dropped_total",
+                "SIP datagrams or frames dropped without an answer",
+            ),
+            shed: ByReason::new(
+                "hotline_calls_shed_total",
+                "New calls refused with 503 to protect the calls in progress",
+            ),
+            tcp_refused: ByReason::new(
+                "hotline_sip_tcp_refused_total",
+                "TCP connections closed at accept (source not allowed, or a cap reached)",
+            ),
+            tcp_closed: ByReason::new(
+                "hotline_sip_tcp_closed_total",
+                "TCP connections the engine closed (idle, or a message not finished in time)",
+            ),
             rejected: registry.counter(
                 "hotline_sip_malformed_rejected_total",
                 "Malformed requests answered with an error before reaching a transaction",
@@ -126,6 +167,11 @@ impl Metrics {
                 &[],
             ),
             calls: registry.gauge("hotline_calls", "Calls in progress", &[]),
+            tcp_connections: registry.gauge(
+                "hotline_sip_tcp_connections",
+                "Open SIP TCP connections",
+                &[],
+            ),
             transactions: registry.gauge("hotline_sip_transactions", "Live SIP transactions", &[]),
             reported_retransmissions: 0,
             refused_full: registry.counter(
@@ -138,29 +184,19 @@ impl Metrics {
     }
 
     pub(super) fn shed(&mut self, reason: &'static str) {
-        self.shed
-            .entry(reason)
-            .or_insert_with(|| {
-                self.registry.counter(
-                    "hotline_calls_shed_total",
-                    "New calls refused with 503 to protect the calls in progress",
-                    &[("reason", reason)],
-                )
-            })
-            .inc();
+        self.shed.inc(&self.registry, reason);
     }
 
     pub(super) fn dropped(&mut self, reason: &'static str) {
-        self.dropped
-            .entry(reason)
-            .or_insert_with(|| {
-                self.registry.counter(
-                    "hotline_sip_dropped_total",
-                    "SIP datagrams or frames dropped without an answer",
-                    &[("reason", reason)],
-                )
-            })
-            .inc();
+        self.dropped.inc(&self.registry, reason);
+    }
+
+    pub(super) fn tcp_refused(&mut self, reason: &'static str) {
+        self.tcp_refused.inc(&self.registry, reason);
+    }
+
+    pub(super) fn tcp_closed(&mut self, reason: &'static str) {
+        self.tcp_closed.inc(&self.registry, reason);
     }
 
     pub(super) fn response(&mut self, bytes: &[u8]) {

@@ -4,6 +4,7 @@
 //! and hear from it through `CallEvent`s; it never looks inside a call.
 
 mod admission;
+mod conns;
 pub mod core;
 mod event_loop;
 mod metrics;

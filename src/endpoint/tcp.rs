@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use tracing::debug;
 
 use super::core::ConnEnd;
@@ -34,23 +35,40 @@ pub(super) async fn accept_loop(listener: TcpListener, input: mpsc::UnboundedSen
     }
 }
 
+/// The loop's hold on a connection: where to queue what it sends, and its reader (which
+/// for a connection we open is also the connect), aborted to close it.
+pub(super) struct ConnHandle {
+    pub(super) writes: mpsc::UnboundedSender<Bytes>,
+    reader: AbortHandle,
+}
+
+impl Drop for ConnHandle {
+    /// Dropping the handle closes the connection: the reader stops, and the writer ends
+    /// once its queue is written and no sender is left.
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
 /// Opens connection `conn` to `addr` for a message we send first. What is sent before the
-/// connect completes waits in the returned channel; a failed connect is reported as
+/// connect completes waits in the queue; a failed connect is reported as
 /// `ConnEnd::ConnectFailed`.
 pub(super) fn connect(
     addr: SocketAddr,
     conn: u64,
     input: mpsc::UnboundedSender<Input>,
     first: Bytes,
-) -> mpsc::UnboundedSender<Bytes> {
+) -> ConnHandle {
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let _ = tx.send(first);
     let writes = tx.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                start(stream, addr, conn, input, writes, rx);
+                let (reader, writer) = stream.into_split();
+                tokio::spawn(write(writer, rx));
+                read(reader, addr, conn, input, writes).await;
             }
             Err(e) => {
                 debug!(%addr, error = %e, "TCP connect failed");
@@ -61,32 +79,27 @@ pub(super) fn connect(
             }
         }
     });
-    tx
+    ConnHandle {
+        writes: tx,
+        reader: task.abort_handle(),
+    }
 }
 
-/// Starts the tasks of an accepted connection; returns where to queue what it sends.
+/// Starts the tasks of an accepted connection.
 pub(super) fn spawn(
     stream: TcpStream,
     addr: SocketAddr,
     conn: u64,
     input: mpsc::UnboundedSender<Input>,
-) -> mpsc::UnboundedSender<Bytes> {
+) -> ConnHandle {
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-    start(stream, addr, conn, input, tx.clone(), rx);
-    tx
-}
-
-fn start(
-    stream: TcpStream,
-    addr: SocketAddr,
-    conn: u64,
-    input: mpsc::UnboundedSender<Input>,
-    writes: mpsc::UnboundedSender<Bytes>,
-    rx: mpsc::UnboundedReceiver<Bytes>,
-) {
     let (reader, writer) = stream.into_split();
     tokio::spawn(write(writer, rx));
-    tokio::spawn(read(reader, addr, conn, input, writes));
+    let task = tokio::spawn(read(reader, addr, conn, input, tx.clone()));
+    ConnHandle {
+        writes: tx,
+        reader: task.abort_handle(),
+    }
 }
 
 async fn write(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
@@ -97,7 +110,9 @@ async fn write(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes
     }
 }
 
-/// Frames what arrives and hands each message to the loop; answers keep-alive pings.
+/// Frames what arrives and hands each message to the loop; answers keep-alive pings. A
+/// read that completes no message (a ping, or part of one) is reported too, so the core
+/// can tell a quiet connection from one that drips a message.
 async fn read(
     mut reader: OwnedReadHalf,
     addr: SocketAddr,
@@ -113,9 +128,11 @@ async fn read(
             Ok(n) => n,
         };
         framer.push(&buf[..n]);
+        let mut framed = false;
         while let Some(frame) = framer.next_frame() {
             match frame {
                 Frame::Message(bytes) => {
+                    framed = true;
                     let _ = input.send(Input::Frame { conn, addr, bytes });
                 }
                 Frame::Ping => {
@@ -126,6 +143,10 @@ async fn read(
                     break 'read;
                 }
             }
+        }
+        let mid_message = framer.is_mid_message();
+        if mid_message || !framed {
+            let _ = input.send(Input::Read { conn, mid_message });
         }
     }
     let _ = input.send(Input::ConnClosed {

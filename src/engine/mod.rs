@@ -4,6 +4,7 @@
 //! validate; calls in progress keep the ones they started with.
 
 pub mod check;
+mod descriptors;
 mod trim;
 
 use std::net::SocketAddr;
@@ -172,6 +173,7 @@ impl Engine {
             &registry,
             starter,
             registrations,
+            descriptors::raise_limit(),
         )
         .await?;
         let ctx = Arc::new(CallContext {

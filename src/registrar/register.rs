@@ -153,6 +153,11 @@ impl Registrar {
         })
     }
 
+    /// Whether phones may register from `source` (`[registrar] allow`, empty: anywhere).
+    pub fn admits(&self, source: IpAddr) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|c| c.contains(source))
+    }
+
     /// Answers one request routed to the registrar, received from `source`.
     pub fn handle_request(
         &mut self,
@@ -177,7 +182,7 @@ impl Registrar {
         source: IpAddr,
         req: &RegisterRequest,
     ) -> Reply {
-        if !self.allow.is_empty() && !self.allow.iter().any(|c| c.contains(source)) {
+        if !self.admits(source) {
             self.counters.not_allowed += 1;
             return forbidden(Verdict::SourceNotAllowed);
         }

@@ -39,6 +39,12 @@ impl StreamFramer {
         self.buf.extend_from_slice(data);
     }
 
+    /// Whether bytes of a message not yet complete are held (line ends alone, such as a
+    /// single-CRLF keep-alive, are not a message).
+    pub fn is_mid_message(&self) -> bool {
+        self.buf.iter().any(|&b| b != b'\r' && b != b'\n')
+    }
+
     /// The next frame, or `None` until more bytes arrive.
     pub fn next_frame(&mut self) -> Option<Frame> {
         if let Some(total) = self.expected {
@@ -206,6 +212,21 @@ mod tests {
             }
         }
         assert_eq!(frames, 2);
+    }
+
+    #[test]
+    fn only_unfinished_message_bytes_count_as_mid_message() {
+        let mut f = StreamFramer::new();
+        assert!(!f.is_mid_message());
+        f.push(b"\r\n");
+        assert_eq!(f.next_frame(), None);
+        assert!(!f.is_mid_message(), "a lone CRLF keep-alive is no message");
+        f.push(&MSG[..10]);
+        assert_eq!(f.next_frame(), None);
+        assert!(f.is_mid_message());
+        f.push(&MSG[10..]);
+        assert!(matches!(f.next_frame(), Some(Frame::Message(_))));
+        assert!(!f.is_mid_message());
     }
 
     #[test]

@@ -34,6 +34,16 @@ pub struct SipConfig {
     /// shedding, sources admitted less than the average still get in. Turn off when one
     /// trunk carries every call.
     pub fair_share: bool,
+    /// Open TCP connections at most (ours included); fewer if the descriptor limit must
+    /// keep room for every call's RTP sockets (see `tcp_connection_cap`).
+    pub tcp_max_connections: usize,
+    /// TCP connections one source address may hold.
+    pub tcp_max_per_source: usize,
+    /// Seconds a TCP connection may send nothing (not even a CRLF keep-alive) before it
+    /// is closed.
+    pub tcp_idle_s: u64,
+    /// Seconds a TCP connection has to finish a message it began (and its first one).
+    pub tcp_message_deadline_s: u64,
     /// How long a caller hears ringing (180) before the engine answers.
     pub answer_delay_ms: u64,
     /// At SIGTERM the engine takes no new call (INVITE and OPTIONS get 503, so a proxy
@@ -58,6 +68,10 @@ impl Default for SipConfig {
             max_cps: 0,
             adaptive_shedding: true,
             fair_share: true,
+            tcp_max_connections: 4096,
+            tcp_max_per_source: 256,
+            tcp_idle_s: 600,
+            tcp_message_deadline_s: 20,
             answer_delay_ms: 0,
             shutdown_grace_s: 30,
             t1_ms: 500,
