@@ -15,10 +15,12 @@ run: build
 
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features integration -- -D warnings
 
+# Every test: the hermetic ones and the integration binary (real peers, browser, Vosk).
+# A plain `cargo test` runs only the hermetic ones.
 test: lint
-	$(CARGO) test
+	$(CARGO) test --features integration
 
 bench: setup
 	bench/run-all.sh

@@ -8,7 +8,8 @@ mod cache;
 mod reading;
 mod render;
 mod set;
-#[cfg(test)]
+// Against the real espeak-ng and sox: with the integration tests only.
+#[cfg(all(test, feature = "integration"))]
 mod tests;
 mod wav;
 

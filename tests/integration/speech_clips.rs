@@ -2,7 +2,7 @@
 //! endpointing a call uses and the shipped 12345 grammar: the caller's queue must come
 //! out. Also the pool's refusal when busy, no input, and the event sequence of a call.
 
-mod speech_support;
+use crate::speech_support;
 
 use std::sync::Arc;
 use std::time::Duration;

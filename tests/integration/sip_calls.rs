@@ -1,7 +1,7 @@
 //! Calls from a real peer (SIPp) over loopback, UDP and TCP: answering, audio both ways,
 //! CANCEL, a lost 200, DTMF, hold, the media timeout and refusals.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Bad input over UDP and TCP: the RFC 4475 torture messages answered as the RFC says, and
 //! two dozen other kinds of broken SIP, after which the engine still takes a normal call.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};

@@ -2,7 +2,7 @@
 //! stack: linphonec registers an agent, which logs in; a wrong password is refused and
 //! counted. (baresip, the agent phone of the other tests, knows MD5 only.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

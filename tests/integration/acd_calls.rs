@@ -6,7 +6,7 @@
 //! until the queue's relax time, an agent phone that goes dead ends both legs, and an
 //! agent on the existing PBX is reached at its SIP URI.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

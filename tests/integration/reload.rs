@@ -2,7 +2,7 @@
 //! `file:line:column` problems and the running one stays; a good one is swapped in for new
 //! calls while a call in progress finishes on the one it started with.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

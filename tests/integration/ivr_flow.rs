@@ -2,7 +2,7 @@
 //! speech to a queue (a real clip through the real model), silence to the key menu, a
 //! hang-up mid-prompt cleaned up, out-of-hours, and a dialplan reload.
 
-mod common;
+use crate::common;
 
 use std::net::UdpSocket;
 use std::path::Path;

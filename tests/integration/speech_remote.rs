@@ -2,7 +2,7 @@
 //! same protocol (tests/speech_support/vosk_ws_server.rs): real sockets on 127.0.0.1, the
 //! listener API a call uses, the shipped grammar for the intent.
 
-mod speech_support;
+use crate::speech_support;
 
 use std::time::Duration;
 

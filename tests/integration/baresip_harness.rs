@@ -3,7 +3,7 @@
 //! SHA-256), and SIPp calling a phone directly (answer with audio both ways, hang-up from
 //! the harness, no answer, rejection).
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};

@@ -2,7 +2,7 @@
 //! DevTools protocol): fed with synthetic events, the waiting count it shows follows them
 //! live, the language switch works, and a screenshot lands in tests/out/dashboard_chromium/.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! phone that only rings is CANCELled at the step's ring timeout and the flow goes on to
 //! its `failed` step.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! count on the page follows the calls as they arrive and are answered, and the API's
 //! figures equal what this test counted itself. A screenshot is saved in the test's folder.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
