@@ -265,6 +265,7 @@ fn memory_per_queued_call() {
         for i in 0..CALLERS {
             let gone = Input::CallerGone {
                 call_id: format!("call-{i:08}@10.0.0.1"),
+                by: HungUpBy::Caller,
             };
             let _ = router.handle_input(now + Duration::from_secs(1), gone);
             while router.poll_output().is_some() {}

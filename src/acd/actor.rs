@@ -57,9 +57,10 @@ impl AcdHandle {
     }
 
     /// The caller hung up (queued, ringing or connected).
-    pub fn caller_gone(&self, call_id: &str) {
+    pub fn caller_gone(&self, call_id: &str, by: HungUpBy) {
         self.send(AcdMsg::Input(Input::CallerGone {
             call_id: call_id.to_owned(),
+            by,
         }));
     }
 

@@ -52,9 +52,11 @@ pub enum OfferOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Enqueue(EnqueueRequest),
-    /// The caller hung up (or their leg died) while queued, ringing or connected.
+    /// The caller's leg ended while queued, ringing or connected: hung up by the caller,
+    /// or by the system (media timeout, no ACK, shutdown), which is no abandonment.
     CallerGone {
         call_id: String,
+        by: HungUpBy,
     },
     OfferOutcome {
         call_id: String,

@@ -238,7 +238,7 @@ impl Call {
                 self.outcome = Some(format!("{outcome}_after_agent"));
                 return;
             }
-            acd.caller_gone(&self.leg.call_id);
+            acd.caller_gone(&self.leg.call_id, by);
         }
         if transferred {
             self.outcome = Some("transferred".into());

@@ -515,3 +515,80 @@ fn a_connection_that_never_finishes_its_first_message_is_closed() {
     b.advance(Duration::from_secs(2));
     assert!(matches!(b.events().as_slice(), [Event::CloseConn(c)] if *c == conn));
 }
+
+/// What the engine must do with each RFC 4475 torture message: file, answer (a final
+/// status, `call`, or `-` for nothing), and why when it is not plain.
+const RFC_4475: &str = include_str!("../../tests/rfc4475_answers.tsv");
+
+/// Every RFC 4475 message through parsing, policy, the registrar and the transaction
+/// layer, with no network: each gets exactly its answer (the integration test sends the
+/// same files to the running engine over UDP and TCP).
+#[test]
+fn rfc_4475_torture_messages_get_exactly_their_answers() {
+    let Some(shared) = crate::speech::devset::shared_dir() else {
+        panic!("../shared (with conformance/rfc4475) must be beside the project");
+    };
+    let dir = shared.join("conformance/rfc4475");
+    let index = std::fs::read_to_string(dir.join("INDEX.tsv")).expect("INDEX.tsv");
+    let listed: Vec<&str> = index
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    let table: Vec<(&str, &str)> = RFC_4475
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            Some((cols.next()?, cols.next()?))
+        })
+        .collect();
+    let files: Vec<&str> = table.iter().map(|(f, _)| *f).collect();
+    assert_eq!(
+        files, listed,
+        "one expectation per INDEX.tsv line, in its order"
+    );
+    let mut wrong = Vec::new();
+    for (file, expected) in table {
+        let bytes = std::fs::read(dir.join(file)).expect("a torture file");
+        let start = Instant::now();
+        let registrar = Registrar::new(
+            &RegistrarConfig::default(),
+            vec![("1001".to_owned(), Secret::new("right"))],
+            [7; 32],
+            start,
+        )
+        .expect("a valid registrar");
+        let mut b = Bench::with_registrar(10, Some(registrar));
+        b.core.handle_datagram(b.now, udp(TRUNK), &bytes);
+        let sent: Vec<String> = std::iter::from_fn(|| b.core.poll_transmit())
+            .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
+            .filter(|text| !text.starts_with("SIP/2.0 1"))
+            .collect();
+        let finals: Vec<String> = sent
+            .iter()
+            .filter_map(|text| text.strip_prefix("SIP/2.0 "))
+            .map(|status| status[..3].to_owned())
+            .collect();
+        let warning = sent
+            .iter()
+            .flat_map(|text| text.lines())
+            .find(|l| l.starts_with("Warning"))
+            .unwrap_or_default();
+        let calls = b
+            .events()
+            .iter()
+            .filter(|e| matches!(e, Event::NewCall(_)))
+            .count();
+        let got = match (finals.as_slice(), calls) {
+            ([], 1) => "call".to_owned(),
+            ([], 0) => "-".to_owned(),
+            ([one], 0) => one.clone(),
+            _ => format!("{finals:?} and {calls} calls"),
+        };
+        if got != expected {
+            wrong.push(format!("{file}: expected {expected}, got {got} {warning}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -194,7 +194,9 @@ impl Registrar {
                     creds = Some(c);
                     break;
                 }
-                Ok(_) => {}
+                // Credentials for another realm, or in a scheme we do not speak (RFC 4475
+                // 3.3.7), are no answer to our challenge: the phone is challenged.
+                Ok(_) | Err(digest::DigestError::NotDigest) => {}
                 Err(e) => unusable = Some(e),
             }
         }

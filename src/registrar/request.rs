@@ -45,12 +45,13 @@ impl RegisterRequest {
             return Err(RequestError::NotRegister);
         }
         let bad = RequestError::Header;
-        let to = request
-            .to_header()
-            .ok()
-            .and_then(|h| h.typed().ok())
-            .ok_or(bad("To"))?;
-        let user = to.uri.user().ok_or(bad("To user"))?.to_owned();
+        // Our own URI reader: rsip's typed To loses the user of a bare addr-spec
+        // (`To: sip:j.user@example.com`, RFC 4475 3.1.1.8).
+        let to = headers::to(&request.headers).ok_or(bad("To"))?;
+        let user = uri::SipUri::parse(headers::addr_uri(to))
+            .and_then(|u| u.user)
+            .filter(|u| !u.is_empty())
+            .ok_or(bad("To user"))?;
         let call_id = request
             .call_id_header()
             .map_err(|_| bad("Call-ID"))?
@@ -111,7 +112,13 @@ impl RegisterRequest {
 /// helpers rather than rsip's typed Contact, which refuses RFC 5626's quoted
 /// `+sip.instance="<urn:uuid:...>"` that phones such as Linphone send.
 fn contact(text: &str) -> Result<(String, Option<u32>), RequestError> {
-    let uri = uri::to_rsip(headers::addr_uri(text)).ok_or(RequestError::Header("Contact"))?;
+    // Headers in the contact URI (`?Route=...`, RFC 4475 3.3.14) are not ours to act on
+    // when we call the phone: its address is what is kept.
+    let address = headers::addr_uri(text)
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    let uri = uri::to_rsip(address).ok_or(RequestError::Header("Contact"))?;
     let expires = headers::param(text, "expires")
         .map(str::parse)
         .transpose()

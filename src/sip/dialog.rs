@@ -73,7 +73,14 @@ impl Dialog {
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
-            remote_target: remote_target(h)?,
+            // An RFC 2543 caller sends no Contact (RFC 4475 3.4.1): requests in the dialog
+            // go to its From address, as RFC 2543 had it.
+            remote_target: match headers::contact(h) {
+                Some(_) => remote_target(h)?,
+                None => checked_target(headers::addr_uri(
+                    headers::from(h).ok_or(DialogError::Missing("From"))?,
+                ))?,
+            },
             peer,
             local_contact,
         })
@@ -219,7 +226,11 @@ impl Dialog {
 
 fn remote_target(h: &Headers) -> Result<String, DialogError> {
     let contact = headers::contact(h).ok_or(DialogError::Missing("Contact"))?;
-    let uri = headers::addr_uri(contact);
+    checked_target(headers::addr_uri(contact))
+}
+
+/// A URI requests can be sent to.
+fn checked_target(uri: &str) -> Result<String, DialogError> {
     if SipUri::parse(uri).is_none() || super::uri::to_rsip(uri).is_none() {
         return Err(DialogError::BadTarget(uri.to_owned()));
     }
@@ -297,6 +308,25 @@ Content-Length: 0
         );
         let second = d.request(Method::Bye, "127.0.0.1:5060");
         assert_eq!(headers::cseq(&second.headers), Some((2, Method::Bye)));
+    }
+
+    #[test]
+    fn an_rfc_2543_invite_without_contact_is_reached_at_its_from_address() {
+        let old = req("INVITE sip:UserB@example.com SIP/2.0
+Via: SIP/2.0/UDP iftgw.example.com
+From: <sip:+13035551111@ift.client.example.net;user=phone>
+To: sip:+16505552222@ss1.example.net;user=phone
+Call-ID: inv2543.1717@ift.client.example.com
+CSeq: 56 INVITE
+Content-Length: 0
+
+");
+        let mut d = Dialog::uas(&old, "xyz", peer(), String::new()).expect("dialog");
+        let bye = d.request(rsip::Method::Bye, "127.0.0.1:5060");
+        assert_eq!(
+            bye.uri.to_string(),
+            "sip:+13035551111@ift.client.example.net;user=phone"
+        );
     }
 
     #[test]

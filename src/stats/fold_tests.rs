@@ -375,6 +375,30 @@ fn ring_all_frees_the_other_ringing_agents_when_one_answers_or_the_caller_leaves
     assert_eq!(o.queues[0].live.agents.available, 2);
 }
 
+/// A waiting call whose media stopped (or that the engine hung up at shutdown) leaves its
+/// queue without an Abandoned event (the router sends none for the system's hang-ups): its
+/// CallFinished counts it as interrupted, so the abandon rate stays the callers' own.
+#[test]
+fn a_queued_call_the_system_ended_counts_as_interrupted_not_abandoned() {
+    let mut s = Script::new();
+    s.enter(T0, "c1", "q").enter(T0, "c2", "q");
+    s.abandon(T0 + 5 * S, "c1", "q", 5_000);
+    s.at(
+        T0 + 30 * S,
+        EventKind::CallFinished {
+            call_id: "c2".into(),
+            outcome: "media_timeout".into(),
+        },
+    );
+    let o = s.fold(settings()).overview(T0 + MIN);
+    let q = &o.queues[0];
+    assert_eq!(
+        (q.today.offered, q.today.abandoned, q.today.interrupted),
+        (2, 1, 1)
+    );
+    assert_eq!(q.live.waiting, 0);
+}
+
 #[test]
 fn engine_restart_closes_everything_at_the_last_event() {
     let mut s = Script::new();

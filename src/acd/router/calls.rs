@@ -183,13 +183,17 @@ impl Router {
             .any(|m| self.agents[m.agent].logged_in())
     }
 
-    pub(super) fn caller_gone(&mut self, now: Instant, call_id: &str) {
+    /// The caller's leg ended. A waiting caller who hung up abandoned the queue; one whose
+    /// leg the system ended (its media stopped, the engine stopped) did not, and leaves no
+    /// exit event: the call's own end counts it as interrupted in its queue's figures.
+    pub(super) fn caller_gone(&mut self, now: Instant, call_id: &str, by: HungUpBy) {
         let Some(&c) = self.by_call.get(call_id) else {
             return;
         };
         match self.caller(c).map(|x| x.status) {
-            Some(CallerStatus::Waiting) => self.abandon(now, c),
-            Some(CallerStatus::Connected { .. }) => self.end_connected(now, c, HungUpBy::Caller),
+            Some(CallerStatus::Waiting) if by == HungUpBy::Caller => self.abandon(now, c),
+            Some(CallerStatus::Waiting) => self.leave_quietly(now, c),
+            Some(CallerStatus::Connected { .. }) => self.end_connected(now, c, by),
             None => {}
         }
     }
@@ -202,6 +206,13 @@ impl Router {
             Some(CallerStatus::Connected { .. }) => self.end_connected(now, c, by),
             Some(CallerStatus::Waiting) => self.abandon(now, c),
             None => {}
+        }
+    }
+
+    /// Takes a waiting caller out with no exit event of its own.
+    fn leave_quietly(&mut self, now: Instant, c: CallerIdx) {
+        if self.take_from_queue(now, c).is_some() {
+            self.remove_caller(c);
         }
     }
 

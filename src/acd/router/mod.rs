@@ -105,8 +105,8 @@ impl Router {
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
         let result = match input {
             Input::Enqueue(request) => self.enqueue(now, request),
-            Input::CallerGone { call_id } => {
-                self.caller_gone(now, &call_id);
+            Input::CallerGone { call_id, by } => {
+                self.caller_gone(now, &call_id, by);
                 Ok(())
             }
             Input::OfferOutcome {

@@ -105,8 +105,14 @@ impl Sim {
     }
 
     pub fn gone(&mut self, call: &str) {
+        self.gone_by(call, HungUpBy::Caller);
+    }
+
+    /// The call's leg ended by `by` (the caller, or the system).
+    pub fn gone_by(&mut self, call: &str, by: HungUpBy) {
         let input = Input::CallerGone {
             call_id: call.to_owned(),
+            by,
         };
         self.input(input).expect("gone");
     }

@@ -122,6 +122,32 @@ fn abandon_while_queued_reports_position_and_wait() {
     assert_eq!(s.forgotten, ["c2"]);
 }
 
+/// A waiting call whose leg the system ended (media timeout, shutdown) did not abandon:
+/// it leaves the queue with no exit event, and its own end counts it as interrupted.
+#[test]
+fn a_call_the_system_ended_while_queued_is_no_abandonment() {
+    let mut s = three("longest-idle");
+    s.login(&["a1"]);
+    s.enqueue("c1", "q", "cmn", 0);
+    let o = s.offered("c1", "a1");
+    s.enqueue("c2", "q", "cmn", 0);
+    s.at(3.0);
+    s.take();
+    s.take_events();
+    s.gone_by("c2", HungUpBy::System);
+    assert!(s.take().is_empty());
+    s.gone_by("c1", HungUpBy::System);
+    assert_eq!(
+        s.take(),
+        [("c1".into(), Instruction::CancelOffer { offer: o })],
+        "the ringing agent is released"
+    );
+    assert!(s.take_events().is_empty(), "no Abandoned");
+    assert!(s.waiting("q").is_empty());
+    assert_eq!(s.forgotten, ["c2", "c1"]);
+    assert_eq!(s.state("a1"), AgentState::Available);
+}
+
 #[test]
 fn abandon_while_ringing_cancels_the_offer_and_frees_the_agent() {
     let mut s = three("longest-idle");

@@ -224,6 +224,7 @@ impl Model {
             }
             Op::Gone { call } => self.input(Input::CallerGone {
                 call_id: format!("k{call}"),
+                by: HungUpBy::Caller,
             }),
             Op::Outcome {
                 pick,
@@ -477,7 +478,10 @@ impl Model {
         calls.sort();
         for call_id in calls {
             let before = self.now;
-            self.input(Input::CallerGone { call_id });
+            self.input(Input::CallerGone {
+                call_id,
+                by: HungUpBy::Caller,
+            });
             self.absorb(before)?;
         }
         prop_assert!(self.known.is_empty(), "calls left: {:?}", self.known);
