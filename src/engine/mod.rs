@@ -37,6 +37,9 @@ pub enum EngineError {
     Stats(#[from] StatsError),
     #[error("starting speech recognition: {0}")]
     Speech(String),
+    /// A start-up step running on the blocking pool panicked or was cancelled.
+    #[error("{step} failed: {reason}")]
+    Task { step: &'static str, reason: String },
     #[error("{0}")]
     Section(#[from] InvalidSection),
     #[error("starting the SIP endpoint: {0}")]
@@ -46,6 +49,14 @@ pub enum EngineError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// The error for a start-up step whose blocking task did not finish.
+fn task(step: &'static str) -> impl FnOnce(tokio::task::JoinError) -> EngineError {
+    move |e| EngineError::Task {
+        step,
+        reason: e.to_string(),
+    }
 }
 
 fn join(d: &[Diagnostic]) -> String {
@@ -93,7 +104,7 @@ impl Engine {
             let (speech_config, registry) = (config.speech.clone(), registry.clone());
             tokio::task::spawn_blocking(move || SpeechAccess::start(&speech_config, &registry))
                 .await
-                .map_err(|e| EngineError::Speech(e.to_string()))?
+                .map_err(task("starting speech recognition"))?
                 .map_err(|e| EngineError::Speech(e.to_string()))?
         };
         let flows = {
@@ -101,7 +112,7 @@ impl Engine {
             let ctx = check::validation_context(&config, speech.grammar_names());
             tokio::task::spawn_blocking(move || check::load_flows(&config, &[], &ctx))
                 .await
-                .map_err(|e| EngineError::Speech(e.to_string()))?
+                .map_err(task("loading the dialplans and prompts"))?
         };
         let flows = match flows {
             Ok(f) if problems.is_empty() => f,
@@ -126,7 +137,7 @@ impl Engine {
             let registry = registry.clone();
             tokio::task::spawn_blocking(move || Stats::start(&stats_config, events_rx, &registry))
                 .await
-                .map_err(|e| EngineError::Speech(e.to_string()))??
+                .map_err(task("opening the event log"))??
         };
         let media = Media::start(&config.media, &config.recording, &registry);
 
@@ -318,5 +329,26 @@ async fn relay_control(mut rx: mpsc::Receiver<AgentControl>, acd: AcdHandle) {
             }
         };
         let _ = c.reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A start-up task that dies is reported as that step's failure, not as speech's.
+    #[tokio::test]
+    async fn a_failed_start_up_task_names_its_step() {
+        let died = tokio::task::spawn_blocking(|| panic!("boom"))
+            .await
+            .expect_err("the task panicked");
+        let error = task("loading the dialplans and prompts")(died);
+        assert!(matches!(error, EngineError::Task { .. }));
+        assert!(
+            error
+                .to_string()
+                .starts_with("loading the dialplans and prompts failed: task "),
+            "{error}"
+        );
     }
 }
