@@ -5,7 +5,7 @@ mod common;
 
 use hotline::events::{Event, EventKind, HungUpBy, now_ms};
 use hotline::metrics::Registry;
-use hotline::stats::{EventLog, FoldSettings, Overview, Stats, replay};
+use hotline::stats::{EventLog, FoldSettings, Overview, Roster, Stats, replay};
 
 fn kinds(base: i64) -> Vec<Event> {
     let e = |at: i64, kind| Event {
@@ -158,7 +158,7 @@ async fn restart_replays_to_identical_figures() {
     let dir = common::out_dir("stats_replay");
     let config = common::stats::stats_config(&dir);
     let (sink, rx) = hotline::events::EventSink::new();
-    let stats = Stats::start(&config, rx, &Registry::new()).unwrap();
+    let stats = Stats::start(&config, &Roster::default(), rx, &Registry::new()).unwrap();
     // After the actor's EngineStarted, as in the engine.
     let base = now_ms() + 1;
     let events = kinds(base);
@@ -187,7 +187,7 @@ async fn restart_replays_to_identical_figures() {
     // A restarted actor: everything was closed before the stop, so the restart marker
     // changes nothing and the figures are identical.
     let (_sink, rx) = hotline::events::EventSink::new();
-    let again = Stats::start(&config, rx, &Registry::new()).unwrap();
+    let again = Stats::start(&config, &Roster::default(), rx, &Registry::new()).unwrap();
     let after = again.handle.overview(query_now).await.unwrap();
     assert_eq!(after.queues, before.queues);
     assert_eq!(after.agents, before.agents);
@@ -215,7 +215,7 @@ async fn replay_with_calls_in_flight_equals_the_live_fold() {
     let dir = common::out_dir("stats_replay_in_flight");
     let config = common::stats::stats_config(&dir);
     let (sink, rx) = hotline::events::EventSink::new();
-    let stats = Stats::start(&config, rx, &Registry::new()).unwrap();
+    let stats = Stats::start(&config, &Roster::default(), rx, &Registry::new()).unwrap();
     let base = now_ms() + 1;
     // Stop after c1 connected while c2 and c3 wait: calls and agents are mid-state.
     let events: Vec<Event> = kinds(base).into_iter().take(8).collect();
@@ -243,7 +243,7 @@ async fn replay_with_calls_in_flight_equals_the_live_fold() {
     // The engine starts again after this stop (as after kill -9): the calls left open are
     // logged closed, and the outcomes add up to what was offered.
     let (_sink, rx) = hotline::events::EventSink::new();
-    let again = Stats::start(&config, rx, &Registry::new()).unwrap();
+    let again = Stats::start(&config, &Roster::default(), rx, &Registry::new()).unwrap();
     let recent = again.handle.recent(1000, None).await.unwrap();
     let closed: Vec<&EventKind> = recent
         .iter()

@@ -88,7 +88,8 @@ fn from_db(config_path: &Path, args: &Args) -> anyhow::Result<(Overview, Vec<Que
     let settings = FoldSettings::from_config(&config.stats)?;
     let log = EventLog::open_read_only(&path)?;
     let now = now_ms();
-    let fold = replay(&log, settings, now)?;
+    let mut fold = replay(&log, settings, now)?;
+    fold.roster(now, &hotline::engine::roster(&config));
     let overview = fold.overview(now);
     let days = if args.intervals {
         shown(&overview, args)

@@ -26,7 +26,7 @@ use crate::events::{EventKind, EventSink};
 use crate::media::worker::Media;
 use crate::metrics::Registry;
 use crate::registrar::Registrar;
-use crate::stats::{Stats, StatsError};
+use crate::stats::{Roster, Stats, StatsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -49,6 +49,20 @@ pub enum EngineError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// The configured queues and agents (with the queues their skills name), which the
+/// figures show from the start even before any call or login.
+pub fn roster(config: &Config) -> Roster {
+    Roster {
+        queues: config.acd.queues.iter().map(|q| q.name.clone()).collect(),
+        agents: config
+            .acd
+            .agents
+            .iter()
+            .map(|a| (a.id.clone(), a.skills.keys().cloned().collect()))
+            .collect(),
+    }
 }
 
 /// The error for a start-up step whose blocking task did not finish.
@@ -135,9 +149,12 @@ impl Engine {
         let stats = {
             let stats_config = config.stats.clone();
             let registry = registry.clone();
-            tokio::task::spawn_blocking(move || Stats::start(&stats_config, events_rx, &registry))
-                .await
-                .map_err(task("opening the event log"))??
+            let roster = roster(&config);
+            tokio::task::spawn_blocking(move || {
+                Stats::start(&stats_config, &roster, events_rx, &registry)
+            })
+            .await
+            .map_err(task("opening the event log"))??
         };
         let media = Media::start(&config.media, &config.recording, &registry);
 

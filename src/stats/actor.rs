@@ -13,7 +13,7 @@ use crate::metrics::{Counter, Registry};
 
 use super::config::{FoldSettings, StatsConfig};
 use super::figures::{Overview, QueueDay};
-use super::fold::Fold;
+use super::fold::{Fold, Roster};
 use super::log::{EventLog, LogError, StoredEvent};
 use super::queue_log::{self, QueueLogFile};
 use super::tz::ZoneError;
@@ -140,6 +140,7 @@ impl Stats {
     /// `EngineStarted`, and starts the actor on its own thread reading `events`.
     pub fn start(
         config: &StatsConfig,
+        roster: &Roster,
         events: mpsc::UnboundedReceiver<Event>,
         metrics: &Registry,
     ) -> Result<Stats, StatsError> {
@@ -148,7 +149,8 @@ impl Stats {
         let now = now_ms();
         let retention_ms = i64::from(config.retention_days.max(1)) * DAY_MS;
         let deleted = log.delete_before(now - retention_ms)?;
-        let fold = replay(&log, settings, now)?;
+        let mut fold = replay(&log, settings, now)?;
+        fold.roster(now, roster);
         // Calls the last run never ended are closed at its last event, then the start.
         let closing = fold.closing_events();
         let last = if fold.latest == i64::MIN {

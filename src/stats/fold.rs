@@ -17,6 +17,13 @@ const DAY_MS: i64 = 86_400_000;
 /// The outcome of a call the engine stopped without ending (see `Fold::closing_events`).
 pub const INTERRUPTED: &str = "interrupted";
 
+/// The queues and agents the ACD is configured with (agents with the queues they serve).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roster {
+    pub queues: Vec<String>,
+    pub agents: Vec<(String, Vec<String>)>,
+}
+
 /// Event times the fold accepts (2000-01-01 to 2200-01-01): anything else is a broken clock
 /// or a hand-edited log, and is skipped rather than allowed to overflow the arithmetic.
 const PLAUSIBLE_AT: std::ops::RangeInclusive<EpochMs> = 946_684_800_000..=7_258_118_400_000;
@@ -586,6 +593,21 @@ impl Fold {
     }
 
     /// A new queue's waiting count is 0, so when its level was last settled does not matter.
+    /// Shows every configured queue and agent from `at` on, before any event names them:
+    /// supervisors expect the whole floor, with an agent who has not logged in shown as
+    /// logged out. What the log already said about them stays.
+    pub fn roster(&mut self, at: EpochMs, roster: &Roster) {
+        for queue in &roster.queues {
+            self.queue(queue);
+        }
+        for (agent, queues) in &roster.agents {
+            let a = self.agent(at, agent);
+            if a.queues.is_empty() {
+                a.queues = queues.iter().cloned().collect();
+            }
+        }
+    }
+
     fn queue(&mut self, queue: &str) -> &mut QueueState {
         self.queues.entry(queue.to_owned()).or_default()
     }

@@ -6,7 +6,7 @@ use crate::events::{EpochMs, Event, EventKind, HungUpBy};
 
 use super::config::FoldSettings;
 use super::figures::AgentStatus;
-use super::fold::Fold;
+use super::fold::{Fold, Roster};
 use super::tz::{Zone, days_from_civil};
 
 /// 2025-06-02 08:00:00 UTC, on an interval boundary.
@@ -397,6 +397,54 @@ fn a_queued_call_the_system_ended_counts_as_interrupted_not_abandoned() {
         (2, 1, 1)
     );
     assert_eq!(q.live.waiting, 0);
+}
+
+/// Supervisors see the whole configured floor from the start of a quiet day: every queue
+/// (with its intervals, so the trend chart is drawn at zero) and every agent, logged out
+/// until it logs in.
+#[test]
+fn the_configured_queues_and_agents_show_before_any_event() {
+    let mut fold = Fold::new(settings());
+    let roster = Roster {
+        queues: vec!["q".into(), "quiet".into()],
+        agents: vec![
+            ("a".into(), vec!["q".into()]),
+            ("b".into(), vec!["quiet".into()]),
+        ],
+    };
+    fold.roster(T0, &roster);
+    let o = fold.overview(T0 + 30 * MIN);
+    let queues: Vec<&str> = o.queues.iter().map(|q| q.queue.as_str()).collect();
+    assert_eq!(queues, ["q", "quiet"]);
+    let agents: Vec<(&str, &AgentStatus)> = o
+        .agents
+        .iter()
+        .map(|a| (a.agent.as_str(), &a.status))
+        .collect();
+    assert_eq!(
+        agents,
+        [
+            ("a", &AgentStatus::LoggedOut),
+            ("b", &AgentStatus::LoggedOut)
+        ]
+    );
+    assert_eq!(o.queues[1].live.agents.logged_out, 1, "b serves `quiet`");
+    let day = fold
+        .queue_day("quiet", T0 + 30 * MIN, T0 + 30 * MIN)
+        .expect("a configured queue has a day");
+    assert!(
+        day.intervals.iter().all(|i| i.offered == 0) && day.intervals.len() >= 2,
+        "{day:?}"
+    );
+
+    let mut s = Script::new();
+    s.login(T0 + 31 * MIN, "a", &["q"]);
+    for e in &s.0 {
+        fold.apply(e);
+    }
+    let o = fold.overview(T0 + 32 * MIN);
+    assert_eq!(o.agents[0].status, AgentStatus::Available);
+    assert_eq!(o.agents[1].status, AgentStatus::LoggedOut);
 }
 
 #[test]

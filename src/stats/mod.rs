@@ -20,5 +20,5 @@ mod fold_tests;
 pub use actor::{Stats, StatsError, StatsHandle, Update, replay};
 pub use config::{FoldSettings, QueueStatsConfig, StatsConfig};
 pub use figures::{AgentStatus, AgentView, Figures, Overview, QueueDay, QueueView};
-pub use fold::Fold;
+pub use fold::{Fold, Roster};
 pub use log::{EventLog, StoredEvent};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hotline::api::{AgentControl, Api, ApiConfig, Role, TokenConfig};
 use hotline::events::EventSink;
 use hotline::metrics::Registry;
-use hotline::stats::{Stats, StatsConfig};
+use hotline::stats::{Roster, Stats, StatsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -60,7 +60,8 @@ pub async fn start(
 ) -> Running {
     let (sink, rx) = EventSink::new();
     let metrics = Registry::new();
-    let stats = Stats::start(&stats_config(dir), rx, &metrics).expect("start stats");
+    let stats =
+        Stats::start(&stats_config(dir), &Roster::default(), rx, &metrics).expect("start stats");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = Api::new(&api, stats.handle.clone(), metrics.clone(), control, None);
