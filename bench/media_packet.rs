@@ -86,6 +86,7 @@ impl Media {
                     law: Law::Ulaw,
                     dtmf_pt: Some(101),
                     remote: from,
+                    redirected_from: None,
                     direction: Direction::SendRecv,
                 };
                 let (timeout, jitter) = (Duration::from_secs(30), Duration::from_millis(60));

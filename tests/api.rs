@@ -433,3 +433,77 @@ async fn agent_commands_reach_the_acd_and_its_answers_map_to_statuses() {
     );
     r.stats.stop().await;
 }
+
+/// Whether the server closed `s` within `wait`.
+async fn closed(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(wait, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// No client can take the API away: one address holds at most its share of connections,
+/// a connection that sends nothing is closed after idle_s, live streams are capped (503),
+/// and requests still get answers meanwhile.
+#[tokio::test]
+async fn connections_and_streams_are_limited() {
+    let dir = common::out_dir("api_limits");
+    let mut config = common::stats::api_config();
+    config.max_per_source = 3;
+    config.idle_s = 1;
+    config.max_streams = 1;
+    let r = common::stats::start(&dir, config, None).await;
+    let connect = || tokio::net::TcpStream::connect(r.addr);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(connect().await.expect("connect"));
+    }
+    // A third from the same address is still within its share: a request is answered.
+    let ok = http(r.addr, "GET", "/api/v1/overview", Some(SUPERVISOR), None).await;
+    assert_eq!(ok.status, 200);
+    held.push(connect().await.expect("connect"));
+    let mut over = connect().await.expect("the kernel accepts it");
+    assert!(
+        closed(&mut over, Duration::from_secs(2)).await,
+        "a fourth connection from one address is closed at once"
+    );
+    for s in &mut held {
+        assert!(
+            closed(s, Duration::from_secs(3)).await,
+            "a connection that sends nothing is closed after idle_s"
+        );
+    }
+    let refused = r
+        .metrics
+        .counter(
+            "hotline_api_connections_refused_total",
+            "API connections closed at accept: max_connections or max_per_source were open",
+            &[],
+        )
+        .get();
+    assert_eq!(refused, 1);
+
+    let mut stream = connect().await.expect("connect");
+    let request = format!(
+        "GET /api/v1/stream HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {SUPERVISOR}\r\n\r\n",
+        r.addr
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut first = [0u8; 64];
+    let n = stream.read(&mut first).await.expect("the stream starts");
+    assert!(
+        first[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&first[..n])
+    );
+    let second = http(r.addr, "GET", "/api/v1/stream", Some(SUPERVISOR), None).await;
+    assert_eq!(second.status, 503, "one live stream at most");
+    drop(stream);
+    let ok = http(r.addr, "GET", "/api/v1/overview", Some(SUPERVISOR), None).await;
+    assert_eq!(ok.status, 200);
+    r.stats.stop().await;
+}

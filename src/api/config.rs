@@ -16,6 +16,14 @@ pub struct ApiConfig {
     pub tokens: Vec<TokenConfig>,
     /// Serve /metrics without a token (for a Prometheus on a trusted network).
     pub metrics_open: bool,
+    /// Connections open at once; more are closed at accept.
+    pub max_connections: usize,
+    /// Connections one address may hold.
+    pub max_per_source: usize,
+    /// Seconds a connection may move no byte before it is closed.
+    pub idle_s: u64,
+    /// Live streams (/api/v1/stream) at once; more get 503.
+    pub max_streams: usize,
     pub dashboard: DashboardConfig,
 }
 
@@ -25,6 +33,10 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tokens: Vec::new(),
             metrics_open: false,
+            max_connections: 256,
+            max_per_source: 64,
+            idle_s: 60,
+            max_streams: 64,
             dashboard: DashboardConfig::default(),
         }
     }

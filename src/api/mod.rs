@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 mod dashboard;
 mod error;
+mod listener;
 mod prometheus;
 mod routes;
 mod state;
@@ -29,6 +30,8 @@ pub use control::{AgentCommand, AgentControl, ControlError, ReloadRequest};
 /// The API, ready to serve.
 pub struct Api {
     router: Router,
+    limits: listener::Limits,
+    refused: Arc<crate::metrics::Counter>,
 }
 
 impl Api {
@@ -49,7 +52,14 @@ impl Api {
             tokens: auth::Tokens::new(&config.tokens),
             metrics_open: config.metrics_open,
             dashboard: config.dashboard.clone(),
+            streams: Arc::default(),
+            max_streams: config.max_streams,
         }));
+        let refused = state.metrics.counter(
+            "hotline_api_connections_refused_total",
+            "API connections closed at accept: max_connections or max_per_source were open",
+            &[],
+        );
         let router = routes::table()
             .into_iter()
             .fold(Router::new(), |r, (_, path, handler)| {
@@ -57,7 +67,15 @@ impl Api {
             })
             .layer(axum::middleware::map_response(security_headers))
             .with_state(state);
-        Api { router }
+        Api {
+            router,
+            limits: listener::Limits {
+                max_connections: config.max_connections,
+                max_per_source: config.max_per_source,
+                idle: std::time::Duration::from_secs(config.idle_s),
+            },
+            refused,
+        }
     }
 
     /// Serves until `shutdown` completes.
@@ -66,6 +84,7 @@ impl Api {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let listener = listener::LimitedListener::new(listener, self.limits, self.refused);
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

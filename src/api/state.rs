@@ -3,6 +3,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use tokio::sync::mpsc;
 
@@ -24,6 +25,9 @@ pub(super) struct Shared {
     pub tokens: Tokens,
     pub metrics_open: bool,
     pub dashboard: DashboardConfig,
+    /// Live streams open, and how many may be.
+    pub streams: Arc<AtomicUsize>,
+    pub max_streams: usize,
 }
 
 impl Deref for AppState {

@@ -4,6 +4,8 @@
 //! fresh overview instead of the updates it missed.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -23,22 +25,44 @@ pub(super) async fn stream(
     _: Caller,
     State(s): State<AppState>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let open = StreamSlot::take(&s.streams, s.max_streams).ok_or_else(|| {
+        ApiError::Unavailable(format!("{} live streams are open already", s.max_streams))
+    })?;
     // Subscribe before reading the overview, so nothing falls between the two.
     let rx = s.stats.subscribe();
     let first = s.stats.overview(now_ms()).await?;
     let first = SseEvent::default().event("overview").json_data(&first).ok();
-    let state = (rx, s.stats.clone(), first);
-    let events = stream::unfold(state, |(mut rx, stats, first)| async move {
+    let state = (rx, s.stats.clone(), first, open);
+    let events = stream::unfold(state, |(mut rx, stats, first, open)| async move {
         if let Some(ev) = first {
-            return Some((Ok(ev), (rx, stats, None)));
+            return Some((Ok(ev), (rx, stats, None, open)));
         }
         loop {
             if let Some(ev) = next(&mut rx, &stats).await? {
-                return Some((Ok(ev), (rx, stats, None)));
+                return Some((Ok(ev), (rx, stats, None, open)));
             }
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// One open live stream, counted until the stream is dropped.
+struct StreamSlot(Arc<AtomicUsize>);
+
+impl StreamSlot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<StreamSlot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()?;
+        Some(StreamSlot(open.clone()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The next SSE event: `None` when the stats actor is gone (the stream ends), `Some(None)`

@@ -10,7 +10,7 @@ use tracing::{debug, info};
 
 use crate::endpoint::{CallEvent, EndpointHandle};
 use crate::media::g711::Law;
-use crate::media::sdp::{Direction, LocalMedia, RemoteMedia};
+use crate::media::sdp::{Direction, LocalMedia, Reach, RemoteMedia};
 use crate::media::session::SessionEvent;
 use crate::media::worker::{Media, MediaError, MediaLeg};
 use crate::sip::dialog::Dialog;
@@ -71,6 +71,8 @@ pub struct AgentLeg {
     invite: Request,
     peer: Peer,
     local: SocketAddr,
+    /// Where the leg's audio may go.
+    reach: Reach,
     endpoint: EndpointHandle,
     events: mpsc::UnboundedReceiver<CallEvent>,
     media: MediaLeg,
@@ -185,6 +187,7 @@ impl AgentLeg {
             invite,
             peer,
             local,
+            reach: media.reach(local.ip(), peer.addr.ip()),
             endpoint: endpoint.clone(),
             events,
             media: leg_media,
@@ -313,9 +316,10 @@ impl AgentLeg {
             return Some(AgentEvent::Failed(487));
         }
         let negotiated = RemoteMedia::parse(&response.body)
-            .and_then(|r| r.negotiate(&[Law::Ulaw, Law::Alaw], self.local.ip()));
+            .and_then(|r| r.negotiate(&[Law::Ulaw, Law::Alaw], &self.reach));
         match negotiated {
             Ok(n) => {
+                super::inbound::note_redirect(&n);
                 self.media.start(n);
                 self.state = State::Answered;
                 Some(AgentEvent::Answered)

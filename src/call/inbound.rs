@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::endpoint::{CallEvent, EndpointHandle, IncomingCall};
 use crate::media::clip::Clip;
 use crate::media::g711::Law;
-use crate::media::sdp::{Direction, LocalMedia, Negotiated, RemoteMedia, SdpError};
+use crate::media::sdp::{Direction, LocalMedia, Negotiated, Reach, RemoteMedia, SdpError};
 use crate::media::session::{PlayId, SessionEvent};
 use crate::media::worker::{Media, MediaLeg};
 use crate::sip::dialog::Dialog;
@@ -59,6 +59,8 @@ pub struct InboundLeg {
     media: MediaLeg,
     laws: Vec<Law>,
     local: SocketAddr,
+    /// Where the call's audio may go.
+    reach: Reach,
     sdp_version: u64,
     session_id: u64,
     dtmf_pt: Option<u8>,
@@ -91,6 +93,7 @@ impl InboundLeg {
             reject_invite(&call, code, warning);
             NotConnected
         };
+        let reach = media.reach(call.local.ip(), call.peer.addr.ip());
         let remote = match invite.body.is_empty() {
             true => None,
             false => match RemoteMedia::parse(&invite.body) {
@@ -100,7 +103,7 @@ impl InboundLeg {
             },
         };
         let negotiated = match &remote {
-            Some(r) => match r.negotiate(media.laws(), call.local.ip()) {
+            Some(r) => match r.negotiate(media.laws(), &reach) {
                 Ok(n) => Some(n),
                 Err(e) => return Err(reject(488, Some(e.to_string()))),
             },
@@ -128,6 +131,7 @@ impl InboundLeg {
             }
         };
         if let Some(n) = negotiated {
+            note_redirect(&n);
             leg_media.start(n);
         }
         let uri_user = |u: &str| {
@@ -152,6 +156,7 @@ impl InboundLeg {
             },
             media: leg_media,
             local: call.local,
+            reach,
             sdp_version: 1,
             session_id: rand::random::<u32>() as u64,
             awaiting_ack: true,
@@ -313,9 +318,10 @@ impl InboundLeg {
     /// A late offer: our 200 carried the offer, the caller's ACK the answer.
     fn start_from_answer(&mut self, body: &[u8]) {
         match RemoteMedia::parse(body)
-            .and_then(|r| r.negotiate(&self.laws, self.local.ip()).map(|n| (r, n)))
+            .and_then(|r| r.negotiate(&self.laws, &self.reach).map(|n| (r, n)))
         {
             Ok((remote, n)) => {
+                note_redirect(&n);
                 self.laws = vec![n.law];
                 self.dtmf_pt = remote.dtmf_pt;
                 self.media_started = true;
@@ -373,10 +379,11 @@ impl InboundLeg {
             return self.send_response(tx, req, 200, Some(sdp));
         }
         let negotiated = RemoteMedia::parse(&req.body)
-            .and_then(|r| r.negotiate(&self.laws, self.local.ip()).map(|n| (r, n)));
+            .and_then(|r| r.negotiate(&self.laws, &self.reach).map(|n| (r, n)));
         match negotiated {
             Ok((remote, n)) => {
                 info!(hold = remote.is_hold(), "re-INVITE");
+                note_redirect(&n);
                 self.media_started = true;
                 self.media.start(n);
                 let sdp = self.local_sdp(Some(&remote), n.direction);
@@ -431,6 +438,15 @@ impl InboundLeg {
 impl Drop for InboundLeg {
     fn drop(&mut self) {
         self.endpoint.unroute(self.call_id.clone());
+    }
+}
+
+/// Tells the operator when an offer named an address outside the call's reach, so a
+/// carrier's media gateway can be added to `[media] remote_networks`.
+pub(super) fn note_redirect(n: &Negotiated) {
+    if let Some(offered) = n.redirected_from {
+        info!(%offered, sending_to = %n.remote,
+            "the offer's media address is outside the call's reach: audio goes to the signalling peer (a media gateway belongs in [media] remote_networks)");
     }
 }
 

@@ -41,6 +41,17 @@ pub struct NamedTrunk {
     pub allow: Vec<String>,
 }
 
+impl TrunkConfig {
+    /// Every network a trunk may send from: `allow` and each named trunk's.
+    pub fn networks(&self) -> Result<Vec<Cidr>, CidrError> {
+        self.allow
+            .iter()
+            .chain(self.named.values().flat_map(|t| &t.allow))
+            .map(|s| s.parse())
+            .collect()
+    }
+}
+
 impl Default for TrunkConfig {
     fn default() -> Self {
         TrunkConfig {

@@ -156,7 +156,12 @@ impl Engine {
             .await
             .map_err(task("opening the event log"))??
         };
-        let media = Media::start(&config.media, &config.recording, &registry);
+        let media = Media::start(
+            &config.media,
+            &config.recording,
+            &registry,
+            config.trunks.networks().map_err(StartError::Allow)?,
+        );
 
         let acd = if config.acd.queues.is_empty() {
             None

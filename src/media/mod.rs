@@ -2,7 +2,11 @@
 //! playback and recording as sans-IO pieces, and the media workers (the only tokio part)
 //! that own the RTP sockets and pace every call's audio from one shared 20 ms clock.
 
+use std::path::Path;
+
 use serde::Deserialize;
+
+use crate::diag::{Diagnostic, PathKey, Problem};
 
 /// The `[media]` section of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,6 +23,10 @@ pub struct MediaConfig {
     pub codecs: Vec<String>,
     /// Media workers (each owns a share of the calls); 0 = one per core.
     pub workers: usize,
+    /// Networks (CIDR) audio may be sent to besides each call's signalling peer and the
+    /// trunks' networks, such as a carrier's media gateways. An offer naming any other
+    /// address gets its audio at the signalling peer's address instead.
+    pub remote_networks: Vec<String>,
 }
 
 impl Default for MediaConfig {
@@ -30,7 +38,33 @@ impl Default for MediaConfig {
             jitter_ms: 60,
             codecs: vec!["PCMU".into(), "PCMA".into()],
             workers: 0,
+            remote_networks: Vec::new(),
         }
+    }
+}
+
+impl MediaConfig {
+    /// Every problem of the section, with paths from the file's root.
+    pub fn problems(&self) -> Vec<Problem> {
+        self.remote_networks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, cidr)| {
+                let e = cidr.parse::<crate::cidr::Cidr>().err()?;
+                Some(Problem {
+                    path: vec![
+                        PathKey::Key("media".to_owned()),
+                        PathKey::Key("remote_networks".to_owned()),
+                        PathKey::Index(i),
+                    ],
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn diagnostics(&self, file: &Path, text: &str) -> Vec<Diagnostic> {
+        crate::diag::diagnostics(file, text, self.problems())
     }
 }
 

@@ -3,12 +3,14 @@
 
 use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use sdp::description::common::{Address, Attribute, ConnectionInformation};
 use sdp::description::media::{MediaDescription, MediaName, RangedPort};
 use sdp::description::session::{Origin, SessionDescription, TimeDescription, Timing};
 
 use super::g711::Law;
+use crate::cidr::Cidr;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdpError {
@@ -84,6 +86,9 @@ pub struct Negotiated {
     pub law: Law,
     pub dtmf_pt: Option<u8>,
     pub remote: SocketAddr,
+    /// The offer's address when it was outside the call's reach: `remote` is then the
+    /// signalling peer's address with the offered port.
+    pub redirected_from: Option<IpAddr>,
     /// The direction we write (the answer's, or our offer's).
     pub direction: Direction,
 }
@@ -176,10 +181,12 @@ impl RemoteMedia {
     }
 
     /// Answers this offer: the peer's first G.711 law that we accept (`ours`), sent from
-    /// `local`, whose address family the peer's must share.
-    pub fn negotiate(&self, ours: &[Law], local: IpAddr) -> Result<Negotiated, SdpError> {
+    /// `reach.local`, whose address family the peer's must share, to the offered address
+    /// if the call may reach it, else to the signalling peer (a NATed phone's private
+    /// address; an attacker's aim at a third host).
+    pub fn negotiate(&self, ours: &[Law], reach: &Reach) -> Result<Negotiated, SdpError> {
         let ip = self.addr.ip();
-        if !ip.is_unspecified() && ip.is_ipv4() != local.is_ipv4() {
+        if !ip.is_unspecified() && ip.is_ipv4() != reach.local.is_ipv4() {
             return Err(SdpError::Address(
                 ip,
                 "another address family than our media's",
@@ -191,10 +198,16 @@ impl RemoteMedia {
             .copied()
             .find(|l| ours.contains(l))
             .ok_or(SdpError::NoCommonCodec)?;
+        let allowed = ip.is_unspecified() || reach.allows(ip);
         Ok(Negotiated {
             law,
             dtmf_pt: self.dtmf_pt,
-            remote: self.addr,
+            remote: if allowed {
+                self.addr
+            } else {
+                SocketAddr::new(reach.peer, self.addr.port())
+            },
+            redirected_from: (!allowed).then_some(ip),
             direction: self.direction.answer(),
         })
     }
@@ -203,6 +216,22 @@ impl RemoteMedia {
     pub fn is_hold(&self) -> bool {
         self.addr.ip().is_unspecified()
             || matches!(self.direction, Direction::SendOnly | Direction::Inactive)
+    }
+}
+
+/// Where a call's audio may be sent: our address family, the call's signalling peer, and
+/// the networks the operator trusts (the trunks' and `[media] remote_networks`). Audio never
+/// goes to a third host an offer names, so an INVITE cannot aim our RTP at anyone.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    pub local: IpAddr,
+    pub peer: IpAddr,
+    pub networks: Arc<[Cidr]>,
+}
+
+impl Reach {
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        ip == self.peer || self.networks.iter().any(|c| c.contains(ip))
     }
 }
 
@@ -340,6 +369,19 @@ mod tests {
 
     const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    /// A call from 127.0.0.1 with no other trusted network.
+    fn reach() -> Reach {
+        reach_from(LOCAL, "127.0.0.1")
+    }
+
+    fn reach_from(local: IpAddr, peer: &str) -> Reach {
+        Reach {
+            local,
+            peer: peer.parse().expect("ip"),
+            networks: Arc::from(Vec::new()),
+        }
+    }
+
     const OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n\
 c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 18 8 0 101\r\n\
 a=rtpmap:18 G729/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
@@ -356,7 +398,7 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
         );
         assert_eq!(remote.laws, [Law::Alaw, Law::Ulaw]);
         let n = remote
-            .negotiate(&[Law::Ulaw, Law::Alaw], LOCAL)
+            .negotiate(&[Law::Ulaw, Law::Alaw], &reach())
             .expect("common codec");
         assert_eq!(n.law, Law::Alaw);
         assert_eq!(n.dtmf_pt, Some(101));
@@ -369,7 +411,7 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
 m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let remote = RemoteMedia::parse(offer.as_bytes()).expect("valid");
         let n = remote
-            .negotiate(&[Law::Ulaw, Law::Alaw], LOCAL)
+            .negotiate(&[Law::Ulaw, Law::Alaw], &reach())
             .expect("PCMU");
         let answer = LocalMedia {
             ip: "127.0.0.1".parse().expect("ip"),
@@ -402,7 +444,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let g729 = OFFER.replace("RTP/AVP 18 8 0 101", "RTP/AVP 18");
         let remote = RemoteMedia::parse(g729.as_bytes()).expect("valid");
         assert_eq!(
-            remote.negotiate(&[Law::Ulaw], LOCAL),
+            remote.negotiate(&[Law::Ulaw], &reach()),
             Err(SdpError::NoCommonCodec)
         );
 
@@ -410,7 +452,10 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let remote = RemoteMedia::parse(hold.as_bytes()).expect("valid");
         assert!(remote.is_hold());
         assert_eq!(
-            remote.negotiate(&[Law::Ulaw], LOCAL).expect("ok").direction,
+            remote
+                .negotiate(&[Law::Ulaw], &reach())
+                .expect("ok")
+                .direction,
             Direction::RecvOnly
         );
 
@@ -451,14 +496,46 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let v6 = OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP6 2001:db8::5");
         let remote = RemoteMedia::parse(v6.as_bytes()).expect("valid");
         assert!(matches!(
-            remote.negotiate(&[Law::Ulaw], LOCAL),
+            remote.negotiate(&[Law::Ulaw], &reach()),
             Err(SdpError::Address(..))
         ));
         assert!(
             remote
-                .negotiate(&[Law::Ulaw], "::1".parse().expect("ip"))
+                .negotiate(
+                    &[Law::Ulaw],
+                    &reach_from("::1".parse().expect("ip"), "2001:db8::5")
+                )
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn audio_goes_only_to_the_signalling_peer_or_a_trusted_network() {
+        let elsewhere = OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 198.51.100.7");
+        let remote = RemoteMedia::parse(elsewhere.as_bytes()).expect("valid");
+        let from_trunk = reach_from(LOCAL, "10.0.0.1");
+        let n = remote
+            .negotiate(&[Law::Ulaw], &from_trunk)
+            .expect("answered");
+        assert_eq!(
+            n.remote,
+            "10.0.0.1:6000".parse::<SocketAddr>().expect("addr"),
+            "not the third host"
+        );
+        assert_eq!(
+            n.redirected_from,
+            Some("198.51.100.7".parse::<IpAddr>().expect("ip"))
+        );
+        let gateways = Reach {
+            networks: Arc::from(vec!["198.51.100.0/24".parse().expect("cidr")]),
+            ..from_trunk
+        };
+        let n = remote.negotiate(&[Law::Ulaw], &gateways).expect("answered");
+        assert_eq!(
+            n.remote,
+            "198.51.100.7:6000".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(n.redirected_from, None);
     }
 
     #[test]

@@ -280,6 +280,7 @@ mod tests {
             law,
             dtmf_pt: Some(101),
             remote: "127.0.0.1:6000".parse().expect("addr"),
+            redirected_from: None,
             direction: Direction::SendRecv,
         }
     }

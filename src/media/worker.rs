@@ -17,9 +17,10 @@ use tracing::{debug, warn};
 use super::clip::Clip;
 use super::g711::Law;
 use super::recorder::Recorder;
-use super::sdp::Negotiated;
+use super::sdp::{Negotiated, Reach};
 use super::session::{FRAME_SAMPLES, MAX_PACKET, MediaSession, PlayId, SessionEvent};
 use super::{MediaConfig, RecordingConfig};
+use crate::cidr::Cidr;
 use crate::metrics::{Counter, Gauge, Registry};
 
 /// The packet clock every worker runs on.
@@ -117,11 +118,19 @@ pub struct Media {
     ports: Arc<Ports>,
     laws: Arc<[Law]>,
     recording: Option<PathBuf>,
+    networks: Arc<[Cidr]>,
 }
 
 impl Media {
-    /// Spawns the workers on the current tokio runtime.
-    pub fn start(config: &MediaConfig, recording: &RecordingConfig, registry: &Registry) -> Media {
+    /// Spawns the workers on the current tokio runtime. `trusted` are the networks audio
+    /// may go to besides each call's signalling peer (the trunks'), to which
+    /// `[media] remote_networks` adds.
+    pub fn start(
+        config: &MediaConfig,
+        recording: &RecordingConfig,
+        registry: &Registry,
+        trusted: Vec<Cidr>,
+    ) -> Media {
         let n = match config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -169,7 +178,16 @@ impl Media {
                 _ => None,
             })
             .collect();
+        let mut networks = trusted;
+        // Checked with the config (`MediaConfig::problems`) before the engine starts.
+        networks.extend(
+            config
+                .remote_networks
+                .iter()
+                .filter_map(|c| c.parse::<Cidr>().ok()),
+        );
         Media {
+            networks: networks.into(),
             workers: workers.into(),
             next_worker: Arc::default(),
             next_leg: Arc::default(),
@@ -186,6 +204,15 @@ impl Media {
     /// The codecs we accept, in our order of preference.
     pub fn laws(&self) -> &[Law] {
         &self.laws
+    }
+
+    /// Where the audio of a call signalled by `peer` may go, sent from `local`.
+    pub fn reach(&self, local: IpAddr, peer: IpAddr) -> Reach {
+        Reach {
+            local,
+            peer,
+            networks: self.networks.clone(),
+        }
     }
 
     /// Binds a port on `ip` for a new leg on the next worker. `peer` is where the leg's
