@@ -37,6 +37,9 @@ pub use condition::Condition;
 pub use hours::{Calendar, Opening, Schedule};
 pub use interp::Interpreter;
 pub use model::*;
+/// One dialplan file's text to a dialplan, or every problem with its position (for tools
+/// such as the fuzz targets; the engine loads folders through `DialplanSet`).
+pub use parse::parse;
 pub use set::{DialplanSet, LoadError};
 pub use validate::{QueueInfo, ValidationContext};
 pub use vars::{Var, Vars};

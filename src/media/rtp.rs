@@ -3,7 +3,7 @@
 //! marker bits.
 
 use rtp::header::Header;
-use webrtc_util::marshal::{Marshal, MarshalSize, Unmarshal};
+use webrtc_util::marshal::Marshal;
 
 /// RTP header size without CSRCs or extensions (what we send).
 pub const HEADER_LEN: usize = 12;
@@ -28,28 +28,40 @@ pub struct Packet<'a> {
 }
 
 impl<'a> Packet<'a> {
+    /// Reads the fixed header, skips CSRCs and any header extension by their lengths, and
+    /// strips padding. Read by hand: the `rtp` crate's reader panics on a header extension
+    /// whose elements claim more bytes than the datagram holds (found by fuzzing: one such
+    /// datagram to an RTP port stopped a media worker and every call on it).
     pub fn parse(datagram: &'a [u8]) -> Result<Packet<'a>, RtpError> {
-        let mut buf = datagram;
-        let header = Header::unmarshal(&mut buf).map_err(|_| RtpError::NotRtp)?;
-        if header.version != 2 {
+        let fixed = datagram.get(..HEADER_LEN).ok_or(RtpError::NotRtp)?;
+        if fixed[0] >> 6 != 2 {
             return Err(RtpError::NotRtp);
         }
-        let start = header.marshal_size();
+        let mut start = HEADER_LEN + 4 * usize::from(fixed[0] & 0x0f);
+        if fixed[0] & 0x10 != 0 {
+            let ext = datagram.get(start..start + 4).ok_or(RtpError::NotRtp)?;
+            start += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+        }
+        if start > datagram.len() {
+            return Err(RtpError::NotRtp);
+        }
         let mut end = datagram.len();
-        if header.padding {
+        if fixed[0] & 0x20 != 0 {
             let pad = *datagram.last().ok_or(RtpError::BadPadding)? as usize;
             end = end
                 .checked_sub(pad)
                 .filter(|&e| e >= start)
                 .ok_or(RtpError::BadPadding)?;
         }
+        let word =
+            |i: usize| u32::from_be_bytes([fixed[i], fixed[i + 1], fixed[i + 2], fixed[i + 3]]);
         Ok(Packet {
-            payload_type: header.payload_type,
-            marker: header.marker,
-            seq: header.sequence_number,
-            timestamp: header.timestamp,
-            ssrc: header.ssrc,
-            payload: datagram.get(start..end).ok_or(RtpError::NotRtp)?,
+            payload_type: fixed[1] & 0x7f,
+            marker: fixed[1] & 0x80 != 0,
+            seq: u16::from_be_bytes([fixed[2], fixed[3]]),
+            timestamp: word(4),
+            ssrc: word(8),
+            payload: &datagram[start..end],
         })
     }
 }
@@ -184,6 +196,24 @@ mod tests {
             Packet::parse(&[0x40; 12]),
             Err(RtpError::NotRtp),
             "version 1"
+        );
+    }
+
+    /// Found by fuzzing: a one-byte header extension (RFC 8285) whose element claims 16
+    /// bytes at the end of the datagram made the `rtp` crate's reader panic.
+    #[test]
+    fn a_header_extension_that_overruns_the_datagram_is_no_panic() {
+        let mut d = vec![0x90, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3];
+        d.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x1f, 1, 2, 3]);
+        let p = Packet::parse(&d).expect("a header with an extension and no payload");
+        assert!(p.payload.is_empty());
+        d.extend_from_slice(&[9, 9]);
+        assert_eq!(Packet::parse(&d).expect("valid").payload, &[9, 9]);
+        d[15] = 200;
+        assert_eq!(
+            Packet::parse(&d),
+            Err(RtpError::NotRtp),
+            "an extension past the end"
         );
     }
 }
