@@ -29,9 +29,11 @@ pub(super) struct ServerTx {
     /// Set for an INVITE once a 2xx is sent: matches the dialog's ACK.
     pub(super) ack_key: Option<String>,
     invite: bool,
-    /// OPTIONS: asking again gets the same answer, so the transaction ends with its answer
-    /// rather than living 32 s to absorb copies (an OPTIONS flood held memory for that
-    /// long); a copy is simply answered again.
+    /// OPTIONS, and a REGISTER without credentials (its answer is a challenge): asking
+    /// again gets an answer as good, so the transaction ends with its answer rather than
+    /// living 32 s to absorb copies (an OPTIONS or REGISTER flood held memory for that
+    /// long); a copy is simply answered again. A REGISTER with credentials keeps its
+    /// transaction, so a copy gets the same answer and does not count as a replay.
     ends_with_answer: bool,
     call_id: String,
     state: State,
@@ -56,7 +58,12 @@ impl ServerTx {
             key,
             ack_key: None,
             invite,
-            ends_with_answer: req.method == Method::Options,
+            ends_with_answer: req.method == Method::Options
+                || (req.method == Method::Register
+                    && !req
+                        .headers
+                        .iter()
+                        .any(|h| matches!(h, rsip::Header::Authorization(_)))),
             call_id: headers::call_id(&req.headers)
                 .unwrap_or_default()
                 .to_owned(),

@@ -573,7 +573,7 @@ fn rfc_2543_requests_without_a_cookie_still_match_their_copies() {
 }
 
 #[test]
-fn options_end_with_their_answer_and_a_copy_is_answered_again() {
+fn options_and_first_registers_end_with_their_answer_and_a_copy_is_answered_again() {
     let mut t = Transactions::new(Timers::default());
     let now = Instant::now();
     let options = request("OPTIONS", "z9hG4bKo", 1, None);
@@ -581,10 +581,26 @@ fn options_end_with_their_answer_and_a_copy_is_answered_again() {
     assert!(t.is_empty(), "nothing kept for 32 s");
     assert_eq!(receive_and_answer(&mut t, now, &options, 200), ["200"]);
 
-    // Other non-INVITE requests still absorb their copies for 64*T1 over UDP.
+    // So does a REGISTER that carries no credentials yet: its answer is a challenge.
+    let register = request("REGISTER", "z9hG4bKr", 1, None);
+    assert_eq!(receive_and_answer(&mut t, now, &register, 401), ["401"]);
+    assert!(t.is_empty(), "a challenge keeps nothing");
+
+    // Other non-INVITE requests still absorb their copies for 64*T1 over UDP, and so does a
+    // REGISTER with credentials (a copy must not be judged again as a replay).
     let info = request("INFO", "z9hG4bKi", 2, Some("to1"));
     receive_and_answer(&mut t, now, &info, 200);
-    assert!(!t.is_empty());
+    assert_eq!(t.len(), (1, 0));
+    let text = format!("{}", request("REGISTER", "z9hG4bKr2", 2, None)).replace(
+        "Max-Forwards: 70",
+        "Authorization: Digest username=\"1001\"\r\nMax-Forwards: 70",
+    );
+    let authorized = match parse(text.as_bytes(), Transport::Udp) {
+        Ok(SipMessage::Request(r)) => r,
+        other => panic!("must parse: {other:?}"),
+    };
+    receive_and_answer(&mut t, now, &authorized, 200);
+    assert_eq!(t.len(), (2, 0));
 }
 
 #[test]
