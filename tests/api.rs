@@ -454,7 +454,7 @@ async fn connections_and_streams_are_limited() {
     let dir = common::out_dir("api_limits");
     let mut config = common::stats::api_config();
     config.max_per_source = 3;
-    config.idle_s = 1;
+    config.idle_s = 2;
     config.max_streams = 1;
     let r = common::stats::start(&dir, config, None).await;
     let connect = || tokio::net::TcpStream::connect(r.addr);
@@ -473,7 +473,7 @@ async fn connections_and_streams_are_limited() {
     );
     for s in &mut held {
         assert!(
-            closed(s, Duration::from_secs(3)).await,
+            closed(s, Duration::from_secs(4)).await,
             "a connection that sends nothing is closed after idle_s"
         );
     }

@@ -21,6 +21,7 @@ const CORES: &[&str] = &[
     "src/endpoint/core.rs",
     "src/endpoint/conns.rs",
     "src/endpoint/admission.rs",
+    "src/endpoint/trunk_limits.rs",
 ];
 
 /// What a core must not contain, and what it would mean.

@@ -4,8 +4,11 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::diag::{Diagnostic, PathKey, Problem};
 
 /// The `[api]` section of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -20,7 +23,8 @@ pub struct ApiConfig {
     pub max_connections: usize,
     /// Connections one address may hold.
     pub max_per_source: usize,
-    /// Seconds a connection may move no byte before it is closed.
+    /// Seconds a connection may move no byte before it is closed (at least 2, and longer
+    /// than any answer takes); the live stream writes a keep-alive at least twice as often.
     pub idle_s: u64,
     /// Live streams (/api/v1/stream) at once; more get 503.
     pub max_streams: usize,
@@ -39,6 +43,27 @@ impl Default for ApiConfig {
             max_streams: 64,
             dashboard: DashboardConfig::default(),
         }
+    }
+}
+
+impl ApiConfig {
+    /// Every problem of the section, with paths from the file's root.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if self.idle_s < 2 {
+            out.push(Problem {
+                path: vec![
+                    PathKey::Key("api".to_owned()),
+                    PathKey::Key("idle_s".to_owned()),
+                ],
+                message: "idle_s must be at least 2".to_owned(),
+            });
+        }
+        out
+    }
+
+    pub fn diagnostics(&self, file: &Path, text: &str) -> Vec<Diagnostic> {
+        crate::diag::diagnostics(file, text, self.problems())
     }
 }
 

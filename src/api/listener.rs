@@ -2,8 +2,8 @@
 //! API, the dashboard or /metrics away: at most `max_connections` open and
 //! `max_per_source` from one address (a connection beyond them is closed at accept), and a
 //! connection that moves no byte either way for `idle` is closed (a client that sends half
-//! a request, or stops reading, cannot hold one). The live streams write a keep-alive
-//! every 15 s, so they are never idle. Owns the counts of open connections.
+//! a request, or stops reading, cannot hold one). The live streams write a keep-alive at
+//! least twice per `idle`, so they are never idle. Owns the counts of open connections.
 
 use std::collections::HashMap;
 use std::io;

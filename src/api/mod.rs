@@ -54,6 +54,8 @@ impl Api {
             dashboard: config.dashboard.clone(),
             streams: Arc::default(),
             max_streams: config.max_streams,
+            keep_alive: (std::time::Duration::from_secs(config.idle_s) / 2)
+                .min(std::time::Duration::from_secs(15)),
         }));
         let refused = state.metrics.counter(
             "hotline_api_connections_refused_total",

@@ -28,6 +28,9 @@ pub(super) struct Shared {
     /// Live streams open, and how many may be.
     pub streams: Arc<AtomicUsize>,
     pub max_streams: usize,
+    /// How often a live stream writes a keep-alive: often enough that the connection is
+    /// never idle, and that proxies and browsers see it alive.
+    pub keep_alive: std::time::Duration,
 }
 
 impl Deref for AppState {

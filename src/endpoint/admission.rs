@@ -30,6 +30,10 @@ pub enum Refusal {
     Overload,
     /// The engine is nearly full and this source holds its share of the calls.
     SourceShare,
+    /// The call's named trunk carries its `max_calls` already.
+    TrunkCalls,
+    /// The call's named trunk started its `max_cps` in the last second.
+    TrunkRate,
 }
 
 impl Refusal {
@@ -39,6 +43,8 @@ impl Refusal {
             Refusal::Rate => "max_cps",
             Refusal::Overload => "overload",
             Refusal::SourceShare => "source_share",
+            Refusal::TrunkCalls => "trunk_max_calls",
+            Refusal::TrunkRate => "trunk_max_cps",
         }
     }
 }

@@ -23,6 +23,7 @@ use super::CallEvent;
 use super::admission::Admission;
 use super::conns::{ConnRefusal, Conns, TcpLimits};
 use super::metrics::{Metrics, RegistrarMetrics};
+use super::trunk_limits::TrunkLimits;
 use crate::cidr::Cidr;
 use crate::metrics::Registry;
 use crate::registrar::{BindingChange, Held, Registrar, Verdict};
@@ -43,6 +44,8 @@ pub struct Settings {
     /// Our Server header value.
     pub server: String,
     pub admission: Admission,
+    /// Limits of named trunks on their calls and call rate.
+    pub trunk_limits: TrunkLimits,
     pub tcp: TcpLimits,
 }
 
@@ -122,6 +125,8 @@ pub enum ConnEnd {
 struct Route {
     /// For a call that came in: the source it was admitted from.
     incoming: Option<IpAddr>,
+    /// The named trunk it came in on.
+    trunk: Option<String>,
 }
 
 /// Shutting down: no new calls; the calls in progress are told to end at `hang_up_at`.
@@ -141,6 +146,7 @@ pub struct Core {
     named: Vec<(String, Vec<Cidr>)>,
     server: String,
     admission: Admission,
+    trunk_limits: TrunkLimits,
     /// The media workers' running count of late ticks, as last told.
     media_late_ticks: u64,
     registrar: Option<Registrar>,
@@ -162,6 +168,7 @@ impl Core {
             named: settings.named,
             server: settings.server,
             admission: settings.admission,
+            trunk_limits: settings.trunk_limits,
             media_late_ticks: 0,
             registrar,
             drain: None,
@@ -179,6 +186,14 @@ impl Core {
             self.conns.received(now, conn, false);
         }
         match parse::parse(bytes, peer.transport) {
+            Ok(SipMessage::Request(req)) if self.refused_statelessly(&req, peer) => {
+                // No transaction: a flood from outside costs no memory and cannot fill
+                // `max_transactions` for the trunks.
+                self.metrics.dropped("untrusted_source");
+                let refusal = build::response(&req, 403, Some(&build::new_tag()));
+                let bytes = build::encode(&SipMessage::Response(self.stamp(refusal)));
+                self.push_transmit(now, peer, bytes);
+            }
             Ok(msg) => self.tx.handle_message(now, peer, msg),
             Err(ParseError::Drop(reason)) => {
                 if reason != parse::DropReason::KeepAlive {
@@ -214,7 +229,11 @@ impl Core {
                 self.tx.send_stateless(peer, &SipMessage::Request(request));
             }
             Command::Route { call_id } => {
-                self.routes.insert(call_id, Route { incoming: None });
+                let route = Route {
+                    incoming: None,
+                    trunk: None,
+                };
+                self.routes.insert(call_id, route);
             }
             Command::Unroute { call_id } => self.unroute(&call_id),
         }
@@ -239,9 +258,7 @@ impl Core {
     /// register from get a connection, within the caps.
     pub fn handle_accept(&mut self, now: Instant, addr: SocketAddr) -> Result<u64, ConnRefusal> {
         let ip = addr.ip();
-        let allowed = self.trunk_of(ip).is_some()
-            || self.allow.iter().any(|c| c.contains(ip))
-            || self.registrar.as_ref().is_some_and(|r| r.admits(ip));
+        let allowed = self.trusted(ip) || self.registrar.as_ref().is_some_and(|r| r.admits(ip));
         let accepted = if allowed {
             self.conns.accept(now, addr)
         } else {
@@ -495,7 +512,7 @@ impl Core {
         let ip = peer.addr.ip();
         let trunk = self.trunk_of(ip).map(str::to_owned);
         let ctx = policy::Context {
-            trusted_source: trunk.is_some() || self.allow.iter().any(|c| c.contains(ip)),
+            trusted_source: self.trusted(ip),
             known_dialog: self.routes.contains_key(&call_id),
             registrar: self.registrar.is_some(),
             allow: self.allow_header(),
@@ -510,7 +527,11 @@ impl Core {
             Decision::Register => self.register(now, tx, &request, peer),
             Decision::NewCall => {
                 self.admission.media_late_ticks(now, self.media_late_ticks);
-                if let Err(refusal) = self.admission.admit(now, ip) {
+                let admitted = self
+                    .trunk_limits
+                    .check(now, trunk.as_deref())
+                    .and_then(|()| self.admission.admit(now, ip));
+                if let Err(refusal) = admitted {
                     debug!(
                         calls = self.admission.calls(),
                         source = %ip,
@@ -520,8 +541,12 @@ impl Core {
                     self.metrics.shed(refusal.as_str());
                     return self.respond(now, tx, &request, 503, vec![("Retry-After", "2".into())]);
                 }
-                self.routes
-                    .insert(call_id.clone(), Route { incoming: Some(ip) });
+                self.trunk_limits.started(now, trunk.as_deref());
+                let route = Route {
+                    incoming: Some(ip),
+                    trunk: trunk.clone(),
+                };
+                self.routes.insert(call_id.clone(), route);
                 self.metrics.calls.set(self.admission.calls() as i64);
                 self.events.push_back(Event::NewCall(NewCall {
                     call_id,
@@ -562,6 +587,21 @@ impl Core {
         let _ = self.tx.respond(now, tx, self.stamp(response));
     }
 
+    /// A request from a source that is no trunk, outside any call, and not a REGISTER (which
+    /// the registrar judges) nor an ACK (which is never answered): the policy would answer it
+    /// 403, so it is answered 403 at once, without a transaction.
+    fn refused_statelessly(&self, req: &Request, peer: Peer) -> bool {
+        let ip = peer.addr.ip();
+        !matches!(req.method, Method::Register | Method::Ack)
+            && !self.trusted(ip)
+            && !headers::call_id(&req.headers).is_some_and(|id| self.routes.contains_key(id))
+    }
+
+    /// Whether `ip` is a trunk's: in `[trunks] allow` or a named trunk's networks.
+    fn trusted(&self, ip: IpAddr) -> bool {
+        self.trunk_of(ip).is_some() || self.allow.iter().any(|c| c.contains(ip))
+    }
+
     /// The named trunk whose networks hold `ip`.
     fn trunk_of(&self, ip: IpAddr) -> Option<&str> {
         self.named
@@ -571,8 +611,17 @@ impl Core {
     }
 
     fn unroute(&mut self, call_id: &str) {
-        if let Some(source) = self.routes.remove(call_id).and_then(|r| r.incoming) {
+        let Some(route) = self.routes.remove(call_id) else {
+            return;
+        };
+        // Nobody waits for the answers any more. A BYE's is still awaited by a drain (its
+        // transaction ends by Timer F at worst); an INVITE left after its 1xx may never get
+        // one and must not hold the drain.
+        self.pending
+            .retain(|_, (id, _, method)| id != call_id || *method == Method::Bye);
+        if let Some(source) = route.incoming {
             self.admission.ended(source);
+            self.trunk_limits.ended(route.trunk.as_deref());
             self.metrics.calls.set(self.admission.calls() as i64);
         }
     }

@@ -62,6 +62,13 @@ impl Bench {
             named: vec![("pbx".into(), vec!["10.0.0.1/32".parse().expect("cidr")])],
             server: "hotline-test".into(),
             admission: Admission::new(max_calls, 0, false, false),
+            trunk_limits: crate::endpoint::trunk_limits::TrunkLimits::new([(
+                "pbx".to_owned(),
+                crate::endpoint::trunk_limits::TrunkLimit {
+                    max_calls: 2,
+                    max_cps: 0,
+                },
+            )]),
             tcp: crate::endpoint::conns::TcpLimits {
                 max_connections: 100,
                 max_per_source: 10,
@@ -183,8 +190,17 @@ fn an_invite_from_a_named_trunk_starts_a_call_on_that_trunk() {
     b.sent();
 
     b.receive(udp(STRANGER), &invite("c3", "z9hG4bKc"));
-    assert_eq!(b.sent_lines(), ["100", "403"]);
+    assert_eq!(
+        b.sent_lines(),
+        ["403"],
+        "at once, with no 100: no transaction is kept"
+    );
     assert!(b.events().is_empty());
+    b.receive(
+        udp(STRANGER),
+        &request("OPTIONS", "probe", "z9hG4bKp", 1, None),
+    );
+    assert_eq!(b.sent_lines(), ["403"]);
 }
 
 #[test]
@@ -591,4 +607,31 @@ fn rfc_4475_torture_messages_get_exactly_their_answers() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_named_trunk_holds_at_most_its_calls_while_others_still_get_in() {
+    let mut b = Bench::new(10);
+    for id in ["p1", "p2"] {
+        b.receive(udp(TRUNK), &invite(id, &format!("z9hG4bK{id}")));
+        assert_eq!(b.new_call().trunk.as_deref(), Some("pbx"));
+    }
+    b.sent();
+    b.receive(udp(TRUNK), &invite("p3", "z9hG4bKp3"));
+    assert_eq!(
+        b.sent_lines(),
+        ["100", "503"],
+        "the pbx trunk is at its max_calls"
+    );
+    b.receive(udp("10.0.0.3:5060"), &invite("o1", "z9hG4bKo1"));
+    assert_eq!(
+        b.new_call().call_id,
+        "o1",
+        "another source is not held back"
+    );
+    b.command(Command::Unroute {
+        call_id: "p1".into(),
+    });
+    b.receive(udp(TRUNK), &invite("p4", "z9hG4bKp4"));
+    assert_eq!(b.new_call().call_id, "p4");
 }

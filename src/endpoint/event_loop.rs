@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::admission::Admission;
 use super::conns::{TcpLimits, tcp_connection_cap};
 use super::core::{Command, ConnEnd, Core, Dest, Event, Settings, Transmit};
+use super::trunk_limits::{TrunkLimit, TrunkLimits};
 use super::{CallEvent, CallStarter, EndpointHandle, IncomingCall, TrunkConfig, tcp};
 use crate::cidr::Cidr;
 use crate::metrics::{Counter, Registry};
@@ -172,6 +173,13 @@ impl Endpoint {
                 sip.adaptive_shedding,
                 sip.fair_share,
             ),
+            trunk_limits: TrunkLimits::new(trunks.named.iter().map(|(name, t)| {
+                let limit = TrunkLimit {
+                    max_calls: t.max_calls,
+                    max_cps: t.max_cps,
+                };
+                (name.clone(), limit)
+            })),
             tcp: TcpLimits {
                 max_connections,
                 max_per_source: sip.tcp_max_per_source,

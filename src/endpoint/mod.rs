@@ -9,6 +9,7 @@ pub mod core;
 mod event_loop;
 mod metrics;
 mod tcp;
+mod trunk_limits;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -39,6 +40,10 @@ pub struct TrunkConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct NamedTrunk {
     pub allow: Vec<String>,
+    /// Calls this trunk may carry at once (503 beyond); 0: only `[sip] max_calls` applies.
+    pub max_calls: usize,
+    /// New calls a second this trunk may start (503 beyond); 0: no limit of its own.
+    pub max_cps: u32,
 }
 
 impl TrunkConfig {

@@ -3,6 +3,8 @@
 //! loop owns the write halves and the core owns the table of connections and their names.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,7 +31,7 @@ pub(super) async fn accept_loop(listener: TcpListener, input: mpsc::UnboundedSen
             Err(e) => {
                 // Running out of descriptors is transient: keep accepting.
                 debug!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
@@ -40,13 +42,26 @@ pub(super) async fn accept_loop(listener: TcpListener, input: mpsc::UnboundedSen
 pub(super) struct ConnHandle {
     pub(super) writes: mpsc::UnboundedSender<Bytes>,
     reader: AbortHandle,
+    /// The writer; for a connection we open it starts once connected (see `connect`).
+    writer: Arc<OnceLock<AbortHandle>>,
 }
 
+/// How long a closed connection's writer may take to write what was queued before it (the
+/// answer to a broken frame): a peer that stops reading cannot keep the socket.
+const WRITE_GRACE: Duration = Duration::from_secs(5);
+
 impl Drop for ConnHandle {
-    /// Dropping the handle closes the connection: the reader stops, and the writer ends
-    /// once its queue is written and no sender is left.
+    /// Dropping the handle closes the connection: the reader stops at once, the writer
+    /// when its queue is written or at the latest after `WRITE_GRACE`.
     fn drop(&mut self) {
         self.reader.abort();
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(WRITE_GRACE).await;
+            if let Some(w) = writer.get() {
+                w.abort();
+            }
+        });
     }
 }
 
@@ -62,12 +77,14 @@ pub(super) fn connect(
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let _ = tx.send(first);
     let writes = tx.clone();
+    let writer_handle: Arc<OnceLock<AbortHandle>> = Arc::default();
+    let set_writer = writer_handle.clone();
     let task = tokio::spawn(async move {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 let (reader, writer) = stream.into_split();
-                tokio::spawn(write(writer, rx));
+                let _ = set_writer.set(tokio::spawn(write(writer, rx)).abort_handle());
                 read(reader, addr, conn, input, writes).await;
             }
             Err(e) => {
@@ -82,6 +99,7 @@ pub(super) fn connect(
     ConnHandle {
         writes: tx,
         reader: task.abort_handle(),
+        writer: writer_handle,
     }
 }
 
@@ -94,11 +112,12 @@ pub(super) fn spawn(
 ) -> ConnHandle {
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let (reader, writer) = stream.into_split();
-    tokio::spawn(write(writer, rx));
+    let writer = tokio::spawn(write(writer, rx)).abort_handle();
     let task = tokio::spawn(read(reader, addr, conn, input, tx.clone()));
     ConnHandle {
         writes: tx,
         reader: task.abort_handle(),
+        writer: Arc::new(OnceLock::from(writer)),
     }
 }
 

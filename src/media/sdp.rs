@@ -231,7 +231,9 @@ pub struct Reach {
 
 impl Reach {
     pub fn allows(&self, ip: IpAddr) -> bool {
-        ip == self.peer || self.networks.iter().any(|c| c.contains(ip))
+        // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
+        ip.to_canonical() == self.peer.to_canonical()
+            || self.networks.iter().any(|c| c.contains(ip))
     }
 }
 

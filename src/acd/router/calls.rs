@@ -198,6 +198,8 @@ impl Router {
         }
     }
 
+    /// A connected call ended (the flow tells only those). Any other is ended as the
+    /// router's invariant needs: every queue stay ends with an exit event.
     pub(super) fn call_ended(&mut self, now: Instant, call_id: &str, by: HungUpBy) {
         let Some(&c) = self.by_call.get(call_id) else {
             return;
