@@ -12,4 +12,5 @@ python3 bench/speech_load.py
 python3 bench/speech_variants.py
 bench/prompt_voices.sh
 cargo bench --bench acd_routing --bench stats_fold --bench dialplan_call --bench media_packet
+python3 bench/tcp_flood.py
 bench/fuzz.sh

@@ -339,6 +339,10 @@ impl Core {
         if self.tx.poll_timeout().is_some_and(|t| t <= now) {
             self.tx.handle_timeout(now);
         }
+        // Once per turn of the edge's loop (which always ends with this call), not per
+        // message: the gauges need no finer grain.
+        let (server, client) = self.tx.len();
+        self.metrics.transactions(self.tx.counts(), server + client);
         if let Some(r) = self.registrar.as_mut()
             && r.next_timeout().is_some_and(|t| t <= now)
         {
@@ -397,8 +401,6 @@ impl Core {
                 self.events.push_back(Event::Binding(change));
             }
         }
-        let (server, client) = self.tx.len();
-        self.metrics.transactions(self.tx.counts(), server + client);
         if let Some(drain) = self.drain.as_mut()
             && !drain.drained
             && self.admission.calls() == 0

@@ -82,6 +82,21 @@ impl Bench {
         }
     }
 
+    /// A bench whose registrar knows agent 1001 (password `right`), from its `now`.
+    fn with_agent_1001() -> Bench {
+        let now = Instant::now();
+        let registrar = Registrar::new(
+            &RegistrarConfig::default(),
+            vec![("1001".to_owned(), Secret::new("right"))],
+            [7; 32],
+            now,
+        )
+        .expect("a valid registrar");
+        let mut b = Bench::with_registrar(10, Some(registrar));
+        b.now = now;
+        b
+    }
+
     fn receive(&mut self, peer: Peer, text: &str) {
         self.core.handle_datagram(self.now, peer, text.as_bytes());
     }
@@ -297,16 +312,7 @@ fn calls_over_max_calls_are_shed_with_503_until_one_ends() {
 
 #[test]
 fn a_registration_is_told_to_the_engine_and_expires_in_virtual_time() {
-    let start = Instant::now();
-    let registrar = Registrar::new(
-        &RegistrarConfig::default(),
-        vec![("1001".to_owned(), Secret::new("right"))],
-        [7; 32],
-        start,
-    )
-    .expect("a valid registrar");
-    let mut b = Bench::with_registrar(10, Some(registrar));
-    b.now = start;
+    let mut b = Bench::with_agent_1001();
     let mut phone = Phone::new("1001", "right");
     let from = udp("127.0.0.1:5070");
     let headers = "Contact: <sip:1001@127.0.0.1:5070>\r\nExpires: 120\r\n";
@@ -567,15 +573,7 @@ fn rfc_4475_torture_messages_get_exactly_their_answers() {
     let mut wrong = Vec::new();
     for (file, expected) in table {
         let bytes = std::fs::read(dir.join(file)).expect("a torture file");
-        let start = Instant::now();
-        let registrar = Registrar::new(
-            &RegistrarConfig::default(),
-            vec![("1001".to_owned(), Secret::new("right"))],
-            [7; 32],
-            start,
-        )
-        .expect("a valid registrar");
-        let mut b = Bench::with_registrar(10, Some(registrar));
+        let mut b = Bench::with_agent_1001();
         b.core.handle_datagram(b.now, udp(TRUNK), &bytes);
         let sent: Vec<String> = std::iter::from_fn(|| b.core.poll_transmit())
             .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
