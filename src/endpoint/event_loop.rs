@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -136,7 +136,7 @@ impl Endpoint {
         };
         let tcp = match sip.tcp.trim() {
             "" => None,
-            a => Some(TcpListener::bind(a).await.map_err(bind_err("TCP", a))?),
+            a => Some(tcp::listen(a).await.map_err(bind_err("TCP", a))?),
         };
         let udp_addr = udp.as_ref().and_then(|u| u.local_addr().ok());
         let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tracing::debug;
@@ -17,6 +17,27 @@ use tracing::debug;
 use super::core::ConnEnd;
 use super::event_loop::Input;
 use crate::sip::framing::{Frame, StreamFramer};
+
+/// Connections waiting to be accepted (the kernel caps it at `net.core.somaxconn`). The
+/// standard 128 drops SYNs in a burst (a thousand phones re-registering after a network
+/// blip), and each dropped SYN costs its client a second or more.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// The SIP TCP listener on `addr`, with room for bursts of connects.
+pub(super) async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "names no address"))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
 
 /// Hands every accepted connection to the endpoint loop, which names it and starts it.
 pub(super) async fn accept_loop(listener: TcpListener, input: mpsc::UnboundedSender<Input>) {
