@@ -252,7 +252,8 @@ impl Loop {
         let mut buf = vec![0u8; 65_536];
         loop {
             let deadline = self.core.poll_timeout();
-            tokio::select! {
+            // One clock read per turn: what arrived, the timers and the flush share it.
+            let now = tokio::select! {
                 r = recv(&self.udp, &mut buf) => {
                     let now = Instant::now();
                     if let Ok((n, from)) = r {
@@ -267,6 +268,7 @@ impl Loop {
                         }
                         self.core.handle_backlog(now, drained == BATCH);
                     }
+                    now
                 }
                 input = rx.recv() => {
                     let Some(input) = input else { break };
@@ -276,10 +278,10 @@ impl Loop {
                         let Ok(input) = rx.try_recv() else { break };
                         self.input(now, input);
                     }
+                    now
                 }
-                _ = sleep_until(deadline) => {}
-            }
-            let now = Instant::now();
+                _ = sleep_until(deadline) => Instant::now(),
+            };
             self.core
                 .handle_media_late_ticks(self.media_late_ticks.get());
             self.core.handle_timeout(now);
