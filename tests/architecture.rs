@@ -22,6 +22,7 @@ const CORES: &[&str] = &[
     "src/endpoint/conns.rs",
     "src/endpoint/admission.rs",
     "src/endpoint/trunk_limits.rs",
+    "src/call/core.rs",
 ];
 
 /// What a core must not contain, and what it would mean.

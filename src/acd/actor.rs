@@ -133,7 +133,7 @@ async fn run(mut router: Router, mut rx: mpsc::UnboundedReceiver<AcdMsg>, events
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => msg,
-            () = crate::time::sleep_until(router.next_timeout()) => {
+            () = crate::time::sleep_until(router.poll_timeout()) => {
                 router.handle_timeout(now());
                 deliver(&mut router, &mut calls, &events);
                 continue;

@@ -18,25 +18,10 @@ use crate::sip::transaction::Peer;
 use crate::sip::uri::{SipUri, to_rsip};
 use crate::sip::{Transport, build, headers};
 
+use super::core::{DialContext, FarEvent};
 use super::inbound::host_port;
 
 const DTMF_PT: u8 = 101;
-
-/// What happened on the agent's leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentEvent {
-    /// The phone rings (180/183).
-    Ringing,
-    /// The agent answered; media flows.
-    Answered,
-    /// The phone refused or could not be reached: the final status (408 when it never
-    /// answered at all).
-    Failed(u16),
-    /// The agent hung up.
-    HungUp,
-    /// The agent's RTP stopped.
-    MediaTimeout,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
@@ -46,16 +31,6 @@ pub enum DialError {
     Unresolvable(String),
     #[error(transparent)]
     Media(#[from] MediaError),
-}
-
-/// Who is calling and why, for the agent's screen (X-Hotline-* headers).
-pub struct CallContextHeaders<'a> {
-    pub caller: &'a str,
-    /// None for a transfer, which is not from a queue.
-    pub queue: Option<&'a str>,
-    pub intent: Option<&'a str>,
-    pub language: &'a str,
-    pub transcript: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +64,7 @@ impl AgentLeg {
         endpoint: &EndpointHandle,
         beside: &MediaLeg,
         target: &str,
-        context: CallContextHeaders<'_>,
+        context: &DialContext,
     ) -> Result<AgentLeg, DialError> {
         let uri = SipUri::parse(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
         let addr = match uri.socket_addr() {
@@ -155,16 +130,16 @@ impl AgentLeg {
         ));
         h.push(Header::Allow(crate::sip::ALLOW.into()));
         let mut extra = vec![
-            ("X-Hotline-Caller", percent_encode(context.caller)),
-            ("X-Hotline-Language", percent_encode(context.language)),
+            ("X-Hotline-Caller", percent_encode(&context.caller)),
+            ("X-Hotline-Language", percent_encode(&context.language)),
         ];
-        if let Some(q) = context.queue {
+        if let Some(q) = &context.queue {
             extra.push(("X-Hotline-Queue", percent_encode(q)));
         }
-        if let Some(i) = context.intent {
+        if let Some(i) = &context.intent {
             extra.push(("X-Hotline-Intent", percent_encode(i)));
         }
-        if let Some(t) = context.transcript.filter(|t| !t.is_empty()) {
+        if let Some(t) = context.transcript.as_deref().filter(|t| !t.is_empty()) {
             extra.push(("X-Hotline-Transcript", percent_encode(t)));
         }
         for (name, value) in extra {
@@ -202,7 +177,7 @@ impl AgentLeg {
     }
 
     /// The next thing the call must know about the agent's side.
-    pub async fn next_event(&mut self) -> AgentEvent {
+    pub async fn next_event(&mut self) -> FarEvent {
         loop {
             if self.state == State::Ended {
                 return std::future::pending().await;
@@ -211,7 +186,7 @@ impl AgentLeg {
                 ev = self.events.recv() => {
                     let Some(ev) = ev else {
                         self.state = State::Ended;
-                        return AgentEvent::Failed(503);
+                        return FarEvent::Failed(503);
                     };
                     if let Some(out) = self.on_sip(ev) {
                         return out;
@@ -221,14 +196,14 @@ impl AgentLeg {
                     if ev == Some(SessionEvent::Timeout) && self.state == State::Answered {
                         info!(agent_call = %self.call_id, "agent media timeout");
                         self.hang_up();
-                        return AgentEvent::MediaTimeout;
+                        return FarEvent::MediaTimeout;
                     }
                 }
             }
         }
     }
 
-    fn on_sip(&mut self, ev: CallEvent) -> Option<AgentEvent> {
+    fn on_sip(&mut self, ev: CallEvent) -> Option<FarEvent> {
         match ev {
             CallEvent::Response { response } => {
                 let is_invite =
@@ -241,14 +216,14 @@ impl AgentLeg {
                     100 => None,
                     101..=199 if self.state == State::Calling => {
                         self.state = State::Ringing;
-                        Some(AgentEvent::Ringing)
+                        Some(FarEvent::Ringing)
                     }
                     101..=199 => None,
                     200..=299 => self.answered(&response),
                     _ if self.state == State::Ended => None,
                     _ => {
                         self.state = State::Ended;
-                        Some(AgentEvent::Failed(code))
+                        Some(FarEvent::Failed(code))
                     }
                 }
             }
@@ -256,7 +231,7 @@ impl AgentLeg {
                 if method == Method::Invite && self.state != State::Ended =>
             {
                 self.state = State::Ended;
-                Some(AgentEvent::Failed(408))
+                Some(FarEvent::Failed(408))
             }
             CallEvent::Request { tx, request, .. } => {
                 let code = match (&request.method, &mut self.dialog) {
@@ -280,9 +255,9 @@ impl AgentLeg {
                     let was_answered = self.state == State::Answered;
                     self.state = State::Ended;
                     return Some(if was_answered {
-                        AgentEvent::HungUp
+                        FarEvent::HungUp
                     } else {
-                        AgentEvent::Failed(487)
+                        FarEvent::Failed(487)
                     });
                 }
                 None
@@ -292,7 +267,7 @@ impl AgentLeg {
     }
 
     /// A 2xx: ACK it (every copy), and on the first start media and the dialog.
-    fn answered(&mut self, response: &rsip::Response) -> Option<AgentEvent> {
+    fn answered(&mut self, response: &rsip::Response) -> Option<FarEvent> {
         if self.dialog.is_none() {
             let contact = format!("<sip:hotline@{}>", host_port(self.local));
             match Dialog::uac(&self.invite, response, self.peer, contact) {
@@ -300,7 +275,7 @@ impl AgentLeg {
                 Err(e) => {
                     debug!(error = %e, "unusable 2xx from the agent");
                     self.state = State::Ended;
-                    return Some(AgentEvent::Failed(502));
+                    return Some(FarEvent::Failed(502));
                 }
             }
         }
@@ -313,7 +288,7 @@ impl AgentLeg {
         if self.cancelled {
             // It answered while our CANCEL was on its way: hang up at once.
             self.hang_up();
-            return Some(AgentEvent::Failed(487));
+            return Some(FarEvent::Failed(487));
         }
         let negotiated = RemoteMedia::parse(&response.body)
             .and_then(|r| r.negotiate(&[Law::Ulaw, Law::Alaw], &self.reach));
@@ -322,12 +297,12 @@ impl AgentLeg {
                 super::inbound::note_redirect(&n);
                 self.media.start(n);
                 self.state = State::Answered;
-                Some(AgentEvent::Answered)
+                Some(FarEvent::Answered)
             }
             Err(e) => {
                 debug!(error = %e, "the agent's answer has no usable SDP");
                 self.hang_up();
-                Some(AgentEvent::Failed(488))
+                Some(FarEvent::Failed(488))
             }
         }
     }

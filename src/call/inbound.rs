@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::endpoint::{CallEvent, EndpointHandle, IncomingCall};
+use crate::events::HungUpBy;
 use crate::media::clip::Clip;
 use crate::media::g711::Law;
 use crate::media::sdp::{Direction, LocalMedia, Negotiated, Reach, RemoteMedia, SdpError};
@@ -45,6 +46,26 @@ pub enum EndReason {
     Shutdown,
 }
 
+impl EndReason {
+    /// As outcomes name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CallerHungUp => "caller_hung_up",
+            EndReason::MediaTimeout => "media_timeout",
+            EndReason::NoAck => "no_ack",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+
+    /// Who ended the call, for the figures: only a hang-up is the caller's.
+    pub fn hung_up_by(self) -> HungUpBy {
+        match self {
+            EndReason::CallerHungUp => HungUpBy::Caller,
+            _ => HungUpBy::System,
+        }
+    }
+}
+
 /// The caller's leg after a successful answer.
 pub struct InboundLeg {
     pub call_id: String,
@@ -68,7 +89,6 @@ pub struct InboundLeg {
     awaiting_ack: bool,
     /// Offer/answer is done and RTP flows (false until the ACK of a late offer).
     media_started: bool,
-    next_play: PlayId,
     ended: bool,
 }
 
@@ -161,7 +181,6 @@ impl InboundLeg {
             session_id: rand::random::<u32>() as u64,
             awaiting_ack: true,
             media_started: negotiated.is_some(),
-            next_play: 0,
             ended: false,
         };
         leg.send_response(call.tx, invite, 180, None);
@@ -235,11 +254,9 @@ impl InboundLeg {
         self.endpoint.respond(tx, r);
     }
 
-    /// Queues a clip; `LegEvent::PlayDone` with the returned id follows when it has played.
-    pub fn play(&mut self, clip: Arc<Clip>) -> PlayId {
-        self.next_play += 1;
-        self.media.play(self.next_play, clip);
-        self.next_play
+    /// Queues a clip; `LegEvent::PlayDone(id)` follows when it has played.
+    pub fn play(&self, id: PlayId, clip: Arc<Clip>) {
+        self.media.play(id, clip);
     }
 
     /// Stops what plays (barge-in).

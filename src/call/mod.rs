@@ -1,10 +1,12 @@
-//! Calls: one tokio task per call that owns its legs (`inbound`, `agent`), its dialplan
-//! interpreter and its place in a queue (`flow`). What every call shares is in
+//! Calls: one tokio task per call (`driver`) that owns its legs (`inbound`, `agent`) and
+//! drives its sans-IO core (`core`: the dialplan interpreter, the queue, the offer, the
+//! transfer and the outcome). What every call shares is in
 //! `CallContext`, built once by the engine.
 
 mod agent;
 pub mod announce;
-mod flow;
+pub mod core;
+mod driver;
 mod inbound;
 mod speech;
 
@@ -74,5 +76,7 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
         caller: leg.caller.clone(),
         called: leg.called.clone(),
     });
-    flow::Call::new(ctx.clone(), flows, plan, leg).run().await;
+    driver::Driver::new(ctx.clone(), flows, plan, leg)
+        .run()
+        .await;
 }

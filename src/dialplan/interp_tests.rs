@@ -83,7 +83,7 @@ fn play_then_next_then_hangup() {
             ..
         }
     ));
-    assert_eq!(c.interp.next_timeout(), None);
+    assert_eq!(c.interp.poll_timeout(), None);
     // A play step ignores keys.
     c.key('1');
     assert!(c.take().is_empty());
@@ -141,7 +141,7 @@ fn menu_key_after_the_prompt_goes_to_its_choice() {
     let mut c = Call::start(load(&plan(MENU)));
     assert!(matches!(c.take()[0], Action::Play { barge_in: true, .. }));
     c.prompt_done();
-    assert_eq!(c.interp.next_timeout(), Some(c.now + secs(5)));
+    assert_eq!(c.interp.poll_timeout(), Some(c.now + secs(5)));
     c.wait(secs(2));
     c.key('1');
     assert_eq!(played(&c.take()), ["hello/cmn"]);
@@ -230,7 +230,7 @@ fn menu_collects_up_to_max_digits() {
     for k in ['1', '2', '3'] {
         c.key(k);
     }
-    assert_eq!(c.interp.next_timeout(), Some(c.now + secs(2)));
+    assert_eq!(c.interp.poll_timeout(), Some(c.now + secs(2)));
     c.key('4');
     assert_eq!(hangups(&c.take()), ["done"]);
     assert_eq!(c.interp.vars().digits.as_deref(), Some("1234"));
@@ -364,7 +364,7 @@ fn ask_speech_starts_the_speaking_timer_and_max_speech_gives_up() {
     c.prompt_done();
     c.wait(secs(3));
     c.speech(Speech::Partial("我想".into()));
-    assert_eq!(c.interp.next_timeout(), Some(c.now + secs(10)));
+    assert_eq!(c.interp.poll_timeout(), Some(c.now + secs(10)));
     c.wait(secs(10));
     let actions = c.take();
     assert_eq!(played(&actions), ["unclear/cmn", "ask/cmn"]);

@@ -23,7 +23,7 @@ mod default_flow_tests;
 #[cfg(test)]
 mod interp_tests;
 #[cfg(test)]
-mod test_harness;
+pub(crate) mod test_harness;
 
 use std::path::PathBuf;
 

@@ -109,7 +109,7 @@ impl Call {
     /// Moves virtual time on, firing the interpreter's timer if it falls due.
     pub fn wait(&mut self, d: Duration) {
         self.now += d;
-        if self.interp.next_timeout().is_some_and(|t| t <= self.now) {
+        if self.interp.poll_timeout().is_some_and(|t| t <= self.now) {
             self.interp.handle_timeout(self.now);
         }
         self.drain();

@@ -344,7 +344,7 @@ impl Core {
         let (server, client) = self.tx.len();
         self.metrics.transactions(self.tx.counts(), server + client);
         if let Some(r) = self.registrar.as_mut()
-            && r.next_timeout().is_some_and(|t| t <= now)
+            && r.poll_timeout().is_some_and(|t| t <= now)
         {
             r.handle_timeout(now);
         }
@@ -361,7 +361,7 @@ impl Core {
 
     /// When `handle_timeout` must next run: may be early, never late.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let registrar = self.registrar.as_ref().and_then(Registrar::next_timeout);
+        let registrar = self.registrar.as_ref().and_then(Registrar::poll_timeout);
         let hang_up = self.drain.as_ref().and_then(|d| d.hang_up_at);
         [
             self.tx.poll_timeout(),

@@ -115,6 +115,17 @@ impl PromptSet {
         self.plans.get(plan)?.get(prompt)?.get(language)
     }
 
+    /// Adds audio for a prompt (tests build sets without rendering).
+    #[cfg(test)]
+    pub fn insert(&mut self, plan: &str, prompt: &str, language: &str, clip: Arc<Clip>) {
+        self.plans
+            .entry(plan.to_owned())
+            .or_default()
+            .entry(prompt.to_owned())
+            .or_default()
+            .insert(language.to_owned(), clip);
+    }
+
     pub fn report(&self) -> LoadReport {
         self.report
     }

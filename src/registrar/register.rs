@@ -402,7 +402,7 @@ impl Registrar {
         self.guard.poll_lockout()
     }
 
-    pub fn next_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.bindings.next_expiry(),
             self.nonces.next_expiry(),

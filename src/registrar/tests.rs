@@ -66,7 +66,7 @@ fn challenge_then_register_with_sha256_or_md5() {
         })
     );
     // The used nonce is remembered until its lifetime ends.
-    assert_eq!(r.next_timeout(), Some(t0 + Duration::from_secs(300)));
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(300)));
 
     let mut md5_phone = Phone::new("1002", "other");
     let contact = "Contact: <sip:1002@127.0.0.1:5072>\r\n";

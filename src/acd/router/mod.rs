@@ -1,6 +1,6 @@
 //! The sans-IO router: owns queues, callers, agent states and offers, and decides who gets
 //! which call. Time comes in as `now`; decisions come out of `poll_output`, and the next
-//! deadline from `next_timeout`. It never reads a clock, sleeps, or touches a channel.
+//! deadline from `poll_timeout`. It never reads a clock, sleeps, or touches a channel.
 //!
 //! The work is split by subject: `calls` (enqueue, outcomes, hang-ups, leaving a queue),
 //! `agents` (control, registration, wrap-up), `dispatch` (matching callers with agents),
@@ -162,12 +162,12 @@ impl Router {
         self.out.pop_front()
     }
 
-    pub fn next_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.peek().map(|(at, _)| at)
     }
 
     /// After every input: hand free agents to waiting callers, then drop dead deadlines
-    /// from the top of the heap so `next_timeout` is exact.
+    /// from the top of the heap so `poll_timeout` is exact.
     fn settle(&mut self, now: Instant) {
         self.dispatch(now);
         while let Some((at, timer)) = self.timers.peek() {

@@ -103,7 +103,7 @@ impl Interpreter {
         self.actions.pop_front()
     }
 
-    pub fn next_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
     }
 

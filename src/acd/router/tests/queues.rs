@@ -72,7 +72,7 @@ fn max_wait_overflows_to_another_queue_then_to_a_step() {
             }
         )]
     );
-    assert_eq!(s.router.next_timeout(), None);
+    assert_eq!(s.router.poll_timeout(), None);
 }
 
 #[test]

@@ -161,7 +161,7 @@ fn language_is_required_until_the_relax_time() {
     s.complete("mando", o);
     assert!(s.offers().is_empty(), "still before the relax time");
     assert_eq!(
-        s.router.next_timeout(),
+        s.router.poll_timeout(),
         Some(s.t0 + Duration::from_secs(60))
     );
     s.at(60.0);
