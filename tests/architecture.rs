@@ -23,6 +23,10 @@ const CORES: &[&str] = &[
     "src/endpoint/admission.rs",
     "src/endpoint/trunk_limits.rs",
     "src/call/core.rs",
+    "src/call/flow.rs",
+    "src/call/caller_leg.rs",
+    "src/call/far_leg.rs",
+    "src/call/incoming.rs",
 ];
 
 /// What a core must not contain, and what it would mean.

@@ -1,500 +1,771 @@
-//! The call core in virtual time: a dialplan with real prompts, the ACD's instructions and
-//! the far legs' events fed by hand, and every action checked.
+//! Whole calls without sockets, in virtual time: a trunk and an agent's phone, each a real
+//! endpoint core (transactions, retransmissions, timers) playing the peer, talk SIP to the
+//! hotline's endpoint core, which drives the call core. Media, the ACD and recognition are
+//! the harness's: what the call asks of them is recorded, what they say is fed by hand.
 
-use std::path::PathBuf;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rsip::{Header, Method, Request, Response, SipMessage};
+
 use super::*;
-use crate::acd::LeaveReason;
-use crate::dialplan::{DialplanSet, ValidationContext, test_harness};
-use crate::prompts::PromptSet;
+use crate::acd::{OfferId, OfferOutcome, Target};
+use crate::call::caller_leg;
+use crate::call::far_leg::cancel_for;
+use crate::call::test_plan;
+use crate::endpoint::core::{Core as Endpoint, Dest, Event};
+use crate::events::HungUpBy;
+use crate::media::g711::Law;
+use crate::media::sdp::Reach;
+use crate::sip::dialog::Dialog;
+use crate::sip::transaction::Peer;
+use crate::sip::uri::SipUri;
+use crate::sip::{Transport, build};
+use crate::time::virtual_time::{Timed, advance};
 
-const PROMPTS: &[&str] = &["hello", "wait", "sorry"];
+const HOTLINE: &str = "10.0.0.100:5060";
+const TRUNK: &str = "10.0.0.1:5060";
+const AGENT: &str = "10.0.0.9:5062";
+const CALL_ID: &str = "call-1@10.0.0.1";
 
-/// A plan that greets, then runs `steps` from `next`; every prompt has audio except `sorry`.
-fn start(steps: &str, has_acd: bool) -> (CallCore, Instant) {
-    let mut yaml = String::from("languages: [cmn]\ndefault: true\nprompts:\n");
-    for p in PROMPTS {
-        yaml.push_str(&format!("  {p}:\n    cmn: {p}\n"));
+/// Greets, then queues for `labor`.
+const QUEUE: &str = "  next:\n    queue: labor\n    prompt: wait\n";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("a socket address")
+}
+
+fn udp(s: &str) -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: addr(s),
+        conn: None,
     }
-    yaml.push_str("steps:\n  start:\n    play: hello\n    next: next\n");
-    yaml.push_str(steps);
-    let sources = [(PathBuf::from("test.yaml"), yaml)];
-    let dialplans = match DialplanSet::from_sources(
-        &sources,
-        &test_harness::calendar(&[]),
-        &ValidationContext::default(),
-    ) {
-        Ok(set) => set,
-        Err(d) => panic!("the test plan does not load: {d:?}"),
-    };
-    let plan = Arc::clone(&dialplans.plans()[0]);
-    let mut prompts = PromptSet::default();
-    for p in PROMPTS.iter().filter(|p| **p != "sorry") {
-        let clip = Clip::from_pcm(vec![0i16; 800].into());
-        prompts.insert(&plan.name, p, "cmn", clip);
+}
+
+fn sdp(host: &str, port: u16, direction: &str) -> String {
+    format!(
+        "v=0\r\no=peer 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+    )
+}
+
+fn parse_request(text: &str) -> Request {
+    match crate::sip::parse::parse(text.as_bytes(), Transport::Udp) {
+        Ok(SipMessage::Request(r)) => r,
+        other => panic!("not a request: {other:?}"),
     }
-    let flows = Arc::new(Flows { dialplans, prompts });
-    let info = CallInfo {
-        call_id: "call-1".into(),
-        caller: "13800001111".into(),
-        called: "12345".into(),
-        trunk: None,
-    };
-    let now = Instant::now();
-    let wall = test_harness::TUESDAY_10AM.parse().expect("a timestamp");
-    let core = CallCore::new(
-        now,
-        wall,
-        flows,
-        plan,
-        info,
-        "10.0.0.1:5060".into(),
-        has_acd,
-    );
-    (core, now)
 }
 
-fn take(core: &mut CallCore) -> Vec<CallAction> {
-    std::iter::from_fn(|| core.poll_action()).collect()
+/// A peer: an endpoint core at an address, and what it told its calls.
+struct Side {
+    addr: SocketAddr,
+    core: Endpoint,
+    inbox: VecDeque<Event>,
 }
 
-/// The media ids of the clips played, in order.
-fn plays(actions: &[CallAction]) -> Vec<u64> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            CallAction::Play { id, .. } => Some(*id),
-            _ => None,
-        })
-        .collect()
-}
-
-fn acd_reports(actions: &[CallAction]) -> Vec<AcdReport> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            CallAction::Acd(r) => Some(r.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn finished(actions: &[CallAction]) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            CallAction::Event(EventKind::CallFinished { outcome, .. }) => Some(outcome.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn kinds(actions: &[CallAction]) -> Vec<String> {
-    actions
-        .iter()
-        .map(|a| {
-            let debug = format!("{a:?}");
-            debug
-                .split(|c: char| !c.is_alphanumeric())
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect()
-}
-
-/// Greets, lets the greeting end, and enters the queue `labor` with a `wait` prompt.
-fn queued(at: &mut Instant) -> (CallCore, u64) {
-    let (mut core, t0) = start(
-        "  next:\n    queue: labor\n    prompt: wait\n    overflow: sorry\n  sorry:\n    hangup: overflowed\n",
-        true,
-    );
-    *at = t0;
-    let greeting = plays(&take(&mut core));
-    assert_eq!(greeting, [1]);
-    core.handle_caller(t0, LegEvent::PlayDone(1));
-    let actions = take(&mut core);
-    let Some(CallAction::Enqueue(request)) = actions.first() else {
-        panic!("{actions:?}");
-    };
-    assert_eq!(
-        (request.queue.as_str(), request.caller.as_str()),
-        ("labor", "13800001111")
-    );
-    assert_eq!(plays(&actions), [2], "the queue step's prompt");
-    assert!(core.is_queued());
-    (core, 2)
-}
-
-fn offer(core: &mut CallCore, now: Instant, id: u64) -> Vec<CallAction> {
-    core.handle_instruction(
-        now,
-        Some(Instruction::Offer {
-            offer: OfferId(id),
-            queue: "labor".into(),
-            agent: "1001".into(),
-            target: Target::Registered("sip:1001@10.0.0.9:5062".into()),
-        }),
-    );
-    take(core)
-}
-
-#[test]
-fn an_offer_dials_the_agent_with_the_calls_context_and_reports_each_status() {
-    let mut t0 = Instant::now();
-    let (mut core, _) = queued(&mut t0);
-    let actions = offer(&mut core, t0, 1);
-    let [
-        CallAction::Dial {
-            far: Far::Offer,
-            target,
-            context,
-        },
-    ] = actions.as_slice()
-    else {
-        panic!("{actions:?}");
-    };
-    assert_eq!(target, "sip:1001@10.0.0.9:5062");
-    assert_eq!(context.queue.as_deref(), Some("labor"));
-    assert_eq!(context.caller, "13800001111");
-    assert_eq!(context.language, "cmn");
-
-    core.handle_far(t0, Far::Offer, FarEvent::Ringing);
-    assert!(take(&mut core).is_empty());
-    core.handle_far(t0, Far::Offer, FarEvent::Failed(486));
-    let actions = take(&mut core);
-    assert_eq!(kinds(&actions), ["DropFar", "Acd"]);
-    assert_eq!(
-        acd_reports(&actions),
-        [AcdReport::OfferOutcome(OfferId(1), OfferOutcome::Rejected)]
-    );
-    // The leg is gone: a late event from it changes nothing.
-    core.handle_far(t0, Far::Offer, FarEvent::HungUp);
-    assert!(take(&mut core).is_empty());
-
-    for (code, outcome) in [
-        (480, OfferOutcome::Rejected),
-        (603, OfferOutcome::Rejected),
-        (408, OfferOutcome::NoAnswer),
-        (487, OfferOutcome::NoAnswer),
-        (404, OfferOutcome::Failed),
-        (503, OfferOutcome::Failed),
-    ] {
-        assert_eq!(offer_outcome(code), outcome, "{code}");
+impl Side {
+    fn new(at: &str) -> Side {
+        Side {
+            addr: addr(at),
+            core: Endpoint::for_tests(10, None),
+            inbox: VecDeque::new(),
+        }
     }
 
-    offer(&mut core, t0, 2);
-    core.handle_dial_failed(t0, Far::Offer);
-    assert_eq!(
-        acd_reports(&take(&mut core)),
-        [AcdReport::OfferOutcome(OfferId(2), OfferOutcome::Failed)]
-    );
-    // An agent that hangs up before the ACD connected it failed the offer.
-    offer(&mut core, t0, 3);
-    core.handle_far(t0, Far::Offer, FarEvent::Answered);
-    core.handle_far(t0, Far::Offer, FarEvent::MediaTimeout);
-    assert_eq!(
-        acd_reports(&take(&mut core)),
+    /// The responses that arrived, in order.
+    fn responses(&mut self) -> Vec<Response> {
+        let mut out = Vec::new();
+        self.inbox.retain(|e| match e {
+            Event::Call {
+                event: CallEvent::Response { response },
+                ..
+            } => {
+                out.push(response.clone());
+                false
+            }
+            _ => true,
+        });
+        out
+    }
+
+    /// The requests that arrived inside calls (BYE, CANCEL...), with their transactions.
+    fn requests(&mut self) -> Vec<(crate::sip::transaction::ServerTxId, Request)> {
+        let mut out = Vec::new();
+        self.inbox.retain(|e| match e {
+            Event::Call {
+                event: CallEvent::Request { tx, request, .. },
+                ..
+            } => {
+                out.push((*tx, request.clone()));
+                false
+            }
+            _ => true,
+        });
+        out
+    }
+}
+
+fn codes(responses: &[Response]) -> Vec<u16> {
+    responses.iter().map(|r| r.status_code.code()).collect()
+}
+
+/// The hotline (endpoint core and call core), a trunk and an agent's phone on one wire.
+struct Net {
+    now: Instant,
+    hotline: Endpoint,
+    trunk: Side,
+    agent: Side,
+    steps: &'static str,
+    ring: Duration,
+    call: Option<CallCore>,
+    /// The far legs' Call-IDs, as the driver routes them.
+    far_ids: HashMap<Far, String>,
+    /// Everything the call asked of the harness but SIP, in order.
+    did: Vec<CallAction>,
+    /// How the call ended (`not_connected` if it never got up), once it has.
+    ended: Option<String>,
+}
+
+impl Timed for Net {
+    fn poll_timeout(&self) -> Option<Instant> {
         [
-            AcdReport::OfferOutcome(OfferId(3), OfferOutcome::Answered),
-            AcdReport::OfferOutcome(OfferId(3), OfferOutcome::Failed)
+            self.hotline.poll_timeout(),
+            self.trunk.core.poll_timeout(),
+            self.agent.core.poll_timeout(),
+            self.call.as_ref().and_then(CallCore::poll_timeout),
         ]
-    );
-    assert!(core.outcome().is_none());
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.hotline.handle_timeout(now);
+        self.trunk.core.handle_timeout(now);
+        self.agent.core.handle_timeout(now);
+        if let Some(c) = self.call.as_mut() {
+            c.handle_timeout(now);
+        }
+        self.progress();
+    }
 }
 
-#[test]
-fn a_connected_call_is_bridged_and_the_agents_hang_up_ends_the_caller() {
-    let mut t0 = Instant::now();
-    let (mut core, _) = queued(&mut t0);
-    offer(&mut core, t0, 7);
-    core.handle_far(t0, Far::Offer, FarEvent::Answered);
-    take(&mut core);
-    // A Connected for another offer (a stale one) is ignored.
-    core.handle_instruction(
-        t0,
-        Some(Instruction::Connected {
-            offer: OfferId(6),
-            agent: "1001".into(),
-        }),
-    );
-    assert!(take(&mut core).is_empty());
-    core.handle_instruction(
-        t0,
-        Some(Instruction::Connected {
-            offer: OfferId(7),
-            agent: "1001".into(),
-        }),
-    );
-    let actions = take(&mut core);
-    assert!(
-        matches!(
-            actions.as_slice(),
-            [CallAction::StopAudio, CallAction::Bridge(Some(Far::Offer))]
-        ),
-        "{actions:?}"
-    );
-    // The end of the (stopped) queue prompt brings no comfort audio over the agent.
-    core.handle_caller(t0, LegEvent::PlayDone(2));
-    assert!(take(&mut core).is_empty());
+impl Net {
+    fn new(steps: &'static str, ring: Duration) -> Net {
+        Net {
+            now: Instant::now(),
+            hotline: Endpoint::for_tests(10, None),
+            trunk: Side::new(TRUNK),
+            agent: Side::new(AGENT),
+            steps,
+            ring,
+            call: None,
+            far_ids: HashMap::new(),
+            did: Vec::new(),
+            ended: None,
+        }
+    }
 
-    core.handle_far(t0 + Duration::from_secs(60), Far::Offer, FarEvent::HungUp);
-    let actions = take(&mut core);
-    assert_eq!(
-        kinds(&actions),
-        ["Acd", "DropFar", "Bridge", "HangUpCaller"]
-    );
-    assert_eq!(
-        acd_reports(&actions),
-        [AcdReport::CallEnded(HungUpBy::Agent)]
-    );
-    assert_eq!(core.outcome(), Some(&Outcome::AgentHungUp));
-    assert!(
-        finished(&actions).is_empty(),
-        "the ACD logs connected calls"
-    );
+    fn wait(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.now = advance(self, until, |_, _| {});
+    }
+
+    fn call(&mut self) -> &mut CallCore {
+        self.call.as_mut().expect("a call in progress")
+    }
+
+    /// Moves every message and action until nothing moves.
+    fn progress(&mut self) {
+        loop {
+            let mut moved = false;
+            let actions: Vec<CallAction> = match self.call.as_mut() {
+                Some(c) => std::iter::from_fn(|| c.poll_action()).collect(),
+                None => Vec::new(),
+            };
+            for a in actions {
+                moved = true;
+                self.act(a);
+            }
+            if self.call.as_ref().is_some_and(CallCore::is_done)
+                && let Some(call) = self.call.take()
+            {
+                moved = true;
+                self.hotline.handle_command(
+                    self.now,
+                    Command::Unroute {
+                        call_id: call.call_id().to_owned(),
+                    },
+                );
+                self.ended = Some(
+                    call.outcome()
+                        .map_or_else(|| "not_connected".into(), ToString::to_string),
+                );
+            }
+            while let Some(t) = self.hotline.poll_transmit() {
+                moved = true;
+                let Dest::Udp(to) = t.dest else {
+                    panic!("UDP only here")
+                };
+                let side = if to == self.trunk.addr {
+                    &mut self.trunk
+                } else if to == self.agent.addr {
+                    &mut self.agent
+                } else {
+                    panic!("sent to a stranger: {to}")
+                };
+                side.core.handle_datagram(self.now, udp(HOTLINE), &t.bytes);
+            }
+            for side in [&mut self.trunk, &mut self.agent] {
+                while let Some(t) = side.core.poll_transmit() {
+                    moved = true;
+                    assert!(matches!(t.dest, Dest::Udp(a) if a == addr(HOTLINE)));
+                    let from = Peer {
+                        transport: Transport::Udp,
+                        addr: side.addr,
+                        conn: None,
+                    };
+                    self.hotline.handle_datagram(self.now, from, &t.bytes);
+                }
+                while let Some(ev) = side.core.poll_event() {
+                    moved = true;
+                    side.inbox.push_back(ev);
+                }
+            }
+            while let Some(ev) = self.hotline.poll_event() {
+                moved = true;
+                match ev {
+                    Event::NewCall(new) => self.start_call(new),
+                    Event::Call { call_id, event } => match self.call.as_mut() {
+                        Some(c) => c.handle_sip(self.now, event),
+                        None => self.hotline.handle_undelivered(self.now, &call_id, event),
+                    },
+                    _ => {}
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// What the engine's edge does with a new INVITE (`call::run`), minus the sockets.
+    fn start_call(&mut self, new: crate::endpoint::core::NewCall) {
+        assert!(self.call.is_none(), "one call at a time here");
+        let invite = crate::call::incoming::Invite::read(
+            &new.invite,
+            new.tx,
+            new.peer,
+            addr(HOTLINE),
+            new.trunk,
+            "hotline-tag",
+        )
+        .expect("a readable INVITE");
+        let reach = reach(TRUNK);
+        let negotiated =
+            caller_leg::negotiate(&invite, &[Law::Ulaw, Law::Alaw], &reach).expect("an offer");
+        let (flows, plan) = test_plan::flows(self.steps);
+        self.call = Some(CallCore::new(
+            self.now,
+            invite,
+            negotiated,
+            MediaSetup {
+                port: 40000,
+                laws: vec![Law::Ulaw, Law::Alaw],
+                reach,
+                session_id: 7,
+            },
+            self.ring,
+            FlowSetup {
+                flows,
+                plan,
+                has_acd: true,
+                wall: test_plan::tuesday_10am(),
+            },
+        ));
+    }
+
+    /// What the driver does with an action, minus the I/O.
+    fn act(&mut self, action: CallAction) {
+        match action {
+            CallAction::Sip(c) => self.hotline.handle_command(self.now, *c),
+            CallAction::Dial { far, ref target } => {
+                let at = SipUri::parse(target)
+                    .and_then(|u| u.socket_addr())
+                    .expect("a target with an address");
+                let call_id = format!("far-{}@hotline", self.far_ids.len() + 1);
+                self.far_ids.insert(far, call_id.clone());
+                self.hotline.handle_command(
+                    self.now,
+                    Command::Route {
+                        call_id: call_id.clone(),
+                    },
+                );
+                let dialled = Dialled {
+                    call_id,
+                    peer: Peer {
+                        transport: Transport::Udp,
+                        addr: at,
+                        conn: None,
+                    },
+                    local: addr(HOTLINE),
+                    media: MediaSetup {
+                        port: 40002,
+                        laws: vec![Law::Ulaw, Law::Alaw],
+                        reach: reach(AGENT),
+                        session_id: 9,
+                    },
+                };
+                self.did.push(action);
+                let now = self.now;
+                self.call().handle_dialled(now, far, Ok(dialled));
+            }
+            CallAction::Release(far) => {
+                if let Some(call_id) = self.far_ids.remove(&far) {
+                    self.hotline
+                        .handle_command(self.now, Command::Unroute { call_id });
+                }
+                self.did.push(action);
+            }
+            other => self.did.push(other),
+        }
+    }
+
+    /// Sends a request from a side, in a client transaction whose answers come back to it.
+    fn send(&mut self, from: Who, request: Request) {
+        let call_id = headers::call_id(&request.headers)
+            .expect("a Call-ID")
+            .to_owned();
+        let now = self.now;
+        let side = self.side(from);
+        side.core.handle_command(now, Command::Route { call_id });
+        side.core.handle_command(
+            now,
+            Command::Send {
+                peer: udp(HOTLINE),
+                request,
+            },
+        );
+        self.progress();
+    }
+
+    fn respond(&mut self, from: Who, tx: crate::sip::transaction::ServerTxId, r: Response) {
+        let now = self.now;
+        self.side(from)
+            .core
+            .handle_command(now, Command::Respond { tx, response: r });
+        self.progress();
+    }
+
+    fn side(&mut self, who: Who) -> &mut Side {
+        match who {
+            Who::Trunk => &mut self.trunk,
+            Who::Agent => &mut self.agent,
+        }
+    }
+
+    /// The trunk calls 12345, with an SDP offer or (late offer) without.
+    fn trunk_invite(&mut self, offer: Option<String>) -> Request {
+        let body = offer.unwrap_or_default();
+        let mut text = format!(
+            "INVITE sip:12345@{HOTLINE} SIP/2.0\r\nVia: SIP/2.0/UDP {TRUNK};branch=z9hG4bK-t1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:13800001111@10.0.0.1>;tag=trunk-tag\r\n\
+             To: <sip:12345@{HOTLINE}>\r\nCall-ID: {CALL_ID}\r\nCSeq: 1 INVITE\r\n\
+             Contact: <sip:13800001111@{TRUNK}>\r\n"
+        );
+        if !body.is_empty() {
+            text.push_str("Content-Type: application/sdp\r\n");
+        }
+        text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        let invite = parse_request(&text);
+        self.send(Who::Trunk, invite.clone());
+        invite
+    }
+
+    /// The trunk's ACK for the 2xx `ok`, with `body` (the answer to a late offer); the
+    /// trunk's side of the dialog.
+    fn trunk_ack(&mut self, invite: &Request, ok: &Response, body: &str) -> Dialog {
+        let dialog = Dialog::uac(
+            invite,
+            ok,
+            udp(HOTLINE),
+            format!("<sip:13800001111@{TRUNK}>"),
+        )
+        .expect("a dialog from the 200");
+        let mut ack = dialog.ack(1, TRUNK);
+        if !body.is_empty() {
+            ack.headers
+                .push(Header::ContentType("application/sdp".into()));
+            ack.body = body.as_bytes().to_vec();
+        }
+        let now = self.now;
+        self.trunk.core.handle_command(
+            now,
+            Command::SendStateless {
+                peer: udp(HOTLINE),
+                request: ack,
+            },
+        );
+        self.progress();
+        dialog
+    }
+
+    /// Rings 2 s, answers, and the trunk ACKs: the call is up.
+    fn up(steps: &'static str) -> (Net, Dialog) {
+        let mut net = Net::new(steps, Duration::from_secs(2));
+        let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
+        net.wait(Duration::from_secs(2));
+        let ok = net
+            .trunk
+            .responses()
+            .into_iter()
+            .find(|r| r.status_code.code() == 200)
+            .expect("a 200");
+        let dialog = net.trunk_ack(&invite, &ok, "");
+        (net, dialog)
+    }
+
+    /// Plays out the greeting (media id 1).
+    fn greeting_done(&mut self) {
+        let now = self.now;
+        self.call()
+            .handle_media(now, LegRef::Caller, SessionEvent::PlayDone(1));
+        self.progress();
+    }
+
+    fn instruction(&mut self, i: Instruction) {
+        let now = self.now;
+        self.call().handle_instruction(now, Some(i));
+        self.progress();
+    }
+
+    fn events(&self) -> Vec<&EventKind> {
+        self.did
+            .iter()
+            .filter_map(|a| match a {
+                CallAction::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn acd(&self) -> Vec<&AcdReport> {
+        self.did
+            .iter()
+            .filter_map(|a| match a {
+                CallAction::Acd(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn media_starts(&self, leg: LegRef) -> Vec<Negotiated> {
+        self.did
+            .iter()
+            .filter_map(|a| match a {
+                CallAction::Media(l, MediaOp::Start(n)) if *l == leg => Some(*n),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
-#[test]
-fn the_callers_end_names_who_ended_it_for_the_figures() {
-    // Waiting in the queue: the media timeout is the system's, not an abandonment.
-    let mut t0 = Instant::now();
-    let (mut core, _) = queued(&mut t0);
-    offer(&mut core, t0, 1);
-    core.handle_caller(t0, LegEvent::Ended(EndReason::MediaTimeout));
-    let actions = take(&mut core);
-    assert_eq!(kinds(&actions), ["DropFar", "Acd", "Event"]);
-    assert_eq!(
-        acd_reports(&actions),
-        [AcdReport::CallerGone(HungUpBy::System)]
-    );
-    assert_eq!(finished(&actions), ["media_timeout"]);
-    assert!(!core.is_queued());
-
-    // A hang-up while waiting is the caller's.
-    let (mut core, _) = queued(&mut t0);
-    core.handle_caller(t0, LegEvent::Ended(EndReason::CallerHungUp));
-    assert_eq!(
-        acd_reports(&take(&mut core)),
-        [AcdReport::CallerGone(HungUpBy::Caller)]
-    );
-    assert_eq!(
-        core.outcome().map(ToString::to_string).as_deref(),
-        Some("caller_hung_up")
-    );
-
-    // Connected to an agent: the call ended, after the agent.
-    let (mut core, _) = queued(&mut t0);
-    offer(&mut core, t0, 1);
-    core.handle_instruction(
-        t0,
-        Some(Instruction::Connected {
-            offer: OfferId(1),
-            agent: "1001".into(),
-        }),
-    );
-    take(&mut core);
-    core.handle_caller(t0, LegEvent::Ended(EndReason::Shutdown));
-    let actions = take(&mut core);
-    assert_eq!(
-        acd_reports(&actions),
-        [AcdReport::CallEnded(HungUpBy::System)]
-    );
-    assert_eq!(
-        core.outcome().map(ToString::to_string).as_deref(),
-        Some("shutdown_after_agent")
-    );
-    assert!(finished(&actions).is_empty());
-
-    // Before any queue: no ACD report, just the end.
-    let (mut core, t0) = start("  next:\n    hangup: done\n", true);
-    take(&mut core);
-    core.handle_caller(t0, LegEvent::Ended(EndReason::NoAck));
-    let actions = take(&mut core);
-    assert!(acd_reports(&actions).is_empty());
-    assert_eq!(finished(&actions), ["no_ack"]);
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Trunk,
+    Agent,
 }
 
-#[test]
-fn announcements_wait_for_the_queue_prompt_and_comfort_audio_fills_the_gaps() {
-    let mut t0 = Instant::now();
-    let (mut core, prompt) = queued(&mut t0);
-    core.handle_instruction(
-        t0,
-        Some(Instruction::Queued {
-            queue: "labor".into(),
-            position: 3,
-            estimated_wait: Some(Duration::from_secs(90)),
-        }),
-    );
-    let actions = take(&mut core);
-    assert!(
-        matches!(actions.as_slice(), [CallAction::Announce { language, position: 3, wait: Some(w) }]
-            if language == "cmn" && *w == Duration::from_secs(90)),
-        "{actions:?}"
-    );
-    let announcement = Clip::from_pcm(vec![1i16; 1600].into());
-    core.handle_announcement(t0, 3, Some(announcement.clone()));
-    assert!(take(&mut core).is_empty(), "not over the queue prompt");
-    core.handle_caller(t0, LegEvent::PlayDone(prompt));
-    let actions = take(&mut core);
-    let [CallAction::Play { id, clip }] = actions.as_slice() else {
-        panic!("{actions:?}");
+fn reach(peer: &str) -> Reach {
+    Reach {
+        local: addr(HOTLINE).ip(),
+        peer: addr(peer).ip(),
+        networks: Arc::from(Vec::new()),
+    }
+}
+
+fn body(r: &Response) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// The agent's phone answers the INVITE it got: 180, then 200 with its SDP.
+fn agent_answers(net: &mut Net) -> (Request, Dialog) {
+    let Some(Event::NewCall(new)) = net.agent.inbox.pop_front() else {
+        panic!("the agent's phone got no INVITE");
     };
-    assert!(Arc::ptr_eq(clip, &announcement));
-    core.handle_caller(t0, LegEvent::PlayDone(*id));
-    let actions = take(&mut core);
-    let [
-        CallAction::Play {
-            id: comfort_id,
-            clip,
-        },
-    ] = actions.as_slice()
+    let invite = new.invite;
+    let mut ringing = build::response(&invite, 180, Some("agent-tag"));
+    ringing
+        .headers
+        .push(Header::Contact(format!("<sip:1001@{AGENT}>").into()));
+    net.respond(Who::Agent, new.tx, ringing);
+    let mut ok = build::response(&invite, 200, Some("agent-tag"));
+    ok.headers
+        .push(Header::Contact(format!("<sip:1001@{AGENT}>").into()));
+    ok.headers
+        .push(Header::ContentType("application/sdp".into()));
+    ok.body = sdp("10.0.0.9", 32000, "sendrecv").into_bytes();
+    net.respond(Who::Agent, new.tx, ok);
+    let dialog = Dialog::uas(
+        &invite,
+        "agent-tag",
+        udp(HOTLINE),
+        format!("<sip:1001@{AGENT}>"),
+    )
+    .expect("the agent's dialog");
+    (invite, dialog)
+}
+
+#[test]
+fn a_trunk_call_is_answered_queued_offered_bridged_and_ended_by_the_agent() {
+    let mut net = Net::new(QUEUE, Duration::from_secs(2));
+    let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
+    assert_eq!(codes(&net.trunk.responses()), [100, 180], "ringing first");
+    net.wait(Duration::from_millis(1999));
+    assert!(net.trunk.responses().is_empty(), "rings its full time");
+    net.wait(Duration::from_millis(1));
+    let ok = net.trunk.responses().pop().expect("the answer");
+    assert_eq!(ok.status_code.code(), 200);
+    let answer = body(&ok);
+    assert!(answer.contains("m=audio 40000 RTP/AVP 0 101"), "{answer}");
+    assert!(answer.contains("c=IN IP4 10.0.0.100"), "{answer}");
+    // The offer was good: media started at once, towards the trunk's port.
+    let starts = net.media_starts(LegRef::Caller);
+    assert_eq!(starts.len(), 1);
+    assert_eq!(starts[0].remote, addr("10.0.0.1:30000"));
+    assert!(net.events().is_empty(), "not offered before the ACK");
+
+    let trunk_dialog = net.trunk_ack(&invite, &ok, "");
+    assert!(matches!(
+        net.events().as_slice(),
+        [EventKind::CallOffered { caller, called, .. }] if caller == "13800001111" && called == "12345"
+    ));
+    net.greeting_done();
+    let Some(CallAction::Enqueue(request)) =
+        net.did.iter().find(|a| matches!(a, CallAction::Enqueue(_)))
     else {
-        panic!("{actions:?}");
+        panic!("not queued: {:?}", net.did);
     };
-    assert!(Arc::ptr_eq(clip, &announce::comfort()));
-    // A later announcement cuts the comfort audio short.
-    core.handle_announcement(t0, 2, Some(announcement.clone()));
-    let actions = take(&mut core);
-    assert_eq!(kinds(&actions), ["StopAudio", "Play"]);
-    // The stopped comfort clip's end plays nothing more.
-    core.handle_caller(t0, LegEvent::PlayDone(*comfort_id));
-    assert!(take(&mut core).is_empty());
-    // One that could not be rendered leaves what plays alone.
-    core.handle_announcement(t0, 1, None);
-    assert!(take(&mut core).is_empty());
-}
+    assert_eq!(request.queue, "labor");
 
-#[test]
-fn leaving_the_queue_drops_the_offer_and_goes_on_with_the_dialplan() {
-    let mut t0 = Instant::now();
-    let (mut core, _) = queued(&mut t0);
-    offer(&mut core, t0, 4);
-    core.handle_instruction(
-        t0,
-        Some(Instruction::Leave {
-            reason: LeaveReason::Overflow,
-            next_step: Some("sorry".into()),
-        }),
-    );
-    let actions = take(&mut core);
-    assert_eq!(
-        kinds(&actions),
-        ["DropFar", "StopAudio", "HangUpCaller", "Event"]
-    );
-    assert_eq!(finished(&actions), ["overflowed"]);
-    assert_eq!(
-        core.outcome(),
-        Some(&Outcome::Dialplan("overflowed".into()))
-    );
-
-    // The ACD went away without a word: the flow goes on after the queue.
-    let (mut core, _) = queued(&mut t0);
-    core.handle_instruction(t0, None);
-    assert!(!core.is_queued());
-    assert!(core.outcome().is_some());
-}
-
-#[test]
-fn without_an_acd_a_queue_step_gives_the_call_back_at_once() {
-    let (mut core, t0) = start(
-        "  next:\n    queue: labor\n    overflow: sorry\n  sorry:\n    hangup: no_queue\n",
-        false,
-    );
-    take(&mut core);
-    core.handle_caller(t0, LegEvent::PlayDone(1));
-    let actions = take(&mut core);
-    assert!(!actions.iter().any(|a| matches!(a, CallAction::Enqueue(_))));
-    assert!(!core.is_queued());
-    assert!(core.outcome().is_some(), "{actions:?}");
-}
-
-#[test]
-fn a_transfer_that_rings_too_long_fails_at_its_own_instant() {
-    let (mut core, t0) = start(
-        "  next:\n    transfer: trunk\n    number: \"01012345678\"\n    ring_timeout: 12s\n    failed: sorry\n  sorry:\n    play: sorry\n    next: bye\n  bye:\n    hangup: transfer_failed\n",
-        true,
-    );
-    take(&mut core);
-    core.handle_caller(t0, LegEvent::PlayDone(1));
-    let actions = take(&mut core);
-    let [
-        CallAction::Dial {
-            far: Far::Transfer,
-            target,
-            context,
-        },
-    ] = actions.as_slice()
-    else {
-        panic!("{actions:?}");
-    };
-    assert_eq!(target, "sip:01012345678@10.0.0.1:5060", "through the trunk");
-    assert_eq!(context.queue, None);
-    assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(12)));
-    core.handle_far(t0, Far::Transfer, FarEvent::Ringing);
-    core.handle_timeout(t0 + Duration::from_secs(11));
-    assert!(take(&mut core).is_empty(), "too early");
-    core.handle_timeout(t0 + Duration::from_secs(12));
-    let actions = take(&mut core);
-    // `sorry` has no audio: its play is over at once and the plan hangs up.
-    assert_eq!(kinds(&actions), ["DropFar", "HangUpCaller", "Event"]);
-    assert_eq!(finished(&actions), ["transfer_failed"]);
-    assert_eq!(core.poll_timeout(), None);
-}
-
-#[test]
-fn an_answered_transfer_is_bridged_and_ends_with_its_far_end() {
-    let (mut core, t0) = start(
-        "  next:\n    transfer: sip:duty@10.0.0.5\n    failed: bye\n  bye:\n    hangup: transfer_failed\n",
-        true,
-    );
-    take(&mut core);
-    core.handle_caller(t0, LegEvent::PlayDone(1));
-    take(&mut core);
-    core.handle_far(t0, Far::Transfer, FarEvent::Answered);
-    let actions = take(&mut core);
-    assert_eq!(kinds(&actions), ["StopAudio", "Bridge", "Event"]);
-    assert_eq!(finished(&actions), ["transferred"]);
-    assert_eq!(core.poll_timeout(), None, "no ring timer once answered");
-    core.handle_far(t0, Far::Transfer, FarEvent::HungUp);
-    let actions = take(&mut core);
-    assert_eq!(kinds(&actions), ["DropFar", "Bridge", "HangUpCaller"]);
-    assert_eq!(core.outcome(), Some(&Outcome::Transferred));
-
-    // The caller hanging up on an answered transfer is a transfer, logged once.
-    let (mut core, t0) = start("  next:\n    transfer: sip:duty@10.0.0.5\n", true);
-    take(&mut core);
-    core.handle_caller(t0, LegEvent::PlayDone(1));
-    core.handle_far(t0, Far::Transfer, FarEvent::Answered);
-    take(&mut core);
-    core.handle_caller(t0, LegEvent::Ended(EndReason::CallerHungUp));
-    let actions = take(&mut core);
-    assert_eq!(kinds(&actions), ["DropFar"]);
-    assert_eq!(core.outcome(), Some(&Outcome::Transferred));
-}
-
-#[test]
-fn keys_are_kept_and_a_stopped_prompts_end_is_not_taken_for_the_next() {
-    let (mut core, t0) = start(
-        "  next:\n    menu: wait\n    choices: {\"1\": one}\n    no_input: one\n    no_match: one\n  one:\n    hangup: one\n",
-        true,
-    );
-    take(&mut core);
-    core.handle_caller(t0, LegEvent::Dtmf('5'));
-    // The greeting is no barge-in prompt: the key waits for the menu.
-    core.handle_caller(t0, LegEvent::PlayDone(1));
-    let menu = plays(&take(&mut core));
-    assert_eq!(menu, [2]);
-    core.handle_caller(t0, LegEvent::PlayDone(1));
-    assert!(take(&mut core).is_empty(), "a stale end");
-    core.handle_caller(t0, LegEvent::Dtmf('1'));
-    let actions = take(&mut core);
+    net.instruction(Instruction::Offer {
+        offer: OfferId(1),
+        queue: "labor".into(),
+        agent: "1001".into(),
+        target: Target::Registered(format!("sip:1001@{AGENT}")),
+    });
+    let (agent_invite, agent_dialog) = agent_answers(&mut net);
+    let queue_header = agent_invite.headers.iter().find_map(|h| match h {
+        Header::Other(name, value) if name == "X-Hotline-Queue" => Some(value.clone()),
+        _ => None,
+    });
+    assert_eq!(queue_header.as_deref(), Some("labor"));
     assert!(
-        finished(&actions).contains(&"one".to_owned()),
-        "{actions:?}"
+        net.agent.inbox.iter().any(|e| matches!(
+            e,
+            Event::Call {
+                event: CallEvent::Ack { .. },
+                ..
+            }
+        )),
+        "the hotline ACKs the agent's 200"
     );
-    assert_eq!(core.keys(), "51");
+    assert_eq!(
+        net.acd(),
+        [&AcdReport::OfferOutcome(OfferId(1), OfferOutcome::Answered)]
+    );
+    assert_eq!(
+        net.media_starts(LegRef::Far(Far::Offer))[0].remote,
+        addr("10.0.0.9:32000")
+    );
+    net.instruction(Instruction::Connected {
+        offer: OfferId(1),
+        agent: "1001".into(),
+    });
+    assert!(
+        net.did.iter().any(|a| matches!(
+            a,
+            CallAction::Media(LegRef::Caller, MediaOp::Bridge(Some(Far::Offer)))
+        )),
+        "bridged"
+    );
+
+    // The agent hangs up: the hotline answers it and sends BYE to the trunk.
+    let mut agent_dialog = agent_dialog;
+    net.send(Who::Agent, agent_dialog.request(Method::Bye, AGENT));
+    assert_eq!(codes_of(&mut net.agent), [200]);
+    let byes = net.trunk.requests();
+    let [(tx, bye)] = byes.as_slice() else {
+        panic!("one BYE to the trunk: {byes:?}");
+    };
+    assert_eq!(bye.method, Method::Bye);
+    assert!(trunk_dialog.matches(bye), "in the trunk's dialog: {bye}");
+    assert!(net.ended.is_none(), "the BYE's answer is awaited");
+    net.respond(Who::Trunk, *tx, build::response(bye, 200, None));
+    assert_eq!(net.ended.as_deref(), Some("agent_hung_up"));
+    assert_eq!(net.acd()[1..], [&AcdReport::CallEnded(HungUpBy::Agent)]);
+    assert!(
+        net.did
+            .iter()
+            .any(|a| matches!(a, CallAction::Release(Far::Offer)))
+    );
+
+    // Nothing routes the call any more: a stray BYE gets 481 from the endpoint.
+    net.send(Who::Agent, agent_dialog.request(Method::Bye, AGENT));
+    assert_eq!(codes(&net.agent.responses()), [481]);
+}
+
+#[test]
+fn a_cancel_while_ringing_ends_the_invite_with_487_and_nothing_is_offered() {
+    let mut net = Net::new(QUEUE, Duration::from_secs(5));
+    let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
+    net.wait(Duration::from_secs(1));
+    let now = net.now;
+    net.trunk.core.handle_command(
+        now,
+        Command::Send {
+            peer: udp(HOTLINE),
+            request: cancel_for(&invite),
+        },
+    );
+    net.progress();
+    let responses = net.trunk.responses();
+    let to = |m: Method| -> Vec<u16> {
+        responses
+            .iter()
+            .filter(|r| headers::cseq(&r.headers).is_some_and(|(_, method)| method == m))
+            .map(|r| r.status_code.code())
+            .collect()
+    };
+    assert_eq!(to(Method::Invite), [100, 180, 487]);
+    assert_eq!(to(Method::Cancel), [200]);
+    assert_eq!(net.ended.as_deref(), Some("not_connected"));
+    assert!(net.events().is_empty());
+    assert!(net.did.iter().all(|a| !matches!(a, CallAction::Event(_))));
+    net.wait(Duration::from_secs(10));
+    assert!(
+        codes_of(&mut net.trunk).is_empty(),
+        "the call never answers after the CANCEL"
+    );
+}
+
+fn codes_of(side: &mut Side) -> Vec<u16> {
+    codes(&side.responses())
+}
+
+#[test]
+fn a_200_never_acknowledged_is_retransmitted_then_ended_with_a_bye() {
+    let mut net = Net::new(QUEUE, Duration::ZERO);
+    net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
+    net.wait(Duration::from_secs(40));
+    let oks = codes_of(&mut net.trunk)
+        .into_iter()
+        .filter(|c| *c == 200)
+        .count();
+    assert!(oks >= 5, "the 200 goes again until the ACK timeout: {oks}");
+    let byes = net.trunk.requests();
+    assert!(
+        byes.iter().any(|(_, r)| r.method == Method::Bye),
+        "{byes:?}"
+    );
+    assert_eq!(net.ended.as_deref(), Some("not_connected"));
+    assert!(net.events().is_empty(), "never offered: it never got up");
+}
+
+#[test]
+fn a_late_offer_is_answered_in_the_ack() {
+    let mut net = Net::new(QUEUE, Duration::ZERO);
+    let invite = net.trunk_invite(None);
+    let ok = net.trunk.responses().pop().expect("the 200");
+    assert!(body(&ok).contains("m=audio 40000"), "our offer in the 200");
+    assert!(net.media_starts(LegRef::Caller).is_empty());
+    net.trunk_ack(&invite, &ok, &sdp("10.0.0.1", 30500, "sendrecv"));
+    let starts = net.media_starts(LegRef::Caller);
+    assert_eq!(starts.len(), 1);
+    assert_eq!(starts[0].remote, addr("10.0.0.1:30500"));
+    assert_eq!(net.events().len(), 1, "offered once up");
+}
+
+#[test]
+fn hold_by_re_invite_is_answered_recvonly_with_the_next_sdp_version() {
+    let (mut net, mut dialog) = Net::up(QUEUE);
+    let mut hold = dialog.request(Method::Invite, TRUNK);
+    hold.headers
+        .push(Header::ContentType("application/sdp".into()));
+    hold.body = sdp("10.0.0.1", 30000, "sendonly").into_bytes();
+    net.send(Who::Trunk, hold);
+    let ok = net.trunk.responses().pop().expect("an answer");
+    assert_eq!(ok.status_code.code(), 200);
+    let answer = body(&ok);
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    assert!(answer.contains("o=hotline 7 2 IN IP4"), "{answer}");
+    assert_eq!(net.media_starts(LegRef::Caller).len(), 2);
+    // An INFO key reaches the flow as a key.
+    let mut info = dialog.request(Method::Info, TRUNK);
+    info.headers
+        .push(Header::ContentType("application/dtmf-relay".into()));
+    info.body = b"Signal=5\r\nDuration=160\r\n".to_vec();
+    net.send(Who::Trunk, info);
+    assert_eq!(codes_of(&mut net.trunk), [200]);
+    net.greeting_done();
+    assert_eq!(net.call().keys(), "5");
+}
+
+#[test]
+fn when_the_callers_media_stops_the_call_ends_with_a_bye_even_unanswered() {
+    let (mut net, _dialog) = Net::up(QUEUE);
+    let now = net.now;
+    net.call()
+        .handle_media(now, LegRef::Caller, SessionEvent::Timeout);
+    net.progress();
+    let byes = net.trunk.requests();
+    assert_eq!(byes.len(), 1);
+    assert!(net.ended.is_none());
+    // The trunk never answers the BYE: the call is over when its transaction gives up.
+    net.wait(Duration::from_secs(33));
+    assert_eq!(net.ended.as_deref(), Some("media_timeout"));
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        EventKind::CallFinished { outcome, .. } if outcome == "media_timeout"
+    )));
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_the_agent_rings_cancels_the_agents_invite() {
+    let (mut net, mut dialog) = Net::up(QUEUE);
+    net.greeting_done();
+    net.instruction(Instruction::Offer {
+        offer: OfferId(3),
+        queue: "labor".into(),
+        agent: "1001".into(),
+        target: Target::Registered(format!("sip:1001@{AGENT}")),
+    });
+    let Some(Event::NewCall(new)) = net.agent.inbox.pop_front() else {
+        panic!("the agent's phone got no INVITE");
+    };
+    net.respond(
+        Who::Agent,
+        new.tx,
+        build::response(&new.invite, 180, Some("agent-tag")),
+    );
+    net.send(Who::Trunk, dialog.request(Method::Bye, TRUNK));
+    assert_eq!(codes_of(&mut net.trunk), [200]);
+    assert!(
+        net.agent.inbox.iter().any(|e| matches!(
+            e,
+            Event::Call {
+                event: CallEvent::Cancelled { .. },
+                ..
+            }
+        )),
+        "{:?}",
+        net.agent.inbox
+    );
+    assert_eq!(net.acd(), [&AcdReport::CallerGone(HungUpBy::Caller)]);
+    assert_eq!(net.ended.as_deref(), Some("caller_hung_up"));
 }

@@ -1,34 +1,66 @@
-//! The call task: the thin driver of one call's core (`core`). It owns the call's I/O, the
-//! caller's leg, the far legs (agent offer, transfer), the recognition session, the queue's
-//! channel and announcement rendering, feeds what happens on them to the core with `now`,
-//! and carries out the core's actions. Every decision is the core's.
+//! The call task: the thin driver of one call's core (`core`). It owns the call's I/O: the
+//! endpoint's channels for its legs, their media, the recognition session, the queue's
+//! channel and announcement rendering. It feeds what happens on them to the core with
+//! `now` and carries out the core's actions. Every decision is the core's.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::agent::AgentLeg;
-use super::core::{AcdReport, CallAction, CallCore, Far, FarEvent};
-use super::inbound::InboundLeg;
+use super::CallContext;
+use super::caller_leg::MediaSetup;
+use super::core::{CallAction, CallCore, LegRef, MediaOp};
+use super::far_leg::{DialError, Dialled};
+use super::flow::{AcdReport, Far};
 use super::speech::Listening;
-use super::{CallContext, Flows};
 use crate::acd::Instruction;
-use crate::dialplan::{self, CallInfo};
+use crate::dialplan;
+use crate::endpoint::{CallEvent, EndpointHandle};
 use crate::media::clip::Clip;
+use crate::media::session::SessionEvent;
+use crate::media::worker::MediaLeg;
+use crate::sip::build;
+use crate::sip::transaction::Peer;
+use crate::sip::uri::SipUri;
 use crate::time::sleep_until;
 
 /// An announcement's queue position and its audio (none when it could not be rendered).
 type Rendered = (u32, Option<Arc<Clip>>);
 type Rendering = tokio::task::JoinHandle<Rendered>;
 
+/// Routes a Call-ID to this call while it lives.
+struct Route {
+    endpoint: EndpointHandle,
+    call_id: String,
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        self.endpoint.unroute(self.call_id.clone());
+    }
+}
+
+/// A far leg's I/O: its media and its route.
+struct FarIo {
+    media: MediaLeg,
+    _route: Route,
+}
+
 pub(super) struct Driver {
     ctx: Arc<CallContext>,
     core: CallCore,
-    leg: InboundLeg,
-    offer: Option<AgentLeg>,
-    transfer: Option<AgentLeg>,
+    caller_media: MediaLeg,
+    caller_sip: mpsc::UnboundedReceiver<CallEvent>,
+    /// The endpoint or the media worker is gone: nothing more comes from it.
+    caller_closed: bool,
+    _caller_route: Route,
+    /// Every far leg's messages, which the core tells apart by Call-ID.
+    far_sip_tx: mpsc::UnboundedSender<CallEvent>,
+    far_sip: mpsc::UnboundedReceiver<CallEvent>,
+    offer: Option<FarIo>,
+    transfer: Option<FarIo>,
     listening: Option<Listening>,
     instructions: Option<mpsc::UnboundedReceiver<Instruction>>,
     /// An announcement being rendered: the call goes on meanwhile, so an offer is never
@@ -39,29 +71,24 @@ pub(super) struct Driver {
 impl Driver {
     pub(super) fn new(
         ctx: Arc<CallContext>,
-        flows: Arc<Flows>,
-        plan: Arc<dialplan::Dialplan>,
-        leg: InboundLeg,
+        core: CallCore,
+        caller_media: MediaLeg,
+        caller_sip: mpsc::UnboundedReceiver<CallEvent>,
     ) -> Driver {
-        let info = CallInfo {
-            call_id: leg.call_id.clone(),
-            caller: leg.caller.clone(),
-            called: leg.called.clone(),
-            trunk: leg.trunk.clone(),
+        let (far_sip_tx, far_sip) = mpsc::unbounded_channel();
+        let caller_route = Route {
+            endpoint: ctx.endpoint.clone(),
+            call_id: core.call_id().to_owned(),
         };
-        let core = CallCore::new(
-            Instant::now(),
-            jiff::Timestamp::now(),
-            flows,
-            plan,
-            info,
-            super::host_port(leg.peer().addr),
-            ctx.acd.is_some(),
-        );
         Driver {
             ctx,
             core,
-            leg,
+            caller_media,
+            caller_sip,
+            caller_closed: false,
+            _caller_route: caller_route,
+            far_sip_tx,
+            far_sip,
             offer: None,
             transfer: None,
             listening: None,
@@ -75,13 +102,28 @@ impl Driver {
             while let Some(action) = self.core.poll_action() {
                 self.act(action).await;
             }
-            if self.core.outcome().is_some() {
+            if self.core.is_done() {
                 break;
             }
             let timeout = self.core.poll_timeout();
             let queued = self.core.is_queued();
+            let open = !self.caller_closed;
             tokio::select! {
-                ev = self.leg.next_event() => self.core.handle_caller(Instant::now(), ev),
+                ev = self.caller_sip.recv(), if open => match ev {
+                    Some(ev) => self.core.handle_sip(Instant::now(), ev),
+                    None => self.caller_gone(),
+                },
+                ev = self.caller_media.events.recv(), if open => match ev {
+                    Some(ev) => self.core.handle_media(Instant::now(), LegRef::Caller, ev),
+                    None => self.caller_gone(),
+                },
+                Some(ev) = self.far_sip.recv() => self.core.handle_sip(Instant::now(), ev),
+                ev = next_media(&mut self.offer) => {
+                    self.core.handle_media(Instant::now(), LegRef::Far(Far::Offer), ev);
+                }
+                ev = next_media(&mut self.transfer) => {
+                    self.core.handle_media(Instant::now(), LegRef::Far(Far::Transfer), ev);
+                }
                 _ = sleep_until(timeout) => self.core.handle_timeout(Instant::now()),
                 ev = next_speech(&mut self.listening) => {
                     if let Some((id, speech)) = ev {
@@ -91,8 +133,6 @@ impl Driver {
                 i = next_instruction(&mut self.instructions), if queued => {
                     self.core.handle_instruction(Instant::now(), i);
                 }
-                ev = next_far(&mut self.offer) => self.core.handle_far(Instant::now(), Far::Offer, ev),
-                ev = next_far(&mut self.transfer) => self.core.handle_far(Instant::now(), Far::Transfer, ev),
                 done = next_announcement(&mut self.announcing) => {
                     self.announcing = None;
                     if let Ok((position, clip)) = done {
@@ -101,16 +141,26 @@ impl Driver {
                 }
             }
         }
-        let outcome = self.core.outcome().map(ToString::to_string);
-        info!(keys = %self.core.keys(), outcome = %outcome.unwrap_or_default(), "call ended");
+        let outcome = self
+            .core
+            .outcome()
+            .map_or_else(|| "not_connected".to_owned(), ToString::to_string);
+        info!(keys = %self.core.keys(), %outcome, "call ended");
+    }
+
+    /// The endpoint or the caller's media worker stopped (the engine is going down): the
+    /// call ends as at shutdown.
+    fn caller_gone(&mut self) {
+        self.caller_closed = true;
+        self.core.handle_sip(Instant::now(), CallEvent::Shutdown);
     }
 
     async fn act(&mut self, action: CallAction) {
         match action {
-            CallAction::Play { id, clip } => self.leg.play(id, clip),
-            CallAction::StopAudio => self.leg.stop(),
+            CallAction::Sip(command) => self.ctx.endpoint.command(command),
+            CallAction::Media(leg, op) => self.media(leg, op),
             CallAction::Listen { id, request } => {
-                match self.ctx.speech.listen(self.leg.media(), id, &request) {
+                match self.ctx.speech.listen(&self.caller_media, id, &request) {
                     Ok(listening) => self.listening = Some(listening),
                     Err(why) => self.core.handle_speech(
                         Instant::now(),
@@ -129,40 +179,14 @@ impl Driver {
                     self.instructions = Some(acd.enqueue(request));
                 }
             }
-            CallAction::Dial {
-                far,
-                target,
-                context,
-            } => {
-                // Dropping a leg sends its CANCEL or BYE.
-                *self.far(far) = None;
-                match AgentLeg::dial(
-                    &self.ctx.media,
-                    &self.ctx.endpoint,
-                    self.leg.media(),
-                    &target,
-                    &context,
-                )
-                .await
-                {
-                    Ok(leg) => *self.far(far) = Some(leg),
-                    Err(e) => {
-                        warn!(error = %e, %target, ?far, "cannot place the call");
-                        self.core.handle_dial_failed(Instant::now(), far);
-                    }
-                }
+            CallAction::Dial { far, target } => {
+                let dialled = self.dial(far, &target).await;
+                self.core.handle_dialled(Instant::now(), far, dialled);
             }
-            CallAction::DropFar(far) => *self.far(far) = None,
-            CallAction::Bridge(far) => {
-                let other = far.and_then(|f| match f {
-                    Far::Offer => self.offer.as_ref(),
-                    Far::Transfer => self.transfer.as_ref(),
-                });
-                self.leg.media().bridge(other.map(AgentLeg::media));
-            }
+            CallAction::Release(far) => *self.far(far) = None,
             CallAction::Acd(report) => {
                 let Some(acd) = &self.ctx.acd else { return };
-                let call_id = &self.leg.call_id;
+                let call_id = self.core.call_id();
                 match report {
                     AcdReport::OfferOutcome(offer, outcome) => {
                         acd.offer_outcome(call_id, offer, outcome)
@@ -181,16 +205,96 @@ impl Driver {
                     (position, announcer.clip(&language, position, wait).await)
                 }));
             }
-            CallAction::HangUpCaller => self.leg.bye().await,
             CallAction::Event(kind) => self.ctx.events.emit(kind),
         }
     }
 
-    fn far(&mut self, far: Far) -> &mut Option<AgentLeg> {
+    fn media(&mut self, leg: LegRef, op: MediaOp) {
+        if let MediaOp::Bridge(far) = op {
+            let other = far.and_then(|f| match f {
+                Far::Offer => self.offer.as_ref(),
+                Far::Transfer => self.transfer.as_ref(),
+            });
+            return self.caller_media.bridge(other.map(|io| &io.media));
+        }
+        let media = match leg {
+            LegRef::Caller => &mut self.caller_media,
+            LegRef::Far(f) => match self.far(f) {
+                Some(io) => &mut io.media,
+                None => return,
+            },
+        };
+        match op {
+            MediaOp::Start(n) => media.start(n),
+            MediaOp::Play { id, clip } => media.play(id, clip),
+            MediaOp::Stop => media.stop(),
+            MediaOp::Bridge(_) => {}
+        }
+    }
+
+    /// Finds `target`, opens media for it beside the caller's and routes its Call-ID here.
+    async fn dial(&mut self, far: Far, target: &str) -> Result<Dialled, DialError> {
+        let uri = SipUri::parse(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
+        let addr = match uri.socket_addr() {
+            Some(a) => a,
+            None => tokio::net::lookup_host((uri.host, uri.port.unwrap_or(5060)))
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| DialError::Unresolvable(target.to_owned()))?,
+        };
+        let peer = Peer {
+            transport: uri.transport(),
+            addr,
+            conn: None,
+        };
+        let local = self.ctx.endpoint.local_addr(peer);
+        let call_id = build::new_call_id();
+        let media = self.ctx.media.open_beside(
+            &self.caller_media,
+            local.ip(),
+            addr.ip(),
+            &format!("{call_id}-far"),
+        )?;
+        let setup = MediaSetup {
+            port: media.port,
+            laws: self.ctx.media.laws().to_vec(),
+            reach: self.ctx.media.reach(local.ip(), addr.ip()),
+            session_id: rand::random::<u32>() as u64,
+        };
+        self.ctx
+            .endpoint
+            .route(call_id.clone(), self.far_sip_tx.clone());
+        *self.far(far) = Some(FarIo {
+            media,
+            _route: Route {
+                endpoint: self.ctx.endpoint.clone(),
+                call_id: call_id.clone(),
+            },
+        });
+        Ok(Dialled {
+            call_id,
+            peer,
+            local,
+            media: setup,
+        })
+    }
+
+    fn far(&mut self, far: Far) -> &mut Option<FarIo> {
         match far {
             Far::Offer => &mut self.offer,
             Far::Transfer => &mut self.transfer,
         }
+    }
+}
+
+async fn next_media(io: &mut Option<FarIo>) -> SessionEvent {
+    match io {
+        Some(io) => match io.media.events.recv().await {
+            Some(ev) => ev,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -217,13 +321,6 @@ async fn next_instruction(
 ) -> Option<Instruction> {
     match instructions {
         Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_far(leg: &mut Option<AgentLeg>) -> FarEvent {
-    match leg {
-        Some(leg) => leg.next_event().await,
         None => std::future::pending().await,
     }
 }

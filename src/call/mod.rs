@@ -1,32 +1,38 @@
-//! Calls: one tokio task per call (`driver`) that owns its legs (`inbound`, `agent`) and
-//! drives its sans-IO core (`core`: the dialplan interpreter, the queue, the offer, the
-//! transfer and the outcome). What every call shares is in
-//! `CallContext`, built once by the engine.
+//! Calls: each is a sans-IO core (`core`, composing the caller's leg `caller_leg`, the
+//! flow `flow` and the far legs `far_leg`) driven by one tokio task (`driver`). The INVITE
+//! is read once, here at the edge, into a typed `incoming::Invite`. What every call shares
+//! is in `CallContext`, built once by the engine.
 
-mod agent;
 pub mod announce;
+mod caller_leg;
 pub mod core;
 mod driver;
-mod inbound;
+mod far_leg;
+mod flow;
+mod incoming;
 mod speech;
+#[cfg(test)]
+mod test_plan;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{Instrument, info_span, warn};
 
-pub use agent::percent_encode;
-pub use inbound::{EndReason, InboundLeg, LegEvent, host_port, refuse};
 pub use speech::SpeechAccess;
 
 use crate::acd::AcdHandle;
 use crate::dialplan::DialplanSet;
 use crate::endpoint::{EndpointHandle, IncomingCall};
-use crate::events::{EventKind, EventSink};
+use crate::events::EventSink;
 use crate::media::worker::Media;
 use crate::prompts::PromptSet;
-use crate::sip::headers;
+use crate::sip::{build, headers};
+
+use self::caller_leg::MediaSetup;
+use self::core::CallCore;
+use self::incoming::{Invite, Refusal};
 
 /// The call flows in force: dialplans and their prompt audio, swapped together on reload.
 /// A call keeps the set it started with.
@@ -58,25 +64,77 @@ pub fn start(ctx: &Arc<CallContext>, call: IncomingCall) {
 }
 
 async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
+    let IncomingCall {
+        invite: request,
+        tx,
+        peer,
+        local,
+        trunk,
+        events,
+        endpoint,
+    } = call;
+    let refuse = |refusal: Refusal| {
+        endpoint.respond(tx, refusal.response(&request));
+        let call_id = headers::call_id(&request.headers).unwrap_or_default();
+        endpoint.unroute(call_id.to_owned());
+    };
+    let invite = match Invite::read(&request, tx, peer, local, trunk, &build::new_tag()) {
+        Ok(i) => i,
+        Err(r) => return refuse(r),
+    };
     let flows = ctx.flows.borrow().clone();
-    let called = inbound::called_number(&call.invite);
     let Some(plan) = flows
         .dialplans
-        .select(&called, call.trunk.as_deref())
+        .select(&invite.called, invite.trunk.as_deref())
         .cloned()
     else {
-        warn!(%called, "no dialplan takes this number");
-        return refuse(call, 404);
+        warn!(called = %invite.called, "no dialplan takes this number");
+        return refuse(Refusal::new(404));
     };
-    let Ok(leg) = InboundLeg::answer(&ctx.media, call, ctx.answer_delay).await else {
-        return;
+    let reach = ctx.media.reach(local.ip(), peer.addr.ip());
+    let negotiated = match caller_leg::negotiate(&invite, ctx.media.laws(), &reach) {
+        Ok(n) => n,
+        Err(r) => return refuse(r),
     };
-    ctx.events.emit(EventKind::CallOffered {
-        call_id: leg.call_id.clone(),
-        caller: leg.caller.clone(),
-        called: leg.called.clone(),
-    });
-    driver::Driver::new(ctx.clone(), flows, plan, leg)
+    let media = match ctx.media.open(local.ip(), peer.addr.ip(), &invite.call_id) {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "no media for the call");
+            return refuse(Refusal {
+                code: 503,
+                warning: Some(e.to_string()),
+            });
+        }
+    };
+    let setup = MediaSetup {
+        port: media.port,
+        laws: ctx.media.laws().to_vec(),
+        reach,
+        session_id: rand::random::<u32>() as u64,
+    };
+    let flow = core::FlowSetup {
+        flows,
+        plan,
+        has_acd: ctx.acd.is_some(),
+        wall: jiff::Timestamp::now(),
+    };
+    let core = CallCore::new(
+        Instant::now(),
+        invite,
+        negotiated,
+        setup,
+        ctx.answer_delay,
+        flow,
+    );
+    driver::Driver::new(ctx.clone(), core, media, events)
         .run()
         .await;
+}
+
+/// Refuses a call before answering it (the engine is not ready, ...).
+pub fn refuse(call: IncomingCall, code: u16) {
+    call.endpoint
+        .respond(call.tx, Refusal::new(code).response(&call.invite));
+    let call_id = headers::call_id(&call.invite.headers).unwrap_or_default();
+    call.endpoint.unroute(call_id.to_owned());
 }

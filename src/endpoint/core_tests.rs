@@ -44,17 +44,10 @@ fn tcp(from: &str, conn: u64) -> Peer {
     }
 }
 
-struct Bench {
-    core: Core,
-    now: Instant,
-}
-
-impl Bench {
-    fn new(max_calls: usize) -> Bench {
-        Bench::with_registrar(max_calls, None)
-    }
-
-    fn with_registrar(max_calls: usize, registrar: Option<Registrar>) -> Bench {
+impl Core {
+    /// A core for tests: the trunk `pbx` is 10.0.0.1 (2 calls at most), anyone in
+    /// 10.0.0.0/8 may send requests, `max_calls` calls in all.
+    pub(crate) fn for_tests(max_calls: usize, registrar: Option<Registrar>) -> Core {
         let settings = Settings {
             timers: Timers::default(),
             max_transactions: 1000,
@@ -76,8 +69,23 @@ impl Bench {
                 message_deadline: Duration::from_secs(20),
             },
         };
+        Core::new(settings, registrar, &Registry::new())
+    }
+}
+
+struct Bench {
+    core: Core,
+    now: Instant,
+}
+
+impl Bench {
+    fn new(max_calls: usize) -> Bench {
+        Bench::with_registrar(max_calls, None)
+    }
+
+    fn with_registrar(max_calls: usize, registrar: Option<Registrar>) -> Bench {
         Bench {
-            core: Core::new(settings, registrar, &Registry::new()),
+            core: Core::for_tests(max_calls, registrar),
             now: Instant::now(),
         }
     }

@@ -147,24 +147,14 @@ impl EndpointHandle {
         let _ = self.tx.send(input);
     }
 
-    fn command(&self, c: Command) {
-        self.input(event_loop::Input::Command(Box::new(c)));
+    /// Hands a call core's SIP command to the endpoint.
+    pub fn command(&self, c: Box<Command>) {
+        self.input(event_loop::Input::Command(c));
     }
 
     /// Answers a request the call received.
     pub fn respond(&self, tx: ServerTxId, response: Response) {
-        self.command(Command::Respond { tx, response });
-    }
-
-    /// Sends a request in a client transaction; its responses come back as `CallEvent`s
-    /// to whoever routes its Call-ID.
-    pub fn send(&self, peer: Peer, request: Request) {
-        self.command(Command::Send { peer, request });
-    }
-
-    /// Sends a request outside any transaction (the ACK for a 2xx).
-    pub fn send_stateless(&self, peer: Peer, request: Request) {
-        self.command(Command::SendStateless { peer, request });
+        self.command(Box::new(Command::Respond { tx, response }));
     }
 
     /// Routes messages with this Call-ID to `events` (an outgoing leg of a call).
@@ -182,6 +172,6 @@ impl EndpointHandle {
 
     /// Stops routing a Call-ID (the call ended).
     pub fn unroute(&self, call_id: String) {
-        self.command(Command::Unroute { call_id });
+        self.command(Box::new(Command::Unroute { call_id }));
     }
 }

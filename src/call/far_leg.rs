@@ -1,36 +1,59 @@
-//! The agent's leg of a call (the B2BUA's UAC side): INVITE to the agent's phone with the
-//! call's context in headers, CANCEL while it rings, the ACK and dialog once it answers,
-//! BYE either way, and its media opened beside the caller's so the two can be bridged.
+//! A far leg of a call (the B2BUA's UAC side: an agent's phone or a transfer target), sans
+//! IO: the INVITE with the call's context in headers, CANCEL while it rings, the ACK of every
+//! 2xx and the dialog once it answers, BYE either way, and what its media does. It owns the
+//! leg's dialog and state; it must not touch the media, the endpoint or the clock.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use rsip::{Header, Headers, Method, Request};
-use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use crate::endpoint::{CallEvent, EndpointHandle};
-use crate::media::g711::Law;
-use crate::media::sdp::{Direction, LocalMedia, Reach, RemoteMedia};
-use crate::media::session::SessionEvent;
-use crate::media::worker::{Media, MediaError, MediaLeg};
+use super::caller_leg::{DTMF_PT, LegOutput, MediaSetup, note_redirect};
+use super::flow::DialContext;
+use super::incoming::host_port;
+use crate::endpoint::CallEvent;
+use crate::endpoint::core::Command;
+use crate::media::sdp::{Direction, LocalMedia, RemoteMedia};
+use crate::media::worker::MediaError;
 use crate::sip::dialog::Dialog;
 use crate::sip::transaction::Peer;
-use crate::sip::uri::{SipUri, to_rsip};
+use crate::sip::uri::to_rsip;
 use crate::sip::{Transport, build, headers};
 
-use super::core::{DialContext, FarEvent};
-use super::inbound::host_port;
-
-const DTMF_PT: u8 = 101;
+/// What happened on a far leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FarEvent {
+    /// The phone rings (180/183).
+    Ringing,
+    /// It answered; media flows.
+    Answered,
+    /// It refused or could not be reached: the final status (408 when it never answered).
+    Failed(u16),
+    /// It hung up after answering.
+    HungUp,
+    /// Its RTP stopped after answering.
+    MediaTimeout,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
-    #[error("agent target {0:?} is not a SIP URI")]
+    #[error("target {0:?} is not a SIP URI")]
     BadTarget(String),
-    #[error("cannot resolve agent target {0:?}")]
+    #[error("cannot resolve target {0:?}")]
     Unresolvable(String),
     #[error(transparent)]
     Media(#[from] MediaError),
+}
+
+/// What the edge found for a far leg before it is dialled: where the target is, our
+/// address as it reaches us, and the media opened for it.
+#[derive(Debug, Clone)]
+pub struct Dialled {
+    pub call_id: String,
+    pub peer: Peer,
+    pub local: SocketAddr,
+    pub media: MediaSetup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,62 +64,33 @@ enum State {
     Ended,
 }
 
-pub struct AgentLeg {
+pub struct FarLeg {
     pub call_id: String,
     invite: Request,
     peer: Peer,
     local: SocketAddr,
-    /// Where the leg's audio may go.
-    reach: Reach,
-    endpoint: EndpointHandle,
-    events: mpsc::UnboundedReceiver<CallEvent>,
-    media: MediaLeg,
+    media: MediaSetup,
     dialog: Option<Dialog>,
     state: State,
-    cancelled: bool,
+    out: VecDeque<LegOutput<FarEvent>>,
 }
 
-impl AgentLeg {
-    /// INVITEs `target` (a registered contact or a trunk URI) for the call whose caller's
-    /// media is `beside`.
-    pub async fn dial(
-        media: &Media,
-        endpoint: &EndpointHandle,
-        beside: &MediaLeg,
+impl FarLeg {
+    /// INVITEs `target` with the call's `context`.
+    pub fn dial(
+        dialled: Dialled,
         target: &str,
         context: &DialContext,
-    ) -> Result<AgentLeg, DialError> {
-        let uri = SipUri::parse(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
-        let addr = match uri.socket_addr() {
-            Some(a) => a,
-            None => tokio::net::lookup_host((uri.host, uri.port.unwrap_or(5060)))
-                .await
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or_else(|| DialError::Unresolvable(target.to_owned()))?,
-        };
-        let transport = uri.transport();
-        let peer = Peer {
-            transport,
-            addr,
-            conn: None,
-        };
-        let local = endpoint.local_addr(peer);
-        let call_id = build::new_call_id();
-        let leg_media =
-            media.open_beside(beside, local.ip(), addr.ip(), &format!("{call_id}-agent"))?;
-        let sdp = LocalMedia {
-            ip: local.ip(),
-            port: leg_media.port,
-            session_id: rand::random::<u32>() as u64,
-            version: 1,
-            laws: media.laws(),
-            dtmf_pt: Some(DTMF_PT),
-            direction: Direction::SendRecv,
-        }
-        .to_sdp(None);
+    ) -> Result<FarLeg, DialError> {
+        let Dialled {
+            call_id,
+            peer,
+            local,
+            media,
+        } = dialled;
         let request_uri = to_rsip(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
-        let tcp = if transport == Transport::Tcp {
+        let sdp = local_sdp(local, &media, 1);
+        let tcp = if peer.transport == Transport::Tcp {
             ";transport=tcp"
         } else {
             ""
@@ -106,7 +100,7 @@ impl AgentLeg {
         h.push(Header::Via(
             format!(
                 "SIP/2.0/{} {};branch={};rport",
-                transport.as_str(),
+                peer.transport.as_str(),
                 host_port(local),
                 build::new_branch()
             )
@@ -153,72 +147,52 @@ impl AgentLeg {
             headers: h,
             body: sdp.into_bytes(),
         };
-        let (tx, events) = mpsc::unbounded_channel();
-        endpoint.route(call_id.clone(), tx);
-        endpoint.send(peer, invite.clone());
-        info!(agent_call = %call_id, %target, "offering the call to an agent");
-        Ok(AgentLeg {
+        info!(far_call = %call_id, %target, "calling");
+        let mut leg = FarLeg {
             call_id,
-            invite,
+            invite: invite.clone(),
             peer,
             local,
-            reach: media.reach(local.ip(), peer.addr.ip()),
-            endpoint: endpoint.clone(),
-            events,
-            media: leg_media,
+            media,
             dialog: None,
             state: State::Calling,
-            cancelled: false,
-        })
+            out: VecDeque::new(),
+        };
+        leg.out.push_back(LegOutput::Sip(Box::new(Command::Send {
+            peer,
+            request: invite,
+        })));
+        Ok(leg)
     }
 
-    pub fn media(&self) -> &MediaLeg {
-        &self.media
+    pub fn poll_output(&mut self) -> Option<LegOutput<FarEvent>> {
+        self.out.pop_front()
     }
 
-    /// The next thing the call must know about the agent's side.
-    pub async fn next_event(&mut self) -> FarEvent {
-        loop {
-            if self.state == State::Ended {
-                return std::future::pending().await;
-            }
-            tokio::select! {
-                ev = self.events.recv() => {
-                    let Some(ev) = ev else {
-                        self.state = State::Ended;
-                        return FarEvent::Failed(503);
-                    };
-                    if let Some(out) = self.on_sip(ev) {
-                        return out;
-                    }
-                }
-                ev = self.media.events.recv() => {
-                    if ev == Some(SessionEvent::Timeout) && self.state == State::Answered {
-                        info!(agent_call = %self.call_id, "agent media timeout");
-                        self.hang_up();
-                        return FarEvent::MediaTimeout;
-                    }
-                }
-            }
+    /// The leg's RTP stopped: once answered, that ends it.
+    pub fn handle_media_timeout(&mut self) {
+        if self.state == State::Answered {
+            debug!(far_call = %self.call_id, "media timeout: hanging up");
+            self.hang_up();
+            self.out.push_back(LegOutput::Event(FarEvent::MediaTimeout));
         }
     }
 
-    fn on_sip(&mut self, ev: CallEvent) -> Option<FarEvent> {
-        match ev {
+    pub fn handle_sip(&mut self, ev: CallEvent) {
+        let event = match ev {
             CallEvent::Response { response } => {
                 let is_invite =
                     headers::cseq(&response.headers).is_some_and(|(_, m)| m == Method::Invite);
                 if !is_invite {
-                    return None;
+                    return;
                 }
                 let code = response.status_code.code();
                 match code {
-                    100 => None,
                     101..=199 if self.state == State::Calling => {
                         self.state = State::Ringing;
                         Some(FarEvent::Ringing)
                     }
-                    101..=199 => None,
+                    100..=199 => None,
                     200..=299 => self.answered(&response),
                     _ if self.state == State::Ended => None,
                     _ => {
@@ -233,37 +207,49 @@ impl AgentLeg {
                 self.state = State::Ended;
                 Some(FarEvent::Failed(408))
             }
-            CallEvent::Request { tx, request, .. } => {
-                let code = match (&request.method, &mut self.dialog) {
-                    (Method::Bye, Some(d)) if d.matches(&request) => 200,
-                    (Method::Options, Some(d)) if d.matches(&request) => 200,
-                    (Method::Invite, Some(d)) if d.matches(&request) => {
-                        // A re-INVITE (the phone holds or moves): keep media as it is.
-                        let _ = d.accept_remote_cseq(&request);
-                        200
-                    }
-                    _ => 481,
-                };
-                let mut r = build::response(&request, code, None);
-                if request.method == Method::Invite && code == 200 {
-                    r.headers
-                        .push(Header::ContentType("application/sdp".into()));
-                    r.body = self.local_sdp().into_bytes();
-                }
-                self.endpoint.respond(tx, r);
-                if request.method == Method::Bye && code == 200 {
-                    let was_answered = self.state == State::Answered;
-                    self.state = State::Ended;
-                    return Some(if was_answered {
-                        FarEvent::HungUp
-                    } else {
-                        FarEvent::Failed(487)
-                    });
-                }
-                None
-            }
+            CallEvent::Request { tx, request, .. } => self.in_dialog(tx, request),
             _ => None,
+        };
+        if let Some(e) = event {
+            self.out.push_back(LegOutput::Event(e));
         }
+    }
+
+    fn in_dialog(
+        &mut self,
+        tx: crate::sip::transaction::ServerTxId,
+        request: Request,
+    ) -> Option<FarEvent> {
+        let code = match (&request.method, &mut self.dialog) {
+            (Method::Bye | Method::Options, Some(d)) if d.matches(&request) => 200,
+            (Method::Invite, Some(d)) if d.matches(&request) => {
+                // A re-INVITE (the phone holds or moves): keep media as it is.
+                let _ = d.accept_remote_cseq(&request);
+                200
+            }
+            _ => 481,
+        };
+        let mut r = build::response(&request, code, None);
+        if request.method == Method::Invite && code == 200 {
+            r.headers
+                .push(Header::ContentType("application/sdp".into()));
+            r.body = local_sdp(self.local, &self.media, 2).into_bytes();
+        }
+        self.out
+            .push_back(LegOutput::Sip(Box::new(Command::Respond {
+                tx,
+                response: r,
+            })));
+        if request.method == Method::Bye && code == 200 {
+            let was_answered = self.state == State::Answered;
+            self.state = State::Ended;
+            return Some(if was_answered {
+                FarEvent::HungUp
+            } else {
+                FarEvent::Failed(487)
+            });
+        }
+        None
     }
 
     /// A 2xx: ACK it (every copy), and on the first start media and the dialog.
@@ -273,88 +259,73 @@ impl AgentLeg {
             match Dialog::uac(&self.invite, response, self.peer, contact) {
                 Ok(d) => self.dialog = Some(d),
                 Err(e) => {
-                    debug!(error = %e, "unusable 2xx from the agent");
+                    debug!(error = %e, "unusable 2xx from the far end");
                     self.state = State::Ended;
                     return Some(FarEvent::Failed(502));
                 }
             }
         }
         let dialog = self.dialog.as_ref()?;
-        self.endpoint
-            .send_stateless(dialog.next_hop(), dialog.ack(1, &host_port(self.local)));
-        if self.state == State::Answered || self.state == State::Ended {
+        self.out
+            .push_back(LegOutput::Sip(Box::new(Command::SendStateless {
+                peer: dialog.next_hop(),
+                request: dialog.ack(1, &host_port(self.local)),
+            })));
+        if matches!(self.state, State::Answered | State::Ended) {
             return None;
         }
-        if self.cancelled {
-            // It answered while our CANCEL was on its way: hang up at once.
-            self.hang_up();
-            return Some(FarEvent::Failed(487));
-        }
-        let negotiated = RemoteMedia::parse(&response.body)
-            .and_then(|r| r.negotiate(&[Law::Ulaw, Law::Alaw], &self.reach));
-        match negotiated {
+        match RemoteMedia::parse(&response.body)
+            .and_then(|r| r.negotiate(&self.media.laws, &self.media.reach))
+        {
             Ok(n) => {
-                super::inbound::note_redirect(&n);
-                self.media.start(n);
+                note_redirect(&n);
+                self.out.push_back(LegOutput::StartMedia(n));
                 self.state = State::Answered;
                 Some(FarEvent::Answered)
             }
             Err(e) => {
-                debug!(error = %e, "the agent's answer has no usable SDP");
+                debug!(error = %e, "the far end's answer has no usable SDP");
+                self.state = State::Answered;
                 self.hang_up();
                 Some(FarEvent::Failed(488))
             }
         }
     }
 
-    fn local_sdp(&self) -> String {
-        LocalMedia {
-            ip: self.local.ip(),
-            port: self.media.port,
-            session_id: 1,
-            version: 2,
-            laws: &[Law::Ulaw, Law::Alaw],
-            dtmf_pt: Some(DTMF_PT),
-            direction: Direction::SendRecv,
-        }
-        .to_sdp(None)
-    }
-
-    /// Ends the agent's leg: CANCEL while it rings, BYE once answered. Responses are not
-    /// waited for; the transactions finish them.
+    /// Ends the leg: CANCEL while it rings, BYE once answered. Responses are not waited
+    /// for; the transactions finish them.
     pub fn hang_up(&mut self) {
-        match self.state {
-            State::Calling | State::Ringing => {
-                self.cancelled = true;
-                let cancel = cancel_for(&self.invite);
-                self.endpoint.send(self.peer, cancel);
-            }
-            State::Answered => {
-                if let Some(d) = self.dialog.as_mut() {
-                    let bye = d.request(Method::Bye, &host_port(self.local));
-                    self.endpoint.send(d.next_hop(), bye);
-                }
-                self.state = State::Ended;
-            }
-            State::Ended => {}
+        let request = match self.state {
+            State::Calling | State::Ringing => Some((self.peer, cancel_for(&self.invite))),
+            State::Answered => self
+                .dialog
+                .as_mut()
+                .map(|d| (d.next_hop(), d.request(Method::Bye, &host_port(self.local)))),
+            State::Ended => None,
+        };
+        self.state = State::Ended;
+        if let Some((peer, request)) = request {
+            self.out
+                .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request })));
         }
     }
 }
 
-impl Drop for AgentLeg {
-    fn drop(&mut self) {
-        if matches!(
-            self.state,
-            State::Calling | State::Ringing | State::Answered
-        ) {
-            self.hang_up();
-        }
-        self.endpoint.unroute(self.call_id.clone());
+fn local_sdp(local: SocketAddr, media: &MediaSetup, version: u64) -> String {
+    LocalMedia {
+        ip: local.ip(),
+        port: media.port,
+        session_id: media.session_id,
+        version,
+        laws: &media.laws,
+        dtmf_pt: Some(DTMF_PT),
+        direction: Direction::SendRecv,
     }
+    .to_sdp(None)
 }
 
 /// RFC 3261 9.1: same Request-URI, top Via, From, To, Call-ID and CSeq number as the INVITE.
-fn cancel_for(invite: &Request) -> Request {
+pub(super) fn cancel_for(invite: &Request) -> Request {
     let mut h = Headers::default();
     let mut via_done = false;
     for header in invite.headers.iter() {

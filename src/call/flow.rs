@@ -1,0 +1,681 @@
+//! The call's flow, sans IO: one call's decisions once it is up. It runs the dialplan
+//! interpreter and turns what happens on the call's legs, in its queue, in recognition and
+//! on its timers into `FlowAction`s: audio on the caller's leg, listening, queueing,
+//! dialling an agent or a transfer target, bridging, reports to the ACD, events and the
+//! hang-up. It owns what the call is doing (what plays, its place in a queue, the offer, the
+//! transfer, the outcome); the SIP of each leg is the legs' (`caller_leg`, `far_leg`). It
+//! must not touch a socket, a channel, the media or the clock: it is given `now`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::Flows;
+use super::announce;
+use super::caller_leg::{EndReason, LegEvent};
+use super::far_leg::FarEvent;
+use crate::acd::{EnqueueRequest, Instruction, OfferId, OfferOutcome, Target};
+use crate::dialplan::{
+    self, Action, CallInfo, Enqueue, Input, Interpreter, ListenId, ListenRequest, Speech,
+    TransferTo,
+};
+use crate::events::{EventKind, HungUpBy};
+use crate::media::clip::Clip;
+use crate::media::session::PlayId as MediaPlayId;
+
+/// The far legs a call may have besides the caller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Far {
+    /// The agent phone the ACD offered the call to.
+    Offer,
+    /// The target of a dialplan `transfer` step.
+    Transfer,
+}
+
+/// How a call ended, for the log and the `CallFinished` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A `hangup` step's outcome, as the dialplan names it.
+    Dialplan(String),
+    /// The caller's leg ended before an agent had the call.
+    Ended(EndReason),
+    /// The caller's leg ended while an agent had the call.
+    EndedAfterAgent(EndReason),
+    AgentHungUp,
+    AgentMediaTimeout,
+    /// Handed to a transfer target, which answered.
+    Transferred,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Dialplan(s) => f.write_str(s),
+            Outcome::Ended(r) => f.write_str(r.as_str()),
+            Outcome::EndedAfterAgent(r) => write!(f, "{}_after_agent", r.as_str()),
+            Outcome::AgentHungUp => f.write_str("agent_hung_up"),
+            Outcome::AgentMediaTimeout => f.write_str("agent_media_timeout"),
+            Outcome::Transferred => f.write_str("transferred"),
+        }
+    }
+}
+
+/// What the call tells the ACD about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcdReport {
+    OfferOutcome(OfferId, OfferOutcome),
+    /// A connected call ended.
+    CallEnded(HungUpBy),
+    /// The call left its queue before an agent had it.
+    CallerGone(HungUpBy),
+}
+
+/// Who is calling and why, for the far leg's INVITE (the agent's screen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialContext {
+    pub caller: String,
+    /// None for a transfer, which is not from a queue.
+    pub queue: Option<String>,
+    pub intent: Option<String>,
+    pub language: String,
+    pub transcript: Option<String>,
+}
+
+/// What the call task must do, in order.
+#[derive(Debug, Clone)]
+pub enum FlowAction {
+    /// Queue a clip on the caller's leg; report `LegEvent::PlayDone(id)` when it has played.
+    Play {
+        id: MediaPlayId,
+        clip: Arc<Clip>,
+    },
+    /// Stop what plays to the caller (barge-in, an agent took the call).
+    StopAudio,
+    /// Start recognising the caller; report with `handle_speech` (unavailable at once if no
+    /// recognizer can be had).
+    Listen {
+        id: ListenId,
+        request: ListenRequest,
+    },
+    StopListening(ListenId),
+    /// Hand the call to the ACD; its instructions go to `handle_instruction`.
+    Enqueue(EnqueueRequest),
+    /// INVITE `target` as the far leg `far`, replacing any leg there; its events go to
+    /// `handle_far`, a failure to place it to `handle_dial_failed`.
+    Dial {
+        far: Far,
+        target: String,
+        context: DialContext,
+    },
+    /// Drop a far leg: CANCEL while it rings, BYE once answered, nothing once over.
+    DropFar(Far),
+    /// Bridge the caller's media to a far leg, or take the bridge down.
+    Bridge(Option<Far>),
+    Acd(AcdReport),
+    /// Render the queue announcement; report with `handle_announcement`.
+    Announce {
+        language: String,
+        position: u32,
+        wait: Option<Duration>,
+    },
+    /// BYE to the caller.
+    HangUpCaller,
+    Event(EventKind),
+}
+
+/// The call's place in a queue.
+struct Queued {
+    enqueue: Enqueue,
+    /// Bridged to the agent of the current offer.
+    connected: bool,
+    /// What plays to the waiting caller (the queue step's prompt, an announcement or the
+    /// comfort audio).
+    playing: Option<MediaPlayId>,
+    /// The queue step's prompt is playing: an announcement waits for its end.
+    entering: bool,
+    /// An announcement that came while the queue step's prompt played.
+    deferred: Option<Arc<Clip>>,
+}
+
+/// A transfer in progress.
+struct Transfer {
+    /// Until the far end answers: when it has rung too long.
+    ring_until: Option<Instant>,
+}
+
+impl Transfer {
+    fn connected(&self) -> bool {
+        self.ring_until.is_none()
+    }
+}
+
+/// One call after the answer.
+pub struct Flow {
+    flows: Arc<Flows>,
+    interp: Interpreter,
+    info: CallInfo,
+    /// `host:port` of the trunk the call came from, for transfers to a number through it.
+    trunk_host: String,
+    /// An ACD is configured: queue steps hand the call to it.
+    has_acd: bool,
+    now: Instant,
+    next_play: MediaPlayId,
+    /// The interpreter's playback: its id and the media id of its last clip.
+    playing: Option<(dialplan::PlayId, MediaPlayId)>,
+    queued: Option<Queued>,
+    offer: Option<OfferId>,
+    transfer: Option<Transfer>,
+    keys: String,
+    outcome: Option<Outcome>,
+    actions: VecDeque<FlowAction>,
+}
+
+impl Flow {
+    /// Starts the dialplan `plan` (from `flows`) for an answered call.
+    pub fn new(
+        now: Instant,
+        wall: jiff::Timestamp,
+        flows: Arc<Flows>,
+        plan: Arc<dialplan::Dialplan>,
+        info: CallInfo,
+        trunk_host: String,
+        has_acd: bool,
+    ) -> Flow {
+        let mut core = Flow {
+            interp: Interpreter::start(plan, info.clone(), now, wall),
+            flows,
+            info,
+            trunk_host,
+            has_acd,
+            now,
+            next_play: 0,
+            playing: None,
+            queued: None,
+            offer: None,
+            transfer: None,
+            keys: String::new(),
+            outcome: None,
+            actions: VecDeque::new(),
+        };
+        core.pump();
+        core
+    }
+
+    /// The next thing to do, in order.
+    pub fn poll_action(&mut self) -> Option<FlowAction> {
+        self.actions.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ring = self.transfer.as_ref().and_then(|t| t.ring_until);
+        match (self.interp.poll_timeout(), ring) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How the call ended, once it has: the task stops after the last action.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    /// The keys the caller pressed, in order.
+    pub fn keys(&self) -> &str {
+        &self.keys
+    }
+
+    /// The call is in a queue: the ACD's instructions matter.
+    pub fn is_queued(&self) -> bool {
+        self.queued.is_some()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.interp.handle_timeout(now);
+        if self
+            .transfer
+            .as_ref()
+            .and_then(|t| t.ring_until)
+            .is_some_and(|t| t <= now)
+        {
+            info!("the transfer target rang too long");
+            self.on_transfer(FarEvent::Failed(408));
+        }
+        self.pump();
+    }
+
+    /// Something happened on the caller's leg.
+    pub fn handle_caller(&mut self, now: Instant, ev: LegEvent) {
+        self.now = now;
+        match ev {
+            LegEvent::Dtmf(key) => {
+                self.keys.push(key);
+                self.interp.handle(now, Input::Digit(key));
+            }
+            LegEvent::PlayDone(media_id) => self.play_done(media_id),
+            LegEvent::Ended(reason) => self.caller_gone(reason),
+            // The flow starts once the call is up.
+            LegEvent::Up => {}
+        }
+        self.pump();
+    }
+
+    /// Recognition news for the interpreter's `Listen`.
+    pub fn handle_speech(&mut self, now: Instant, id: ListenId, speech: Speech) {
+        self.now = now;
+        self.interp.handle(now, Input::Speech(id, speech));
+        self.pump();
+    }
+
+    /// The ACD's next instruction; `None` when it forgot the call without a `Leave` (it
+    /// stopped): the flow goes on.
+    pub fn handle_instruction(&mut self, now: Instant, instruction: Option<Instruction>) {
+        self.now = now;
+        match instruction {
+            Some(i) => self.on_instruction(i),
+            None if self.queued.is_some() => self.left_queue(None),
+            None => {}
+        }
+        self.pump();
+    }
+
+    /// Something happened on a far leg.
+    pub fn handle_far(&mut self, now: Instant, far: Far, ev: FarEvent) {
+        self.now = now;
+        match far {
+            Far::Offer => self.on_offer(ev),
+            Far::Transfer => self.on_transfer(ev),
+        }
+        self.pump();
+    }
+
+    /// A `Dial` could not be placed (bad target, no media port).
+    pub fn handle_dial_failed(&mut self, now: Instant, far: Far) {
+        self.now = now;
+        match far {
+            Far::Offer => {
+                if let Some(offer) = self.offer.take() {
+                    self.report(AcdReport::OfferOutcome(offer, OfferOutcome::Failed));
+                }
+            }
+            Far::Transfer => {
+                if self.transfer.take().is_some() {
+                    self.interp.handle(now, Input::TransferFailed);
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// An `Announce` is rendered: its audio, or `None` when it could not be.
+    pub fn handle_announcement(&mut self, now: Instant, position: u32, clip: Option<Arc<Clip>>) {
+        self.now = now;
+        let Some(q) = self.queued.as_mut().filter(|q| !q.connected) else {
+            return;
+        };
+        if let Some(clip) = clip {
+            info!(position, language = %q.enqueue.language, secs = clip.duration().as_secs_f32(), "announcing the queue position");
+            if q.entering {
+                // After the queue step's prompt, not over it.
+                q.deferred = Some(clip);
+                return;
+            }
+            self.actions.push_back(FlowAction::StopAudio);
+            let id = self.play(clip);
+            if let Some(q) = self.queued.as_mut() {
+                q.playing = Some(id);
+            }
+        } else if q.playing.is_none() {
+            let id = self.play(announce::comfort());
+            if let Some(q) = self.queued.as_mut() {
+                q.playing = Some(id);
+            }
+        }
+    }
+
+    /// Turns the interpreter's actions into the call's.
+    fn pump(&mut self) {
+        while let Some(action) = self.interp.poll_action() {
+            match action {
+                Action::Play { id, prompts, .. } => self.play_prompts(id, &prompts),
+                Action::StopPlayback(id) => {
+                    if self.playing.is_some_and(|(p, _)| p == id) {
+                        self.actions.push_back(FlowAction::StopAudio);
+                        self.playing = None;
+                    }
+                }
+                Action::Listen { id, request } => {
+                    self.actions.push_back(FlowAction::Listen { id, request })
+                }
+                Action::StopListening(id) => self.actions.push_back(FlowAction::StopListening(id)),
+                Action::Enqueue(e) => self.enqueue(e),
+                Action::Transfer {
+                    to,
+                    vars,
+                    ring_timeout,
+                } => self.start_transfer(to, &vars, ring_timeout),
+                Action::Hangup { outcome } => {
+                    self.actions.push_back(FlowAction::HangUpCaller);
+                    self.finish(Outcome::Dialplan(outcome));
+                }
+                Action::Event(kind) => self.actions.push_back(FlowAction::Event(kind)),
+            }
+        }
+    }
+
+    fn play(&mut self, clip: Arc<Clip>) -> MediaPlayId {
+        self.next_play += 1;
+        self.actions.push_back(FlowAction::Play {
+            id: self.next_play,
+            clip,
+        });
+        self.next_play
+    }
+
+    /// Plays the prompts that have audio; the media id of the last one played.
+    fn play_clips(&mut self, prompts: &[dialplan::PromptToPlay]) -> Option<MediaPlayId> {
+        let flows = self.flows.clone();
+        let plan = self.interp.plan().clone();
+        let plan = &plan.name;
+        let mut last = None;
+        for p in prompts {
+            match flows.prompts.get(plan, &p.prompt, &p.language) {
+                Some(clip) => last = Some(self.play(clip.clone())),
+                None => warn!(prompt = %p.prompt, language = %p.language, "no audio for a prompt"),
+            }
+        }
+        last
+    }
+
+    fn play_prompts(&mut self, id: dialplan::PlayId, prompts: &[dialplan::PromptToPlay]) {
+        let names: Vec<&str> = prompts.iter().map(|p| p.prompt.as_str()).collect();
+        info!(step = %self.interp.step_name(), prompts = %names.join(","), "playing");
+        match self.play_clips(prompts) {
+            Some(media_id) => self.playing = Some((id, media_id)),
+            // Nothing to hear: the prompt is over at once, so the flow never stalls.
+            None => self.interp.handle(self.now, Input::PromptDone(id)),
+        }
+    }
+
+    fn play_done(&mut self, media_id: MediaPlayId) {
+        if let Some((id, last)) = self.playing
+            && last == media_id
+        {
+            self.playing = None;
+            self.interp.handle(self.now, Input::PromptDone(id));
+        }
+        let Some(q) = self.queued.as_mut() else {
+            return;
+        };
+        if q.playing != Some(media_id) {
+            return;
+        }
+        q.playing = None;
+        q.entering = false;
+        if q.connected {
+            return;
+        }
+        let next = q.deferred.take().unwrap_or_else(announce::comfort);
+        let id = self.play(next);
+        if let Some(q) = self.queued.as_mut() {
+            q.playing = Some(id);
+        }
+    }
+
+    /// The caller's leg is over: tell the ACD and drop the far legs.
+    fn caller_gone(&mut self, reason: EndReason) {
+        let by = reason.hung_up_by();
+        self.drop_offer();
+        let transferred = match self.transfer.take() {
+            Some(t) => {
+                self.actions.push_back(FlowAction::DropFar(Far::Transfer));
+                t.connected()
+            }
+            None => false,
+        };
+        if let Some(q) = self.queued.take() {
+            if q.connected {
+                self.report(AcdReport::CallEnded(by));
+                self.outcome = Some(Outcome::EndedAfterAgent(reason));
+                return;
+            }
+            self.report(AcdReport::CallerGone(by));
+        }
+        if transferred {
+            // Its `CallFinished` went out when the target answered.
+            self.outcome = Some(Outcome::Transferred);
+            return;
+        }
+        self.finish(Outcome::Ended(reason));
+    }
+
+    /// Ends the call outside a connected agent call: logged as `CallFinished`.
+    fn finish(&mut self, outcome: Outcome) {
+        self.actions
+            .push_back(FlowAction::Event(EventKind::CallFinished {
+                call_id: self.info.call_id.clone(),
+                outcome: outcome.to_string(),
+            }));
+        self.outcome = Some(outcome);
+    }
+
+    /// The far side ended a bridged call: BYE to the caller.
+    fn hang_up_caller(&mut self, outcome: Outcome) {
+        self.actions.push_back(FlowAction::Bridge(None));
+        self.actions.push_back(FlowAction::HangUpCaller);
+        self.outcome = Some(outcome);
+    }
+
+    fn report(&mut self, report: AcdReport) {
+        self.actions.push_back(FlowAction::Acd(report));
+    }
+
+    fn drop_offer(&mut self) -> Option<OfferId> {
+        let offer = self.offer.take()?;
+        self.actions.push_back(FlowAction::DropFar(Far::Offer));
+        Some(offer)
+    }
+
+    fn enqueue(&mut self, e: Enqueue) {
+        if !self.has_acd {
+            warn!(queue = %e.queue, "no ACD configured: the queue gives the call back");
+            return self
+                .interp
+                .handle(self.now, Input::QueueLeft { step: None });
+        }
+        info!(queue = %e.queue, language = %e.language, intent = ?e.intent, "queued");
+        self.actions.push_back(FlowAction::Enqueue(EnqueueRequest {
+            call_id: self.info.call_id.clone(),
+            queue: e.queue.clone(),
+            language: e.language.clone(),
+            intent: e.intent.clone(),
+            priority: e.priority,
+            caller: self.info.caller.clone(),
+        }));
+        let playing = self.play_clips(&e.prompts);
+        self.queued = Some(Queued {
+            enqueue: e,
+            connected: false,
+            entering: playing.is_some(),
+            playing,
+            deferred: None,
+        });
+    }
+
+    fn on_instruction(&mut self, instruction: Instruction) {
+        debug!(?instruction, "ACD");
+        let Some(q) = self.queued.as_mut() else {
+            return;
+        };
+        match instruction {
+            Instruction::Queued {
+                position,
+                estimated_wait,
+                ..
+            }
+            | Instruction::Announce {
+                position,
+                estimated_wait,
+            } => {
+                let language = q.enqueue.language.clone();
+                self.actions.push_back(FlowAction::Announce {
+                    language,
+                    position,
+                    wait: estimated_wait,
+                });
+            }
+            Instruction::Offer { offer, target, .. } => {
+                let context = DialContext {
+                    caller: self.info.caller.clone(),
+                    queue: Some(q.enqueue.queue.clone()),
+                    intent: q.enqueue.intent.clone(),
+                    language: q.enqueue.language.clone(),
+                    transcript: q.enqueue.vars.transcript.clone(),
+                };
+                let (Target::Registered(target) | Target::Trunk(target)) = target;
+                self.drop_offer();
+                self.offer = Some(offer);
+                self.actions.push_back(FlowAction::Dial {
+                    far: Far::Offer,
+                    target,
+                    context,
+                });
+            }
+            Instruction::CancelOffer { offer } => {
+                if self.offer == Some(offer) {
+                    q.connected = false;
+                    self.drop_offer();
+                }
+            }
+            Instruction::Connected { offer, agent } => {
+                if self.offer == Some(offer) {
+                    q.playing = None;
+                    q.connected = true;
+                    self.actions.push_back(FlowAction::StopAudio);
+                    self.actions.push_back(FlowAction::Bridge(Some(Far::Offer)));
+                    info!(%agent, "connected to an agent");
+                }
+            }
+            Instruction::Leave { reason, next_step } => {
+                info!(?reason, ?next_step, "left the queue");
+                self.left_queue(next_step);
+            }
+        }
+    }
+
+    fn left_queue(&mut self, step: Option<String>) {
+        self.drop_offer();
+        if let Some(q) = self.queued.take()
+            && q.playing.is_some()
+        {
+            self.actions.push_back(FlowAction::StopAudio);
+        }
+        self.interp.handle(self.now, Input::QueueLeft { step });
+    }
+
+    fn on_offer(&mut self, ev: FarEvent) {
+        let Some(offer) = self.offer else {
+            return;
+        };
+        let connected = self.queued.as_ref().is_some_and(|q| q.connected);
+        match ev {
+            FarEvent::Ringing => {}
+            FarEvent::Answered => {
+                self.report(AcdReport::OfferOutcome(offer, OfferOutcome::Answered))
+            }
+            FarEvent::Failed(code) => {
+                self.drop_offer();
+                self.report(AcdReport::OfferOutcome(offer, offer_outcome(code)));
+            }
+            FarEvent::HungUp | FarEvent::MediaTimeout if connected => {
+                let (by, outcome) = if ev == FarEvent::HungUp {
+                    info!("the agent hung up");
+                    (HungUpBy::Agent, Outcome::AgentHungUp)
+                } else {
+                    info!("agent media timeout: the agent's RTP stopped");
+                    (HungUpBy::System, Outcome::AgentMediaTimeout)
+                };
+                self.report(AcdReport::CallEnded(by));
+                self.queued = None;
+                self.drop_offer();
+                self.hang_up_caller(outcome);
+            }
+            FarEvent::HungUp | FarEvent::MediaTimeout => {
+                self.drop_offer();
+                self.report(AcdReport::OfferOutcome(offer, OfferOutcome::Failed));
+            }
+        }
+    }
+
+    fn start_transfer(&mut self, to: TransferTo, vars: &dialplan::Vars, ring: Duration) {
+        let target = match to {
+            TransferTo::Uri(uri) => uri,
+            TransferTo::Trunk(number) => format!("sip:{number}@{}", self.trunk_host),
+        };
+        info!(%target, "transferring");
+        let context = DialContext {
+            caller: self.info.caller.clone(),
+            queue: None,
+            intent: vars.intent.clone(),
+            language: vars.language.clone(),
+            transcript: vars.transcript.clone(),
+        };
+        self.transfer = Some(Transfer {
+            ring_until: Some(self.now + ring),
+        });
+        self.actions.push_back(FlowAction::Dial {
+            far: Far::Transfer,
+            target,
+            context,
+        });
+    }
+
+    fn on_transfer(&mut self, ev: FarEvent) {
+        let Some(t) = self.transfer.as_mut() else {
+            return;
+        };
+        match ev {
+            FarEvent::Ringing => {}
+            FarEvent::Answered => {
+                t.ring_until = None;
+                self.actions.push_back(FlowAction::StopAudio);
+                self.actions
+                    .push_back(FlowAction::Bridge(Some(Far::Transfer)));
+                self.actions
+                    .push_back(FlowAction::Event(EventKind::CallFinished {
+                        call_id: self.info.call_id.clone(),
+                        outcome: Outcome::Transferred.to_string(),
+                    }));
+            }
+            FarEvent::Failed(code) if !t.connected() => {
+                info!(code, "transfer failed");
+                self.transfer = None;
+                self.actions.push_back(FlowAction::DropFar(Far::Transfer));
+                self.interp.handle(self.now, Input::TransferFailed);
+            }
+            FarEvent::Failed(_) | FarEvent::HungUp | FarEvent::MediaTimeout => {
+                self.transfer = None;
+                self.actions.push_back(FlowAction::DropFar(Far::Transfer));
+                self.hang_up_caller(Outcome::Transferred);
+            }
+        }
+    }
+}
+
+/// What an agent phone's final status means for the ACD: a refusal, a phone that was not
+/// answered, or one that could not be reached.
+pub fn offer_outcome(code: u16) -> OfferOutcome {
+    match code {
+        486 | 480 | 600 | 603 => OfferOutcome::Rejected,
+        408 | 487 => OfferOutcome::NoAnswer,
+        _ => OfferOutcome::Failed,
+    }
+}
+
+#[cfg(test)]
+#[path = "flow_tests.rs"]
+mod tests;
