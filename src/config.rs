@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::diag::line_column;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub sip: crate::sip::SipConfig,

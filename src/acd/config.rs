@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::registrar::Secret;
 
 /// The `[acd]` section of the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AcdConfig {
     /// `[[acd.queues]]`
@@ -19,7 +19,7 @@ pub struct AcdConfig {
 }
 
 /// How a queue chooses among the agents free to take a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// The agent free for the longest time since their last call (or login, resume).
@@ -37,7 +37,7 @@ pub enum Strategy {
 }
 
 /// Where a caller goes when they leave a queue without an agent.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OverflowTarget {
     /// `overflow = { queue = "general" }`: join that queue (a new stay, at the back of its
@@ -57,7 +57,7 @@ impl fmt::Display for OverflowTarget {
 }
 
 /// One `[[acd.queues]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
     pub name: String,
@@ -110,7 +110,7 @@ impl Default for QueueConfig {
 }
 
 /// One `[[acd.agents]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
     pub id: String,

@@ -19,8 +19,8 @@ impl Tokens {
         Tokens(
             config
                 .iter()
-                .filter(|t| !t.token.is_empty())
-                .map(|t| (digest(&t.token), t.role, t.name.clone()))
+                .filter(|t| !t.token.expose().is_empty())
+                .map(|t| (digest(t.token.expose()), t.role, t.name.clone()))
                 .collect(),
         )
     }
@@ -102,12 +102,12 @@ mod tests {
         let t = Tokens::new(&[
             TokenConfig {
                 name: "sup".into(),
-                token: "s3cret".into(),
+                token: crate::registrar::Secret::new("s3cret"),
                 role: Role::Supervisor,
             },
             TokenConfig {
                 name: "empty".into(),
-                token: String::new(),
+                token: crate::registrar::Secret::new(""),
                 role: Role::Admin,
             },
         ]);

@@ -2,7 +2,6 @@
 //! tokens with a role), and the dashboard's colour thresholds. Tokens never appear in
 //! `Debug` output, so they cannot leak into logs.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -11,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::diag::{Diagnostic, PathKey, Problem};
 
 /// The `[api]` section of the config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
@@ -67,23 +66,14 @@ impl ApiConfig {
     }
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// Who holds the token: shown in logs and audit lines instead of the token.
     pub name: String,
-    pub token: String,
+    /// Never printed or written back out.
+    pub token: crate::registrar::Secret,
     pub role: Role,
-}
-
-impl fmt::Debug for TokenConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenConfig")
-            .field("name", &self.name)
-            .field("token", &"<redacted>")
-            .field("role", &self.role)
-            .finish()
-    }
 }
 
 /// Supervisors read; admins read and control agents.

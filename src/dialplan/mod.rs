@@ -45,7 +45,7 @@ pub use validate::{QueueInfo, ValidationContext};
 pub use vars::{Var, Vars};
 
 /// The `[dialplan]` section of the config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DialplanConfig {
     /// Folder holding the dialplan files (`*.yaml`).
@@ -93,6 +93,12 @@ impl Default for Timezone {
             zone: jiff::tz::TimeZone::get(name)
                 .unwrap_or_else(|_| jiff::tz::TimeZone::fixed(jiff::tz::offset(8))),
         }
+    }
+}
+
+impl serde::Serialize for Timezone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name)
     }
 }
 

@@ -26,7 +26,7 @@ use self::core::Command;
 use crate::sip::transaction::{Peer, ServerTxId};
 
 /// The `[trunks]` section: who may send us SIP.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrunkConfig {
     /// Source networks (CIDR) allowed to send requests; others get 403.
@@ -36,7 +36,7 @@ pub struct TrunkConfig {
     pub named: BTreeMap<String, NamedTrunk>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NamedTrunk {
     pub allow: Vec<String>,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::diag::{Diagnostic, PathKey, Problem};
 
 /// The `[media]` section of the config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
     /// First and last RTP port (even ports are used; the odd one above is left for RTCP).
@@ -69,7 +69,7 @@ impl MediaConfig {
 }
 
 /// The `[recording]` section: what the caller sends, one WAV per call.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordingConfig {
     pub enabled: bool,

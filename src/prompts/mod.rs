@@ -24,7 +24,7 @@ pub use set::{LoadReport, PromptSet, Samples};
 pub use wav::read as read_wav;
 
 /// The `[prompts]` section of the config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PromptConfig {
     /// Where rendered prompts are kept between runs.

@@ -11,7 +11,7 @@ use md5::{Digest as _, Md5};
 use serde::Deserialize;
 use sha2::Sha256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub enum Algorithm {
     #[serde(rename = "MD5")]
     Md5,

@@ -25,7 +25,7 @@ use crate::diag::Diagnostic;
 use crate::diag::{PathKey, Problem};
 
 /// The `[registrar]` section of the config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistrarConfig {
     /// The digest realm phones authenticate in.

@@ -19,6 +19,14 @@ impl Secret {
     }
 }
 
+/// Written as stars, like `Debug`: a config written back out (the reference check) never
+/// carries a password.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")

@@ -15,7 +15,7 @@ use super::{Language, SpeechError};
 pub const DEFAULT_MANDARIN_MODEL: &str = "data/models/vosk-model-small-cn-0.22";
 
 /// The `[speech]` section of the config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpeechConfig {
     /// Folder holding the hotline's intent grammar (grammars/README.md).
@@ -54,7 +54,7 @@ pub struct SpeechConfig {
 }
 
 /// `[speech.mandarin]` / `[speech.cantonese]`: a Vosk model folder or a vosk-server URL.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecognizerConfig {
     /// A Vosk-format model folder, loaded once and shared by the pool.

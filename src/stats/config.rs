@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::tz::{Zone, ZoneError};
 
 /// The `[stats]` section of the config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatsConfig {
     /// The SQLite event log (WAL mode).
@@ -36,7 +36,7 @@ pub struct StatsConfig {
     pub publish_ms: u64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueStatsConfig {
     pub service_level_s: Option<u32>,

@@ -31,12 +31,12 @@ pub fn api_config() -> ApiConfig {
         tokens: vec![
             TokenConfig {
                 name: "supervisor".into(),
-                token: SUPERVISOR.into(),
+                token: hotline::registrar::Secret::new(SUPERVISOR),
                 role: Role::Supervisor,
             },
             TokenConfig {
                 name: "admin".into(),
-                token: ADMIN.into(),
+                token: hotline::registrar::Secret::new(ADMIN),
                 role: Role::Admin,
             },
         ],
