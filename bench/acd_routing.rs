@@ -110,7 +110,11 @@ fn config(announce: bool) -> AcdConfig {
             }
         })
         .collect();
-    AcdConfig { queues, agents }
+    AcdConfig {
+        queues,
+        agents,
+        ..AcdConfig::default()
+    }
 }
 
 /// A caller for a random queue: 90 % Mandarin, 10 % Cantonese.

@@ -52,7 +52,7 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| {
+        let error = |e: toml::de::Error| {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
             let (line, column) = line_column(text, offset);
             ConfigError::Parse {
@@ -61,7 +61,13 @@ impl Config {
                 column,
                 message: e.message().to_owned(),
             }
-        })
+        };
+        // Typed first, so every wrong key or value is reported where it is written; then
+        // the queue defaults, which need to know what each queue left out.
+        let mut config: Config = toml::from_str(text).map_err(error)?;
+        let file: toml::Table = toml::from_str(text).map_err(error)?;
+        config.acd = config.acd.with_queue_defaults(&file).map_err(error)?;
+        Ok(config)
     }
 }
 

@@ -170,9 +170,19 @@ fn accepted(section: &str, key: &str) -> bool {
 }
 
 #[test]
-fn the_shipped_config_loads() {
+fn the_shipped_config_loads_with_its_queue_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hotline.toml");
-    if let Err(e) = Config::load(&path) {
-        panic!("{e}");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    // Its queue defaults reach every queue that does not set the key itself.
+    let relax: Vec<(&str, Option<u64>)> = config
+        .acd
+        .queues
+        .iter()
+        .map(|q| (q.name.as_str(), q.language_relax_s))
+        .collect();
+    assert!(relax.len() > 2, "{relax:?}");
+    for (name, relax) in relax {
+        let expected = if name == "general" { 30 } else { 60 };
+        assert_eq!(relax, Some(expected), "{name}");
     }
 }

@@ -27,6 +27,18 @@ impl AcdConfig {
     /// router can be built from it.
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
+        let defaults = &self.queue_defaults;
+        if !defaults.name.is_empty() {
+            let p = [key("queue_defaults"), key("name")];
+            out.push(at(
+                &p,
+                "queue defaults have no name: name each queue in its [[acd.queues]] table".into(),
+            ));
+        }
+        if defaults.overflow.is_some() {
+            let p = [key("queue_defaults"), key("overflow")];
+            out.push(at(&p, "overflow names another queue or a step: set it in each [[acd.queues]] table that needs it".into()));
+        }
         let mut queue_names = HashSet::new();
         for (i, q) in self.queues.iter().enumerate() {
             let here = [key("queues"), PathKey::Index(i)];
@@ -169,5 +181,42 @@ id = "1002"
         let text = "[[acd.queues]]\nname = \"a\"\n[[acd.agents]]\nid = \"1\"\n\
                     uri = \"sip:1@pbx.example\"\nskills = { a = 1 }\n";
         assert_eq!(parse(text).problems(), vec![]);
+    }
+
+    #[test]
+    fn queue_defaults_fill_what_a_queue_leaves_out() {
+        let text = "[acd.queue_defaults]\nlanguage_relax_s = 60\nring_timeout_s = 20\n\
+                    [[acd.queues]]\nname = \"a\"\n\
+                    [[acd.queues]]\nname = \"b\"\nlanguage_relax_s = 30\n";
+        let acd = parse(text);
+        assert_eq!(acd.problems(), vec![]);
+        let [a, b] = acd.queues.as_slice() else {
+            panic!("two queues: {:?}", acd.queues);
+        };
+        assert_eq!((a.language_relax_s, a.ring_timeout_s), (Some(60), 20));
+        assert_eq!((b.language_relax_s, b.ring_timeout_s), (Some(30), 20));
+        // What neither sets keeps the built-in default.
+        assert_eq!((a.wrap_up_s, b.wrap_up_s), (10, 10));
+    }
+
+    #[test]
+    fn queue_defaults_are_checked_where_they_are_written() {
+        let text = "[acd.queue_defaults]\nring_timeut_s = 20\n";
+        let err = crate::config::Config::parse(Path::new("hotline.toml"), text)
+            .expect_err("a misspelt key");
+        assert!(
+            err.to_string()
+                .starts_with("hotline.toml:2:1: unknown field `ring_timeut_s`"),
+            "{err}"
+        );
+        let text = "[acd.queue_defaults]\nname = \"x\"\noverflow = { queue = \"general\" }\n";
+        let lines: Vec<String> = parse(text)
+            .diagnostics(Path::new("hotline.toml"), text)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("hotline.toml:2:"), "{lines:?}");
+        assert!(lines[1].starts_with("hotline.toml:3:"), "{lines:?}");
     }
 }

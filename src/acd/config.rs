@@ -12,6 +12,11 @@ use crate::registrar::Secret;
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AcdConfig {
+    /// `[acd.queue_defaults]`: what every queue has unless it says otherwise (any queue key
+    /// but `name` and `overflow`). Applied by `with_queue_defaults` once the file is read;
+    /// not written back out (each queue carries the result).
+    #[serde(skip_serializing)]
+    pub queue_defaults: QueueConfig,
     /// `[[acd.queues]]`
     pub queues: Vec<QueueConfig>,
     /// `[[acd.agents]]`
@@ -155,6 +160,29 @@ impl AgentConfig {
 }
 
 impl AcdConfig {
+    /// Fills each queue's keys it does not set from `[acd.queue_defaults]`. `file` is the
+    /// whole config as TOML, already read into `self` (so both tables are known to be
+    /// valid): it tells which keys each queue set itself.
+    pub fn with_queue_defaults(mut self, file: &toml::Table) -> Result<AcdConfig, toml::de::Error> {
+        let acd = file.get("acd").and_then(toml::Value::as_table);
+        let Some(defaults) = acd
+            .and_then(|a| a.get("queue_defaults"))
+            .and_then(toml::Value::as_table)
+        else {
+            return Ok(self);
+        };
+        let queues = acd
+            .and_then(|a| a.get("queues"))
+            .and_then(toml::Value::as_array);
+        for (queue, raw) in self.queues.iter_mut().zip(queues.into_iter().flatten()) {
+            let Some(raw) = raw.as_table() else { continue };
+            let mut merged = defaults.clone();
+            merged.extend(raw.clone());
+            *queue = QueueConfig::deserialize(toml::Value::Table(merged))?;
+        }
+        Ok(self)
+    }
+
     /// The digest credentials of every agent whose phone registers, for the registrar.
     pub fn credentials(&self) -> Vec<(String, Secret)> {
         self.agents
