@@ -225,7 +225,7 @@ async fn run_set(clips: &[devset::Clip], rate: u32, streams: usize, pace: Pace) 
                     .push(format!("{}: no final result", clip.file.display()));
                 continue;
             };
-            let queue = r.decision.intent.as_ref().map_or("", |s| s.queue.as_str());
+            let queue = r.decision.intent.as_ref().map_or("", |s| s.intent.as_str());
             if queue == clip.queue {
                 result.hits += 1;
             } else {
@@ -315,13 +315,13 @@ fn cantonese_text(lines: &[devset::TextLine], clips: &[devset::Clip]) {
         let started = Instant::now();
         let d = classifier.classify(&line.text);
         times.push(started.elapsed());
-        if d.intent.as_ref().map(|s| s.queue.as_str()) == Some(line.queue.as_str()) {
+        if d.intent.as_ref().map(|s| s.intent.as_str()) == Some(line.queue.as_str()) {
             hits += 1;
         } else {
             println!(
                 "    miss: {} -> {:?}, want {}",
                 line.text,
-                d.intent.map(|s| s.queue),
+                d.intent.map(|s| s.intent),
                 line.queue
             );
         }

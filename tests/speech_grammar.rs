@@ -43,11 +43,11 @@ fn broken_files_are_reported_all_at_once_with_file_line_column() {
             ),
             (
                 "fund.yaml",
-                "intent: housing_fund\nqueue: fund\nkeywords:\n  cmn: {公积金: 3\n",
+                "intent: housing_fund\nkeywords:\n  cmn: {公积金: 3\n",
             ),
             (
                 "labor.yaml",
-                "intent: labor\nqueue: labor\nkeywords:\n  cmn:\n    欠薪: 3\n    欠薪: 2\n",
+                "intent: labor\nkeywords:\n  cmn:\n    欠薪: 3\n    欠薪: 2\n",
             ),
             (
                 "noise.yaml",
@@ -63,16 +63,20 @@ fn broken_files_are_reported_all_at_once_with_file_line_column() {
     assert_eq!(
         got,
         vec![
-            format!("{}:4:8: unclosed bracket '{{'", d("fund.yaml")),
+            format!("{}:3:8: unclosed bracket '{{'", d("fund.yaml")),
             format!(
                 "{}:5:5: unknown field `yu`, expected one of cmn, yue",
                 d("hotline.yaml")
             ),
             format!(
-                "{}:6:5: duplicate mapping key: 欠薪, set DuplicateKeyPolicy in Options if acceptable",
+                "{}:5:5: duplicate mapping key: 欠薪, set DuplicateKeyPolicy in Options if acceptable",
                 d("labor.yaml")
             ),
-            format!("{}:2:8: queue is empty", d("noise.yaml")),
+            format!(
+                "{}:2:8: `queue` is no longer read from grammars: the dialplan sends each intent \
+                 to its queue (`queue: \"{{intent}}\"`, dialplans/README.md); delete this line",
+                d("noise.yaml")
+            ),
             format!(
                 "{}:5:9: weight must be above 0 and at most 100, not -1",
                 d("noise.yaml")
@@ -88,12 +92,12 @@ fn examples_that_land_elsewhere_are_reported_at_the_example() {
         &[
             (
                 "fund.yaml",
-                "intent: housing_fund\nqueue: fund\nkeywords:\n  cmn: {公积金: 3}\n\
+                "intent: housing_fund\nkeywords:\n  cmn: {公积金: 3}\n\
                  examples:\n  cmn:\n    - 公积金怎么取\n    - 社保卡丢了\n",
             ),
             (
                 "social.yaml",
-                "intent: social_insurance\nqueue: social\nkeywords:\n  cmn: {社保: 3}\n\
+                "intent: social_insurance\nkeywords:\n  cmn: {社保: 3}\n\
                  examples:\n  yue:\n    - 唔係社保係公積金\n",
             ),
         ],
@@ -107,12 +111,12 @@ fn examples_that_land_elsewhere_are_reported_at_the_example() {
         got,
         vec![
             format!(
-                "{}:8:7: example classifies as `social_insurance` (score 3.00), not `housing_fund` (score 0.00)",
+                "{}:7:7: example classifies as `social_insurance` (score 3.00), not `housing_fund` (score 0.00)",
                 d("fund.yaml")
             ),
             format!(
                 // Without negation cues (no hotline.yaml) 唔係 denies nothing: a tie.
-                "{}:7:7: example classifies as `housing_fund` (score 3.00), not `social_insurance` (score 3.00)",
+                "{}:6:7: example classifies as `housing_fund` (score 3.00), not `social_insurance` (score 3.00)",
                 d("social.yaml")
             ),
         ]
@@ -127,7 +131,7 @@ fn the_dev_set_text_lands_in_its_queues() {
         classifier
             .classify(text)
             .intent
-            .map(|s| s.queue)
+            .map(|s| s.intent)
             .unwrap_or_default()
     };
     let dev = dev_dir();

@@ -50,11 +50,10 @@ fn events(c: &Call) -> Vec<EventKind> {
         .collect()
 }
 
-#[test]
-fn validates_against_the_grammar_intents_and_queues() {
-    let ctx = ValidationContext {
+fn context(queues: &[&str]) -> ValidationContext {
+    ValidationContext {
         queues: Some(
-            INTENTS
+            queues
                 .iter()
                 .map(|q| (q.to_string(), QueueInfo { agents: 2 }))
                 .collect::<BTreeMap<_, _>>(),
@@ -67,12 +66,49 @@ fn validates_against_the_grammar_intents_and_queues() {
         ),
         grammars: Some(BTreeSet::from(["12345".to_owned()])),
         trunks: None,
-    };
+    }
+}
+
+#[test]
+fn validates_against_the_grammar_intents_and_queues() {
     let sources = [(PathBuf::from("dialplans/12345.yaml"), YAML.to_owned())];
-    let set = DialplanSet::from_sources(&sources, &calendar(&[]), &ctx)
+    let set = DialplanSet::from_sources(&sources, &calendar(&[]), &context(&INTENTS))
         .unwrap_or_else(|d| panic!("{d:?}"));
     assert!(set.select("12345", Some("any-trunk")).is_some());
     assert!(set.select("999", None).is_some(), "the default flow");
+}
+
+#[test]
+fn a_queue_named_by_intent_needs_a_queue_for_every_intent() {
+    let sources = [(PathBuf::from("dialplans/12345.yaml"), YAML.to_owned())];
+    let without_labor: Vec<&str> = INTENTS.into_iter().filter(|q| *q != "labor").collect();
+    let Err(diags) = DialplanSet::from_sources(&sources, &calendar(&[]), &context(&without_labor))
+    else {
+        panic!("a missing queue passed");
+    };
+    let text: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    let line = YAML
+        .lines()
+        .position(|l| l.contains("queue: \"{intent}\""))
+        .expect("the shipped flow routes by intent")
+        + 1;
+    // The step by intent and the menu's own labor step both name it.
+    assert!(
+        text.iter()
+            .any(|d| d.starts_with(&format!("dialplans/12345.yaml:{line}:"))
+                && d.contains("`{intent}` needs a queue with agents for every intent")
+                && d.contains("unknown queue `labor`")),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn a_call_without_an_intent_at_a_queue_by_intent_overflows() {
+    let yaml = "languages: [cmn]\nprompts:\n  hi:\n    cmn: 你好\nsteps:\n  start:\n    queue: \"{intent}\"\n    overflow: general\n  general:\n    queue: general\n";
+    let mut c = Call::start(load_with("t.yaml", yaml, &calendar(&[])));
+    let q = enqueued(&c).expect("queued");
+    assert_eq!((q.queue.as_str(), q.intent), ("general", None));
+    c.take();
 }
 
 #[test]

@@ -54,6 +54,17 @@ impl PromptRef {
     pub const RUNNER_UP_PLACEHOLDER: &'static str = "{runner_up}";
 }
 
+impl QueueStep {
+    /// The queue a call with `intent` joins; `None` when the name needs an intent and the
+    /// call has none.
+    pub fn queue_for(&self, intent: Option<&str>) -> Option<String> {
+        match self.queue.split_once(PromptRef::INTENT_PLACEHOLDER) {
+            None => Some(self.queue.clone()),
+            Some((before, after)) => intent.map(|i| format!("{before}{i}{after}")),
+        }
+    }
+}
+
 /// Where a prompt's audio comes from in one language: the recorded file wins over the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptSource {
@@ -232,6 +243,8 @@ pub struct LanguageChoice {
 
 #[derive(Debug, Clone)]
 pub struct QueueStep {
+    /// The queue's name, or a name with `{intent}` in it, replaced by the call's intent
+    /// (`queue: "{intent}"`: one queue per intent).
     pub queue: String,
     pub queue_at: Pos,
     /// Attached when the call has no intent of its own (reached by keys).

@@ -156,6 +156,60 @@ impl Check<'_> {
         }
     }
 
+    /// A queue step's `queue`: a configured queue with agents, or with `{intent}` in it,
+    /// one for every intent of the grammar.
+    fn queue_name(&mut self, name: &str, at: Pos) {
+        let placeholder = PromptRef::INTENT_PLACEHOLDER;
+        let Some((before, after)) = name.split_once(placeholder) else {
+            if name.contains('{') {
+                self.error(
+                    at,
+                    format!("`{name}`: the only placeholder in a queue name is `{placeholder}`"),
+                );
+            } else if let Some(problem) = self.queue_problem(name) {
+                self.error(at, problem);
+            }
+            return;
+        };
+        if before.contains('{') || after.contains('{') {
+            self.error(
+                at,
+                format!("`{name}`: one placeholder at most, `{placeholder}`"),
+            );
+            return;
+        }
+        let Some(intents) = &self.ctx.intents else {
+            return;
+        };
+        let problems: Vec<String> = intents
+            .iter()
+            .filter_map(|i| self.queue_problem(&format!("{before}{i}{after}")))
+            .collect();
+        if !problems.is_empty() {
+            let message = format!(
+                "`{name}` needs a queue with agents for every intent of the grammar: {}",
+                problems.join("; ")
+            );
+            self.error(at, message);
+        }
+    }
+
+    /// What is wrong with joining the queue `name`, if anything.
+    fn queue_problem(&self, name: &str) -> Option<String> {
+        let queues = self.ctx.queues.as_ref()?;
+        match queues.get(name) {
+            None => Some(with_hint(
+                format!("unknown queue `{name}`"),
+                name,
+                queues.keys().map(String::as_str),
+            )),
+            Some(info) if info.agents == 0 => {
+                Some(format!("queue `{name}` has no agents in the config"))
+            }
+            Some(_) => None,
+        }
+    }
+
     fn check_intent(&mut self, intent: &str, at: Pos) {
         if let Some(intents) = &self.ctx.intents
             && !intents.contains(intent)
@@ -171,21 +225,7 @@ impl Check<'_> {
         for step in &plan.steps {
             match &step.kind {
                 StepKind::Queue(q) => {
-                    if let Some(queues) = &self.ctx.queues {
-                        match queues.get(&q.queue) {
-                            None => {
-                                let message = format!("unknown queue `{}`", q.queue);
-                                let message =
-                                    with_hint(message, &q.queue, queues.keys().map(String::as_str));
-                                self.error(q.queue_at, message);
-                            }
-                            Some(info) if info.agents == 0 => self.error(
-                                q.queue_at,
-                                format!("queue `{}` has no agents in the config", q.queue),
-                            ),
-                            Some(_) => {}
-                        }
-                    }
+                    self.queue_name(&q.queue, q.queue_at);
                     if let Some(intent) = &q.intent {
                         self.check_intent(intent, q.intent_at);
                     }

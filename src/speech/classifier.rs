@@ -76,7 +76,6 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Score {
     pub intent: String,
-    pub queue: String,
     pub score: f32,
 }
 
@@ -352,7 +351,6 @@ impl Classifier {
             let intent = &self.grammar.intents[c];
             Score {
                 intent: intent.name.clone(),
-                queue: intent.queue.clone(),
                 score: probs[c],
             }
         };
@@ -575,7 +573,6 @@ impl Classifier {
                 let score: f32 = mine.map(|e| e.contribution).sum();
                 (score != 0.0).then(|| Score {
                     intent: intent.name.clone(),
-                    queue: intent.queue.clone(),
                     score,
                 })
             })
@@ -756,13 +753,13 @@ impl fmt::Display for Decision {
         match (&self.intent, self.out_of_scope) {
             (Some(s), Some(_)) => writeln!(
                 f,
-                "intent:     {} -> queue {} (probability {:.2})",
-                s.intent, s.queue, self.confidence
+                "intent:     {} (probability {:.2})",
+                s.intent, self.confidence
             )?,
             (Some(s), None) => writeln!(
                 f,
-                "intent:     {} -> queue {} (score {:.2}, confidence {:.2})",
-                s.intent, s.queue, s.score, self.confidence
+                "intent:     {} (score {:.2}, confidence {:.2})",
+                s.intent, s.score, self.confidence
             )?,
             (None, Some(p)) => writeln!(f, "intent:     none (out of scope, probability {p:.2})")?,
             (None, None) => writeln!(f, "intent:     none (no intent reached min_score)")?,
@@ -877,23 +874,23 @@ pub(crate) mod tests {
             ),
             (
                 "social.yaml",
-                "intent: social_insurance\nqueue: social_insurance\nkeywords:\n  cmn: {社保: 3, 社保卡: 3, 医保: 3}\n  yue: {醫保: 3}\nexamples:\n  cmn: [查社保]\n",
+                "intent: social_insurance\nkeywords:\n  cmn: {社保: 3, 社保卡: 3, 医保: 3}\n  yue: {醫保: 3}\nexamples:\n  cmn: [查社保]\n",
             ),
             (
                 "fund.yaml",
-                "intent: housing_fund\nqueue: fund_q\nkeywords:\n  cmn: {公积金: 3, 提取: 1}\nexamples:\n  cmn: [公积金提取]\n",
+                "intent: housing_fund\nkeywords:\n  cmn: {公积金: 3, 提取: 1}\nexamples:\n  cmn: [公积金提取]\n",
             ),
             (
                 "labor.yaml",
-                "intent: labor\nqueue: labor\nkeywords:\n  cmn: {工资: 2.5}\nphrases:\n  cmn: {\"没 发 工资\": 3}\nexamples:\n  cmn: [没发工资]\n",
+                "intent: labor\nkeywords:\n  cmn: {工资: 2.5}\nphrases:\n  cmn: {\"没 发 工资\": 3}\nexamples:\n  cmn: [没发工资]\n",
             ),
             (
                 "utilities.yaml",
-                "intent: utilities\nqueue: utilities\nkeywords:\n  cmn: {停水: 3, 暖气: 3}\nnegative: {污水: 2}\nexamples:\n  cmn: [停水了]\n",
+                "intent: utilities\nkeywords:\n  cmn: {停水: 3, 暖气: 3}\nnegative: {污水: 2}\nexamples:\n  cmn: [停水了]\n",
             ),
             (
                 "general.yaml",
-                "intent: general\nqueue: general\nkeywords:\n  cmn: {人工: 3}\nsynonyms:\n  人工: [员工]\nexamples:\n  cmn: [转人工]\n",
+                "intent: general\nkeywords:\n  cmn: {人工: 3}\nsynonyms:\n  人工: [员工]\nexamples:\n  cmn: [转人工]\n",
             ),
         ]);
         Classifier::load(&dir, test_tools()).expect("test grammar is valid")
@@ -904,7 +901,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_keyword_picks_its_intent_and_queue() {
+    fn a_keyword_picks_its_intent() {
         let d = classifier().classify("我想查一下社保");
         assert_eq!(intent(&d), Some("social_insurance"));
         assert_eq!(d.intent.as_ref().map(|s| s.score), Some(3.0));
@@ -913,12 +910,15 @@ pub(crate) mod tests {
         assert_eq!(d.evidence.len(), 1);
         assert_eq!(d.evidence[0].term, "社保");
         assert!(
-            d.evidence[0].at.ends_with("social.yaml:4:9"),
+            d.evidence[0].at.ends_with("social.yaml:3:9"),
             "{}",
             d.evidence[0].at
         );
         let d = classifier().classify("公积金怎么提取");
-        assert_eq!(d.intent.as_ref().map(|s| s.queue.as_str()), Some("fund_q"));
+        assert_eq!(
+            d.intent.as_ref().map(|s| s.intent.as_str()),
+            Some("housing_fund")
+        );
         assert_eq!(d.intent.as_ref().map(|s| s.score), Some(4.0));
         assert_eq!(d.confidence, 1.0);
     }
@@ -1056,11 +1056,11 @@ pub(crate) mod tests {
         let dir = temp_grammar(&[
             (
                 "a.yaml",
-                "intent: a\nqueue: a\nkeywords:\n  cmn: {社保: 3}\nexamples:\n  cmn: [社保, 公积金]\n",
+                "intent: a\nkeywords:\n  cmn: {社保: 3}\nexamples:\n  cmn: [社保, 公积金]\n",
             ),
             (
                 "b.yaml",
-                "intent: b\nqueue: b\nkeywords:\n  cmn: {公积金: 3}\nexamples:\n  cmn: [天气]\n",
+                "intent: b\nkeywords:\n  cmn: {公积金: 3}\nexamples:\n  cmn: [天气]\n",
             ),
         ]);
         let c = Classifier::load(&dir, test_tools()).expect("valid");
@@ -1072,8 +1072,8 @@ pub(crate) mod tests {
         assert_eq!(
             diags,
             vec![
-                "6:13: example classifies as `b` (score 3.00), not `a` (score 0.00)",
-                "6:9: example matches no intent (`b` scores 0.00, below min_score 1.00)",
+                "5:13: example classifies as `b` (score 3.00), not `a` (score 0.00)",
+                "5:9: example matches no intent (`b` scores 0.00, below min_score 1.00)",
             ]
         );
     }

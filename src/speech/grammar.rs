@@ -56,7 +56,6 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct Intent {
     pub name: String,
-    pub queue: String,
     pub description: String,
     pub at: Source,
     pub terms: Vec<Term>,
@@ -335,7 +334,8 @@ struct RawNegation {
 #[serde(deny_unknown_fields)]
 struct RawIntent {
     intent: Spanned<String>,
-    queue: Spanned<String>,
+    /// No longer read: only to tell the operator where the queue went.
+    queue: Option<Spanned<String>>,
     #[serde(default)]
     description: String,
     #[serde(default)]
@@ -496,8 +496,11 @@ impl RawIntent {
                 self.intent.value
             )));
         }
-        if self.queue.value.trim().is_empty() {
-            diags.push(source(file, &self.queue).diag("queue is empty"));
+        if let Some(queue) = &self.queue {
+            diags.push(source(file, queue).diag(
+                "`queue` is no longer read from grammars: the dialplan sends each intent to its \
+                 queue (`queue: \"{intent}\"`, dialplans/README.md); delete this line",
+            ));
         }
         let mut terms: Vec<Term> = Vec::new();
         for (lang, entries) in self.keywords.each() {
@@ -587,7 +590,6 @@ impl RawIntent {
         }
         Some(Intent {
             name: self.intent.value,
-            queue: self.queue.value,
             description: self.description,
             at,
             terms,
@@ -678,13 +680,12 @@ pub(crate) mod tests {
     fn a_valid_intent_loads_with_terms_of_every_kind() {
         let dir = temp_grammar(&[(
             "a.yaml",
-            "intent: a\nqueue: qa\nkeywords:\n  cmn: {社保: 3}\n  yue: {醫保: 2}\n\
+            "intent: a\nkeywords:\n  cmn: {社保: 3}\n  yue: {醫保: 2}\n\
              phrases:\n  cmn: {\"转 人工\": 2}\nsynonyms:\n  社保: [社会保障]\n\
              negative: {公积金: 1}\nexamples:\n  cmn: [查社保]\n",
         )]);
         let g = Grammar::load(&dir, &test_tools()).expect("valid");
         let a = g.intent("a").expect("intent a");
-        assert_eq!(a.queue, "qa");
         let kinds: Vec<(&str, TermKind, f32)> = a
             .terms
             .iter()
@@ -707,7 +708,7 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(a.terms[1].parts, vec![vec!['医', '保']]);
-        assert_eq!(a.terms[1].at.line, 5);
+        assert_eq!(a.terms[1].at.line, 4);
         assert_eq!(g.settings.min_score, 1.0);
     }
 
@@ -717,35 +718,32 @@ pub(crate) mod tests {
             ("hotline.yaml", "min_score: 0\nfuzzy:\n  weight: 2\n"),
             (
                 "a.yaml",
-                "intent: Bad-Name\nqueue: q\nkeywords:\n  cmn:\n    社保: 0\n    \"转 人工\": 1\n\
+                "intent: Bad-Name\nkeywords:\n  cmn:\n    社保: 0\n    \"转 人工\": 1\n\
                  phrases:\n  cmn: {人工: 1}\nsynonyms:\n  医保: [x]\nexamples:\n  cmn: [\"，\"]\n",
             ),
-            (
-                "b.yaml",
-                "intent: b\nqueue: q\nkeywords:\n  cmn: {社保: 1}\n",
-            ),
+            ("b.yaml", "intent: b\nkeywords:\n  cmn: {社保: 1}\n"),
             (
                 "c.yaml",
-                "intent: b\nqueue: q\nkeywords:\n  cmn: {社保: 1}\nexamples:\n  cmn: [社保]\n",
+                "intent: b\nkeywords:\n  cmn: {社保: 1}\nexamples:\n  cmn: [社保]\n",
             ),
-            ("d.yaml", "intent: d\nqueue: q\nkeywrods: {}\n"),
-            ("e.yaml", "intent: e\nqueue: q\nexamples:\n  yue: [社保]\n"),
+            ("d.yaml", "intent: d\nkeywrods: {}\n"),
+            ("e.yaml", "intent: e\nexamples:\n  yue: [社保]\n"),
         ]);
         assert_eq!(
             messages(&dir),
             vec![
                 "a.yaml:1:9: intent name `Bad-Name` must be lower-case letters, digits and `_`",
-                "a.yaml:5:9: weight must be above 0 and at most 100, not 0",
-                "a.yaml:6:5: `转 人工` has spaces: put entries of several words under `phrases`",
-                "a.yaml:8:9: phrase `人工` needs two or more parts separated by spaces; put single words under `keywords`",
-                "a.yaml:10:3: synonyms of `医保`, which is not a keyword of this intent",
-                "a.yaml:12:9: example is empty",
+                "a.yaml:4:9: weight must be above 0 and at most 100, not 0",
+                "a.yaml:5:5: `转 人工` has spaces: put entries of several words under `phrases`",
+                "a.yaml:7:9: phrase `人工` needs two or more parts separated by spaces; put single words under `keywords`",
+                "a.yaml:9:3: synonyms of `医保`, which is not a keyword of this intent",
+                "a.yaml:11:9: example is empty",
                 "b.yaml:1:9: intent `b` has no examples: give at least one sentence a caller would say",
                 &format!(
                     "c.yaml:1:9: intent `b` is already defined at {}:1:9",
                     dir.join("b.yaml").display()
                 ),
-                "d.yaml:3:1: unknown field `keywrods`, expected one of intent, queue, description, keywords, phrases, synonyms, negative, examples",
+                "d.yaml:2:1: unknown field `keywrods`, expected one of intent, queue, description, keywords, phrases, synonyms, negative, examples",
                 "e.yaml:1:9: intent `e` has no keywords or phrases",
                 "hotline.yaml:1:12: min_score must be between 0.01 and 100, not 0",
                 "hotline.yaml:3:11: fuzzy.weight must be between 0 and 1, not 2",

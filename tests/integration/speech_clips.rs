@@ -38,7 +38,7 @@ async fn run_all(
                     let r = run.recognition().cloned().unwrap_or_else(|| {
                         panic!("{}: no final result: {:?}", clip.file.display(), run.events)
                     });
-                    let queue = r.decision.intent.map(|s| s.queue).unwrap_or_default();
+                    let queue = r.decision.intent.map(|s| s.intent).unwrap_or_default();
                     (clip, queue, r.transcript)
                 })
             })
@@ -188,7 +188,7 @@ async fn a_call_sees_the_start_of_speech_then_the_final_result() {
     assert_eq!(r.transcript, "公积金怎么提取");
     assert_eq!(r.reason, EndReason::Silence);
     assert_eq!(
-        r.decision.intent.as_ref().map(|s| s.queue.as_str()),
+        r.decision.intent.as_ref().map(|s| s.intent.as_str()),
         Some("housing_fund")
     );
     // The clip has 0.3 s of silence before speech; the endpoint is 700 ms after it.

@@ -49,7 +49,7 @@ async fn cantonese_is_recognised_by_the_server_and_classified_here() {
         assert_eq!(r.language, Language::Cantonese);
         assert_eq!(r.transcript, transcript);
         assert_eq!(
-            r.decision.intent.as_ref().map(|s| s.queue.as_str()),
+            r.decision.intent.as_ref().map(|s| s.intent.as_str()),
             Some(queue)
         );
         assert_eq!(r.decision.language.language, Language::Cantonese);

@@ -293,9 +293,20 @@ impl Interpreter {
                     if self.vars.intent.is_none() {
                         self.vars.intent.clone_from(&q.intent);
                     }
+                    let Some(queue) = q.queue_for(self.vars.intent.as_deref()) else {
+                        // `queue: "{intent}"` with no intent to name it: the queue gives
+                        // the call back at once.
+                        match q.overflow {
+                            Some(t) => {
+                                step = t.step;
+                                continue;
+                            }
+                            None => return self.hang_up("queue_left".into()),
+                        }
+                    };
                     self.phase = Phase::Queued;
                     self.actions.push_back(Action::Enqueue(Enqueue {
-                        queue: q.queue.clone(),
+                        queue,
                         language: self.vars.language.clone(),
                         intent: self.vars.intent.clone(),
                         priority: q.priority,
