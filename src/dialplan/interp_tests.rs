@@ -645,8 +645,8 @@ fn ask_without_barge_in_listens_after_the_prompt() {
 
 const LANGUAGE: &str = "
   start:
-    language: pick
-    keys:
+    choose_language: pick
+    language_keys:
       \"1\": cmn
       \"2\": yue
     words:
@@ -654,7 +654,7 @@ const LANGUAGE: &str = "
       yue: [广东话, 廣東話]
     tries: 2
     timeout: 3s
-    default: yue
+    default_language: yue
     next: after
   after:
     play: hello
@@ -857,5 +857,55 @@ fn later_prompts_use_the_chosen_language_and_the_queue_gets_it() {
         q.intent.as_deref(),
         Some("labor"),
         "the step's intent when none was said"
+    );
+}
+
+/// Every diagnostic of loading `yaml` as `old.yaml`, as `line:column: message`.
+fn load_errors(yaml: &str) -> Vec<String> {
+    let sources = [(std::path::PathBuf::from("old.yaml"), yaml.to_owned())];
+    match super::DialplanSet::from_sources(&sources, &calendar(&[]), &Default::default()) {
+        Ok(_) => Vec::new(),
+        Err(diags) => diags
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect(),
+    }
+}
+
+#[test]
+fn an_old_language_step_is_told_what_to_write() {
+    let old = plan(&LANGUAGE.replace("choose_language: pick", "language: pick"));
+    let errors = load_errors(&old);
+    let line = old
+        .lines()
+        .position(|l| l.trim() == "language: pick")
+        .expect("the old step")
+        + 1;
+    assert_eq!(
+        errors,
+        [format!(
+            "{line}:5: `language: pick` is now `choose_language: pick` (the value is the \
+             prompt); in it, `keys` (key -> language) is `language_keys` and `default` is \
+             `default_language`"
+        )]
+    );
+    let half = plan(
+        &LANGUAGE
+            .replace("language_keys:", "keys:")
+            .replace("default_language: yue", "default: yue"),
+    );
+    let errors = load_errors(&half);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].ends_with(
+            "in `choose_language`, write `language_keys` (it names languages, not steps)"
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].ends_with(
+            "in `choose_language`, write `default_language` (it names languages, not steps)"
+        ),
+        "{errors:?}"
     );
 }

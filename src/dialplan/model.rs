@@ -102,7 +102,7 @@ pub struct Dialplan {
     /// The file name without extension; prompt audio is keyed by it.
     pub name: String,
     pub file: PathBuf,
-    /// Declared languages; the first one is the call's language until a `language` step.
+    /// Declared languages; the first one is the call's language until a `choose_language` step.
     pub languages: Vec<String>,
     pub routes: Vec<Route>,
     /// Takes the calls no route of any dialplan matches.

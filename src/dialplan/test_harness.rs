@@ -6,12 +6,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+
+use crate::time::virtual_time::{Timed, advance};
 use jiff::tz::TimeZone;
 
 use super::{
     Action, Calendar, CallInfo, Dialplan, DialplanSet, Input, Interpreter, ListenId, PlayId,
     PromptToPlay, Speech, SpeechResult, Unavailable, ValidationContext,
 };
+
+impl Timed for Interpreter {
+    fn poll_timeout(&self) -> Option<Instant> {
+        Interpreter::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Interpreter::handle_timeout(self, now)
+    }
+}
 
 pub fn calendar(holidays: &[&str]) -> Calendar {
     Calendar {
@@ -106,12 +117,11 @@ impl Call {
         self.drain();
     }
 
-    /// Moves virtual time on, firing the interpreter's timer if it falls due.
+    /// Moves virtual time on, firing the interpreter's timers that fall due, each at its
+    /// own instant (`time::virtual_time::advance`).
     pub fn wait(&mut self, d: Duration) {
-        self.now += d;
-        if self.interp.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.interp.handle_timeout(self.now);
-        }
+        let until = self.now + d;
+        self.now = advance(&mut self.interp, until, |_, _| {});
         self.drain();
     }
 

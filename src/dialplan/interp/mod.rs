@@ -18,7 +18,7 @@ use crate::events::EventKind;
 
 mod answers;
 
-/// How long a caller may speak at a `language` step or a confirmation.
+/// How long a caller may speak at a `choose_language` step or a confirmation.
 const SHORT_ANSWER: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

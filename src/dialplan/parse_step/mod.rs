@@ -18,7 +18,16 @@ use super::yaml::{Fields, Kind, Node, Reader};
 mod waiting;
 
 pub const KINDS: [&str; 11] = [
-    "play", "menu", "ask", "language", "queue", "hours", "transfer", "hangup", "goto", "switch",
+    "play",
+    "menu",
+    "ask",
+    "choose_language",
+    "queue",
+    "hours",
+    "transfer",
+    "hangup",
+    "goto",
+    "switch",
     "branch",
 ];
 
@@ -93,7 +102,27 @@ impl<'a, 'f> StepParser<'a, 'f> {
                 _ => None,
             })
             .collect();
+        let old_language = entries
+            .iter()
+            .find(|(k, _)| matches!(&k.kind, Kind::Scalar(s) if s == "language"));
         let kind = match kinds.as_slice() {
+            [] if old_language.is_some() => {
+                let (k, v) = old_language?;
+                // The format before `choose_language`: say exactly what to write instead.
+                let prompt = match &v.kind {
+                    Kind::Scalar(p) => p.clone(),
+                    _ => "PROMPT".into(),
+                };
+                self.r.error(
+                    k.pos,
+                    format!(
+                        "`language: {prompt}` is now `choose_language: {prompt}` (the value is \
+                         the prompt); in it, `keys` (key -> language) is `language_keys` and \
+                         `default` is `default_language`"
+                    ),
+                );
+                return None;
+            }
             [] => {
                 self.r.error(
                     at,
@@ -121,7 +150,7 @@ impl<'a, 'f> StepParser<'a, 'f> {
             "play" => self.play(&mut f, at, main),
             "menu" => self.menu(&mut f, at, main),
             "ask" => self.ask(&mut f, at, main),
-            "language" => self.language(&mut f, at, main),
+            "choose_language" => self.language(&mut f, at, main),
             "queue" => self.queue(&mut f, main),
             "hours" => self.hours(&mut f, at, main),
             "transfer" => self.transfer(&mut f, at, main),

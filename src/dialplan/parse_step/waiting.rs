@@ -239,9 +239,19 @@ impl StepParser<'_, '_> {
 
     pub(super) fn language(&mut self, f: &mut Fields, at: Pos, main: &Node) -> Option<StepKind> {
         let prompt = self.main_prompts(main);
+        // `keys` and `default` name steps everywhere else: here they are spelt as what
+        // they hold.
+        for (old, new) in [("keys", "language_keys"), ("default", "default_language")] {
+            if let Some(node) = f.take(old) {
+                self.r.error(
+                    node.pos,
+                    format!("in `choose_language`, write `{new}` (it names languages, not steps)"),
+                );
+            }
+        }
         let mut keys = Vec::new();
-        if let Some(node) = f.take("keys") {
-            for (k, v) in self.r.map(node, "`keys`").unwrap_or_default() {
+        if let Some(node) = f.take("language_keys") {
+            for (k, v) in self.r.map(node, "`language_keys`").unwrap_or_default() {
                 let key = self.key(k);
                 let lang = self.declared_language(v);
                 keys.extend(key.zip(lang));
@@ -261,12 +271,14 @@ impl StepParser<'_, '_> {
             }
         }
         if keys.is_empty() && words.is_empty() {
-            self.r
-                .error(at, "a `language` step needs `keys`, `words` or both");
+            self.r.error(
+                at,
+                "a `choose_language` step needs `language_keys`, `words` or both",
+            );
         }
         let timeout = self.duration(f, "timeout", Duration::from_secs(5));
         let tries = self.tries(f, 2);
-        let default = match f.take("default") {
+        let default = match f.take("default_language") {
             Some(n) => self.declared_language(n),
             None => self.languages.first().cloned(),
         }

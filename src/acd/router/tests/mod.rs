@@ -16,6 +16,16 @@ use crate::acd::messages::{
     Instruction, OfferId, OfferOutcome, Output,
 };
 use crate::events::EventKind;
+use crate::time::virtual_time::{Timed, advance};
+
+impl Timed for Router {
+    fn poll_timeout(&self) -> Option<Instant> {
+        Router::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Router::handle_timeout(self, now)
+    }
+}
 
 /// Drives a router and records everything it says.
 pub(super) struct Sim {
@@ -55,11 +65,12 @@ impl Sim {
         }
     }
 
-    /// Moves virtual time to `secs` after the start and runs what fell due.
+    /// Moves virtual time to `secs` after the start and runs what fell due, each timer at
+    /// its own instant (`time::virtual_time::advance`).
     pub fn at(&mut self, secs: f64) {
         let now = self.t0 + Duration::from_secs_f64(secs);
         assert!(now >= self.now, "time goes forward");
-        self.now = now;
+        self.now = advance(&mut self.router, now, |_, _| {});
         self.router.handle_timeout(now);
         self.drain();
     }
