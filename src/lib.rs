@@ -11,6 +11,7 @@ pub mod cidr;
 pub mod config;
 pub mod diag;
 pub mod dialplan;
+pub mod duration;
 pub mod endpoint;
 pub mod engine;
 pub mod events;

@@ -68,29 +68,36 @@ pub struct QueueConfig {
     pub name: String,
     pub strategy: Strategy,
     /// How long one agent rings before the next is tried.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub ring_timeout_s: u64,
     /// After a caller has been offered to every eligible agent without success, wait this
     /// long before offering the same agents again.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub retry_s: u64,
     /// Longest wait before the caller leaves for `overflow` (or is timed out without one).
     /// Absent: no limit.
+    #[serde(deserialize_with = "crate::duration::opt_seconds")]
     pub max_wait_s: Option<u64>,
     pub overflow: Option<OverflowTarget>,
     /// A caller's language is a hard requirement for this long, then any member may take
     /// the call. Absent: it never relaxes.
+    #[serde(deserialize_with = "crate::duration::opt_seconds")]
     pub language_relax_s: Option<u64>,
     /// Accept callers while no member is logged in (paused members count as logged in).
     pub join_when_empty: bool,
     /// Send waiting callers to `overflow` when the last member logs out.
     pub leave_when_empty: bool,
     /// After-call work before the agent gets the next call.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub wrap_up_s: u64,
     /// Position and estimated wait are announced this often; 0 turns announcements off.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub announce_period_s: u64,
     /// After this many unanswered offers in a row an agent is paused with reason
     /// "no answer"; 0 never pauses.
     pub max_no_answer: u32,
     /// Handle time assumed for wait estimates until the queue has completed calls.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub handle_time_estimate_s: u64,
 }
 

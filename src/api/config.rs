@@ -24,6 +24,7 @@ pub struct ApiConfig {
     pub max_per_source: usize,
     /// Seconds a connection may move no byte before it is closed (at least 2, and longer
     /// than any answer takes); the live stream writes a keep-alive at least twice as often.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub idle_s: u64,
     /// Live streams (/api/v1/stream) at once; more get 503.
     pub max_streams: usize,
@@ -91,7 +92,9 @@ pub enum Role {
 pub struct DashboardConfig {
     pub waiting_warn: u32,
     pub waiting_alert: u32,
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub longest_wait_warn_s: u32,
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub longest_wait_alert_s: u32,
     pub service_level_warn_pct: f64,
     pub service_level_alert_pct: f64,

@@ -292,7 +292,7 @@ impl<'f> Reader<'f> {
     /// `500ms`, `5s`, `2m`, or a bare number of seconds.
     pub fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
         let text = self.text(node, what)?;
-        let parsed = parse_duration(&text).filter(|d| !d.is_zero());
+        let parsed = crate::duration::parse(&text).filter(|d| !d.is_zero());
         if parsed.is_none() {
             self.error(
                 node.pos,
@@ -312,22 +312,6 @@ impl<'f> Reader<'f> {
             what: what.to_owned(),
         })
     }
-}
-
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" | "min" => number * 60.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// The keys of one mapping, consumed by name; whatever is left over is an unknown key.
@@ -402,15 +386,5 @@ mod tests {
         let (pos, message) = parse("a: 1\na: 2\n").unwrap_err();
         assert_eq!(pos, Pos { line: 2, column: 1 });
         assert_eq!(message, "duplicate mapping key: a");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_duration("5 hours"), None);
-        assert_eq!(parse_duration("s"), None);
     }
 }

@@ -16,8 +16,10 @@ pub struct MediaConfig {
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     /// A call whose RTP stopped for this long is ended.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub media_timeout_s: u64,
     /// How long the receiver holds packets to put them back in order.
+    #[serde(deserialize_with = "crate::duration::millis")]
     pub jitter_ms: u64,
     /// Codecs we accept, in our order of preference when the offer leaves a choice.
     pub codecs: Vec<String>,

@@ -31,12 +31,16 @@ pub struct RegistrarConfig {
     /// The digest realm phones authenticate in.
     pub realm: String,
     /// How long a nonce may be used before the phone is challenged again (stale=true).
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub nonce_lifetime_s: u64,
     /// Shorter registrations get 423 Interval Too Brief.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub min_expires_s: u32,
     /// Longer registrations are granted this long.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub max_expires_s: u32,
     /// For a REGISTER that asks for no particular time.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub default_expires_s: u32,
     /// Offered in challenges, in order of preference: "SHA-256", "MD5".
     pub algorithms: Vec<Algorithm>,
@@ -45,6 +49,7 @@ pub struct RegistrarConfig {
     pub max_failures: u32,
     /// How long a locked-out user or source is refused without checking. A phone that
     /// registered the user before keeps registering from its address meanwhile.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub lockout_s: u64,
     /// Source networks (CIDR) agent phones may register from; empty: any.
     pub allow: Vec<String>,

@@ -41,18 +41,25 @@ pub struct SipConfig {
     pub tcp_max_per_source: usize,
     /// Seconds a TCP connection may send nothing (not even a CRLF keep-alive) before it
     /// is closed.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub tcp_idle_s: u64,
     /// Seconds a TCP connection has to finish a message it began (and its first one).
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub tcp_message_deadline_s: u64,
     /// How long a caller hears ringing (180) before the engine answers.
+    #[serde(deserialize_with = "crate::duration::millis")]
     pub answer_delay_ms: u64,
     /// At SIGTERM the engine takes no new call (INVITE and OPTIONS get 503, so a proxy
     /// moves to another engine) and lets calls in progress go on for this long; then it
     /// hangs up (BYE) the calls left. A second SIGTERM hangs up at once.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub shutdown_grace_s: u64,
     /// RFC 3261 timer base values, in milliseconds.
+    #[serde(deserialize_with = "crate::duration::millis")]
     pub t1_ms: u64,
+    #[serde(deserialize_with = "crate::duration::millis")]
     pub t2_ms: u64,
+    #[serde(deserialize_with = "crate::duration::millis")]
     pub t4_ms: u64,
 }
 

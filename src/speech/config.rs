@@ -44,10 +44,13 @@ pub struct SpeechConfig {
     /// 16000 (upsampled here first). bench/speech_accuracy.sh measures both.
     pub vosk_sample_rate: u32,
     /// Silence after speech that ends the utterance.
+    #[serde(deserialize_with = "crate::duration::millis")]
     pub end_silence_ms: u64,
     /// How long to wait for the caller to start speaking.
+    #[serde(deserialize_with = "crate::duration::millis")]
     pub no_input_ms: u64,
     /// Longest utterance; the recognition is cut there.
+    #[serde(deserialize_with = "crate::duration::millis")]
     pub max_utterance_ms: u64,
     pub mandarin: RecognizerConfig,
     pub cantonese: RecognizerConfig,

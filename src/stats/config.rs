@@ -26,19 +26,23 @@ pub struct StatsConfig {
     pub zoneinfo_dir: PathBuf,
     /// Callers who hang up before waiting this long are short abandons: left out of offered,
     /// abandoned and the service level, and reported apart.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub short_abandon_s: u32,
     /// The service-level target T (answered within T seconds) for queues without their own.
+    #[serde(deserialize_with = "crate::duration::seconds")]
     pub service_level_s: u32,
     /// Per-queue settings, `[stats.queue.<name>]`. Listed queues show up even before their
     /// first call.
     pub queue: BTreeMap<String, QueueStatsConfig>,
     /// Shortest gap between two live snapshots sent to subscribers (ms).
+    #[serde(deserialize_with = "crate::duration::millis")]
     pub publish_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueStatsConfig {
+    #[serde(deserialize_with = "crate::duration::opt_seconds")]
     pub service_level_s: Option<u32>,
 }
 
