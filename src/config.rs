@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::diag::line_column;
+use crate::diag::Diagnostic;
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,13 +31,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    /// At `file:line:column`, as every other check reports.
+    #[error("{0}")]
+    Parse(Diagnostic),
 }
 
 impl Config {
@@ -54,13 +50,7 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let error = |e: toml::de::Error| {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
-            let (line, column) = line_column(text, offset);
-            ConfigError::Parse {
-                path: path.to_owned(),
-                line,
-                column,
-                message: e.message().to_owned(),
-            }
+            ConfigError::Parse(Diagnostic::at_offset(path, text, offset, e.message()))
         };
         // Typed first, so every wrong key or value is reported where it is written; then
         // the queue defaults, which need to know what each queue left out.

@@ -16,6 +16,40 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+/// The one way every check (config, dialplans, grammars, prompts) builds its diagnostics.
+impl Diagnostic {
+    /// A problem at `line:column` (1-based, the column in characters) of `file`.
+    pub fn at(
+        file: impl Into<PathBuf>,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            file: file.into(),
+            line: line.max(1),
+            column: column.max(1),
+            message: message.into(),
+        }
+    }
+
+    /// A problem at byte `offset` of `text`, the contents of `file`.
+    pub fn at_offset(
+        file: impl Into<PathBuf>,
+        text: &str,
+        offset: usize,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let (line, column) = line_column(text, offset);
+        Diagnostic::at(file, line, column, message)
+    }
+
+    /// A problem with a whole file (it cannot be read, a tool it needs is missing): 1:1.
+    pub fn whole(file: impl Into<PathBuf>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(file, 1, 1, message)
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -65,13 +99,7 @@ pub fn diagnostics(file: &Path, text: &str, problems: Vec<Problem>) -> Vec<Diagn
         .into_iter()
         .map(|p| {
             let offset = tree.as_ref().map_or(0, |t| locate(t, &p.path));
-            let (line, column) = line_column(text, offset);
-            Diagnostic {
-                file: file.to_owned(),
-                line,
-                column,
-                message: p.message,
-            }
+            Diagnostic::at_offset(file, text, offset, p.message)
         })
         .collect()
 }

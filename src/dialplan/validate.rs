@@ -399,10 +399,5 @@ fn shortest_cycle(edges: &[Vec<usize>], start: usize) -> Vec<usize> {
 }
 
 pub fn diagnostic(file: &Path, at: Pos, message: String) -> Diagnostic {
-    Diagnostic {
-        file: file.to_owned(),
-        line: at.line as usize,
-        column: at.column as usize,
-        message,
-    }
+    Diagnostic::at(file, at.line as usize, at.column as usize, message)
 }

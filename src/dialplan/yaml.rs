@@ -185,12 +185,12 @@ impl<'f> Reader<'f> {
     }
 
     pub fn error(&mut self, pos: Pos, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic {
-            file: self.file.to_owned(),
-            line: pos.line as usize,
-            column: pos.column as usize,
-            message: message.into(),
-        });
+        self.diagnostics.push(Diagnostic::at(
+            self.file,
+            pos.line as usize,
+            pos.column as usize,
+            message,
+        ));
     }
 
     pub fn text(&mut self, node: &Node, what: &str) -> Option<String> {

@@ -80,12 +80,7 @@ pub fn grammar(config: &Config) -> GrammarCheck {
     let tools = match TextTools::load() {
         Ok(t) => t,
         Err(e) => {
-            let problem = Diagnostic {
-                file: dir.clone(),
-                line: 1,
-                column: 1,
-                message: e.to_string(),
-            };
+            let problem = Diagnostic::whole(dir, e.to_string());
             return GrammarCheck {
                 problems: vec![problem],
                 ..GrammarCheck::default()
@@ -138,11 +133,9 @@ pub fn load_dialplans(
     match DialplanSet::load(&paths, &config.dialplan.calendar(), ctx) {
         Ok(set) => Ok(set),
         Err(LoadError::Invalid(diagnostics)) => Err(diagnostics),
-        Err(e) => Err(vec![Diagnostic {
-            file: paths.first().cloned().unwrap_or_default(),
-            line: 1,
-            column: 1,
-            message: e.to_string(),
-        }]),
+        Err(e) => Err(vec![Diagnostic::whole(
+            paths.first().cloned().unwrap_or_default(),
+            e.to_string(),
+        )]),
     }
 }

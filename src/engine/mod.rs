@@ -301,14 +301,7 @@ impl Reloader {
         let ctx = check::validation_context(&config, self.speech.grammar_names());
         let loaded = tokio::task::spawn_blocking(move || check::load_flows(&config, &[], &ctx))
             .await
-            .map_err(|e| {
-                vec![Diagnostic {
-                    file: PathBuf::new(),
-                    line: 1,
-                    column: 1,
-                    message: e.to_string(),
-                }]
-            })??;
+            .map_err(|e| vec![Diagnostic::whole(PathBuf::new(), e.to_string())])??;
         let n = loaded.dialplans.plans().len();
         self.flows.send_replace(Arc::new(loaded));
         info!(dialplans = n, "dialplans reloaded");

@@ -94,12 +94,12 @@ impl PromptSet {
                         .or_default()
                         .insert(e.language.clone(), samples);
                 }
-                Err(message) => diagnostics.push(Diagnostic {
-                    file: e.source_file.clone(),
-                    line: e.at.line as usize,
-                    column: e.at.column as usize,
-                    message: format!("prompt `{}` ({}): {message}", e.prompt, e.language),
-                }),
+                Err(message) => diagnostics.push(Diagnostic::at(
+                    &e.source_file,
+                    e.at.line as usize,
+                    e.at.column as usize,
+                    format!("prompt `{}` ({}): {message}", e.prompt, e.language),
+                )),
             }
         }
         if diagnostics.is_empty() {

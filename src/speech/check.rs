@@ -15,12 +15,7 @@ use crate::diag::Diagnostic;
 pub fn check_grammar(dir: &Path) -> Vec<Diagnostic> {
     match TextTools::load() {
         Ok(tools) => check_grammar_with(dir, tools),
-        Err(e) => vec![Diagnostic {
-            file: dir.to_owned(),
-            line: 1,
-            column: 1,
-            message: e.to_string(),
-        }],
+        Err(e) => vec![Diagnostic::whole(dir, e.to_string())],
     }
 }
 

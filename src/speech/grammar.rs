@@ -103,12 +103,7 @@ pub struct Source {
 
 impl Source {
     pub fn diag(&self, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            file: self.file.clone(),
-            line: self.line,
-            column: self.column,
-            message: message.into(),
-        }
+        Diagnostic::at(&self.file, self.line, self.column, message)
     }
 }
 
@@ -205,12 +200,7 @@ fn read_yaml<T: for<'de> Deserialize<'de>>(path: &Path, diags: &mut Vec<Diagnost
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
-            diags.push(Diagnostic {
-                file: path.to_owned(),
-                line: 1,
-                column: 1,
-                message: format!("cannot read: {e}"),
-            });
+            diags.push(Diagnostic::whole(path, format!("cannot read: {e}")));
             return None;
         }
     };
@@ -222,17 +212,12 @@ fn read_yaml<T: for<'de> Deserialize<'de>>(path: &Path, diags: &mut Vec<Diagnost
                 .location()
                 .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
             // One line per diagnostic: the message may quote the file's control characters.
-            let message = DefaultMessageFormatter
+            let message: String = DefaultMessageFormatter
                 .format_message(plain)
                 .chars()
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect();
-            diags.push(Diagnostic {
-                file: path.to_owned(),
-                line: line.max(1),
-                column: column.max(1),
-                message,
-            });
+            diags.push(Diagnostic::at(path, line, column, message));
             None
         }
     }
