@@ -4,6 +4,8 @@
 //! media does. It owns the dialog and the offer/answer state; it must not touch the media,
 //! the endpoint or the clock: it says what to send (`LegOutput`) and is given `now`.
 
+#![warn(unreachable_pub, missing_docs)]
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -23,13 +25,13 @@ use crate::sip::transaction::{Peer, ServerTxId};
 use crate::sip::{build, headers};
 
 /// RFC 4733 payload type we offer when the peer made no offer.
-pub const DTMF_PT: u8 = 101;
+pub(super) const DTMF_PT: u8 = 101;
 /// How long we wait for the answer to our BYE (64 x T1: its transaction's own limit).
 const BYE_WAIT: Duration = Duration::from_secs(32);
 
 /// What happened on the caller's leg, for the flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegEvent {
+pub(super) enum LegEvent {
     /// The ACK confirmed our 200: the call is up.
     Up,
     Dtmf(char),
@@ -69,7 +71,7 @@ impl EndReason {
 
 /// What a leg core asks of its driver, in order. `E` is the leg's event type.
 #[derive(Debug)]
-pub enum LegOutput<E> {
+pub(super) enum LegOutput<E> {
     /// Hand this to the endpoint.
     Sip(Box<Command>),
     /// Start (or restart, with new parameters) the leg's RTP.
@@ -106,7 +108,7 @@ pub struct MediaSetup {
     pub session_id: u64,
 }
 
-pub struct CallerLeg {
+pub(super) struct CallerLeg {
     dialog: Dialog,
     invite: Request,
     invite_tx: ServerTxId,
@@ -125,7 +127,7 @@ pub struct CallerLeg {
 
 /// Negotiates the caller's offer with what we have: the media to start at once, or the 488
 /// that refuses it. `None` for a late offer.
-pub fn negotiate(
+pub(super) fn negotiate(
     invite: &Invite,
     laws: &[Law],
     reach: &Reach,
@@ -144,7 +146,7 @@ pub fn negotiate(
 impl CallerLeg {
     /// Takes the call: 180 now, the 200 after `ring`. `negotiated` is what `negotiate`
     /// made of the offer.
-    pub fn answer(
+    pub(super) fn answer(
         now: Instant,
         invite: Invite,
         negotiated: Option<Negotiated>,
@@ -183,11 +185,11 @@ impl CallerLeg {
         leg
     }
 
-    pub fn poll_output(&mut self) -> Option<LegOutput<LegEvent>> {
+    pub(super) fn poll_output(&mut self) -> Option<LegOutput<LegEvent>> {
         self.out.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Ringing { answer_at } => Some(answer_at),
             State::Leaving { until } => Some(until),
@@ -196,16 +198,16 @@ impl CallerLeg {
     }
 
     /// Nothing more will happen on this leg.
-    pub fn is_ended(&self) -> bool {
+    pub(super) fn is_ended(&self) -> bool {
         self.state == State::Ended
     }
 
     /// Where requests in the dialog go: the trunk that sent the call.
-    pub fn peer(&self) -> Peer {
+    pub(super) fn peer(&self) -> Peer {
         self.dialog.next_hop()
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
         match self.state {
             State::Ringing { answer_at } if answer_at <= now => {
                 let sdp = self.local_sdp(self.offer.as_ref(), self.answer_direction);
@@ -222,7 +224,7 @@ impl CallerLeg {
     }
 
     /// The caller's RTP stopped: BYE, and the call is over.
-    pub fn handle_media_timeout(&mut self, now: Instant) {
+    pub(super) fn handle_media_timeout(&mut self, now: Instant) {
         if self.state == State::Up {
             info!("media timeout: the caller's RTP stopped");
             self.hang_up(now);
@@ -231,7 +233,7 @@ impl CallerLeg {
     }
 
     /// Hangs up: BYE, its answer awaited (bounded) before the leg is over.
-    pub fn hang_up(&mut self, now: Instant) {
+    pub(super) fn hang_up(&mut self, now: Instant) {
         if matches!(self.state, State::Up | State::Answered) {
             self.send_bye();
             self.state = State::Leaving {
@@ -240,7 +242,7 @@ impl CallerLeg {
         }
     }
 
-    pub fn handle_sip(&mut self, ev: CallEvent) {
+    pub(super) fn handle_sip(&mut self, ev: CallEvent) {
         match ev {
             CallEvent::Cancelled { .. } => {
                 if matches!(self.state, State::Ringing { .. }) {
@@ -445,14 +447,14 @@ impl CallerLeg {
 
 /// Tells the operator when an offer named an address outside the call's reach, so a
 /// carrier's media gateway can be added to `[media] remote_networks`.
-pub fn note_redirect(n: &Negotiated) {
+pub(super) fn note_redirect(n: &Negotiated) {
     if let Some(offered) = n.redirected_from {
         info!(%offered, sending_to = %n.remote,
             "the offer's media address is outside the call's reach: audio goes to the signalling peer (a media gateway belongs in [media] remote_networks)");
     }
 }
 
-pub fn is_bye(r: &Response) -> bool {
+pub(super) fn is_bye(r: &Response) -> bool {
     headers::cseq(&r.headers).is_some_and(|(_, m)| m == Method::Bye)
 }
 

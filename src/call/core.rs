@@ -6,6 +6,8 @@
 //! It owns the call's state; it must not touch a socket, a channel, the media or the
 //! clock. The call task (`driver`) does, and passes `now` in.
 
+#![warn(unreachable_pub, missing_docs)]
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +32,9 @@ use crate::sip::headers;
 /// A leg of the call, for media operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegRef {
+    /// The caller's leg (the INVITE that made the call).
     Caller,
+    /// The agent's or the transfer target's leg.
     Far(Far),
 }
 
@@ -40,7 +44,12 @@ pub enum MediaOp {
     /// Start (or restart, with new parameters) its RTP.
     Start(Negotiated),
     /// Queue a clip; report `SessionEvent::PlayDone(id)` when it has played.
-    Play { id: PlayId, clip: Arc<Clip> },
+    Play {
+        /// Names this playback in its `PlayDone`.
+        id: PlayId,
+        /// The audio, shared with every other call playing it.
+        clip: Arc<Clip>,
+    },
     /// Stop what plays.
     Stop,
     /// Bridge to a far leg's media, or take the bridge down.
@@ -52,37 +61,50 @@ pub enum MediaOp {
 pub enum CallAction {
     /// Hand this to the endpoint.
     Sip(Box<Command>),
+    /// Do this with that leg's media.
     Media(LegRef, MediaOp),
     /// Start recognising the caller; report with `handle_speech` (unavailable at once if no
     /// recognizer can be had).
     Listen {
+        /// Names this recognition in its results.
         id: ListenId,
+        /// The language, phrases and limits the dialplan step asks for.
         request: ListenRequest,
     },
+    /// Drop that recognition (the step is over).
     StopListening(ListenId),
     /// Hand the call to the ACD; its instructions go to `handle_instruction`.
     Enqueue(EnqueueRequest),
     /// Find `target` and open media for the far leg `far` beside the caller's, route its
     /// Call-ID to this call, and report with `handle_dialled`.
     Dial {
+        /// Which far leg this is.
         far: Far,
+        /// A SIP URI.
         target: String,
     },
     /// The far leg is over: close its media and stop routing its Call-ID.
     Release(Far),
+    /// Tell the ACD.
     Acd(AcdReport),
     /// Render the queue announcement; report with `handle_announcement`.
     Announce {
+        /// The caller's language.
         language: String,
+        /// 1: next in line.
         position: u32,
+        /// The estimated wait, when one can be made.
         wait: Option<Duration>,
     },
+    /// Record in the event log.
     Event(EventKind),
 }
 
 /// What the flow starts with once the call is up.
 pub struct FlowSetup {
+    /// The dialplans and prompt audio in force when the call came in.
     pub flows: Arc<Flows>,
+    /// The dialplan that took the call.
     pub plan: Arc<dialplan::Dialplan>,
     /// An ACD is configured: queue steps hand the call to it.
     pub has_acd: bool,
@@ -90,6 +112,7 @@ pub struct FlowSetup {
     pub wall: jiff::Timestamp,
 }
 
+/// One call, from its INVITE to its last BYE (see the module doc).
 pub struct CallCore {
     info: CallInfo,
     caller: CallerLeg,
@@ -139,10 +162,12 @@ impl CallCore {
         core
     }
 
+    /// The next thing to do, in order.
     pub fn poll_action(&mut self) -> Option<CallAction> {
         self.actions.pop_front()
     }
 
+    /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let flow = self.flow.as_ref().and_then(Flow::poll_timeout);
         match (self.caller.poll_timeout(), flow) {
@@ -162,6 +187,7 @@ impl CallCore {
         self.flow.as_ref().and_then(Flow::outcome)
     }
 
+    /// The keys the caller pressed, in order.
     pub fn keys(&self) -> &str {
         self.flow.as_ref().map_or("", Flow::keys)
     }
@@ -171,10 +197,12 @@ impl CallCore {
         self.flow.as_ref().is_some_and(Flow::is_queued)
     }
 
+    /// The caller's Call-ID, which the ACD and the events know the call by.
     pub fn call_id(&self) -> &str {
         &self.info.call_id
     }
 
+    /// Time has come to `now`: the ringing time, the BYE's wait, the flow's timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.caller.handle_timeout(now);
@@ -254,6 +282,7 @@ impl CallCore {
         self.pump();
     }
 
+    /// News from the recognition `id`.
     pub fn handle_speech(&mut self, now: Instant, id: ListenId, speech: Speech) {
         self.now = now;
         if let Some(f) = self.flow.as_mut() {
@@ -262,6 +291,7 @@ impl CallCore {
         self.pump();
     }
 
+    /// The ACD's next instruction; `None` when its channel closed.
     pub fn handle_instruction(&mut self, now: Instant, instruction: Option<Instruction>) {
         self.now = now;
         if let Some(f) = self.flow.as_mut() {
@@ -270,6 +300,7 @@ impl CallCore {
         self.pump();
     }
 
+    /// An `Announce` is rendered (`None`: it could not be).
     pub fn handle_announcement(&mut self, now: Instant, position: u32, clip: Option<Arc<Clip>>) {
         self.now = now;
         if let Some(f) = self.flow.as_mut() {

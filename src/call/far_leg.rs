@@ -3,6 +3,8 @@
 //! 2xx and the dialog once it answers, BYE either way, and what its media does. It owns the
 //! leg's dialog and state; it must not touch the media, the endpoint or the clock.
 
+#![warn(unreachable_pub, missing_docs)]
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -23,7 +25,7 @@ use crate::sip::{Transport, build, headers};
 
 /// What happened on a far leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FarEvent {
+pub(super) enum FarEvent {
     /// The phone rings (180/183).
     Ringing,
     /// It answered; media flows.
@@ -64,7 +66,7 @@ enum State {
     Ended,
 }
 
-pub struct FarLeg {
+pub(super) struct FarLeg {
     pub call_id: String,
     invite: Request,
     peer: Peer,
@@ -77,7 +79,7 @@ pub struct FarLeg {
 
 impl FarLeg {
     /// INVITEs `target` with the call's `context`.
-    pub fn dial(
+    pub(super) fn dial(
         dialled: Dialled,
         target: &str,
         context: &DialContext,
@@ -165,12 +167,12 @@ impl FarLeg {
         Ok(leg)
     }
 
-    pub fn poll_output(&mut self) -> Option<LegOutput<FarEvent>> {
+    pub(super) fn poll_output(&mut self) -> Option<LegOutput<FarEvent>> {
         self.out.pop_front()
     }
 
     /// The leg's RTP stopped: once answered, that ends it.
-    pub fn handle_media_timeout(&mut self) {
+    pub(super) fn handle_media_timeout(&mut self) {
         if self.state == State::Answered {
             debug!(far_call = %self.call_id, "media timeout: hanging up");
             self.hang_up();
@@ -178,7 +180,7 @@ impl FarLeg {
         }
     }
 
-    pub fn handle_sip(&mut self, ev: CallEvent) {
+    pub(super) fn handle_sip(&mut self, ev: CallEvent) {
         let event = match ev {
             CallEvent::Response { response } => {
                 let is_invite =
@@ -294,7 +296,7 @@ impl FarLeg {
 
     /// Ends the leg: CANCEL while it rings, BYE once answered. Responses are not waited
     /// for; the transactions finish them.
-    pub fn hang_up(&mut self) {
+    pub(super) fn hang_up(&mut self) {
         let request = match self.state {
             State::Calling | State::Ringing => Some((self.peer, cancel_for(&self.invite))),
             State::Answered => self
@@ -368,7 +370,7 @@ fn user_part(caller: &str) -> String {
 
 /// RFC 3986 percent-encoding of everything but unreserved characters, so that UTF-8 text
 /// (a Mandarin transcript) travels in a header.
-pub fn percent_encode(text: &str) -> String {
+pub(super) fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 3);
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -6,6 +6,8 @@
 //! transfer, the outcome); the SIP of each leg is the legs' (`caller_leg`, `far_leg`). It
 //! must not touch a socket, a channel, the media or the clock: it is given `now`.
 
+#![warn(unreachable_pub, missing_docs)]
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -75,7 +77,7 @@ pub enum AcdReport {
 
 /// Who is calling and why, for the far leg's INVITE (the agent's screen).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DialContext {
+pub(super) struct DialContext {
     pub caller: String,
     /// None for a transfer, which is not from a queue.
     pub queue: Option<String>,
@@ -86,7 +88,7 @@ pub struct DialContext {
 
 /// What the call task must do, in order.
 #[derive(Debug, Clone)]
-pub enum FlowAction {
+pub(super) enum FlowAction {
     /// Queue a clip on the caller's leg; report `LegEvent::PlayDone(id)` when it has played.
     Play {
         id: MediaPlayId,
@@ -153,7 +155,7 @@ impl Transfer {
 }
 
 /// One call after the answer.
-pub struct Flow {
+pub(super) struct Flow {
     flows: Arc<Flows>,
     interp: Interpreter,
     info: CallInfo,
@@ -175,7 +177,7 @@ pub struct Flow {
 
 impl Flow {
     /// Starts the dialplan `plan` (from `flows`) for an answered call.
-    pub fn new(
+    pub(super) fn new(
         now: Instant,
         wall: jiff::Timestamp,
         flows: Arc<Flows>,
@@ -205,12 +207,12 @@ impl Flow {
     }
 
     /// The next thing to do, in order.
-    pub fn poll_action(&mut self) -> Option<FlowAction> {
+    pub(super) fn poll_action(&mut self) -> Option<FlowAction> {
         self.actions.pop_front()
     }
 
     /// When `handle_timeout` must be called next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
         let ring = self.transfer.as_ref().and_then(|t| t.ring_until);
         match (self.interp.poll_timeout(), ring) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -219,21 +221,21 @@ impl Flow {
     }
 
     /// How the call ended, once it has: the task stops after the last action.
-    pub fn outcome(&self) -> Option<&Outcome> {
+    pub(super) fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
     }
 
     /// The keys the caller pressed, in order.
-    pub fn keys(&self) -> &str {
+    pub(super) fn keys(&self) -> &str {
         &self.keys
     }
 
     /// The call is in a queue: the ACD's instructions matter.
-    pub fn is_queued(&self) -> bool {
+    pub(super) fn is_queued(&self) -> bool {
         self.queued.is_some()
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.interp.handle_timeout(now);
         if self
@@ -249,7 +251,7 @@ impl Flow {
     }
 
     /// Something happened on the caller's leg.
-    pub fn handle_caller(&mut self, now: Instant, ev: LegEvent) {
+    pub(super) fn handle_caller(&mut self, now: Instant, ev: LegEvent) {
         self.now = now;
         match ev {
             LegEvent::Dtmf(key) => {
@@ -265,7 +267,7 @@ impl Flow {
     }
 
     /// Recognition news for the interpreter's `Listen`.
-    pub fn handle_speech(&mut self, now: Instant, id: ListenId, speech: Speech) {
+    pub(super) fn handle_speech(&mut self, now: Instant, id: ListenId, speech: Speech) {
         self.now = now;
         self.interp.handle(now, Input::Speech(id, speech));
         self.pump();
@@ -273,7 +275,7 @@ impl Flow {
 
     /// The ACD's next instruction; `None` when it forgot the call without a `Leave` (it
     /// stopped): the flow goes on.
-    pub fn handle_instruction(&mut self, now: Instant, instruction: Option<Instruction>) {
+    pub(super) fn handle_instruction(&mut self, now: Instant, instruction: Option<Instruction>) {
         self.now = now;
         match instruction {
             Some(i) => self.on_instruction(i),
@@ -284,7 +286,7 @@ impl Flow {
     }
 
     /// Something happened on a far leg.
-    pub fn handle_far(&mut self, now: Instant, far: Far, ev: FarEvent) {
+    pub(super) fn handle_far(&mut self, now: Instant, far: Far, ev: FarEvent) {
         self.now = now;
         match far {
             Far::Offer => self.on_offer(ev),
@@ -294,7 +296,7 @@ impl Flow {
     }
 
     /// A `Dial` could not be placed (bad target, no media port).
-    pub fn handle_dial_failed(&mut self, now: Instant, far: Far) {
+    pub(super) fn handle_dial_failed(&mut self, now: Instant, far: Far) {
         self.now = now;
         match far {
             Far::Offer => {
@@ -312,7 +314,12 @@ impl Flow {
     }
 
     /// An `Announce` is rendered: its audio, or `None` when it could not be.
-    pub fn handle_announcement(&mut self, now: Instant, position: u32, clip: Option<Arc<Clip>>) {
+    pub(super) fn handle_announcement(
+        &mut self,
+        now: Instant,
+        position: u32,
+        clip: Option<Arc<Clip>>,
+    ) {
         self.now = now;
         let Some(q) = self.queued.as_mut().filter(|q| !q.connected) else {
             return;
@@ -668,7 +675,7 @@ impl Flow {
 
 /// What an agent phone's final status means for the ACD: a refusal, a phone that was not
 /// answered, or one that could not be reached.
-pub fn offer_outcome(code: u16) -> OfferOutcome {
+pub(super) fn offer_outcome(code: u16) -> OfferOutcome {
     match code {
         486 | 480 | 600 | 603 => OfferOutcome::Rejected,
         408 | 487 => OfferOutcome::NoAnswer,

@@ -2,6 +2,8 @@
 //! number called, the trunk it came in on, the SDP offer and the dialog an answer creates.
 //! Nothing after this digs in the INVITE's headers again. Pure: no I/O.
 
+#![warn(unreachable_pub, missing_docs)]
+
 use std::net::SocketAddr;
 
 use rsip::{Header, Request, Response};
@@ -133,7 +135,7 @@ fn called_number(invite: &Request) -> String {
 }
 
 /// `host:port` with IPv6 brackets.
-pub fn host_port(addr: SocketAddr) -> String {
+pub(super) fn host_port(addr: SocketAddr) -> String {
     match addr {
         SocketAddr::V4(a) => a.to_string(),
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),

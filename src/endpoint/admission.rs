@@ -11,6 +11,8 @@
 //! average source in the last second still gets in. `fair_share = false` turns both off
 //! (one trunk carries every call). Owns the count of calls in progress per source.
 
+#![warn(unreachable_pub, missing_docs)]
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

@@ -4,6 +4,8 @@
 //! `message_deadline`, and one that says nothing for `idle` is closed. Owned by the
 //! endpoint core; knows nothing of sockets, and who may connect at all is the core's call.
 
+#![warn(unreachable_pub, missing_docs)]
+
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -35,7 +37,7 @@ const OTHER_DESCRIPTORS: usize = 512;
 /// How many TCP connections may be open when the process may hold `descriptors` files
 /// and `max_calls` calls: at most `configured`, and never so many that a full engine runs
 /// out of descriptors for RTP sockets or the API. At least 16, so SIP over TCP works.
-pub fn tcp_connection_cap(configured: usize, descriptors: u64, max_calls: usize) -> usize {
+pub(super) fn tcp_connection_cap(configured: usize, descriptors: u64, max_calls: usize) -> usize {
     let reserve = PER_CALL_DESCRIPTORS * max_calls + OTHER_DESCRIPTORS;
     let room = usize::try_from(descriptors)
         .unwrap_or(usize::MAX)
@@ -62,13 +64,13 @@ impl ConnRefusal {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
+pub(super) enum CloseReason {
     Idle,
     MessageDeadline,
 }
 
 impl CloseReason {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             CloseReason::Idle => "idle",
             CloseReason::MessageDeadline => "message_deadline",
@@ -86,7 +88,7 @@ struct Conn {
     deadline: Instant,
 }
 
-pub struct Conns {
+pub(super) struct Conns {
     limits: TcpLimits,
     conns: HashMap<u64, Conn>,
     per_source: HashMap<IpAddr, usize>,
@@ -96,7 +98,7 @@ pub struct Conns {
 }
 
 impl Conns {
-    pub fn new(limits: TcpLimits) -> Conns {
+    pub(super) fn new(limits: TcpLimits) -> Conns {
         Conns {
             limits,
             conns: HashMap::new(),
@@ -108,7 +110,7 @@ impl Conns {
     }
 
     /// A connection from `addr` the edge accepted: its name, unless a cap refuses it.
-    pub fn accept(&mut self, now: Instant, addr: SocketAddr) -> Result<u64, ConnRefusal> {
+    pub(super) fn accept(&mut self, now: Instant, addr: SocketAddr) -> Result<u64, ConnRefusal> {
         if self.conns.len() >= self.limits.max_connections {
             return Err(ConnRefusal::MaxConnections);
         }
@@ -122,7 +124,7 @@ impl Conns {
     }
 
     /// A connection we open to `addr` to send a message: its name.
-    pub fn open(&mut self, now: Instant, addr: SocketAddr) -> u64 {
+    pub(super) fn open(&mut self, now: Instant, addr: SocketAddr) -> u64 {
         self.insert(now, addr, false, false, self.limits.idle)
     }
 
@@ -149,7 +151,7 @@ impl Conns {
     }
 
     /// The connection closed (either side) or failed to connect: its peer's address.
-    pub fn remove(&mut self, conn: u64) -> Option<SocketAddr> {
+    pub(super) fn remove(&mut self, conn: u64) -> Option<SocketAddr> {
         let c = self.conns.remove(&conn)?;
         if c.accepted
             && let Some(held) = self.per_source.get_mut(&c.addr.ip())
@@ -168,7 +170,7 @@ impl Conns {
     /// Bytes arrived on `conn`; `mid_message` when part of a message is still awaited.
     /// A message that began gets `message_deadline` to finish however slowly it drips;
     /// between messages the idle timeout runs from now.
-    pub fn received(&mut self, now: Instant, conn: u64, mid_message: bool) {
+    pub(super) fn received(&mut self, now: Instant, conn: u64, mid_message: bool) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -183,7 +185,7 @@ impl Conns {
 
     /// The open connection for `peer`: the one it used if still open, else any to its
     /// address.
-    pub fn route(&self, peer: Peer) -> Option<u64> {
+    pub(super) fn route(&self, peer: Peer) -> Option<u64> {
         peer.conn
             .filter(|c| self.conns.contains_key(c))
             .or_else(|| {
@@ -194,7 +196,7 @@ impl Conns {
             })
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
         if self.next_sweep.is_none_or(|t| t > now) {
             return;
         }
@@ -221,15 +223,15 @@ impl Conns {
     }
 
     /// A connection the table closed: the edge must drop it.
-    pub fn poll_close(&mut self) -> Option<(u64, CloseReason)> {
+    pub(super) fn poll_close(&mut self) -> Option<(u64, CloseReason)> {
         self.closing.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.next_sweep
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.conns.len()
     }
 }

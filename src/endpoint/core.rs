@@ -10,6 +10,8 @@
 //! clock once per turn and moves bytes and events. Timers that fire late fire at the
 //! instant `handle_timeout` is given, each in deadline order.
 
+#![warn(unreachable_pub, missing_docs)]
+
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use crate::sip::{Timers, Transport, build, headers};
 
 /// What the core needs to know from the configuration.
 pub struct Settings {
+    /// RFC 3261 T1, T2 and T4.
     pub timers: Timers,
     /// Live server transactions beyond which new requests get a stateless 503.
     pub max_transactions: usize,
@@ -43,49 +46,67 @@ pub struct Settings {
     pub named: Vec<(String, Vec<Cidr>)>,
     /// Our Server header value.
     pub server: String,
+    /// Whether a new call may come in (`max_calls`, `max_cps`, overload, fair share).
     pub admission: Admission,
     /// Limits of named trunks on their calls and call rate.
     pub trunk_limits: TrunkLimits,
+    /// Caps and deadlines of TCP connections.
     pub tcp: TcpLimits,
 }
 
 /// Where the edge sends bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dest {
+    /// A datagram from our UDP socket.
     Udp(SocketAddr),
     /// An open (or opening) TCP connection.
     Conn(u64),
     /// No connection to `addr` exists: open one, named `conn`, and send on it.
     Connect {
+        /// The name the connection's later messages and events use.
         conn: u64,
+        /// Where to connect.
         addr: SocketAddr,
     },
 }
 
+/// Bytes for the edge to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// Where.
     pub dest: Dest,
+    /// One whole SIP message.
     pub bytes: Bytes,
 }
 
 /// A new INVITE the core admitted: the edge starts a call for it.
 #[derive(Debug)]
 pub struct NewCall {
+    /// What the call's messages are routed by.
     pub call_id: String,
+    /// The INVITE as received.
     pub invite: Request,
+    /// Its server transaction, which the call's responses answer in.
     pub tx: ServerTxId,
+    /// Where it came from (and the TCP connection it came on).
     pub peer: Peer,
     /// The named trunk whose networks hold the source.
     pub trunk: Option<String>,
 }
 
+/// What the core tells the engine.
 #[derive(Debug)]
 pub enum Event {
     /// Start a call; its route exists from now on, and `Call` events may follow for it.
     NewCall(NewCall),
     /// For the call that routes `call_id`. If it is gone, give the event back with
     /// `handle_undelivered`.
-    Call { call_id: String, event: CallEvent },
+    Call {
+        /// The call's (or its far leg's) Call-ID.
+        call_id: String,
+        /// What happened.
+        event: CallEvent,
+    },
     /// An agent phone's registration changed.
     Binding(BindingChange),
     /// Close this TCP connection (it sat idle, or dripped a message too slowly).
@@ -100,17 +121,35 @@ pub enum Event {
 pub enum Command {
     /// Answer a request the call received.
     Respond {
+        /// The transaction the request came in.
         tx: ServerTxId,
+        /// The answer.
         response: rsip::Response,
     },
     /// Send a request in a client transaction.
-    Send { peer: Peer, request: Request },
+    Send {
+        /// Where to.
+        peer: Peer,
+        /// The request, with its Via branch.
+        request: Request,
+    },
     /// Send a request outside any transaction (the ACK for a 2xx).
-    SendStateless { peer: Peer, request: Request },
+    SendStateless {
+        /// Where to.
+        peer: Peer,
+        /// The request.
+        request: Request,
+    },
     /// Route messages with this Call-ID to a call (an outgoing leg).
-    Route { call_id: String },
+    Route {
+        /// The leg's Call-ID.
+        call_id: String,
+    },
     /// Stop routing a Call-ID (the call or leg ended).
-    Unroute { call_id: String },
+    Unroute {
+        /// The Call-ID no call needs any more.
+        call_id: String,
+    },
 }
 
 /// How a TCP connection ended.
@@ -135,6 +174,7 @@ struct Drain {
     drained: bool,
 }
 
+/// The SIP endpoint, sans IO (see the module doc).
 pub struct Core {
     tx: Transactions,
     routes: HashMap<String, Route>,
@@ -158,6 +198,8 @@ pub struct Core {
 }
 
 impl Core {
+    /// A core with its settings, the registrar when agent phones register, and the
+    /// registry its gauges and counters go to.
     pub fn new(settings: Settings, registrar: Option<Registrar>, registry: &Arc<Registry>) -> Core {
         Core {
             tx: Transactions::with_limit(settings.timers, settings.max_transactions),
@@ -211,6 +253,7 @@ impl Core {
         self.drive(now);
     }
 
+    /// A call's command.
     pub fn handle_command(&mut self, now: Instant, command: Command) {
         match command {
             Command::Respond { tx, response } => {
@@ -278,6 +321,7 @@ impl Core {
         self.conns.received(now, conn, mid_message);
     }
 
+    /// A TCP connection is gone; what was waiting on it fails or finds another way.
     pub fn handle_conn_closed(&mut self, now: Instant, conn: u64, end: ConnEnd) {
         let Some(addr) = self.conns.remove(conn) else {
             return;
@@ -315,6 +359,7 @@ impl Core {
         self.handle_timeout(now);
     }
 
+    /// Time has come to `now`: transaction timers, registrations, connections, draining.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.conns.handle_timeout(now);
         while let Some((conn, reason)) = self.conns.poll_close() {
@@ -351,10 +396,12 @@ impl Core {
         self.drive(now);
     }
 
+    /// The next message to send, in order.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    /// The next thing the engine must know, in order.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

@@ -4,6 +4,8 @@
 //! from. Owns the count of calls in progress per limited trunk; trunks without limits are
 //! not tracked (the engine-wide `admission` still applies to every call).
 
+#![warn(unreachable_pub, missing_docs)]
+
 use std::collections::HashMap;
 use std::time::Instant;
 
