@@ -17,10 +17,10 @@ use tracing::{info, warn};
 use super::Flows;
 use super::caller_leg::{CallerLeg, LegEvent, LegOutput, MediaSetup};
 use super::far_leg::{DialError, Dialled, FarEvent, FarLeg};
-use super::flow::{AcdReport, DialContext, Far, Flow, FlowAction, Outcome};
+use super::flow::{DialContext, Far, Flow, FlowAction, Outcome, Service};
 use super::incoming::{Invite, host_port};
-use crate::acd::{EnqueueRequest, Instruction};
-use crate::dialplan::{self, CallInfo, ListenId, ListenRequest, Speech};
+use crate::acd::Instruction;
+use crate::dialplan::{self, CallInfo, ListenId, Speech};
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
 use crate::events::EventKind;
@@ -63,18 +63,6 @@ pub enum CallAction {
     Sip(Box<Command>),
     /// Do this with that leg's media.
     Media(LegRef, MediaOp),
-    /// Start recognising the caller; report with `handle_speech` (unavailable at once if no
-    /// recognizer can be had).
-    Listen {
-        /// Names this recognition in its results.
-        id: ListenId,
-        /// The language, phrases and limits the dialplan step asks for.
-        request: ListenRequest,
-    },
-    /// Drop that recognition (the step is over).
-    StopListening(ListenId),
-    /// Hand the call to the ACD; its instructions go to `handle_instruction`.
-    Enqueue(EnqueueRequest),
     /// Find `target` and open media for the far leg `far` beside the caller's, route its
     /// Call-ID to this call, and report with `handle_dialled`.
     Dial {
@@ -85,19 +73,8 @@ pub enum CallAction {
     },
     /// The far leg is over: close its media and stop routing its Call-ID.
     Release(Far),
-    /// Tell the ACD.
-    Acd(AcdReport),
-    /// Render the queue announcement; report with `handle_announcement`.
-    Announce {
-        /// The caller's language.
-        language: String,
-        /// 1: next in line.
-        position: u32,
-        /// The estimated wait, when one can be made.
-        wait: Option<Duration>,
-    },
-    /// Record in the event log.
-    Event(EventKind),
+    /// Ask a service (recognition, the ACD, announcements, the event log).
+    Service(Service),
 }
 
 /// What the flow starts with once the call is up.
@@ -370,12 +347,13 @@ impl CallCore {
         let Some(setup) = self.setup.take() else {
             return;
         };
-        self.actions
-            .push_back(CallAction::Event(EventKind::CallOffered {
+        self.actions.push_back(CallAction::Service(Service::Event(
+            EventKind::CallOffered {
                 call_id: self.info.call_id.clone(),
                 caller: self.info.caller.clone(),
                 called: self.info.called.clone(),
-            }));
+            },
+        )));
         let elapsed = self.now.saturating_duration_since(self.started);
         let wall = setup.wall.checked_add(elapsed).unwrap_or(setup.wall);
         self.flow = Some(Flow::new(
@@ -406,20 +384,7 @@ impl CallCore {
                 CallAction::Dial { far, target }
             }
             FlowAction::DropFar(far) => return self.drop_far(far),
-            FlowAction::Listen { id, request } => CallAction::Listen { id, request },
-            FlowAction::StopListening(id) => CallAction::StopListening(id),
-            FlowAction::Enqueue(request) => CallAction::Enqueue(request),
-            FlowAction::Acd(report) => CallAction::Acd(report),
-            FlowAction::Announce {
-                language,
-                position,
-                wait,
-            } => CallAction::Announce {
-                language,
-                position,
-                wait,
-            },
-            FlowAction::Event(kind) => CallAction::Event(kind),
+            FlowAction::Service(service) => CallAction::Service(service),
         };
         self.actions.push_back(action);
     }

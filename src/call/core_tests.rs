@@ -14,6 +14,7 @@ use super::*;
 use crate::acd::{OfferId, OfferOutcome, Target};
 use crate::call::caller_leg;
 use crate::call::far_leg::cancel_for;
+use crate::call::flow::AcdReport;
 use crate::call::test_plan;
 use crate::endpoint::core::{Core as Endpoint, Dest, Event};
 use crate::events::HungUpBy;
@@ -35,14 +36,6 @@ const QUEUE: &str = "  next:\n    queue: labor\n    prompt: wait\n";
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("a socket address")
-}
-
-fn udp(s: &str) -> Peer {
-    Peer {
-        transport: Transport::Udp,
-        addr: addr(s),
-        conn: None,
-    }
 }
 
 fn sdp(host: &str, port: u16, direction: &str) -> String {
@@ -219,7 +212,8 @@ impl Net {
                 } else {
                     panic!("sent to a stranger: {to}")
                 };
-                side.core.handle_datagram(self.now, udp(HOTLINE), &t.bytes);
+                side.core
+                    .handle_datagram(self.now, Peer::udp(HOTLINE), &t.bytes);
             }
             for side in [&mut self.trunk, &mut self.agent] {
                 while let Some(t) = side.core.poll_transmit() {
@@ -347,7 +341,7 @@ impl Net {
         side.core.handle_command(
             now,
             Command::Send {
-                peer: udp(HOTLINE),
+                peer: Peer::udp(HOTLINE),
                 request,
             },
         );
@@ -393,7 +387,7 @@ impl Net {
         let dialog = Dialog::uac(
             invite,
             ok,
-            udp(HOTLINE),
+            Peer::udp(HOTLINE),
             format!("<sip:13800001111@{TRUNK}>"),
         )
         .expect("a dialog from the 200");
@@ -407,7 +401,7 @@ impl Net {
         self.trunk.core.handle_command(
             now,
             Command::SendStateless {
-                peer: udp(HOTLINE),
+                peer: Peer::udp(HOTLINE),
                 request: ack,
             },
         );
@@ -448,7 +442,7 @@ impl Net {
         self.did
             .iter()
             .filter_map(|a| match a {
-                CallAction::Event(e) => Some(e),
+                CallAction::Service(Service::Event(e)) => Some(e),
                 _ => None,
             })
             .collect()
@@ -458,7 +452,7 @@ impl Net {
         self.did
             .iter()
             .filter_map(|a| match a {
-                CallAction::Acd(r) => Some(r),
+                CallAction::Service(Service::Acd(r)) => Some(r),
                 _ => None,
             })
             .collect()
@@ -514,7 +508,7 @@ fn agent_answers(net: &mut Net) -> (Request, Dialog) {
     let dialog = Dialog::uas(
         &invite,
         "agent-tag",
-        udp(HOTLINE),
+        Peer::udp(HOTLINE),
         format!("<sip:1001@{AGENT}>"),
     )
     .expect("the agent's dialog");
@@ -546,8 +540,10 @@ fn a_trunk_call_is_answered_queued_offered_bridged_and_ended_by_the_agent() {
         [EventKind::CallOffered { caller, called, .. }] if caller == "13800001111" && called == "12345"
     ));
     net.greeting_done();
-    let Some(CallAction::Enqueue(request)) =
-        net.did.iter().find(|a| matches!(a, CallAction::Enqueue(_)))
+    let Some(CallAction::Service(Service::Enqueue(request))) = net
+        .did
+        .iter()
+        .find(|a| matches!(a, CallAction::Service(Service::Enqueue(_))))
     else {
         panic!("not queued: {:?}", net.did);
     };
@@ -629,7 +625,7 @@ fn a_cancel_while_ringing_ends_the_invite_with_487_and_nothing_is_offered() {
     net.trunk.core.handle_command(
         now,
         Command::Send {
-            peer: udp(HOTLINE),
+            peer: Peer::udp(HOTLINE),
             request: cancel_for(&invite),
         },
     );
@@ -646,7 +642,11 @@ fn a_cancel_while_ringing_ends_the_invite_with_487_and_nothing_is_offered() {
     assert_eq!(to(Method::Cancel), [200]);
     assert_eq!(net.ended.as_deref(), Some("not_connected"));
     assert!(net.events().is_empty());
-    assert!(net.did.iter().all(|a| !matches!(a, CallAction::Event(_))));
+    assert!(
+        net.did
+            .iter()
+            .all(|a| !matches!(a, CallAction::Service(Service::Event(_))))
+    );
     net.wait(Duration::from_secs(10));
     assert!(
         codes_of(&mut net.trunk).is_empty(),

@@ -13,7 +13,7 @@ use super::CallContext;
 use super::caller_leg::MediaSetup;
 use super::core::{CallAction, CallCore, LegRef, MediaOp};
 use super::far_leg::{DialError, Dialled};
-use super::flow::{AcdReport, Far};
+use super::flow::{AcdReport, Far, Service};
 use super::speech::Listening;
 use crate::acd::Instruction;
 use crate::dialplan;
@@ -159,7 +159,19 @@ impl Driver {
         match action {
             CallAction::Sip(command) => self.ctx.endpoint.command(command),
             CallAction::Media(leg, op) => self.media(leg, op),
-            CallAction::Listen { id, request } => {
+            CallAction::Dial { far, target } => {
+                let dialled = self.dial(far, &target).await;
+                self.core.handle_dialled(Instant::now(), far, dialled);
+            }
+            CallAction::Release(far) => *self.far(far) = None,
+            CallAction::Service(service) => self.service(service),
+        }
+    }
+
+    /// Passes the flow's request to the service it is for.
+    fn service(&mut self, service: Service) {
+        match service {
+            Service::Listen { id, request } => {
                 match self.ctx.speech.listen(&self.caller_media, id, &request) {
                     Ok(listening) => self.listening = Some(listening),
                     Err(why) => self.core.handle_speech(
@@ -169,22 +181,17 @@ impl Driver {
                     ),
                 }
             }
-            CallAction::StopListening(id) => {
+            Service::StopListening(id) => {
                 if self.listening.as_ref().is_some_and(|l| l.id == id) {
                     self.listening = None;
                 }
             }
-            CallAction::Enqueue(request) => {
+            Service::Enqueue(request) => {
                 if let Some(acd) = &self.ctx.acd {
                     self.instructions = Some(acd.enqueue(request));
                 }
             }
-            CallAction::Dial { far, target } => {
-                let dialled = self.dial(far, &target).await;
-                self.core.handle_dialled(Instant::now(), far, dialled);
-            }
-            CallAction::Release(far) => *self.far(far) = None,
-            CallAction::Acd(report) => {
+            Service::Acd(report) => {
                 let Some(acd) = &self.ctx.acd else { return };
                 let call_id = self.core.call_id();
                 match report {
@@ -195,7 +202,7 @@ impl Driver {
                     AcdReport::CallerGone(by) => acd.caller_gone(call_id, by),
                 }
             }
-            CallAction::Announce {
+            Service::Announce {
                 language,
                 position,
                 wait,
@@ -205,7 +212,7 @@ impl Driver {
                     (position, announcer.clip(&language, position, wait).await)
                 }));
             }
-            CallAction::Event(kind) => self.ctx.events.emit(kind),
+            Service::Event(kind) => self.ctx.events.emit(kind),
         }
     }
 

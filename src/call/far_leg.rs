@@ -20,7 +20,7 @@ use crate::media::sdp::{Direction, LocalMedia, RemoteMedia};
 use crate::media::worker::MediaError;
 use crate::sip::dialog::Dialog;
 use crate::sip::transaction::Peer;
-use crate::sip::uri::to_rsip;
+use crate::sip::uri::{percent_encode, to_rsip};
 use crate::sip::{Transport, build, headers};
 
 /// What happened on a far leg.
@@ -368,32 +368,9 @@ fn user_part(caller: &str) -> String {
     }
 }
 
-/// RFC 3986 percent-encoding of everything but unreserved characters, so that UTF-8 text
-/// (a Mandarin transcript) travels in a header.
-pub(super) fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::uri::percent_decode;
-
-    #[test]
-    fn transcripts_are_percent_encoded_and_come_back() {
-        let t = "我想查一下社保 (急)";
-        let e = percent_encode(t);
-        assert!(e.is_ascii() && !e.contains(' '), "{e}");
-        assert_eq!(percent_decode(&e), t);
-    }
 
     #[test]
     fn a_cancel_copies_the_invite_identity() {

@@ -86,25 +86,44 @@ pub(super) struct DialContext {
     pub transcript: Option<String>,
 }
 
-/// What the call task must do, in order.
+/// What the flow asks of the call's services: recognition, the ACD, announcement
+/// rendering and the event log. The call core passes these on as they are.
 #[derive(Debug, Clone)]
-pub(super) enum FlowAction {
-    /// Queue a clip on the caller's leg; report `LegEvent::PlayDone(id)` when it has played.
-    Play {
-        id: MediaPlayId,
-        clip: Arc<Clip>,
-    },
-    /// Stop what plays to the caller (barge-in, an agent took the call).
-    StopAudio,
+pub enum Service {
     /// Start recognising the caller; report with `handle_speech` (unavailable at once if no
     /// recognizer can be had).
     Listen {
+        /// Names this recognition in its results.
         id: ListenId,
+        /// The language, phrases and limits the dialplan step asks for.
         request: ListenRequest,
     },
+    /// Drop that recognition (the step is over).
     StopListening(ListenId),
     /// Hand the call to the ACD; its instructions go to `handle_instruction`.
     Enqueue(EnqueueRequest),
+    /// Tell the ACD.
+    Acd(AcdReport),
+    /// Render the queue announcement; report with `handle_announcement`.
+    Announce {
+        /// The caller's language.
+        language: String,
+        /// 1: next in line.
+        position: u32,
+        /// The estimated wait, when one can be made.
+        wait: Option<Duration>,
+    },
+    /// Record in the event log.
+    Event(EventKind),
+}
+
+/// What the call must do, in order.
+#[derive(Debug, Clone)]
+pub(super) enum FlowAction {
+    /// Queue a clip on the caller's leg; report `LegEvent::PlayDone(id)` when it has played.
+    Play { id: MediaPlayId, clip: Arc<Clip> },
+    /// Stop what plays to the caller (barge-in, an agent took the call).
+    StopAudio,
     /// INVITE `target` as the far leg `far`, replacing any leg there; its events go to
     /// `handle_far`, a failure to place it to `handle_dial_failed`.
     Dial {
@@ -116,16 +135,10 @@ pub(super) enum FlowAction {
     DropFar(Far),
     /// Bridge the caller's media to a far leg, or take the bridge down.
     Bridge(Option<Far>),
-    Acd(AcdReport),
-    /// Render the queue announcement; report with `handle_announcement`.
-    Announce {
-        language: String,
-        position: u32,
-        wait: Option<Duration>,
-    },
     /// BYE to the caller.
     HangUpCaller,
-    Event(EventKind),
+    /// Ask a service.
+    Service(Service),
 }
 
 /// The call's place in a queue.
@@ -355,10 +368,12 @@ impl Flow {
                         self.playing = None;
                     }
                 }
-                Action::Listen { id, request } => {
-                    self.actions.push_back(FlowAction::Listen { id, request })
-                }
-                Action::StopListening(id) => self.actions.push_back(FlowAction::StopListening(id)),
+                Action::Listen { id, request } => self
+                    .actions
+                    .push_back(FlowAction::Service(Service::Listen { id, request })),
+                Action::StopListening(id) => self
+                    .actions
+                    .push_back(FlowAction::Service(Service::StopListening(id))),
                 Action::Enqueue(e) => self.enqueue(e),
                 Action::Transfer {
                     to,
@@ -369,7 +384,9 @@ impl Flow {
                     self.actions.push_back(FlowAction::HangUpCaller);
                     self.finish(Outcome::Dialplan(outcome));
                 }
-                Action::Event(kind) => self.actions.push_back(FlowAction::Event(kind)),
+                Action::Event(kind) => self
+                    .actions
+                    .push_back(FlowAction::Service(Service::Event(kind))),
             }
         }
     }
@@ -462,11 +479,12 @@ impl Flow {
 
     /// Ends the call outside a connected agent call: logged as `CallFinished`.
     fn finish(&mut self, outcome: Outcome) {
-        self.actions
-            .push_back(FlowAction::Event(EventKind::CallFinished {
+        self.actions.push_back(FlowAction::Service(Service::Event(
+            EventKind::CallFinished {
                 call_id: self.info.call_id.clone(),
                 outcome: outcome.to_string(),
-            }));
+            },
+        )));
         self.outcome = Some(outcome);
     }
 
@@ -478,7 +496,8 @@ impl Flow {
     }
 
     fn report(&mut self, report: AcdReport) {
-        self.actions.push_back(FlowAction::Acd(report));
+        self.actions
+            .push_back(FlowAction::Service(Service::Acd(report)));
     }
 
     fn drop_offer(&mut self) -> Option<OfferId> {
@@ -495,14 +514,15 @@ impl Flow {
                 .handle(self.now, Input::QueueLeft { step: None });
         }
         info!(queue = %e.queue, language = %e.language, intent = ?e.intent, "queued");
-        self.actions.push_back(FlowAction::Enqueue(EnqueueRequest {
-            call_id: self.info.call_id.clone(),
-            queue: e.queue.clone(),
-            language: e.language.clone(),
-            intent: e.intent.clone(),
-            priority: e.priority,
-            caller: self.info.caller.clone(),
-        }));
+        self.actions
+            .push_back(FlowAction::Service(Service::Enqueue(EnqueueRequest {
+                call_id: self.info.call_id.clone(),
+                queue: e.queue.clone(),
+                language: e.language.clone(),
+                intent: e.intent.clone(),
+                priority: e.priority,
+                caller: self.info.caller.clone(),
+            })));
         let playing = self.play_clips(&e.prompts);
         self.queued = Some(Queued {
             enqueue: e,
@@ -529,11 +549,12 @@ impl Flow {
                 estimated_wait,
             } => {
                 let language = q.enqueue.language.clone();
-                self.actions.push_back(FlowAction::Announce {
-                    language,
-                    position,
-                    wait: estimated_wait,
-                });
+                self.actions
+                    .push_back(FlowAction::Service(Service::Announce {
+                        language,
+                        position,
+                        wait: estimated_wait,
+                    }));
             }
             Instruction::Offer { offer, target, .. } => {
                 let context = DialContext {
@@ -652,11 +673,12 @@ impl Flow {
                 self.actions.push_back(FlowAction::StopAudio);
                 self.actions
                     .push_back(FlowAction::Bridge(Some(Far::Transfer)));
-                self.actions
-                    .push_back(FlowAction::Event(EventKind::CallFinished {
+                self.actions.push_back(FlowAction::Service(Service::Event(
+                    EventKind::CallFinished {
                         call_id: self.info.call_id.clone(),
                         outcome: Outcome::Transferred.to_string(),
-                    }));
+                    },
+                )));
             }
             FarEvent::Failed(code) if !t.connected() => {
                 info!(code, "transfer failed");

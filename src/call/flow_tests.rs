@@ -49,7 +49,7 @@ fn acd_reports(actions: &[FlowAction]) -> Vec<AcdReport> {
     actions
         .iter()
         .filter_map(|a| match a {
-            FlowAction::Acd(r) => Some(r.clone()),
+            FlowAction::Service(Service::Acd(r)) => Some(r.clone()),
             _ => None,
         })
         .collect()
@@ -59,17 +59,21 @@ fn finished(actions: &[FlowAction]) -> Vec<String> {
     actions
         .iter()
         .filter_map(|a| match a {
-            FlowAction::Event(EventKind::CallFinished { outcome, .. }) => Some(outcome.clone()),
+            FlowAction::Service(Service::Event(EventKind::CallFinished { outcome, .. })) => {
+                Some(outcome.clone())
+            }
             _ => None,
         })
         .collect()
 }
 
+/// Each action's variant name; a service request by the service's (`Acd`, `Event`...).
 fn kinds(actions: &[FlowAction]) -> Vec<String> {
     actions
         .iter()
         .map(|a| {
             let debug = format!("{a:?}");
+            let debug = debug.strip_prefix("Service(").unwrap_or(&debug);
             debug
                 .split(|c: char| !c.is_alphanumeric())
                 .next()
@@ -90,7 +94,7 @@ fn queued(at: &mut Instant) -> (Flow, u64) {
     assert_eq!(greeting, [1]);
     core.handle_caller(t0, LegEvent::PlayDone(1));
     let actions = take(&mut core);
-    let Some(FlowAction::Enqueue(request)) = actions.first() else {
+    let Some(FlowAction::Service(Service::Enqueue(request))) = actions.first() else {
         panic!("{actions:?}");
     };
     assert_eq!(
@@ -305,7 +309,7 @@ fn announcements_wait_for_the_queue_prompt_and_comfort_audio_fills_the_gaps() {
     );
     let actions = take(&mut core);
     assert!(
-        matches!(actions.as_slice(), [FlowAction::Announce { language, position: 3, wait: Some(w) }]
+        matches!(actions.as_slice(), [FlowAction::Service(Service::Announce { language, position: 3, wait: Some(w) })]
             if language == "cmn" && *w == Duration::from_secs(90)),
         "{actions:?}"
     );
@@ -381,7 +385,11 @@ fn without_an_acd_a_queue_step_gives_the_call_back_at_once() {
     take(&mut core);
     core.handle_caller(t0, LegEvent::PlayDone(1));
     let actions = take(&mut core);
-    assert!(!actions.iter().any(|a| matches!(a, FlowAction::Enqueue(_))));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, FlowAction::Service(Service::Enqueue(_))))
+    );
     assert!(!core.is_queued());
     assert!(core.outcome().is_some(), "{actions:?}");
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use hotline::events::now_ms;
+use hotline::sip::uri::percent_encode;
 use hotline::stats::{EventLog, FoldSettings, Overview, QueueDay, replay};
 
 use super::serve::load_config;
@@ -168,17 +169,6 @@ fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
         out.extend_from_slice(body.get(..size).context("short chunk")?);
         body = body.get(size + 2..).context("short chunk")?;
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn dur(ms: Option<f64>) -> String {

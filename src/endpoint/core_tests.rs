@@ -28,14 +28,6 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("a socket address")
 }
 
-fn udp(from: &str) -> Peer {
-    Peer {
-        transport: Transport::Udp,
-        addr: addr(from),
-        conn: None,
-    }
-}
-
 fn tcp(from: &str, conn: u64) -> Peer {
     Peer {
         transport: Transport::Tcp,
@@ -198,7 +190,7 @@ fn parsed_response(bytes: &[u8]) -> Response {
 #[test]
 fn an_invite_from_a_named_trunk_starts_a_call_on_that_trunk() {
     let mut b = Bench::new(10);
-    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    b.receive(Peer::udp(TRUNK), &invite("c1", "z9hG4bKa"));
     let call = b.new_call();
     assert_eq!(call.call_id, "c1");
     assert_eq!(call.trunk.as_deref(), Some("pbx"));
@@ -208,11 +200,11 @@ fn an_invite_from_a_named_trunk_starts_a_call_on_that_trunk() {
         [(Dest::Udp(addr(TRUNK)), "SIP/2.0 100 Trying".into())]
     );
 
-    b.receive(udp("10.0.0.3:5060"), &invite("c2", "z9hG4bKb"));
+    b.receive(Peer::udp("10.0.0.3:5060"), &invite("c2", "z9hG4bKb"));
     assert_eq!(b.new_call().trunk, None, "allowed, but on no named trunk");
     b.sent();
 
-    b.receive(udp(STRANGER), &invite("c3", "z9hG4bKc"));
+    b.receive(Peer::udp(STRANGER), &invite("c3", "z9hG4bKc"));
     assert_eq!(
         b.sent_lines(),
         ["403"],
@@ -220,7 +212,7 @@ fn an_invite_from_a_named_trunk_starts_a_call_on_that_trunk() {
     );
     assert!(b.events().is_empty());
     b.receive(
-        udp(STRANGER),
+        Peer::udp(STRANGER),
         &request("OPTIONS", "probe", "z9hG4bKp", 1, None),
     );
     assert_eq!(b.sent_lines(), ["403"]);
@@ -229,10 +221,10 @@ fn an_invite_from_a_named_trunk_starts_a_call_on_that_trunk() {
 #[test]
 fn cancel_of_a_pending_invite_reaches_its_call_or_ends_the_invite_when_the_call_is_gone() {
     let mut b = Bench::new(10);
-    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    b.receive(Peer::udp(TRUNK), &invite("c1", "z9hG4bKa"));
     b.new_call();
     b.sent();
-    b.receive(udp(TRUNK), &cancel("c1", "z9hG4bKa"));
+    b.receive(Peer::udp(TRUNK), &cancel("c1", "z9hG4bKa"));
     assert_eq!(b.sent_lines(), ["200"], "the CANCEL is answered at once");
     let (call_id, event) = b.call_event();
     assert_eq!(call_id, "c1");
@@ -247,7 +239,7 @@ fn cancel_of_a_pending_invite_reaches_its_call_or_ends_the_invite_when_the_call_
 #[test]
 fn cancel_of_an_answered_invite_changes_nothing_and_an_unknown_one_gets_481() {
     let mut b = Bench::new(10);
-    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    b.receive(Peer::udp(TRUNK), &invite("c1", "z9hG4bKa"));
     let call = b.new_call();
     let ok = crate::sip::build::response(&call.invite, 200, Some("ours"));
     b.command(Command::Respond {
@@ -255,21 +247,21 @@ fn cancel_of_an_answered_invite_changes_nothing_and_an_unknown_one_gets_481() {
         response: ok,
     });
     b.sent();
-    b.receive(udp(TRUNK), &cancel("c1", "z9hG4bKa"));
+    b.receive(Peer::udp(TRUNK), &cancel("c1", "z9hG4bKa"));
     assert_eq!(b.sent_lines(), ["200"]);
     assert!(b.events().is_empty(), "the call hears nothing");
 
-    b.receive(udp(TRUNK), &cancel("c9", "z9hG4bKz"));
+    b.receive(Peer::udp(TRUNK), &cancel("c9", "z9hG4bKz"));
     assert_eq!(b.sent_lines(), ["481"], "no INVITE matches");
 }
 
 #[test]
 fn requests_for_a_call_that_is_gone_get_481() {
     let mut b = Bench::new(10);
-    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    b.receive(Peer::udp(TRUNK), &invite("c1", "z9hG4bKa"));
     b.new_call();
     b.receive(
-        udp(TRUNK),
+        Peer::udp(TRUNK),
         &request("BYE", "c1", "z9hG4bKbye1", 2, Some("ours")),
     );
     let (call_id, event) = b.call_event();
@@ -283,7 +275,7 @@ fn requests_for_a_call_that_is_gone_get_481() {
     b.command(Command::Unroute { call_id });
     assert_eq!(b.core.calls(), 0);
     b.receive(
-        udp(TRUNK),
+        Peer::udp(TRUNK),
         &request("BYE", "c1", "z9hG4bKbye2", 3, Some("ours")),
     );
     assert_eq!(b.sent_lines(), ["481"]);
@@ -293,10 +285,10 @@ fn requests_for_a_call_that_is_gone_get_481() {
 #[test]
 fn calls_over_max_calls_are_shed_with_503_until_one_ends() {
     let mut b = Bench::new(1);
-    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    b.receive(Peer::udp(TRUNK), &invite("c1", "z9hG4bKa"));
     b.new_call();
     b.sent();
-    b.receive(udp(TRUNK), &invite("c2", "z9hG4bKb"));
+    b.receive(Peer::udp(TRUNK), &invite("c2", "z9hG4bKb"));
     let refusal = std::iter::from_fn(|| b.core.poll_transmit())
         .map(|t| parsed_response(&t.bytes))
         .last()
@@ -314,7 +306,7 @@ fn calls_over_max_calls_are_shed_with_503_until_one_ends() {
     b.command(Command::Unroute {
         call_id: "c1".into(),
     });
-    b.receive(udp(TRUNK), &invite("c3", "z9hG4bKc"));
+    b.receive(Peer::udp(TRUNK), &invite("c3", "z9hG4bKc"));
     assert_eq!(b.new_call().call_id, "c3");
 }
 
@@ -322,7 +314,7 @@ fn calls_over_max_calls_are_shed_with_503_until_one_ends() {
 fn a_registration_is_told_to_the_engine_and_expires_in_virtual_time() {
     let mut b = Bench::with_agent_1001();
     let mut phone = Phone::new("1001", "right");
-    let from = udp("127.0.0.1:5070");
+    let from = Peer::udp("127.0.0.1:5070");
     let headers = "Contact: <sip:1001@127.0.0.1:5070>\r\nExpires: 120\r\n";
     b.receive(from, &phone.request(headers, None).to_string());
     let challenge = b.core.poll_transmit().expect("a challenge");
@@ -447,7 +439,7 @@ fn an_unanswered_udp_request_times_out_after_timer_b() {
         call_id: "leg1".into(),
     });
     b.command(Command::Send {
-        peer: udp("10.0.0.7:5060"),
+        peer: Peer::udp("10.0.0.7:5060"),
         request: outgoing_invite("leg1", "UDP"),
     });
     b.advance(Duration::from_millis(31_900));
@@ -461,7 +453,7 @@ fn an_unanswered_udp_request_times_out_after_timer_b() {
 #[test]
 fn a_draining_core_refuses_new_calls_and_hangs_up_the_rest_after_the_grace() {
     let mut b = Bench::new(10);
-    b.receive(udp(TRUNK), &invite("c1", "z9hG4bKa"));
+    b.receive(Peer::udp(TRUNK), &invite("c1", "z9hG4bKa"));
     b.new_call();
     b.command(Command::Route {
         call_id: "agent-leg".into(),
@@ -470,15 +462,15 @@ fn a_draining_core_refuses_new_calls_and_hangs_up_the_rest_after_the_grace() {
     b.core.handle_drain(b.now, Duration::from_secs(30));
     assert!(b.events().is_empty(), "the call goes on during the grace");
 
-    b.receive(udp(TRUNK), &invite("c2", "z9hG4bKb"));
+    b.receive(Peer::udp(TRUNK), &invite("c2", "z9hG4bKb"));
     assert_eq!(b.sent_lines(), ["100", "503"], "no new call");
     b.receive(
-        udp(TRUNK),
+        Peer::udp(TRUNK),
         &request("OPTIONS", "probe", "z9hG4bKo", 1, None),
     );
     assert_eq!(b.sent_lines(), ["503"], "a proxy's probe learns it too");
     b.receive(
-        udp(TRUNK),
+        Peer::udp(TRUNK),
         &request("INFO", "c1", "z9hG4bKi", 2, Some("ours")),
     );
     assert!(matches!(b.call_event(), (_, CallEvent::Request { .. })));
@@ -501,12 +493,12 @@ Call-ID: c1\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
     );
     let ok = crate::sip::build::response(&bye, 200, None);
     b.command(Command::Send {
-        peer: udp(TRUNK),
+        peer: Peer::udp(TRUNK),
         request: bye,
     });
     b.command(Command::Unroute { call_id });
     assert!(b.events().is_empty(), "the BYE is not answered yet");
-    b.receive(udp(TRUNK), &SipMessage::Response(ok).to_string());
+    b.receive(Peer::udp(TRUNK), &SipMessage::Response(ok).to_string());
     assert!(matches!(b.events().as_slice(), [Event::Drained]));
 }
 
@@ -582,7 +574,7 @@ fn rfc_4475_torture_messages_get_exactly_their_answers() {
     for (file, expected) in table {
         let bytes = std::fs::read(dir.join(file)).expect("a torture file");
         let mut b = Bench::with_agent_1001();
-        b.core.handle_datagram(b.now, udp(TRUNK), &bytes);
+        b.core.handle_datagram(b.now, Peer::udp(TRUNK), &bytes);
         let sent: Vec<String> = std::iter::from_fn(|| b.core.poll_transmit())
             .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
             .filter(|text| !text.starts_with("SIP/2.0 1"))
@@ -619,17 +611,17 @@ fn rfc_4475_torture_messages_get_exactly_their_answers() {
 fn a_named_trunk_holds_at_most_its_calls_while_others_still_get_in() {
     let mut b = Bench::new(10);
     for id in ["p1", "p2"] {
-        b.receive(udp(TRUNK), &invite(id, &format!("z9hG4bK{id}")));
+        b.receive(Peer::udp(TRUNK), &invite(id, &format!("z9hG4bK{id}")));
         assert_eq!(b.new_call().trunk.as_deref(), Some("pbx"));
     }
     b.sent();
-    b.receive(udp(TRUNK), &invite("p3", "z9hG4bKp3"));
+    b.receive(Peer::udp(TRUNK), &invite("p3", "z9hG4bKp3"));
     assert_eq!(
         b.sent_lines(),
         ["100", "503"],
         "the pbx trunk is at its max_calls"
     );
-    b.receive(udp("10.0.0.3:5060"), &invite("o1", "z9hG4bKo1"));
+    b.receive(Peer::udp("10.0.0.3:5060"), &invite("o1", "z9hG4bKo1"));
     assert_eq!(
         b.new_call().call_id,
         "o1",
@@ -638,6 +630,6 @@ fn a_named_trunk_holds_at_most_its_calls_while_others_still_get_in() {
     b.command(Command::Unroute {
         call_id: "p1".into(),
     });
-    b.receive(udp(TRUNK), &invite("p4", "z9hG4bKp4"));
+    b.receive(Peer::udp(TRUNK), &invite("p4", "z9hG4bKp4"));
     assert_eq!(b.new_call().call_id, "p4");
 }

@@ -118,6 +118,20 @@ pub fn to_rsip(uri: &str) -> Option<rsip::Uri> {
     rsip::Uri::try_from(escape_userinfo(uri).as_ref()).ok()
 }
 
+/// RFC 3986 percent-encoding of everything but unreserved characters, so that UTF-8 text
+/// (a Mandarin transcript) travels in a header.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decodes `%XX` escapes; invalid escapes stay as they are.
 pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -144,6 +158,14 @@ pub fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transcripts_are_percent_encoded_and_come_back() {
+        let t = "我想查一下社保 (急)";
+        let e = percent_encode(t);
+        assert!(e.is_ascii() && !e.contains(' '), "{e}");
+        assert_eq!(percent_decode(&e), t);
+    }
 
     #[test]
     fn reads_user_host_port_and_params() {

@@ -43,6 +43,18 @@ pub struct Peer {
     pub conn: Option<u64>,
 }
 
+#[cfg(test)]
+impl Peer {
+    /// A UDP peer at `addr` (`"ip:port"`), for tests.
+    pub(crate) fn udp(addr: &str) -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            addr: addr.parse().expect("a socket address"),
+            conn: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     pub peer: Peer,
