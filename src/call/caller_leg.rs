@@ -322,11 +322,16 @@ impl CallerLeg {
     }
 
     fn respond_invite(&mut self, code: u16, sdp: Option<String>) {
-        let invite = self.invite.clone();
-        self.respond(self.invite_tx, &invite, code, sdp);
+        let response = self.response(&self.invite, code, sdp);
+        self.send_response(self.invite_tx, response);
     }
 
     fn respond(&mut self, tx: ServerTxId, req: &Request, code: u16, sdp: Option<String>) {
+        let response = self.response(req, code, sdp);
+        self.send_response(tx, response);
+    }
+
+    fn response(&self, req: &Request, code: u16, sdp: Option<String>) -> Response {
         let mut r: Response = build::response(req, code, Some(&self.dialog.local_tag));
         if (180..300).contains(&code) && req.method == Method::Invite {
             r.headers
@@ -338,11 +343,12 @@ impl CallerLeg {
                 .push(Header::ContentType("application/sdp".into()));
             r.body = sdp.into_bytes();
         }
+        r
+    }
+
+    fn send_response(&mut self, tx: ServerTxId, response: Response) {
         self.out
-            .push_back(LegOutput::Sip(Box::new(Command::Respond {
-                tx,
-                response: r,
-            })));
+            .push_back(LegOutput::Sip(Box::new(Command::Respond { tx, response })));
     }
 
     /// A late offer: our 200 carried the offer, the caller's ACK the answer.

@@ -147,10 +147,7 @@ impl CallCore {
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let flow = self.flow.as_ref().and_then(Flow::poll_timeout);
-        match (self.caller.poll_timeout(), flow) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.caller.poll_timeout().into_iter().chain(flow).min()
     }
 
     /// The call is over and its last message is answered: the task may stop once it has

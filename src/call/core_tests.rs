@@ -252,7 +252,7 @@ impl Net {
     fn start_call(&mut self, new: crate::endpoint::core::NewCall) {
         assert!(self.call.is_none(), "one call at a time here");
         let invite = crate::call::incoming::Invite::read(
-            &new.invite,
+            new.invite,
             new.tx,
             new.peer,
             addr(HOTLINE),

@@ -227,10 +227,7 @@ impl Flow {
     /// When `handle_timeout` must be called next.
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         let ring = self.transfer.as_ref().and_then(|t| t.ring_until);
-        match (self.interp.poll_timeout(), ring) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.interp.poll_timeout().into_iter().chain(ring).min()
     }
 
     /// How the call ended, once it has: the task stops after the last action.
@@ -345,15 +342,9 @@ impl Flow {
                 return;
             }
             self.actions.push_back(FlowAction::StopAudio);
-            let id = self.play(clip);
-            if let Some(q) = self.queued.as_mut() {
-                q.playing = Some(id);
-            }
+            self.play_to_waiting(clip);
         } else if q.playing.is_none() {
-            let id = self.play(announce::comfort());
-            if let Some(q) = self.queued.as_mut() {
-                q.playing = Some(id);
-            }
+            self.play_to_waiting(announce::comfort());
         }
     }
 
@@ -444,7 +435,12 @@ impl Flow {
             return;
         }
         let next = q.deferred.take().unwrap_or_else(announce::comfort);
-        let id = self.play(next);
+        self.play_to_waiting(next);
+    }
+
+    /// Plays `clip` to the caller waiting in the queue, as what the queue plays now.
+    fn play_to_waiting(&mut self, clip: Arc<Clip>) {
+        let id = self.play(clip);
         if let Some(q) = self.queued.as_mut() {
             q.playing = Some(id);
         }

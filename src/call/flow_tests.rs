@@ -373,7 +373,10 @@ fn leaving_the_queue_drops_the_offer_and_goes_on_with_the_dialplan() {
     let (mut core, _) = queued(&mut t0);
     core.handle_instruction(t0, None);
     assert!(!core.is_queued());
-    assert!(core.outcome().is_some());
+    assert_eq!(
+        core.outcome(),
+        Some(&Outcome::Dialplan("overflowed".into()))
+    );
 }
 
 #[test]
@@ -391,7 +394,11 @@ fn without_an_acd_a_queue_step_gives_the_call_back_at_once() {
             .any(|a| matches!(a, FlowAction::Service(Service::Enqueue(_))))
     );
     assert!(!core.is_queued());
-    assert!(core.outcome().is_some(), "{actions:?}");
+    assert_eq!(
+        core.outcome(),
+        Some(&Outcome::Dialplan("no_queue".into())),
+        "{actions:?}"
+    );
 }
 
 #[test]

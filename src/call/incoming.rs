@@ -66,16 +66,17 @@ impl Refusal {
 
 impl Invite {
     /// Reads `request` (received in `tx` from `peer`, reaching us at `local`); our answer
-    /// will carry `local_tag`. An unusable offer or dialog is refused (400, 488).
+    /// will carry `local_tag`. An unusable offer or dialog is refused (400, 488), and the
+    /// request given back to answer it.
     pub fn read(
-        request: &Request,
+        request: Request,
         tx: ServerTxId,
         peer: Peer,
         local: SocketAddr,
         trunk: Option<String>,
         local_tag: &str,
-    ) -> Result<Invite, Refusal> {
-        let refuse = |code: u16, why: String| Refusal {
+    ) -> Result<Invite, Box<(Refusal, Request)>> {
+        let refusal = |code: u16, why: String| Refusal {
             code,
             warning: Some(why),
         };
@@ -83,8 +84,10 @@ impl Invite {
             true => None,
             false => match RemoteMedia::parse(&request.body) {
                 Ok(r) => Some(r),
-                Err(e @ SdpError::Malformed(_)) => return Err(refuse(400, e.to_string())),
-                Err(e) => return Err(refuse(488, e.to_string())),
+                Err(e @ SdpError::Malformed(_)) => {
+                    return Err(Box::new((refusal(400, e.to_string()), request)));
+                }
+                Err(e) => return Err(Box::new((refusal(488, e.to_string()), request))),
             },
         };
         let contact = format!(
@@ -96,8 +99,10 @@ impl Invite {
                 ""
             }
         );
-        let dialog = Dialog::uas(request, local_tag, peer, contact)
-            .map_err(|e| refuse(400, e.to_string()))?;
+        let dialog = match Dialog::uas(&request, local_tag, peer, contact) {
+            Ok(d) => d,
+            Err(e) => return Err(Box::new((refusal(400, e.to_string()), request))),
+        };
         let caller = uri_user(headers::addr_uri(
             headers::from(&request.headers).unwrap_or_default(),
         ))
@@ -105,12 +110,12 @@ impl Invite {
         Ok(Invite {
             call_id: dialog.call_id.clone(),
             caller,
-            called: called_number(request),
+            called: called_number(&request),
             trunk,
             offer,
             dialog,
             tx,
-            request: request.clone(),
+            request,
             peer,
             local,
         })

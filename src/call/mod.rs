@@ -17,6 +17,7 @@ mod test_plan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rsip::Request;
 use tokio::sync::watch;
 use tracing::{Instrument, info_span, warn};
 
@@ -28,6 +29,7 @@ use crate::endpoint::{EndpointHandle, IncomingCall};
 use crate::events::EventSink;
 use crate::media::worker::Media;
 use crate::prompts::PromptSet;
+use crate::sip::transaction::ServerTxId;
 use crate::sip::{build, headers};
 
 use self::caller_leg::MediaSetup;
@@ -73,15 +75,14 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
         events,
         endpoint,
     } = call;
-    let refuse = |refusal: Refusal| {
-        endpoint.respond(tx, refusal.response(&request));
-        let call_id = headers::call_id(&request.headers).unwrap_or_default();
-        endpoint.unroute(call_id.to_owned());
-    };
-    let invite = match Invite::read(&request, tx, peer, local, trunk, &build::new_tag()) {
+    let invite = match Invite::read(request, tx, peer, local, trunk, &build::new_tag()) {
         Ok(i) => i,
-        Err(r) => return refuse(r),
+        Err(refused) => {
+            let (refusal, request) = *refused;
+            return refuse_request(&endpoint, tx, &request, refusal);
+        }
     };
+    let refuse = |refusal: Refusal| refuse_request(&endpoint, tx, &invite.request, refusal);
     let flows = ctx.flows.borrow().clone();
     let Some(plan) = flows
         .dialplans
@@ -133,8 +134,13 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
 
 /// Refuses a call before answering it (the engine is not ready, ...).
 pub fn refuse(call: IncomingCall, code: u16) {
-    call.endpoint
-        .respond(call.tx, Refusal::new(code).response(&call.invite));
-    let call_id = headers::call_id(&call.invite.headers).unwrap_or_default();
-    call.endpoint.unroute(call_id.to_owned());
+    refuse_request(&call.endpoint, call.tx, &call.invite, Refusal::new(code));
+}
+
+/// Answers the INVITE `request` (received in `tx`) with the refusal, and stops routing its
+/// Call-ID: nothing of the call is left.
+fn refuse_request(endpoint: &EndpointHandle, tx: ServerTxId, request: &Request, refusal: Refusal) {
+    endpoint.respond(tx, refusal.response(request));
+    let call_id = headers::call_id(&request.headers).unwrap_or_default();
+    endpoint.unroute(call_id.to_owned());
 }

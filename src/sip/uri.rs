@@ -101,13 +101,7 @@ pub fn escape_userinfo(uri: &str) -> std::borrow::Cow<'_, str> {
         return uri.into();
     }
     let mut out = format!("{scheme}:");
-    for b in user.bytes() {
-        if keep(b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    push_escaped(&mut out, user, keep);
     out.push('@');
     out.push_str(host);
     out.into()
@@ -122,14 +116,24 @@ pub fn to_rsip(uri: &str) -> Option<rsip::Uri> {
 /// (a Mandarin transcript) travels in a header.
 pub fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 3);
+    push_escaped(&mut out, text, |b| {
+        b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+    });
+    out
+}
+
+/// Appends `text` to `out`, every byte `keep` refuses written as `%XX`.
+fn push_escaped(out: &mut String, text: &str, keep: impl Fn(u8) -> bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+        if keep(b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xF)] as char);
         }
     }
-    out
 }
 
 /// Decodes `%XX` escapes; invalid escapes stay as they are.
