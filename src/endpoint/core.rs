@@ -166,6 +166,8 @@ struct Route {
     incoming: Option<IpAddr>,
     /// The named trunk it came in on.
     trunk: Option<String>,
+    /// The client transactions the call sent, so its end finds them without a scan.
+    sent: Vec<ClientTxId>,
 }
 
 /// Shutting down: no new calls; the calls in progress are told to end at `hang_up_at`.
@@ -264,8 +266,11 @@ impl Core {
                     .zip(headers::cseq(&request.headers))
                     .map(|(id, (seq, m))| (id.to_owned(), seq, m));
                 let tx = self.tx.send_request(now, peer, request);
-                if let Some(route) = route {
-                    self.pending.insert(tx, route);
+                if let Some((call_id, seq, method)) = route {
+                    if let Some(r) = self.routes.get_mut(&call_id) {
+                        r.sent.push(tx);
+                    }
+                    self.pending.insert(tx, (call_id, seq, method));
                 }
             }
             Command::SendStateless { peer, request } => {
@@ -275,6 +280,7 @@ impl Core {
                 let route = Route {
                     incoming: None,
                     trunk: None,
+                    sent: Vec::new(),
                 };
                 self.routes.insert(call_id, route);
             }
@@ -594,6 +600,7 @@ impl Core {
                 let route = Route {
                     incoming: Some(ip),
                     trunk: trunk.clone(),
+                    sent: Vec::new(),
                 };
                 self.routes.insert(call_id.clone(), route);
                 self.metrics.calls.set(self.admission.calls() as i64);
@@ -666,8 +673,15 @@ impl Core {
         // Nobody waits for the answers any more. A BYE's is still awaited by a drain (its
         // transaction ends by Timer F at worst); an INVITE left after its 1xx may never get
         // one and must not hold the drain.
-        self.pending
-            .retain(|_, (id, _, method)| id != call_id || *method == Method::Bye);
+        for tx in &route.sent {
+            if self
+                .pending
+                .get(tx)
+                .is_some_and(|(_, _, m)| *m != Method::Bye)
+            {
+                self.pending.remove(tx);
+            }
+        }
         if let Some(source) = route.incoming {
             self.admission.ended(source);
             self.trunk_limits.ended(route.trunk.as_deref());
