@@ -80,11 +80,12 @@ async fn serve(config: Config, config_path: &Path, text: &str) -> anyhow::Result
         }
     }
     let grace = engine.shutdown_grace;
+    // Said once the endpoint has been told, so the line is true when it is read.
+    let drained = engine.drain(grace);
     info!(
         grace_s = grace.as_secs(),
         "stopping: no new calls; calls in progress are hung up after the grace (signal again to hang up now)"
     );
-    let drained = engine.drain(grace);
     tokio::pin!(drained);
     let clean = loop {
         tokio::select! {
