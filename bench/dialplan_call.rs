@@ -53,6 +53,7 @@ fn start(plan: &Arc<Dialplan>, now: Instant) -> (Interpreter, Edge) {
         caller: "13800001111".into(),
         called: "12345".into(),
         trunk: Some("pbx".into()),
+        ..CallInfo::default()
     };
     let mut i = Interpreter::start(Arc::clone(plan), call, now, jiff::Timestamp::UNIX_EPOCH);
     let mut e = Edge {

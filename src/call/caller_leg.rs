@@ -1,8 +1,12 @@
-//! The caller's leg (the B2BUA's UAS side), sans IO: it answers the INVITE (180, the 200
+//! The caller's leg (the B2BUA's UAS side), sans IO: it answers the INVITE (180, sent
+//! reliably and resent until its PRACK when the caller requires 100rel, RFC 3262; the 200
 //! with our SDP after the ringing time, waiting for the ACK), keeps the dialog (re-INVITE
-//! for hold and resume, OPTIONS and INFO inside it, BYE either way) and decides what the
-//! media does. It owns the dialog and the offer/answer state; it must not touch the media,
-//! the endpoint or the clock: it says what to send (`LegOutput`) and is given `now`.
+//! and UPDATE for hold, resume and session refreshes, RFC 3311; OPTIONS and INFO inside
+//! it; BYE either way), keeps its session timer (RFC 4028: refreshing by UPDATE or
+//! re-INVITE when we are the refresher, BYE when the caller's side misses its refresh)
+//! and decides what the media does. It owns the dialog, the offer/answer state and the
+//! session timer; it must not touch the media, the endpoint or the clock: it says what to
+//! send (`LegOutput`) and is given `now`.
 
 #![warn(unreachable_pub, missing_docs)]
 
@@ -10,10 +14,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 use tracing::{debug, info, warn};
 
-use super::incoming::{Invite, Refusal, host_port};
+use super::incoming::{HundredRel, Invite, Refusal, host_port, warning};
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
 use crate::events::HungUpBy;
@@ -21,6 +26,7 @@ use crate::media::g711::Law;
 use crate::media::sdp::{Direction, LocalMedia, Negotiated, Reach, RemoteMedia};
 use crate::media::session::PlayId;
 use crate::sip::dialog::Dialog;
+use crate::sip::session_timer::{self, Agreement, Ask, Due, SessionTimer, TimerSettings};
 use crate::sip::transaction::{Peer, ServerTxId};
 use crate::sip::{build, headers};
 
@@ -45,6 +51,9 @@ pub enum EndReason {
     CallerHungUp,
     MediaTimeout,
     NoAck,
+    /// The session timer ran out: the caller's side stopped refreshing, or our refresh
+    /// found the dialog gone (RFC 4028 10).
+    SessionExpired,
     /// The endpoint is shutting down.
     Shutdown,
 }
@@ -56,6 +65,7 @@ impl EndReason {
             EndReason::CallerHungUp => "caller_hung_up",
             EndReason::MediaTimeout => "media_timeout",
             EndReason::NoAck => "no_ack",
+            EndReason::SessionExpired => "session_expired",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -95,6 +105,42 @@ enum State {
     Ended,
 }
 
+/// How the caller's leg answers, from `[sip]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Answering {
+    /// How long the caller hears ringing before the 200.
+    pub ring: Duration,
+    /// RFC 3261 T1: the first interval of a reliable provisional response's resending.
+    pub t1: Duration,
+    /// The session timers we ask for and accept.
+    pub timers: TimerSettings,
+}
+
+/// A reliable provisional response (RFC 3262) and its resending until its PRACK.
+#[derive(Debug, Clone)]
+struct Reliable {
+    rseq: u32,
+    response: Response,
+    /// `None` once a final response went: the PRACK is still answered, nothing is resent.
+    resend_at: Option<Instant>,
+    interval: Duration,
+    give_up_at: Instant,
+}
+
+/// Our session refresh in flight: its CSeq and what it asked.
+#[derive(Debug, Clone, Copy)]
+struct Refresh {
+    seq: u32,
+    method: MethodKind,
+    asked: Agreement,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MethodKind {
+    Invite,
+    Update,
+}
+
 /// The SDP we describe our side with.
 #[derive(Debug, Clone)]
 pub struct MediaSetup {
@@ -115,7 +161,21 @@ pub(super) struct CallerLeg {
     offer: Option<RemoteMedia>,
     local: SocketAddr,
     media: MediaSetup,
+    answering: Answering,
+    hundred_rel: HundredRel,
+    /// The last RSeq sent, and the reliable provisional awaiting its PRACK.
+    rseq: u32,
+    reliable: Option<Reliable>,
+    /// The session timer agreed (it runs from our 200), and our refresh in flight.
+    agreed: Option<Agreement>,
+    session: Option<SessionTimer>,
+    refresh: Option<Refresh>,
+    /// The caller's side takes UPDATE (its INVITE's Allow): we refresh with it.
+    peer_allows_update: bool,
     sdp_version: u64,
+    /// The SDP we last sent: an answer that describes the same session keeps its version
+    /// (RFC 3264 8).
+    last_sdp: Option<String>,
     dtmf_pt: Option<u8>,
     /// Offer/answer is done and RTP flows (false until the ACK of a late offer).
     media_started: bool,
@@ -137,21 +197,18 @@ pub(super) fn negotiate(
         .as_ref()
         .map(|r| r.negotiate(laws, reach))
         .transpose()
-        .map_err(|e| Refusal {
-            code: 488,
-            warning: Some(e.to_string()),
-        })
+        .map_err(|e| Refusal::because(488, e.to_string()))
 }
 
 impl CallerLeg {
-    /// Takes the call: 180 now, the 200 after `ring`. `negotiated` is what `negotiate`
-    /// made of the offer.
+    /// Takes the call: 180 now, the 200 after the ringing time. `negotiated` is what
+    /// `negotiate` made of the offer.
     pub(super) fn answer(
         now: Instant,
         invite: Invite,
         negotiated: Option<Negotiated>,
         mut media: MediaSetup,
-        ring: Duration,
+        answering: Answering,
     ) -> CallerLeg {
         let dtmf_pt = match &invite.offer {
             Some(r) => r.dtmf_pt,
@@ -160,6 +217,13 @@ impl CallerLeg {
         if let Some(n) = negotiated {
             media.laws = vec![n.law];
         }
+        let peer_allows_update = invite.request.headers.iter().any(|h| match h {
+            Header::Allow(a) => a
+                .value()
+                .split(',')
+                .any(|m| m.trim().eq_ignore_ascii_case("UPDATE")),
+            _ => false,
+        });
         let mut leg = CallerLeg {
             dialog: invite.dialog,
             invite: invite.request,
@@ -167,12 +231,22 @@ impl CallerLeg {
             offer: invite.offer,
             local: invite.local,
             media,
+            answering,
+            hundred_rel: invite.hundred_rel,
+            // RFC 3262 3: the first RSeq is random, below 2**31, leaving room to count.
+            rseq: rand::random::<u32>() >> 2,
+            reliable: None,
+            agreed: invite.session,
+            session: None,
+            refresh: None,
+            peer_allows_update,
             sdp_version: 1,
+            last_sdp: None,
             dtmf_pt,
             media_started: negotiated.is_some(),
             answer_direction: negotiated.map_or(Direction::SendRecv, |n| n.direction),
             state: State::Ringing {
-                answer_at: now + ring,
+                answer_at: now + answering.ring,
             },
             out: VecDeque::new(),
         };
@@ -180,9 +254,29 @@ impl CallerLeg {
             note_redirect(&n);
             leg.out.push_back(LegOutput::StartMedia(n));
         }
-        leg.respond_invite(180, None);
+        leg.ring(now);
         leg.handle_timeout(now);
         leg
+    }
+
+    /// The 180: reliable when the caller requires it (RFC 3262 3). A 180 without SDP needs
+    /// no PRACK before the 200, so a caller that only supports 100rel gets a plain one.
+    fn ring(&mut self, now: Instant) {
+        let mut ringing = self.response(&self.invite, 180, None);
+        if self.hundred_rel == HundredRel::Required {
+            self.rseq += 1;
+            let h = &mut ringing.headers;
+            h.push(Header::Require("100rel".into()));
+            h.push(Header::Other("RSeq".into(), self.rseq.to_string()));
+            self.reliable = Some(Reliable {
+                rseq: self.rseq,
+                response: ringing.clone(),
+                resend_at: Some(now + self.answering.t1),
+                interval: self.answering.t1,
+                give_up_at: now + 64 * self.answering.t1,
+            });
+        }
+        self.send_response(self.invite_tx, ringing);
     }
 
     pub(super) fn poll_output(&mut self) -> Option<LegOutput<LegEvent>> {
@@ -190,11 +284,17 @@ impl CallerLeg {
     }
 
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
+        let state = match self.state {
             State::Ringing { answer_at } => Some(answer_at),
             State::Leaving { until } => Some(until),
             _ => None,
-        }
+        };
+        let resend = self.reliable.as_ref().and_then(|r| r.resend_at);
+        let session = match self.state {
+            State::Answered | State::Up => self.session.as_ref().map(SessionTimer::poll_timeout),
+            _ => None,
+        };
+        [state, resend, session].into_iter().flatten().min()
     }
 
     /// Nothing more will happen on this leg.
@@ -208,10 +308,33 @@ impl CallerLeg {
     }
 
     pub(super) fn handle_timeout(&mut self, now: Instant) {
+        self.resend_reliable(now);
+        if matches!(self.state, State::Answered | State::Up) {
+            let due = self.session.as_mut().and_then(|s| s.handle_timeout(now));
+            match due {
+                Some(Due::Refresh) if self.state == State::Up && self.refresh.is_none() => {
+                    self.send_refresh();
+                }
+                Some(Due::Expired) => {
+                    info!("the caller's side did not refresh the session: hanging up");
+                    self.hang_up(now);
+                    self.event(LegEvent::Ended(EndReason::SessionExpired));
+                }
+                _ => {}
+            }
+        }
         match self.state {
             State::Ringing { answer_at } if answer_at <= now => {
-                let sdp = self.local_sdp(self.offer.as_ref(), self.answer_direction);
-                self.respond_invite(200, Some(sdp));
+                let offer = self.offer.clone();
+                let sdp = self.local_sdp(offer.as_ref(), self.answer_direction);
+                let mut ok = self.response(&self.invite, 200, Some(sdp));
+                self.add_session_headers(&mut ok);
+                self.send_response(self.invite_tx, ok);
+                // A final response ends the resending of provisional ones (RFC 3262 3).
+                if let Some(r) = self.reliable.as_mut() {
+                    r.resend_at = None;
+                }
+                self.session = self.agreed.map(|a| SessionTimer::new(now, a));
                 self.state = State::Answered;
                 info!("answered");
             }
@@ -242,7 +365,29 @@ impl CallerLeg {
         }
     }
 
-    pub(super) fn handle_sip(&mut self, ev: CallEvent) {
+    /// Resends the unacknowledged reliable provisional response (T1 doubling), or gives up
+    /// on the call when no PRACK came in 64 x T1 (RFC 3262 3: a 5xx ends the INVITE).
+    fn resend_reliable(&mut self, now: Instant) {
+        let Some(r) = self.reliable.as_mut() else {
+            return;
+        };
+        let Some(at) = r.resend_at.filter(|at| *at <= now) else {
+            return;
+        };
+        if at >= r.give_up_at {
+            warn!("no PRACK for our reliable 180: refusing the call");
+            self.reliable = None;
+            self.respond_invite(504, None);
+            self.end(EndReason::NoAck);
+            return;
+        }
+        r.interval *= 2;
+        r.resend_at = Some((now + r.interval).min(r.give_up_at));
+        let response = r.response.clone();
+        self.send_response(self.invite_tx, response);
+    }
+
+    pub(super) fn handle_sip(&mut self, now: Instant, ev: CallEvent) {
         match ev {
             CallEvent::Cancelled { .. } => {
                 if matches!(self.state, State::Ringing { .. }) {
@@ -282,20 +427,123 @@ impl CallerLeg {
                     self.end(EndReason::NoAck);
                 }
             }
-            CallEvent::Request { tx, request, .. } => self.in_dialog(tx, request),
+            CallEvent::Request { tx, request, .. } => self.in_dialog(now, tx, request),
             CallEvent::Response { response } => {
                 if matches!(self.state, State::Leaving { .. })
                     && is_bye(&response)
                     && response.status_code.code() >= 200
                 {
                     self.state = State::Ended;
+                } else {
+                    self.refresh_answered(now, &response);
                 }
             }
-            CallEvent::Timeout { method, .. } => {
+            CallEvent::Timeout { method, cseq, .. } => {
                 if method == Method::Bye && matches!(self.state, State::Leaving { .. }) {
                     self.state = State::Ended;
+                } else if self.refresh.is_some_and(|r| r.seq == cseq) {
+                    self.refresh = None;
+                    info!("our session refresh got no answer: hanging up");
+                    self.hang_up(now);
+                    self.event(LegEvent::Ended(EndReason::SessionExpired));
                 }
             }
+        }
+    }
+
+    /// Refreshes the session (RFC 4028 7.4): UPDATE without a body when the caller's side
+    /// takes UPDATE (no offer/answer to get wrong), else a re-INVITE offering the SDP we
+    /// last sent, unchanged and with the same version.
+    fn send_refresh(&mut self) {
+        let Some(asked) = self.agreed else {
+            return;
+        };
+        let (method, kind) = if self.peer_allows_update {
+            (Method::Update, MethodKind::Update)
+        } else {
+            (Method::Invite, MethodKind::Invite)
+        };
+        let mut req = self.dialog.request(method, &host_port(self.local));
+        let h = &mut req.headers;
+        for (name, value) in session_timer::request_headers(&asked, &self.answering.timers) {
+            h.push(Header::Other(name.into(), value));
+        }
+        h.push(Header::Supported(crate::sip::SUPPORTED.into()));
+        if kind == MethodKind::Invite {
+            h.push(Header::Allow(crate::sip::ALLOW.into()));
+            if let Some(sdp) = &self.last_sdp {
+                h.push(Header::ContentType("application/sdp".into()));
+                req.body = sdp.clone().into_bytes();
+            }
+        }
+        let seq = headers::cseq(&req.headers).map_or(0, |(n, _)| n);
+        debug!(method = %method, "refreshing the session");
+        self.refresh = Some(Refresh {
+            seq,
+            method: kind,
+            asked,
+        });
+        let peer = self.dialog.next_hop();
+        self.out.push_back(LegOutput::Sip(Box::new(Command::Send {
+            peer,
+            request: req,
+        })));
+    }
+
+    /// The answer to our refresh: a 2xx restarts the timer (and a re-INVITE's is ACKed),
+    /// 422 asks again with the interval the caller's side wants, 408 or 481 end the call
+    /// (RFC 4028 10); any other failure leaves the session as it was until the next try.
+    fn refresh_answered(&mut self, now: Instant, response: &Response) {
+        let Some((seq, method)) = headers::cseq(&response.headers) else {
+            return;
+        };
+        let code = response.status_code.code();
+        if method == Method::Invite && (200..300).contains(&code) {
+            // Every 2xx to our re-INVITE is ACKed, copies included (RFC 6026).
+            let ack = self.dialog.ack(seq, &host_port(self.local));
+            let peer = self.dialog.next_hop();
+            self.out
+                .push_back(LegOutput::Sip(Box::new(Command::SendStateless {
+                    peer,
+                    request: ack,
+                })));
+        }
+        let Some(refresh) = self.refresh.filter(|r| r.seq == seq && code >= 200) else {
+            return;
+        };
+        let kind = match method {
+            Method::Update => MethodKind::Update,
+            _ => MethodKind::Invite,
+        };
+        if kind != refresh.method {
+            return;
+        }
+        self.refresh = None;
+        match code {
+            200..=299 => {
+                let agreed = session_timer::adopt(&Ask::read(&response.headers), &refresh.asked);
+                self.agreed = Some(agreed);
+                self.session = Some(SessionTimer::new(now, agreed));
+            }
+            422 => {
+                let wanted = Ask::read(&response.headers).min_se.unwrap_or(0);
+                if wanted > refresh.asked.interval {
+                    self.agreed = Some(Agreement {
+                        interval: wanted,
+                        ..refresh.asked
+                    });
+                    self.send_refresh();
+                }
+            }
+            408 | 481 => {
+                info!(
+                    code,
+                    "our session refresh found the dialog gone: hanging up"
+                );
+                self.hang_up(now);
+                self.event(LegEvent::Ended(EndReason::SessionExpired));
+            }
+            _ => debug!(code, "session refresh refused; the session goes on"),
         }
     }
 
@@ -308,17 +556,41 @@ impl CallerLeg {
         self.event(LegEvent::Ended(reason));
     }
 
-    fn local_sdp(&self, remote: Option<&RemoteMedia>, direction: Direction) -> String {
-        LocalMedia {
-            ip: self.local.ip(),
-            port: self.media.port,
-            session_id: self.media.session_id,
-            version: self.sdp_version,
-            laws: &self.media.laws,
-            dtmf_pt: self.dtmf_pt,
-            direction,
+    /// Our SDP for `remote`'s offer (or our offer), remembered as the last sent. Its
+    /// version rises only when it describes another session than the last one sent.
+    fn local_sdp(&mut self, remote: Option<&RemoteMedia>, direction: Direction) -> String {
+        let build = |version| {
+            LocalMedia {
+                ip: self.local.ip(),
+                port: self.media.port,
+                session_id: self.media.session_id,
+                version,
+                laws: &self.media.laws,
+                dtmf_pt: self.dtmf_pt,
+                direction,
+            }
+            .to_sdp(remote)
+        };
+        let mut sdp = build(self.sdp_version);
+        if self.last_sdp.as_ref().is_some_and(|last| *last != sdp) {
+            self.sdp_version += 1;
+            sdp = build(self.sdp_version);
         }
-        .to_sdp(remote)
+        self.last_sdp = Some(sdp.clone());
+        sdp
+    }
+
+    /// Session-Expires (and `Require: timer`) on a 2xx, when a session timer is agreed.
+    fn add_session_headers(&self, response: &mut Response) {
+        if let Some(a) = &self.agreed {
+            for (name, value) in session_timer::response_headers(a) {
+                let header = match name {
+                    "Require" => Header::Require(value.into()),
+                    _ => Header::Other(name.into(), value),
+                };
+                response.headers.push(header);
+            }
+        }
     }
 
     fn respond_invite(&mut self, code: u16, sdp: Option<String>) {
@@ -333,10 +605,13 @@ impl CallerLeg {
 
     fn response(&self, req: &Request, code: u16, sdp: Option<String>) -> Response {
         let mut r: Response = build::response(req, code, Some(&self.dialog.local_tag));
-        if (180..300).contains(&code) && req.method == Method::Invite {
+        let dialog_forming = matches!(req.method, Method::Invite | Method::Update);
+        if (180..300).contains(&code) && dialog_forming {
             r.headers
                 .push(Header::Contact(self.dialog.local_contact.clone().into()));
             r.headers.push(Header::Allow(crate::sip::ALLOW.into()));
+            r.headers
+                .push(Header::Supported(crate::sip::SUPPORTED.into()));
         }
         if let Some(sdp) = sdp {
             r.headers
@@ -371,7 +646,7 @@ impl CallerLeg {
         }
     }
 
-    fn in_dialog(&mut self, tx: ServerTxId, req: Request) {
+    fn in_dialog(&mut self, now: Instant, tx: ServerTxId, req: Request) {
         if self.state == State::Ended || !self.dialog.matches(&req) {
             return self.respond(tx, &req, 481, None);
         }
@@ -401,7 +676,8 @@ impl CallerLeg {
             }
             // RFC 3261 14.2: a second INVITE while the first is unanswered.
             Method::Invite if ringing => self.respond(tx, &req, 500, None),
-            Method::Invite => self.reinvite(tx, &req),
+            Method::Invite | Method::Update => self.offer_answer(now, tx, &req),
+            Method::PRack => self.prack(tx, &req),
             Method::Info => {
                 self.respond(tx, &req, 200, None);
                 if let Some(key) = sip_info_key(&req) {
@@ -413,32 +689,77 @@ impl CallerLeg {
         }
     }
 
-    /// A re-INVITE: hold, resume or a moved peer (RFC 3264 8). Answers with the same codec.
-    fn reinvite(&mut self, tx: ServerTxId, req: &Request) {
-        self.dialog.refresh_target(req);
-        self.sdp_version += 1;
-        if req.body.is_empty() {
-            let sdp = self.local_sdp(None, Direction::SendRecv);
-            return self.respond(tx, req, 200, Some(sdp));
-        }
-        let negotiated = RemoteMedia::parse(&req.body).and_then(|r| {
-            r.negotiate(&self.media.laws, &self.media.reach)
-                .map(|n| (r, n))
+    /// A PRACK (RFC 3262 3): 200 when its RAck names our reliable provisional response,
+    /// 481 otherwise.
+    fn prack(&mut self, tx: ServerTxId, req: &Request) {
+        let rack = headers::other_value(&req.headers, "RAck").and_then(|v| {
+            let mut parts = v.split_whitespace();
+            let rseq = parts.next()?.parse::<u32>().ok()?;
+            let cseq = parts.next()?.parse::<u32>().ok()?;
+            Some((rseq, cseq, parts.next()?.to_ascii_uppercase()))
         });
-        match negotiated {
-            Ok((remote, n)) => {
-                info!(hold = remote.is_hold(), "re-INVITE");
-                note_redirect(&n);
-                self.media_started = true;
-                self.out.push_back(LegOutput::StartMedia(n));
-                let sdp = self.local_sdp(Some(&remote), n.direction);
-                self.respond(tx, req, 200, Some(sdp));
-            }
-            Err(e) => {
-                debug!(error = %e, "re-INVITE offer refused");
-                self.respond(tx, req, 488, None);
-            }
+        let invite_seq = headers::cseq(&self.invite.headers).map_or(0, |(n, _)| n);
+        let matches = rack.is_some_and(|(rseq, cseq, method)| {
+            self.reliable.as_ref().is_some_and(|r| r.rseq == rseq)
+                && cseq == invite_seq
+                && method == "INVITE"
+        });
+        if matches {
+            debug!("PRACK: the reliable 180 is acknowledged");
+            self.reliable = None;
+            self.respond(tx, req, 200, None);
+        } else {
+            self.respond(tx, req, 481, None);
         }
+    }
+
+    /// A re-INVITE or UPDATE: hold, resume, a moved peer (RFC 3264 8) or a session refresh
+    /// (RFC 4028). Answers with the same codec, and an SDP version that rises only when
+    /// the session changed. A re-INVITE without an offer gets ours; an UPDATE without one
+    /// only refreshes.
+    fn offer_answer(&mut self, now: Instant, tx: ServerTxId, req: &Request) {
+        let ask = Ask::read(&req.headers);
+        let agreed = match session_timer::answer(&ask, &self.answering.timers, self.agreed.as_ref())
+        {
+            Ok(a) => a,
+            Err(min_se) => {
+                let mut r = self.response(req, 422, None);
+                r.headers
+                    .push(Header::Other("Min-SE".into(), min_se.to_string()));
+                return self.send_response(tx, r);
+            }
+        };
+        let sdp = if req.body.is_empty() {
+            (req.method == Method::Invite).then(|| self.local_sdp(None, Direction::SendRecv))
+        } else {
+            let negotiated = RemoteMedia::parse(&req.body).and_then(|r| {
+                r.negotiate(&self.media.laws, &self.media.reach)
+                    .map(|n| (r, n))
+            });
+            match negotiated {
+                Ok((remote, n)) => {
+                    info!(hold = remote.is_hold(), method = %req.method, "new offer");
+                    note_redirect(&n);
+                    self.media_started = true;
+                    self.out.push_back(LegOutput::StartMedia(n));
+                    Some(self.local_sdp(Some(&remote), n.direction))
+                }
+                Err(e) => {
+                    debug!(error = %e, "offer refused");
+                    let mut r = self.response(req, 488, None);
+                    r.headers.push(warning(488, &e.to_string()));
+                    return self.send_response(tx, r);
+                }
+            }
+        };
+        self.dialog.refresh_target(req);
+        self.agreed = agreed;
+        if matches!(self.state, State::Answered | State::Up) {
+            self.session = agreed.map(|a| SessionTimer::new(now, a));
+        }
+        let mut ok = self.response(req, 200, sdp);
+        self.add_session_headers(&mut ok);
+        self.send_response(tx, ok);
     }
 
     fn send_bye(&mut self) {

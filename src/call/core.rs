@@ -10,12 +10,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{info, warn};
 
 use super::Flows;
-use super::caller_leg::{CallerLeg, LegEvent, LegOutput, MediaSetup};
+use super::caller_leg::{Answering, CallerLeg, LegEvent, LegOutput, MediaSetup};
 use super::far_leg::{DialError, Dialled, FarEvent, FarLeg};
 use super::flow::{DialContext, Far, Flow, FlowAction, Outcome, Service};
 use super::incoming::{Invite, host_port};
@@ -106,25 +106,28 @@ pub struct CallCore {
 }
 
 impl CallCore {
-    /// Answers `invite` (after `ring`) with our media `media`; the flow `setup` starts
+    /// Answers `invite` (as `answering` says) with our media `media`; the flow `setup` starts
     /// when the ACK confirms the answer.
     pub fn new(
         now: Instant,
         invite: Invite,
         negotiated: Option<Negotiated>,
         media: MediaSetup,
-        ring: Duration,
+        answering: Answering,
         setup: FlowSetup,
     ) -> CallCore {
         let info = CallInfo {
             call_id: invite.call_id.clone(),
-            caller: invite.caller.clone(),
+            caller: invite.identity.caller.clone(),
             called: invite.called.clone(),
             trunk: invite.trunk.clone(),
+            withheld: invite.identity.withheld,
+            original_called: invite.identity.original_called.clone(),
+            redirect_reason: invite.identity.redirect_reason.clone(),
         };
         let mut core = CallCore {
             info,
-            caller: CallerLeg::answer(now, invite, negotiated, media, ring),
+            caller: CallerLeg::answer(now, invite, negotiated, media, answering),
             setup: Some(setup),
             started: now,
             flow: None,
@@ -134,7 +137,8 @@ impl CallCore {
             now,
             actions: VecDeque::new(),
         };
-        info!(caller = %core.info.caller, called = %core.info.called, "ringing");
+        info!(caller = %core.info.caller, called = %core.info.called,
+            withheld = core.info.withheld, original_called = ?core.info.original_called, "ringing");
         core.pump();
         core
     }
@@ -206,7 +210,7 @@ impl CallCore {
         match far.and_then(|f| self.far(f).as_mut()) {
             Some(leg) => leg.handle_sip(ev),
             // The caller's leg answers what matches none of the call's dialogs (481).
-            None => self.caller.handle_sip(ev),
+            None => self.caller.handle_sip(now, ev),
         }
         self.pump();
     }

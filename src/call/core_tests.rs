@@ -113,7 +113,7 @@ struct Net {
     trunk: Side,
     agent: Side,
     steps: &'static str,
-    ring: Duration,
+    answering: Answering,
     call: Option<CallCore>,
     /// The far legs' Call-IDs, as the driver routes them.
     far_ids: HashMap<Far, String>,
@@ -156,7 +156,10 @@ impl Net {
             trunk: Side::new(TRUNK),
             agent: Side::new(AGENT),
             steps,
-            ring,
+            answering: Answering {
+                ring,
+                ..crate::sip::SipConfig::default().answering()
+            },
             call: None,
             far_ids: HashMap::new(),
             did: Vec::new(),
@@ -251,15 +254,34 @@ impl Net {
     /// What the engine's edge does with a new INVITE (`call::run`), minus the sockets.
     fn start_call(&mut self, new: crate::endpoint::core::NewCall) {
         assert!(self.call.is_none(), "one call at a time here");
-        let invite = crate::call::incoming::Invite::read(
+        let read = crate::call::incoming::Invite::read(
             new.invite,
             new.tx,
             new.peer,
             addr(HOTLINE),
             new.trunk,
             "hotline-tag",
-        )
-        .expect("a readable INVITE");
+            &self.answering.timers,
+        );
+        let invite = match read {
+            Ok(invite) => invite,
+            Err(refused) => {
+                let (refusal, request) = *refused;
+                let response = refusal.response(&request);
+                let call_id = CALL_ID.to_owned();
+                self.hotline.handle_command(
+                    self.now,
+                    Command::Respond {
+                        tx: new.tx,
+                        response,
+                    },
+                );
+                self.hotline
+                    .handle_command(self.now, Command::Unroute { call_id });
+                self.ended = Some("refused".into());
+                return;
+            }
+        };
         let reach = reach(TRUNK);
         let negotiated =
             caller_leg::negotiate(&invite, &[Law::Ulaw, Law::Alaw], &reach).expect("an offer");
@@ -274,7 +296,7 @@ impl Net {
                 reach,
                 session_id: 7,
             },
-            self.ring,
+            self.answering,
             FlowSetup {
                 flows,
                 plan,
@@ -365,12 +387,17 @@ impl Net {
 
     /// The trunk calls 12345, with an SDP offer or (late offer) without.
     fn trunk_invite(&mut self, offer: Option<String>) -> Request {
+        self.trunk_invite_with(offer, "")
+    }
+
+    /// `trunk_invite` with more header lines (each ending in CRLF).
+    fn trunk_invite_with(&mut self, offer: Option<String>, extra: &str) -> Request {
         let body = offer.unwrap_or_default();
         let mut text = format!(
             "INVITE sip:12345@{HOTLINE} SIP/2.0\r\nVia: SIP/2.0/UDP {TRUNK};branch=z9hG4bK-t1\r\n\
              Max-Forwards: 70\r\nFrom: <sip:13800001111@10.0.0.1>;tag=trunk-tag\r\n\
              To: <sip:12345@{HOTLINE}>\r\nCall-ID: {CALL_ID}\r\nCSeq: 1 INVITE\r\n\
-             Contact: <sip:13800001111@{TRUNK}>\r\n"
+             Contact: <sip:13800001111@{TRUNK}>\r\n{extra}"
         );
         if !body.is_empty() {
             text.push_str("Content-Type: application/sdp\r\n");
@@ -768,4 +795,324 @@ fn a_caller_who_hangs_up_while_the_agent_rings_cancels_the_agents_invite() {
     );
     assert_eq!(net.acd(), [&AcdReport::CallerGone(HungUpBy::Caller)]);
     assert_eq!(net.ended.as_deref(), Some("caller_hung_up"));
+}
+
+/// The value of a header, by name (typed or not).
+fn header(r: &Response, name: &str) -> Option<String> {
+    r.headers.iter().find_map(|h| {
+        let text = h.to_string();
+        let (n, v) = text.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+#[test]
+fn a_caller_requiring_100rel_gets_a_reliable_180_resent_until_its_prack() {
+    let mut net = Net::new(QUEUE, Duration::from_secs(5));
+    let invite = net.trunk_invite_with(
+        Some(sdp("10.0.0.1", 30000, "sendrecv")),
+        "Require: 100rel\r\nSupported: 100rel, timer\r\n",
+    );
+    let first = net.trunk.responses();
+    assert_eq!(codes(&first), [100, 180]);
+    let ringing = &first[1];
+    assert_eq!(header(ringing, "Require").as_deref(), Some("100rel"));
+    let rseq: u32 = header(ringing, "RSeq")
+        .and_then(|v| v.parse().ok())
+        .expect("an RSeq");
+    // Resent at T1, then 2 x T1, with the same RSeq, until the PRACK.
+    net.wait(Duration::from_millis(500));
+    let again = net.trunk.responses();
+    assert_eq!(codes(&again), [180]);
+    assert_eq!(header(&again[0], "RSeq"), Some(rseq.to_string()));
+    net.wait(Duration::from_millis(999));
+    assert!(net.trunk.responses().is_empty(), "the next goes at 1.5 s");
+    net.wait(Duration::from_millis(1));
+    assert_eq!(codes_of(&mut net.trunk), [180]);
+
+    let mut early = Dialog::uac(
+        &invite,
+        ringing,
+        Peer::udp(HOTLINE),
+        format!("<sip:13800001111@{TRUNK}>"),
+    )
+    .expect("the early dialog");
+    let prack = |dialog: &mut Dialog, rseq: u32| {
+        let mut p = dialog.request(Method::PRack, TRUNK);
+        p.headers
+            .push(Header::Other("RAck".into(), format!("{rseq} 1 INVITE")));
+        p
+    };
+    net.send(Who::Trunk, prack(&mut early, rseq + 1));
+    assert_eq!(
+        codes_of(&mut net.trunk),
+        [481],
+        "a PRACK for no 180 of ours"
+    );
+    net.send(Who::Trunk, prack(&mut early, rseq));
+    assert_eq!(codes_of(&mut net.trunk), [200]);
+    net.wait(Duration::from_millis(3499));
+    assert!(
+        net.trunk.responses().is_empty(),
+        "acknowledged: not resent, and the ringing time is not over"
+    );
+    net.wait(Duration::from_millis(1));
+    let ok = net.trunk.responses().pop().expect("the 200");
+    assert_eq!(ok.status_code.code(), 200);
+    assert!(headers::lists_tag(
+        &ok.headers,
+        headers::pick_supported,
+        "100rel"
+    ));
+    assert!(headers::lists_tag(
+        &ok.headers,
+        headers::pick_supported,
+        "timer"
+    ));
+    assert!(
+        header(&ok, "Allow").is_some_and(|a| a.contains("PRACK") && a.contains("UPDATE")),
+        "{ok}"
+    );
+}
+
+#[test]
+fn a_caller_that_only_supports_100rel_gets_a_plain_180() {
+    let mut net = Net::new(QUEUE, Duration::from_secs(2));
+    net.trunk_invite_with(
+        Some(sdp("10.0.0.1", 30000, "sendrecv")),
+        "Supported: 100rel\r\n",
+    );
+    let r = net.trunk.responses();
+    assert_eq!(codes(&r), [100, 180]);
+    assert_eq!(header(&r[1], "RSeq"), None);
+    net.wait(Duration::from_secs(1));
+    assert!(net.trunk.responses().is_empty(), "nothing resent");
+}
+
+#[test]
+fn a_session_interval_below_min_se_is_refused_with_422() {
+    let mut net = Net::new(QUEUE, Duration::ZERO);
+    net.trunk_invite_with(
+        Some(sdp("10.0.0.1", 30000, "sendrecv")),
+        "Supported: timer\r\nSession-Expires: 60\r\n",
+    );
+    let r = net.trunk.responses();
+    assert_eq!(codes(&r), [100, 422]);
+    assert_eq!(header(&r[1], "Min-SE").as_deref(), Some("90"));
+    assert_eq!(net.ended.as_deref(), Some("refused"));
+}
+
+/// The trunk asks for a 90 s session it refreshes itself.
+fn trunk_refreshed_call() -> (Net, Dialog) {
+    let mut net = Net::new(QUEUE, Duration::ZERO);
+    let invite = net.trunk_invite_with(
+        Some(sdp("10.0.0.1", 30000, "sendrecv")),
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\nMin-SE: 90\r\n",
+    );
+    let ok = net.trunk.responses().pop().expect("the 200");
+    assert_eq!(ok.status_code.code(), 200);
+    assert_eq!(
+        header(&ok, "Session-Expires").as_deref(),
+        Some("90;refresher=uac")
+    );
+    assert_eq!(header(&ok, "Require").as_deref(), Some("timer"));
+    let dialog = net.trunk_ack(&invite, &ok, "");
+    (net, dialog)
+}
+
+#[test]
+fn a_trunk_that_refreshes_by_update_keeps_the_call_and_one_that_stops_is_hung_up() {
+    let (mut net, mut dialog) = trunk_refreshed_call();
+    net.wait(Duration::from_secs(45));
+    let mut update = dialog.request(Method::Update, TRUNK);
+    update.headers.push(Header::Other(
+        "Session-Expires".into(),
+        "90;refresher=uac".into(),
+    ));
+    update.headers.push(Header::Supported("timer".into()));
+    net.send(Who::Trunk, update);
+    let r = net.trunk.responses();
+    assert_eq!(codes(&r), [200], "UPDATE is a method we take");
+    assert_eq!(
+        header(&r[0], "Session-Expires").as_deref(),
+        Some("90;refresher=uac")
+    );
+    assert!(r[0].body.is_empty(), "no offer, no answer");
+    // 90 s less a third after the refresh, and no further refresh: BYE.
+    net.wait(Duration::from_secs(59));
+    assert!(net.trunk.requests().is_empty(), "{:?}", net.ended);
+    net.wait(Duration::from_secs(1));
+    let byes = net.trunk.requests();
+    let [(tx, bye)] = byes.as_slice() else {
+        panic!("one BYE: {byes:?}");
+    };
+    assert_eq!(bye.method, Method::Bye);
+    net.respond(Who::Trunk, *tx, build::response(bye, 200, None));
+    assert_eq!(net.ended.as_deref(), Some("session_expired"));
+}
+
+#[test]
+fn a_refresh_by_re_invite_with_the_same_offer_keeps_the_sdp_version() {
+    let (mut net, mut dialog) = trunk_refreshed_call();
+    let mut first_version = None;
+    for _ in 0..2 {
+        net.wait(Duration::from_secs(40));
+        let mut refresh = dialog.request(Method::Invite, TRUNK);
+        refresh.headers.push(Header::Other(
+            "Session-Expires".into(),
+            "90;refresher=uac".into(),
+        ));
+        refresh
+            .headers
+            .push(Header::ContentType("application/sdp".into()));
+        refresh.body = sdp("10.0.0.1", 30000, "sendrecv").into_bytes();
+        net.send(Who::Trunk, refresh);
+        let ok = net.trunk.responses().pop().expect("an answer");
+        assert_eq!(ok.status_code.code(), 200);
+        let answer = body(&ok);
+        let origin = answer
+            .lines()
+            .find(|l| l.starts_with("o="))
+            .expect("an origin")
+            .to_owned();
+        assert_eq!(*first_version.get_or_insert(origin.clone()), origin);
+    }
+    assert!(
+        first_version.is_some_and(|o| o.starts_with("o=hotline 7 1 ")),
+        "the session never changed"
+    );
+    assert!(net.ended.is_none(), "refreshed in time");
+}
+
+/// A trunk that knows no session timers (and whether it takes UPDATE).
+fn we_refresh(allow_update: bool) -> (Net, Dialog) {
+    let mut net = Net::new(QUEUE, Duration::ZERO);
+    net.answering.timers.expires = 120;
+    let allow = if allow_update {
+        "Allow: INVITE, ACK, BYE, CANCEL, UPDATE\r\n"
+    } else {
+        "Allow: INVITE, ACK, BYE, CANCEL\r\n"
+    };
+    let invite = net.trunk_invite_with(Some(sdp("10.0.0.1", 30000, "sendrecv")), allow);
+    let ok = net.trunk.responses().pop().expect("the 200");
+    assert_eq!(
+        header(&ok, "Session-Expires").as_deref(),
+        Some("120;refresher=uas"),
+        "we refresh"
+    );
+    assert_eq!(header(&ok, "Require"), None, "the trunk knows no timers");
+    let dialog = net.trunk_ack(&invite, &ok, "");
+    (net, dialog)
+}
+
+#[test]
+fn the_engine_refreshes_by_update_when_the_trunk_takes_it() {
+    let (mut net, _dialog) = we_refresh(true);
+    net.wait(Duration::from_secs(59));
+    assert!(net.trunk.requests().is_empty());
+    net.wait(Duration::from_secs(1));
+    let reqs = net.trunk.requests();
+    let [(tx, update)] = reqs.as_slice() else {
+        panic!("one refresh: {reqs:?}");
+    };
+    assert_eq!(update.method, Method::Update);
+    assert!(update.body.is_empty());
+    let se = headers::other_value(&update.headers, "Session-Expires");
+    assert_eq!(se, Some("120;refresher=uac"));
+    net.respond(Who::Trunk, *tx, build::response(update, 200, None));
+    // Answered: the next refresh is another half interval on.
+    net.wait(Duration::from_secs(59));
+    assert!(net.trunk.requests().is_empty());
+    net.wait(Duration::from_secs(1));
+    let reqs = net.trunk.requests();
+    let [(tx, update)] = reqs.as_slice() else {
+        panic!("a second refresh: {reqs:?}");
+    };
+    // The trunk lost the dialog: the engine hangs up (RFC 4028 10).
+    net.respond(Who::Trunk, *tx, build::response(update, 481, None));
+    let byes = net.trunk.requests();
+    assert!(
+        matches!(byes.as_slice(), [(_, bye)] if bye.method == Method::Bye),
+        "{byes:?}"
+    );
+    net.wait(Duration::from_secs(40));
+    assert_eq!(net.ended.as_deref(), Some("session_expired"));
+}
+
+#[test]
+fn the_engine_refreshes_by_re_invite_offering_the_same_sdp_and_acks_the_answer() {
+    let (mut net, _dialog) = we_refresh(false);
+    net.wait(Duration::from_secs(60));
+    let reqs = net.trunk.requests();
+    let [(tx, reinvite)] = reqs.as_slice() else {
+        panic!("one refresh: {reqs:?}");
+    };
+    assert_eq!(reinvite.method, Method::Invite);
+    let offer = String::from_utf8_lossy(&reinvite.body).into_owned();
+    assert!(
+        offer.contains("o=hotline 7 1 "),
+        "unchanged session: {offer}"
+    );
+    let mut ok = build::response(reinvite, 200, Some("trunk-tag"));
+    ok.headers
+        .push(Header::Contact(format!("<sip:13800001111@{TRUNK}>").into()));
+    ok.headers
+        .push(Header::ContentType("application/sdp".into()));
+    ok.body = sdp("10.0.0.1", 30000, "sendrecv").into_bytes();
+    net.respond(Who::Trunk, *tx, ok);
+    assert!(
+        net.trunk.inbox.iter().any(|e| matches!(
+            e,
+            Event::Call {
+                event: CallEvent::Ack { .. },
+                ..
+            }
+        )),
+        "the 200 to our re-INVITE is ACKed: {:?}",
+        net.trunk.inbox
+    );
+    assert!(net.ended.is_none());
+}
+
+#[test]
+fn a_withheld_caller_is_offered_by_the_asserted_number_and_agents_are_told() {
+    let mut net = Net::new(QUEUE, Duration::ZERO);
+    let invite = net.trunk_invite_with(
+        Some(sdp("10.0.0.1", 30000, "sendrecv")),
+        "P-Asserted-Identity: <sip:+8613900002222@10.0.0.1>\r\nPrivacy: id\r\n\
+         Diversion: <sip:01088888888@10.0.0.1>;reason=user-busy\r\n",
+    );
+    let ok = net.trunk.responses().pop().expect("the 200");
+    net.trunk_ack(&invite, &ok, "");
+    assert!(matches!(
+        net.events().as_slice(),
+        [EventKind::CallOffered { caller, .. }] if caller == "+8613900002222"
+    ));
+    net.greeting_done();
+    net.instruction(Instruction::Offer {
+        offer: OfferId(1),
+        queue: "labor".into(),
+        agent: "1001".into(),
+        target: Target::Registered(format!("sip:1001@{AGENT}")),
+    });
+    let Some(Event::NewCall(new)) = net.agent.inbox.pop_front() else {
+        panic!("the agent's phone got no INVITE");
+    };
+    let h = &new.invite.headers;
+    assert_eq!(
+        headers::other_value(h, "P-Asserted-Identity"),
+        Some("<sip:+8613900002222@10.0.0.100:5060>")
+    );
+    assert_eq!(headers::other_value(h, "Privacy"), Some("id"));
+    assert_eq!(headers::other_value(h, "X-Hotline-Privacy"), Some("id"));
+    assert_eq!(
+        headers::other_value(h, "X-Hotline-Original-Called"),
+        Some("01088888888")
+    );
+    assert_eq!(
+        headers::other_value(h, "X-Hotline-Redirect-Reason"),
+        Some("user-busy")
+    );
 }

@@ -91,7 +91,7 @@ impl FarLeg {
             media,
         } = dialled;
         let request_uri = to_rsip(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
-        let sdp = local_sdp(local, &media, 1);
+        let sdp = local_sdp(local, &media);
         let tcp = if peer.transport == Transport::Tcp {
             ";transport=tcp"
         } else {
@@ -125,10 +125,26 @@ impl FarLeg {
             format!("<sip:hotline@{}{tcp}>", host_port(local)).into(),
         ));
         h.push(Header::Allow(crate::sip::ALLOW.into()));
+        // The caller as the trunk asserted it (RFC 3325), with the privacy they asked for:
+        // the agent's PBX is inside the hotline's trust domain.
+        h.push(Header::Other(
+            "P-Asserted-Identity".into(),
+            format!("<sip:{}@{}>", user_part(&caller), host_port(local)),
+        ));
         let mut extra = vec![
             ("X-Hotline-Caller", percent_encode(&context.caller)),
             ("X-Hotline-Language", percent_encode(&context.language)),
         ];
+        if context.withheld {
+            extra.push(("Privacy", "id".into()));
+            extra.push(("X-Hotline-Privacy", "id".into()));
+        }
+        if let Some(n) = &context.original_called {
+            extra.push(("X-Hotline-Original-Called", percent_encode(n)));
+        }
+        if let Some(r) = &context.redirect_reason {
+            extra.push(("X-Hotline-Redirect-Reason", percent_encode(r)));
+        }
         if let Some(q) = &context.queue {
             extra.push(("X-Hotline-Queue", percent_encode(q)));
         }
@@ -224,18 +240,21 @@ impl FarLeg {
     ) -> Option<FarEvent> {
         let code = match (&request.method, &mut self.dialog) {
             (Method::Bye | Method::Options, Some(d)) if d.matches(&request) => 200,
-            (Method::Invite, Some(d)) if d.matches(&request) => {
-                // A re-INVITE (the phone holds or moves): keep media as it is.
+            (Method::Invite | Method::Update, Some(d)) if d.matches(&request) => {
+                // A re-INVITE or UPDATE (the phone holds, moves or refreshes its session
+                // timer): keep media as it is.
                 let _ = d.accept_remote_cseq(&request);
                 200
             }
             _ => 481,
         };
         let mut r = build::response(&request, code, None);
-        if request.method == Method::Invite && code == 200 {
+        let offered = request.method == Method::Invite || !request.body.is_empty();
+        if matches!(request.method, Method::Invite | Method::Update) && code == 200 && offered {
+            // Our session never changes, so neither does its SDP version (RFC 3264 8).
             r.headers
                 .push(Header::ContentType("application/sdp".into()));
-            r.body = local_sdp(self.local, &self.media, 2).into_bytes();
+            r.body = local_sdp(self.local, &self.media).into_bytes();
         }
         self.out
             .push_back(LegOutput::Sip(Box::new(Command::Respond {
@@ -313,12 +332,12 @@ impl FarLeg {
     }
 }
 
-fn local_sdp(local: SocketAddr, media: &MediaSetup, version: u64) -> String {
+fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
     LocalMedia {
         ip: local.ip(),
         port: media.port,
         session_id: media.session_id,
-        version,
+        version: 1,
         laws: &media.laws,
         dtmf_pt: Some(DTMF_PT),
         direction: Direction::SendRecv,

@@ -79,11 +79,31 @@ pub enum AcdReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct DialContext {
     pub caller: String,
+    /// The caller asked to withhold their identity.
+    pub withheld: bool,
+    pub original_called: Option<String>,
+    pub redirect_reason: Option<String>,
     /// None for a transfer, which is not from a queue.
     pub queue: Option<String>,
     pub intent: Option<String>,
     pub language: String,
     pub transcript: Option<String>,
+}
+
+impl DialContext {
+    /// The context the call's variables give, for `queue` (none for a transfer).
+    fn of(vars: &dialplan::Vars, queue: Option<String>) -> DialContext {
+        DialContext {
+            caller: vars.caller.clone(),
+            withheld: vars.withheld,
+            original_called: vars.original_called.clone(),
+            redirect_reason: vars.redirect_reason.clone(),
+            queue,
+            intent: vars.intent.clone(),
+            language: vars.language.clone(),
+            transcript: vars.transcript.clone(),
+        }
+    }
 }
 
 /// What the flow asks of the call's services: recognition, the ACD, announcement
@@ -554,11 +574,9 @@ impl Flow {
             }
             Instruction::Offer { offer, target, .. } => {
                 let context = DialContext {
-                    caller: self.info.caller.clone(),
-                    queue: Some(q.enqueue.queue.clone()),
                     intent: q.enqueue.intent.clone(),
                     language: q.enqueue.language.clone(),
-                    transcript: q.enqueue.vars.transcript.clone(),
+                    ..DialContext::of(&q.enqueue.vars, Some(q.enqueue.queue.clone()))
                 };
                 let (Target::Registered(target) | Target::Trunk(target)) = target;
                 self.drop_offer();
@@ -641,13 +659,7 @@ impl Flow {
             TransferTo::Trunk(number) => format!("sip:{number}@{}", self.trunk_host),
         };
         info!(%target, "transferring");
-        let context = DialContext {
-            caller: self.info.caller.clone(),
-            queue: None,
-            intent: vars.intent.clone(),
-            language: vars.language.clone(),
-            transcript: vars.transcript.clone(),
-        };
+        let context = DialContext::of(vars, None);
         self.transfer = Some(Transfer {
             ring_until: Some(self.now + ring),
         });

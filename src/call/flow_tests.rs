@@ -16,6 +16,7 @@ fn start(steps: &str, has_acd: bool) -> (Flow, Instant) {
         caller: "13800001111".into(),
         called: "12345".into(),
         trunk: None,
+        ..CallInfo::default()
     };
     let now = Instant::now();
     let core = Flow::new(

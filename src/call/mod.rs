@@ -9,13 +9,14 @@ pub mod core;
 mod driver;
 mod far_leg;
 mod flow;
+mod identity;
 mod incoming;
 mod speech;
 #[cfg(test)]
 mod test_plan;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rsip::Request;
 use tokio::sync::watch;
@@ -32,6 +33,7 @@ use crate::prompts::PromptSet;
 use crate::sip::transaction::ServerTxId;
 use crate::sip::{build, headers};
 
+pub use self::caller_leg::Answering;
 use self::caller_leg::MediaSetup;
 use self::core::CallCore;
 use self::incoming::{Invite, Refusal};
@@ -52,8 +54,8 @@ pub struct CallContext {
     pub speech: SpeechAccess,
     pub events: EventSink,
     pub announcer: Arc<announce::Announcer>,
-    /// How long the caller hears ringing (180) before the answer.
-    pub answer_delay: Duration,
+    /// How calls are answered: ringing time, T1, session timers.
+    pub answering: Answering,
 }
 
 /// Starts the task of a new call, in a span keyed by its Call-ID.
@@ -75,7 +77,9 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
         events,
         endpoint,
     } = call;
-    let invite = match Invite::read(request, tx, peer, local, trunk, &build::new_tag()) {
+    let tag = build::new_tag();
+    let timers = &ctx.answering.timers;
+    let invite = match Invite::read(request, tx, peer, local, trunk, &tag, timers) {
         Ok(i) => i,
         Err(refused) => {
             let (refusal, request) = *refused;
@@ -101,10 +105,7 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
         Ok(m) => m,
         Err(e) => {
             warn!(error = %e, "no media for the call");
-            return refuse(Refusal {
-                code: 503,
-                warning: Some(e.to_string()),
-            });
+            return refuse(Refusal::because(503, e.to_string()));
         }
     };
     let setup = MediaSetup {
@@ -124,7 +125,7 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
         invite,
         negotiated,
         setup,
-        ctx.answer_delay,
+        ctx.answering,
         flow,
     );
     driver::Driver::new(ctx.clone(), core, media, events)

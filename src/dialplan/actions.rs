@@ -15,6 +15,12 @@ pub struct CallInfo {
     pub caller: String,
     pub called: String,
     pub trunk: Option<String>,
+    /// The caller asked to withhold their identity (RFC 3323 Privacy and kin).
+    pub withheld: bool,
+    /// The number first called, when the call was redirected here.
+    pub original_called: Option<String>,
+    /// Why it was redirected.
+    pub redirect_reason: Option<String>,
 }
 
 /// Names one playback, so that a late "done" for a stopped prompt is not taken for the next.

@@ -134,14 +134,15 @@ fn parse_clause(tokens: &[Token], end: usize) -> Result<(Clause, &[Token]), Synt
     };
     let [(var_at, var, _), rest @ ..] = tokens else {
         return Err(missing(
-            "a variable (caller, called, trunk, language, intent, confidence, transcript, digits)",
+            &format!("a variable ({})", Var::ALL.map(Var::name).join(", ")),
             end,
         ));
     };
     let var = Var::parse(var).ok_or_else(|| SyntaxError {
         offset: *var_at,
         message: format!(
-            "unknown variable `{var}` (known: caller, called, trunk, language, intent, confidence, transcript, digits)"
+            "unknown variable `{var}` (known: {})",
+            Var::ALL.map(Var::name).join(", ")
         ),
     })?;
     let [(op_at, op, false), rest @ ..] = rest else {

@@ -79,6 +79,7 @@ impl Call {
             caller: "13800001111".into(),
             called: "12345".into(),
             trunk: Some("pbx".into()),
+            ..CallInfo::default()
         };
         let wall: Timestamp = wall.parse().expect("a timestamp");
         let mut c = Call {

@@ -8,6 +8,10 @@ pub struct Vars {
     pub caller: String,
     pub called: String,
     pub trunk: Option<String>,
+    /// The caller asked to withhold their identity (`privacy` is then `id`).
+    pub withheld: bool,
+    pub original_called: Option<String>,
+    pub redirect_reason: Option<String>,
     /// The language later prompts and recognizers use (`cmn`, `yue`, ...).
     pub language: String,
     pub intent: Option<String>,
@@ -22,6 +26,9 @@ pub enum Var {
     Caller,
     Called,
     Trunk,
+    Privacy,
+    OriginalCalled,
+    RedirectReason,
     Language,
     Intent,
     Confidence,
@@ -30,10 +37,13 @@ pub enum Var {
 }
 
 impl Var {
-    pub const ALL: [Var; 8] = [
+    pub const ALL: [Var; 11] = [
         Var::Caller,
         Var::Called,
         Var::Trunk,
+        Var::Privacy,
+        Var::OriginalCalled,
+        Var::RedirectReason,
         Var::Language,
         Var::Intent,
         Var::Confidence,
@@ -46,6 +56,9 @@ impl Var {
             Var::Caller => "caller",
             Var::Called => "called",
             Var::Trunk => "trunk",
+            Var::Privacy => "privacy",
+            Var::OriginalCalled => "original_called",
+            Var::RedirectReason => "redirect_reason",
             Var::Language => "language",
             Var::Intent => "intent",
             Var::Confidence => "confidence",
@@ -69,6 +82,9 @@ impl Vars {
             Var::Caller => Cow::Borrowed(&self.caller),
             Var::Called => Cow::Borrowed(&self.called),
             Var::Trunk => opt(&self.trunk),
+            Var::Privacy => Cow::Borrowed(if self.withheld { "id" } else { "none" }),
+            Var::OriginalCalled => opt(&self.original_called),
+            Var::RedirectReason => opt(&self.redirect_reason),
             Var::Language => Cow::Borrowed(&self.language),
             Var::Intent => opt(&self.intent),
             Var::Confidence => self

@@ -238,6 +238,12 @@ impl Core {
                 let bytes = build::encode(&SipMessage::Response(self.stamp(refusal)));
                 self.push_transmit(now, peer, bytes);
             }
+            Ok(SipMessage::Request(mut req)) => {
+                // RFC 3581: where the request really came from, for its responses and,
+                // behind a NAT, for the requests we send back in its dialog.
+                headers::stamp_received(&mut req.headers, peer.addr);
+                self.tx.handle_message(now, peer, SipMessage::Request(req))
+            }
             Ok(msg) => self.tx.handle_message(now, peer, msg),
             Err(ParseError::Drop(reason)) => {
                 if reason != parse::DropReason::KeepAlive {
@@ -248,7 +254,7 @@ impl Core {
             Err(ParseError::Reject(r)) => {
                 debug!(%peer.addr, status = r.status, detail = %r.detail, "rejected a malformed request");
                 self.metrics.rejected.inc();
-                let bytes = build::reject(&r, &self.server, self.allow_header());
+                let bytes = build::reject(&r, &self.server);
                 self.push_transmit(now, peer, bytes);
             }
         }
@@ -261,7 +267,8 @@ impl Core {
             Command::Respond { tx, response } => {
                 let _ = self.tx.respond(now, tx, self.stamp(response));
             }
-            Command::Send { peer, request } => {
+            Command::Send { peer, mut request } => {
+                self.sign(&mut request);
                 let route = headers::call_id(&request.headers)
                     .zip(headers::cseq(&request.headers))
                     .map(|(id, (seq, m))| (id.to_owned(), seq, m));
@@ -273,7 +280,8 @@ impl Core {
                     self.pending.insert(tx, (call_id, seq, method));
                 }
             }
-            Command::SendStateless { peer, request } => {
+            Command::SendStateless { peer, mut request } => {
+                self.sign(&mut request);
                 self.tx.send_stateless(peer, &SipMessage::Request(request));
             }
             Command::Route { call_id } => {
@@ -570,7 +578,6 @@ impl Core {
             trusted_source: self.trusted(ip),
             known_dialog: self.routes.contains_key(&call_id),
             registrar: self.registrar.is_some(),
-            allow: self.allow_header(),
             draining: self.drain.is_some(),
         };
         match policy::screen(&request, ctx) {
@@ -712,20 +719,25 @@ impl Core {
         let _ = self.tx.respond(now, tx, self.stamp(response));
     }
 
+    /// Adds our User-Agent to a request we send, unless it has one.
+    fn sign(&self, request: &mut Request) {
+        if !request
+            .headers
+            .iter()
+            .any(|h| matches!(h, Header::UserAgent(_)))
+        {
+            request
+                .headers
+                .push(Header::UserAgent(self.server.clone().into()));
+        }
+    }
+
     /// Adds our Server header to the responses we send.
     fn stamp(&self, mut response: rsip::Response) -> rsip::Response {
         response
             .headers
             .push(Header::Server(self.server.clone().into()));
         response
-    }
-
-    fn allow_header(&self) -> &'static str {
-        if self.registrar.is_some() {
-            crate::sip::ALLOW_WITH_REGISTER
-        } else {
-            crate::sip::ALLOW
-        }
     }
 }
 

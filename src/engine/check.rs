@@ -57,6 +57,7 @@ pub fn validation_context(config: &Config, grammar: Option<GrammarNames>) -> Val
 pub fn config_diagnostics(config: &Config, file: &Path, text: &str) -> Vec<Diagnostic> {
     let mut out = config.acd.diagnostics(file, text);
     out.extend(config.registrar.diagnostics(file, text));
+    out.extend(config.sip.diagnostics(file, text));
     out.extend(config.media.diagnostics(file, text));
     out.extend(config.api.diagnostics(file, text));
     out

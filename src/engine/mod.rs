@@ -217,7 +217,7 @@ impl Engine {
             speech: speech.clone(),
             events: sink.clone(),
             announcer: Arc::new(Announcer::new(config.prompts.clone())),
-            answer_delay: Duration::from_millis(config.sip.answer_delay_ms),
+            answering: config.sip.answering(),
         });
         let _ = ctx_cell.set(ctx);
 

@@ -160,8 +160,8 @@ fn with_tag(to: &str, tag: Option<&str>) -> String {
 }
 
 /// The wire form of the answer to a request `parse` rejected, from its raw headers.
-/// `allow` is advertised with a 501.
-pub fn reject(reject: &Reject, server: &str, allow: &str) -> Bytes {
+/// `ALLOW` is advertised with a 501.
+pub fn reject(reject: &Reject, server: &str) -> Bytes {
     let mut text = format!("SIP/2.0 {} {}\r\n", reject.status, reject.reason);
     for via in &reject.echo.via {
         let _ = write!(text, "Via: {via}\r\n");
@@ -183,7 +183,7 @@ pub fn reject(reject: &Reject, server: &str, allow: &str) -> Bytes {
         }
     }
     if reject.status == 501 {
-        let _ = write!(text, "Allow: {allow}\r\n");
+        let _ = write!(text, "Allow: {}\r\n", super::ALLOW);
     }
     let warning = reject.detail.replace(['"', '\r', '\n'], "'");
     let _ = write!(
@@ -249,7 +249,7 @@ Content-Type: application/sdp\r\nContent-Length: 3\r\n\r\nv=0";
         let Err(ParseError::Reject(r)) = parse(broken, Transport::Udp) else {
             panic!("a request without From must be rejected");
         };
-        let wire = reject(&r, "hotline", "INVITE");
+        let wire = reject(&r, "hotline");
         let text = std::str::from_utf8(&wire).expect("ascii");
         assert!(
             text.starts_with("SIP/2.0 400 Bad Request\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK2\r\n")

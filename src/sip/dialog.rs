@@ -41,6 +41,10 @@ pub struct Dialog {
     peer: Peer,
     /// Our Contact, as `<sip:...>`.
     pub local_contact: String,
+    /// The peer asked for `rport` and its request came from another address than its Via
+    /// says (RFC 3581): it is behind a NAT, and requests in the dialog go back where it
+    /// sent from, not to a Contact that names its private address.
+    behind_nat: bool,
 }
 
 impl Dialog {
@@ -83,6 +87,7 @@ impl Dialog {
             },
             peer,
             local_contact,
+            behind_nat: behind_nat(h),
         })
     }
 
@@ -121,6 +126,7 @@ impl Dialog {
             remote_target: remote_target(&ok.headers)?,
             peer,
             local_contact,
+            behind_nat: false,
         })
     }
 
@@ -211,7 +217,9 @@ impl Dialog {
             .map_or(self.remote_target.as_str(), |r| headers::addr_uri(r));
         let addr: Option<SocketAddr> = SipUri::parse(hop).and_then(|u| u.socket_addr());
         match addr {
-            Some(addr) if self.peer.conn.is_none() => Peer { addr, ..self.peer },
+            Some(addr) if self.peer.conn.is_none() && !self.behind_nat => {
+                Peer { addr, ..self.peer }
+            }
             _ => self.peer,
         }
     }
@@ -222,6 +230,23 @@ impl Dialog {
             && headers::to_tag(&req.headers) == Some(self.local_tag.as_str())
             && headers::from_tag(&req.headers).unwrap_or_default() == self.remote_tag
     }
+}
+
+/// Whether the top Via (stamped by `headers::stamp_received`) shows a request that asked
+/// for `rport` and came from another address or port than its sent-by.
+fn behind_nat(h: &Headers) -> bool {
+    let Some(via) = headers::first_via(h) else {
+        return false;
+    };
+    let Some(rport) = headers::param(via, "rport").and_then(|p| p.parse::<u16>().ok()) else {
+        return false;
+    };
+    let sent_by = headers::split_outside(via, ';')[0]
+        .trim()
+        .split_once(' ')
+        .map_or("", |(_, by)| by.trim());
+    let received = headers::param(via, "received").unwrap_or_default();
+    received != headers::host_of(sent_by) || Some(rport) != headers::port_of(sent_by).or(Some(5060))
 }
 
 fn remote_target(h: &Headers) -> Result<String, DialogError> {
@@ -271,6 +296,37 @@ Content-Length: 0
             addr: "10.0.0.9:5070".parse().expect("addr"),
             conn: None,
         }
+    }
+
+    #[test]
+    fn a_caller_behind_a_nat_gets_requests_where_it_sent_from() {
+        let text = "INVITE sip:12345@127.0.0.1 SIP/2.0
+Via: SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bK1;rport
+From: <sip:13800000000@192.168.1.20>;tag=abc
+To: <sip:12345@127.0.0.1>
+Call-ID: dlg-nat
+CSeq: 1 INVITE
+Contact: <sip:13800000000@192.168.1.20:5060>
+Content-Length: 0
+
+";
+        let public: Peer = Peer::udp("203.0.113.7:40001");
+        let mut nat = req(text);
+        headers::stamp_received(&mut nat.headers, public.addr);
+        let d = Dialog::uas(&nat, "t", public, "<sip:hotline@127.0.0.1>".into()).expect("dialog");
+        assert_eq!(d.next_hop(), public, "not the private Contact");
+        // The same INVITE from the address its Via names goes to its Contact as usual.
+        let mut direct = req(text);
+        let private = Peer::udp("192.168.1.20:5060");
+        headers::stamp_received(&mut direct.headers, private.addr);
+        let d =
+            Dialog::uas(&direct, "t", private, "<sip:hotline@127.0.0.1>".into()).expect("dialog");
+        assert_eq!(d.next_hop(), private);
+        // No rport asked for: the Contact, as RFC 3261 has it.
+        let mut plain = req(&text.replace(";rport", ""));
+        headers::stamp_received(&mut plain.headers, public.addr);
+        let d = Dialog::uas(&plain, "t", public, "<sip:hotline@127.0.0.1>".into()).expect("dialog");
+        assert_eq!(d.next_hop(), private);
     }
 
     #[test]

@@ -347,6 +347,115 @@ pub fn pick_accept(h: &Header) -> Option<&str> {
     }
 }
 
+pub fn pick_supported(h: &Header) -> Option<&str> {
+    match h {
+        Header::Supported(v) => Some(v.value()),
+        _ => None,
+    }
+}
+
+/// Whether the option `tag` is listed in the headers `pick` selects (Require, Supported).
+pub fn lists_tag(headers: &Headers, pick: fn(&Header) -> Option<&str>, tag: &str) -> bool {
+    all_values(headers, pick)
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(tag))
+}
+
+/// Values of every header named `name` that rsip has no type for (P-Asserted-Identity,
+/// Session-Expires, RSeq...), each comma-separated value apart, in order. Names compare
+/// without case.
+pub fn other_values<'a>(headers: &'a Headers, name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::Other(n, v) if n.eq_ignore_ascii_case(name) => Some(v.as_str()),
+            _ => None,
+        })
+        .flat_map(|v| split_outside(v, ','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The first value of the header named `name` that rsip has no type for.
+pub fn other_value<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    other_values(headers, name).into_iter().next()
+}
+
+/// Records on the top Via where a request came from (RFC 3261 18.2.1, RFC 3581 4):
+/// `received` when the sent-by host is not the source address or the client asked for
+/// `rport`, and the source port in an empty `rport`. Responses then carry both back.
+pub fn stamp_received(headers: &mut Headers, source: std::net::SocketAddr) {
+    let Some(slot) = headers.iter_mut().find(|h| matches!(h, Header::Via(_))) else {
+        return;
+    };
+    let Header::Via(via) = slot else {
+        return;
+    };
+    let whole = via.value().to_owned();
+    let values = split_outside(&whole, ',');
+    let top = values[0].trim();
+    let mut parts = split_outside(top, ';').into_iter();
+    let head = parts.next().unwrap_or_default().trim();
+    let sent_by_host = head
+        .split_once(' ')
+        .map(|(_, by)| host_of(by.trim()))
+        .unwrap_or_default();
+    let source_ip = source.ip().to_string();
+    let params: Vec<(&str, Option<&str>)> = parts
+        .map(|p| {
+            let (k, v) = p.split_once('=').map_or((p, None), |(k, v)| (k, Some(v)));
+            (k.trim(), v.map(str::trim))
+        })
+        .collect();
+    let wants_rport = params
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("rport") && v.is_none_or(str::is_empty));
+    if !wants_rport && sent_by_host == source_ip {
+        return;
+    }
+    let mut out = head.to_owned();
+    for (k, v) in &params {
+        if k.eq_ignore_ascii_case("received") || k.eq_ignore_ascii_case("rport") {
+            continue;
+        }
+        out.push(';');
+        out.push_str(k);
+        if let Some(v) = v {
+            out.push('=');
+            out.push_str(v);
+        }
+    }
+    out.push_str(";received=");
+    out.push_str(&source_ip);
+    if wants_rport {
+        out.push_str(";rport=");
+        out.push_str(&source.port().to_string());
+    }
+    for rest in &values[1..] {
+        out.push_str(", ");
+        out.push_str(rest.trim());
+    }
+    *slot = Header::Via(out.into());
+}
+
+/// The host of a `host[:port]` sent-by or hostport, without IPv6 brackets.
+pub fn host_of(hostport: &str) -> &str {
+    if let Some(rest) = hostport.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    hostport.split(':').next().unwrap_or_default()
+}
+
+/// The port of a `host[:port]` sent-by, if written.
+pub fn port_of(hostport: &str) -> Option<u16> {
+    let port = match hostport.strip_prefix('[') {
+        Some(rest) => rest.split_once(']')?.1.strip_prefix(':')?,
+        None => hostport.split_once(':')?.1,
+    };
+    port.parse().ok()
+}
+
 /// The first Via value of a possibly comma-joined Via header.
 pub fn first_via(headers: &Headers) -> Option<&str> {
     all_values(headers, pick_via).into_iter().next()
@@ -446,6 +555,60 @@ mod tests {
             check_via("SIP/2.0/UDP 192.0.2.15;branch=z9hG4bK1, SIP/2.0/TCP a.example.com").is_ok()
         );
         assert!(check_via("SIP/2.0/UNKNOWN x.example.com;branch=z9hG4bK1").is_ok());
+    }
+
+    fn via_headers(via: &str) -> Headers {
+        let mut h = Headers::default();
+        h.push(Header::Via(via.into()));
+        h
+    }
+
+    #[test]
+    fn the_top_via_learns_where_the_request_came_from() {
+        let nat: std::net::SocketAddr = "203.0.113.7:40001".parse().expect("addr");
+        // RFC 3581 4: rport asked for, so received and rport are filled in.
+        let mut h = via_headers("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;rport");
+        stamp_received(&mut h, nat);
+        assert_eq!(
+            first_via(&h),
+            Some("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;received=203.0.113.7;rport=40001")
+        );
+        // Only the top value of a joined header changes.
+        let mut h = via_headers(
+            "SIP/2.0/UDP 10.0.0.5;rport;branch=z9hG4bK2, SIP/2.0/UDP 10.9.9.9;branch=z9hG4bK0",
+        );
+        stamp_received(&mut h, nat);
+        assert_eq!(
+            all_values(&h, pick_via),
+            vec![
+                "SIP/2.0/UDP 10.0.0.5;branch=z9hG4bK2;received=203.0.113.7;rport=40001",
+                "SIP/2.0/UDP 10.9.9.9;branch=z9hG4bK0"
+            ]
+        );
+        // RFC 3261 18.2.1: no rport, but another host: received only.
+        let mut h = via_headers("SIP/2.0/UDP pbx.example.com;branch=z9hG4bK3");
+        stamp_received(&mut h, nat);
+        assert_eq!(
+            first_via(&h),
+            Some("SIP/2.0/UDP pbx.example.com;branch=z9hG4bK3;received=203.0.113.7")
+        );
+        // The source is the sent-by and no rport: untouched.
+        let mut h = via_headers("SIP/2.0/UDP 203.0.113.7:5060;branch=z9hG4bK4");
+        stamp_received(&mut h, nat);
+        assert_eq!(
+            first_via(&h),
+            Some("SIP/2.0/UDP 203.0.113.7:5060;branch=z9hG4bK4")
+        );
+    }
+
+    #[test]
+    fn hosts_and_ports_are_read_from_sent_by() {
+        assert_eq!(host_of("[2001:db8::1]:5070"), "2001:db8::1");
+        assert_eq!(port_of("[2001:db8::1]:5070"), Some(5070));
+        assert_eq!(host_of("10.0.0.1:5060"), "10.0.0.1");
+        assert_eq!(port_of("10.0.0.1:5060"), Some(5060));
+        assert_eq!(port_of("pbx.example.com"), None);
+        assert_eq!(port_of("[2001:db8::1]"), None);
     }
 
     #[test]

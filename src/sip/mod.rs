@@ -54,6 +54,16 @@ pub struct SipConfig {
     /// hangs up (BYE) the calls left. A second SIGTERM hangs up at once.
     #[serde(deserialize_with = "crate::duration::seconds")]
     pub shutdown_grace_s: u64,
+    /// The session interval (RFC 4028) the engine asks for when a caller's side asks for
+    /// none; it refreshes such a session itself (by UPDATE when the peer allows it, else
+    /// re-INVITE) and hangs up one whose peer was to refresh and did not. 0: ask for none
+    /// (a caller's own Session-Expires is still honoured).
+    #[serde(deserialize_with = "crate::duration::seconds")]
+    pub session_expires_s: u64,
+    /// The shortest session interval accepted; a shorter one gets 422 with this Min-SE
+    /// (RFC 4028 never allows below 90 s).
+    #[serde(deserialize_with = "crate::duration::seconds")]
+    pub min_se_s: u64,
     /// RFC 3261 timer base values, in milliseconds.
     #[serde(deserialize_with = "crate::duration::millis")]
     pub t1_ms: u64,
@@ -81,6 +91,8 @@ impl Default for SipConfig {
             tcp_message_deadline_s: 20,
             answer_delay_ms: 0,
             shutdown_grace_s: 30,
+            session_expires_s: 1800,
+            min_se_s: 90,
             t1_ms: 500,
             t2_ms: 4000,
             t4_ms: 5000,
@@ -89,6 +101,48 @@ impl Default for SipConfig {
 }
 
 impl SipConfig {
+    /// Every problem of the section, with paths from the file's root.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
+        use crate::diag::{PathKey, Problem};
+        let at = |key: &str, message: String| Problem {
+            path: vec![PathKey::Key("sip".to_owned()), PathKey::Key(key.to_owned())],
+            message,
+        };
+        let floor = u64::from(session_timer::FLOOR_S);
+        let mut out = Vec::new();
+        if self.min_se_s < floor {
+            out.push(at(
+                "min_se_s",
+                format!("min_se_s must be at least {floor} (RFC 4028)"),
+            ));
+        }
+        if self.session_expires_s != 0 && self.session_expires_s < self.min_se_s {
+            out.push(at(
+                "session_expires_s",
+                "session_expires_s is below min_se_s (write 0 to ask for no session timer)"
+                    .to_owned(),
+            ));
+        }
+        out
+    }
+
+    pub fn diagnostics(&self, file: &std::path::Path, text: &str) -> Vec<crate::diag::Diagnostic> {
+        crate::diag::diagnostics(file, text, self.problems())
+    }
+
+    /// How the caller's leg answers: ringing time, T1, session timers.
+    pub fn answering(&self) -> crate::call::Answering {
+        let secs = |s: u64| u32::try_from(s).unwrap_or(u32::MAX);
+        crate::call::Answering {
+            ring: Duration::from_millis(self.answer_delay_ms),
+            t1: Duration::from_millis(self.t1_ms),
+            timers: session_timer::TimerSettings {
+                expires: secs(self.session_expires_s),
+                min_se: secs(self.min_se_s),
+            },
+        }
+    }
+
     pub fn timers(&self) -> Timers {
         Timers {
             t1: Duration::from_millis(self.t1_ms),
@@ -113,11 +167,22 @@ impl Default for Timers {
 }
 
 /// The methods the engine answers, in every Allow header it sends (RFC 3261 20.5): one
-/// list, so an OPTIONS answer, a 405 and a dialog's 200 never disagree. INFO carries keys
-/// inside a call.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
-/// `ALLOW` for an engine with a registrar (agent phones configured).
-pub const ALLOW_WITH_REGISTER: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER";
+/// list, so an OPTIONS answer, a 405, a dialog's 200 and our INVITEs never disagree. INFO
+/// carries keys inside a call; PRACK acknowledges reliable provisional responses (RFC
+/// 3262); UPDATE refreshes a session (RFC 3311, 4028). REGISTER is understood even without
+/// agents (every user is then unknown: 403).
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, PRACK, UPDATE, REGISTER";
+/// The option tags (RFC 3261 19.2) we implement, as the Supported header sends them: a
+/// Require of anything else gets 420. `100rel`: reliable provisional responses (RFC 3262);
+/// `timer`: session timers (RFC 4028).
+pub const SUPPORTED: &str = "100rel, timer";
+
+/// Whether `tag` is one of ours (`SUPPORTED`).
+pub fn is_supported(tag: &str) -> bool {
+    SUPPORTED
+        .split(", ")
+        .any(|s| s.eq_ignore_ascii_case(tag.trim()))
+}
 
 pub mod build;
 pub mod dialog;
@@ -125,6 +190,7 @@ pub mod framing;
 pub mod headers;
 pub mod parse;
 pub mod policy;
+pub mod session_timer;
 pub mod transaction;
 pub mod uri;
 

@@ -4,10 +4,7 @@
 
 use rsip::{Method, Request};
 
-use super::headers;
-
-/// The option tags (RFC 3261 19.2) we implement; a Require of anything else gets 420.
-pub const SUPPORTED: &[&str] = &[];
+use super::{ALLOW, SUPPORTED, headers, is_supported};
 
 /// What the edge should do with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,15 +21,13 @@ pub enum Decision {
 
 /// The facts about a request the edge knows and the request itself does not say.
 #[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
+pub struct Context {
     /// The source is in the trunk allow-list.
     pub trusted_source: bool,
     /// A call owns the request's Call-ID.
     pub known_dialog: bool,
     /// A registrar is configured (agents are defined).
     pub registrar: bool,
-    /// The Allow header value to advertise.
-    pub allow: &'a str,
     /// The engine is stopping: it takes no new call and tells OPTIONS probes so.
     pub draining: bool,
 }
@@ -41,7 +36,7 @@ pub fn screen(req: &Request, ctx: Context) -> Decision {
     if ctx.known_dialog && req.method != Method::Register {
         return Decision::Dialog;
     }
-    let allow = || vec![("Allow", ctx.allow.to_owned())];
+    let allow = || vec![("Allow", ALLOW.to_owned())];
     if req.method == Method::Register {
         // Without agents nobody may register: every user is unknown (RFC 3261 10.3).
         return if ctx.registrar {
@@ -60,7 +55,7 @@ pub fn screen(req: &Request, ctx: Context) -> Decision {
     }
     let unsupported: Vec<&str> = headers::all_values(&req.headers, headers::pick_require)
         .into_iter()
-        .filter(|tag| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag)))
+        .filter(|tag| !is_supported(tag))
         .collect();
     if !unsupported.is_empty() && req.method != Method::Cancel {
         return Decision::Respond(420, vec![("Unsupported", unsupported.join(", "))]);
@@ -70,7 +65,8 @@ pub fn screen(req: &Request, ctx: Context) -> Decision {
         Method::Options => Decision::Respond(
             200,
             vec![
-                ("Allow", ctx.allow.to_owned()),
+                ("Allow", ALLOW.to_owned()),
+                ("Supported", SUPPORTED.to_owned()),
                 ("Accept", "application/sdp".into()),
                 ("Accept-Language", "zh, yue, en".into()),
             ],
@@ -134,7 +130,6 @@ CSeq: 1 {method}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         trusted_source: true,
         known_dialog: false,
         registrar: false,
-        allow: crate::sip::ALLOW,
         draining: false,
     };
 

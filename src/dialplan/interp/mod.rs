@@ -74,6 +74,9 @@ impl Interpreter {
             caller: call.caller,
             called: call.called,
             trunk: call.trunk,
+            withheld: call.withheld,
+            original_called: call.original_called,
+            redirect_reason: call.redirect_reason,
             language: plan.default_language().to_owned(),
             ..Vars::default()
         };
