@@ -19,6 +19,7 @@ pub mod media;
 pub mod metrics;
 pub mod prompts;
 pub mod registrar;
+pub mod secret;
 pub mod sip;
 pub mod speech;
 pub mod stats;

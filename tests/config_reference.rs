@@ -87,6 +87,11 @@ fn code() -> Table {
         &mut out,
     );
     defaults(
+        "[trunks.named.NAME.register]",
+        &hotline::endpoint::RegisterConfig::default(),
+        &mut out,
+    );
+    defaults(
         "[[acd.queues]]",
         &hotline::acd::QueueConfig::default(),
         &mut out,

@@ -18,7 +18,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 use tracing::{debug, info, warn};
 
-use super::incoming::{HundredRel, Invite, Refusal, host_port, warning};
+use super::incoming::{HundredRel, Invite, Refusal, warning};
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
 use crate::events::HungUpBy;
@@ -28,6 +28,7 @@ use crate::media::session::PlayId;
 use crate::sip::dialog::Dialog;
 use crate::sip::session_timer::{self, Agreement, Ask, Due, SessionTimer, TimerSettings};
 use crate::sip::transaction::{Peer, ServerTxId};
+use crate::sip::uri::host_port;
 use crate::sip::{build, headers};
 
 /// RFC 4733 payload type we offer when the peer made no offer.
@@ -738,7 +739,10 @@ impl CallerLeg {
             });
             match negotiated {
                 Ok((remote, n)) => {
-                    info!(hold = remote.is_hold(), method = %req.method, "new offer");
+                    match req.method {
+                        Method::Invite => info!(hold = remote.is_hold(), "re-INVITE"),
+                        _ => info!(hold = remote.is_hold(), "UPDATE with an offer"),
+                    }
                     note_redirect(&n);
                     self.media_started = true;
                     self.out.push_back(LegOutput::StartMedia(n));

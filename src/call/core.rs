@@ -18,7 +18,7 @@ use super::Flows;
 use super::caller_leg::{Answering, CallerLeg, LegEvent, LegOutput, MediaSetup};
 use super::far_leg::{DialError, Dialled, FarEvent, FarLeg};
 use super::flow::{DialContext, Far, Flow, FlowAction, Outcome, Service};
-use super::incoming::{Invite, host_port};
+use super::incoming::Invite;
 use crate::acd::Instruction;
 use crate::dialplan::{self, CallInfo, ListenId, Speech};
 use crate::endpoint::CallEvent;
@@ -28,6 +28,7 @@ use crate::media::clip::Clip;
 use crate::media::sdp::Negotiated;
 use crate::media::session::{PlayId, SessionEvent};
 use crate::sip::headers;
+use crate::sip::uri::host_port;
 
 /// A leg of the call, for media operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

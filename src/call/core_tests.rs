@@ -21,6 +21,7 @@ use crate::events::HungUpBy;
 use crate::media::g711::Law;
 use crate::media::sdp::Reach;
 use crate::sip::dialog::Dialog;
+use crate::sip::digest::{self, Algorithm, ClientCredentials};
 use crate::sip::transaction::Peer;
 use crate::sip::uri::SipUri;
 use crate::sip::{Transport, build};
@@ -114,6 +115,8 @@ struct Net {
     agent: Side,
     steps: &'static str,
     answering: Answering,
+    /// What the far legs answer challenges with.
+    credentials: Option<ClientCredentials>,
     call: Option<CallCore>,
     /// The far legs' Call-IDs, as the driver routes them.
     far_ids: HashMap<Far, String>,
@@ -160,6 +163,7 @@ impl Net {
                 ring,
                 ..crate::sip::SipConfig::default().answering()
             },
+            credentials: None,
             call: None,
             far_ids: HashMap::new(),
             did: Vec::new(),
@@ -336,6 +340,7 @@ impl Net {
                         reach: reach(AGENT),
                         session_id: 9,
                     },
+                    credentials: self.credentials.clone(),
                 };
                 self.did.push(action);
                 let now = self.now;
@@ -1114,5 +1119,60 @@ fn a_withheld_caller_is_offered_by_the_asserted_number_and_agents_are_told() {
     assert_eq!(
         headers::other_value(h, "X-Hotline-Redirect-Reason"),
         Some("user-busy")
+    );
+}
+
+#[test]
+fn a_pbx_that_challenges_the_agents_invite_gets_it_again_with_our_credentials() {
+    let (mut net, _dialog) = Net::up(QUEUE);
+    net.credentials = Some(ClientCredentials {
+        username: "hotline".into(),
+        password: crate::secret::Secret::new("pbx-secret"),
+        realm: String::new(),
+    });
+    net.greeting_done();
+    net.instruction(Instruction::Offer {
+        offer: OfferId(1),
+        queue: "labor".into(),
+        agent: "1001".into(),
+        target: Target::Trunk(format!("sip:1001@{AGENT}")),
+    });
+    let Some(Event::NewCall(first)) = net.agent.inbox.pop_front() else {
+        panic!("the PBX got no INVITE");
+    };
+    let mut challenge = build::response(&first.invite, 407, Some("pbx-tag"));
+    challenge.headers.push(Header::ProxyAuthenticate(
+        digest::challenge("asterisk", "n1", Algorithm::Md5, false).into(),
+    ));
+    net.respond(Who::Agent, first.tx, challenge);
+    // The transaction ACKed the 407; the INVITE comes again, answered (the PBX's side
+    // routes its Call-ID already, so it arrives as the call's request).
+    let second = net.agent.requests();
+    let [(_, second)] = second.as_slice() else {
+        panic!("one more INVITE: {second:?}");
+    };
+    assert_eq!(second.method, Method::Invite);
+    let h = &second.headers;
+    assert_eq!(headers::cseq(h).map(|c| c.0), Some(2));
+    assert_eq!(headers::call_id(h), headers::call_id(&first.invite.headers));
+    let answer = h
+        .iter()
+        .find_map(|h| match h {
+            Header::ProxyAuthorization(v) => Some(v.to_string()),
+            _ => None,
+        })
+        .expect("a Proxy-Authorization");
+    let value = answer
+        .split_once(':')
+        .map_or(answer.as_str(), |(_, v)| v.trim());
+    let c = digest::parse_authorization(value).expect("it reads");
+    assert_eq!(c.username, "hotline");
+    assert_eq!(
+        c.response,
+        digest::expected_response(&c, "INVITE", "pbx-secret")
+    );
+    assert!(
+        net.acd().is_empty(),
+        "the offer is still ringing, not failed"
     );
 }

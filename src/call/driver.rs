@@ -284,6 +284,7 @@ impl Driver {
             peer,
             local,
             media: setup,
+            credentials: self.ctx.endpoint.credentials_for(addr),
         })
     }
 

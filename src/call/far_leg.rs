@@ -8,18 +8,20 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Method, Request};
 use tracing::{debug, info};
 
 use super::caller_leg::{DTMF_PT, LegOutput, MediaSetup, note_redirect};
 use super::flow::DialContext;
-use super::incoming::host_port;
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
 use crate::media::sdp::{Direction, LocalMedia, RemoteMedia};
 use crate::media::worker::MediaError;
 use crate::sip::dialog::Dialog;
+use crate::sip::digest::ClientCredentials;
 use crate::sip::transaction::Peer;
+use crate::sip::uri::host_port;
 use crate::sip::uri::{percent_encode, to_rsip};
 use crate::sip::{Transport, build, headers};
 
@@ -56,6 +58,8 @@ pub struct Dialled {
     pub peer: Peer,
     pub local: SocketAddr,
     pub media: MediaSetup,
+    /// The credentials of the trunk at `peer`, if it challenges what we send it.
+    pub credentials: Option<ClientCredentials>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +78,9 @@ pub(super) struct FarLeg {
     media: MediaSetup,
     dialog: Option<Dialog>,
     state: State,
+    credentials: Option<ClientCredentials>,
+    /// The last nonce we answered: the same one again means our answer was refused.
+    answered_nonce: Option<String>,
     out: VecDeque<LegOutput<FarEvent>>,
 }
 
@@ -89,6 +96,7 @@ impl FarLeg {
             peer,
             local,
             media,
+            credentials,
         } = dialled;
         let request_uri = to_rsip(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
         let sdp = local_sdp(local, &media);
@@ -174,6 +182,8 @@ impl FarLeg {
             media,
             dialog: None,
             state: State::Calling,
+            credentials,
+            answered_nonce: None,
             out: VecDeque::new(),
         };
         leg.out.push_back(LegOutput::Sip(Box::new(Command::Send {
@@ -199,9 +209,11 @@ impl FarLeg {
     pub(super) fn handle_sip(&mut self, ev: CallEvent) {
         let event = match ev {
             CallEvent::Response { response } => {
-                let is_invite =
-                    headers::cseq(&response.headers).is_some_and(|(_, m)| m == Method::Invite);
-                if !is_invite {
+                let method = headers::cseq(&response.headers).map(|(_, m)| m);
+                if self.answer_challenge(&response, method) {
+                    return;
+                }
+                if method != Some(Method::Invite) {
                     return;
                 }
                 let code = response.status_code.code();
@@ -273,6 +285,39 @@ impl FarLeg {
         None
     }
 
+    /// A trunk challenged our INVITE or BYE (401/407): send it again with our answer, once
+    /// per nonce (the same nonce again means the credentials were refused, and the
+    /// response stands). `true` if it went again.
+    fn answer_challenge(&mut self, response: &rsip::Response, method: Option<Method>) -> bool {
+        let Some(credentials) = self.credentials.as_ref() else {
+            return false;
+        };
+        let (mut request, peer) = match (method, self.state, self.dialog.as_mut()) {
+            (Some(Method::Invite), State::Calling | State::Ringing, _) => {
+                (next_attempt(&self.invite), self.peer)
+            }
+            (Some(Method::Bye), _, Some(d)) => {
+                (d.request(Method::Bye, &host_port(self.local)), d.next_hop())
+            }
+            _ => return false,
+        };
+        let Some((header, nonce)) = credentials.answer(response, &request, 1) else {
+            return false;
+        };
+        if self.answered_nonce.as_deref() == Some(nonce.as_str()) {
+            debug!(far_call = %self.call_id, "the trunk refused our credentials");
+            return false;
+        }
+        self.answered_nonce = Some(nonce);
+        request.headers.push(header);
+        if request.method == Method::Invite {
+            self.invite = request.clone();
+        }
+        self.out
+            .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request })));
+        true
+    }
+
     /// A 2xx: ACK it (every copy), and on the first start media and the dialog.
     fn answered(&mut self, response: &rsip::Response) -> Option<FarEvent> {
         if self.dialog.is_none() {
@@ -287,10 +332,11 @@ impl FarLeg {
             }
         }
         let dialog = self.dialog.as_ref()?;
+        let seq = headers::cseq(&response.headers).map_or(1, |(n, _)| n);
         self.out
             .push_back(LegOutput::Sip(Box::new(Command::SendStateless {
                 peer: dialog.next_hop(),
-                request: dialog.ack(1, &host_port(self.local)),
+                request: dialog.ack(seq, &host_port(self.local)),
             })));
         if matches!(self.state, State::Answered | State::Ended) {
             return None;
@@ -343,6 +389,32 @@ fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
         direction: Direction::SendRecv,
     }
     .to_sdp(None)
+}
+
+/// The INVITE again as a new transaction (RFC 3261 22.2): the next CSeq, a fresh branch.
+fn next_attempt(invite: &Request) -> Request {
+    let mut next = invite.clone();
+    let seq = headers::cseq(&invite.headers).map_or(1, |(n, _)| n) + 1;
+    let mut via_done = false;
+    for h in next.headers.iter_mut() {
+        match h {
+            Header::CSeq(_) => *h = Header::CSeq(format!("{seq} INVITE").into()),
+            Header::Via(v) if !via_done => {
+                via_done = true;
+                let value = v.value().to_owned();
+                let fresh = match value.split_once(";branch=") {
+                    Some((head, rest)) => {
+                        let tail = rest.find(';').map_or("", |i| &rest[i..]);
+                        format!("{head};branch={}{tail}", build::new_branch())
+                    }
+                    None => value,
+                };
+                *h = Header::Via(fresh.into());
+            }
+            _ => {}
+        }
+    }
+    next
 }
 
 /// RFC 3261 9.1: same Request-URI, top Via, From, To, Call-ID and CSeq number as the INVITE.

@@ -14,7 +14,7 @@ use crate::media::sdp::{RemoteMedia, SdpError};
 use crate::sip::dialog::Dialog;
 use crate::sip::session_timer::{self, Agreement, Ask, TimerSettings};
 use crate::sip::transaction::{Peer, ServerTxId};
-use crate::sip::uri::SipUri;
+use crate::sip::uri::{SipUri, host_port};
 use crate::sip::{build, headers};
 
 /// A new call as the call core sees it.
@@ -188,12 +188,4 @@ fn called_number(invite: &Request) -> String {
             ))
         })
         .unwrap_or_default()
-}
-
-/// `host:port` with IPv6 brackets.
-pub(super) fn host_port(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => a.to_string(),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
 }

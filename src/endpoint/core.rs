@@ -26,11 +26,13 @@ use super::admission::Admission;
 use super::conns::{ConnRefusal, Conns, TcpLimits};
 use super::metrics::{Metrics, RegistrarMetrics};
 use super::trunk_limits::TrunkLimits;
+use super::trunks::{TrunkRegistration, Trunks};
 use crate::cidr::Cidr;
 use crate::metrics::Registry;
 use crate::registrar::{BindingChange, Held, Registrar, Verdict};
 use crate::sip::parse::{self, ParseError};
 use crate::sip::policy::{self, Decision};
+use crate::sip::registration::RegState;
 use crate::sip::transaction::{ClientTxId, Peer, ServerTxId, Transactions, TxEvent};
 use crate::sip::{Timers, Transport, build, headers};
 
@@ -52,6 +54,10 @@ pub struct Settings {
     pub trunk_limits: TrunkLimits,
     /// Caps and deadlines of TCP connections.
     pub tcp: TcpLimits,
+    /// The trunks to register with, and when the first REGISTERs go.
+    pub registrations: Vec<TrunkRegistration>,
+    /// The instant the core starts at.
+    pub started: Instant,
 }
 
 /// Where the edge sends bytes.
@@ -192,6 +198,7 @@ pub struct Core {
     /// The media workers' running count of late ticks, as last told.
     media_late_ticks: u64,
     registrar: Option<Registrar>,
+    trunks: Trunks,
     drain: Option<Drain>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -215,6 +222,7 @@ impl Core {
             trunk_limits: settings.trunk_limits,
             media_late_ticks: 0,
             registrar,
+            trunks: Trunks::new(settings.registrations, settings.started, registry),
             drain: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -268,7 +276,7 @@ impl Core {
                 let _ = self.tx.respond(now, tx, self.stamp(response));
             }
             Command::Send { peer, mut request } => {
-                self.sign(&mut request);
+                sign(&self.server, &mut request);
                 let route = headers::call_id(&request.headers)
                     .zip(headers::cseq(&request.headers))
                     .map(|(id, (seq, m))| (id.to_owned(), seq, m));
@@ -281,7 +289,7 @@ impl Core {
                 }
             }
             Command::SendStateless { peer, mut request } => {
-                self.sign(&mut request);
+                sign(&self.server, &mut request);
                 self.tx.send_stateless(peer, &SipMessage::Request(request));
             }
             Command::Route { call_id } => {
@@ -362,6 +370,10 @@ impl Core {
     /// which hangs it up with a BYE). `Event::Drained` follows once none is left. A second
     /// drain can only shorten the grace.
     pub fn handle_drain(&mut self, now: Instant, grace: Duration) {
+        if self.drain.is_none() {
+            let (tx, server) = (&mut self.tx, self.server.as_str());
+            self.trunks.stop(&mut sender(tx, server, now));
+        }
         let at = now + grace;
         let drain = self.drain.get_or_insert(Drain {
             hang_up_at: Some(at),
@@ -407,7 +419,18 @@ impl Core {
         {
             r.handle_timeout(now);
         }
+        let (tx, server) = (&mut self.tx, self.server.as_str());
+        self.trunks
+            .handle_timeout(now, &mut sender(tx, server, now));
         self.drive(now);
+    }
+
+    /// Each registering trunk and where its registration stands.
+    pub fn registrations(&self) -> Vec<(String, RegState)> {
+        self.trunks
+            .states()
+            .map(|(t, s)| (t.to_owned(), s.clone()))
+            .collect()
     }
 
     /// The next message to send, in order.
@@ -427,6 +450,7 @@ impl Core {
         [
             self.tx.poll_timeout(),
             registrar,
+            self.trunks.poll_timeout(),
             hang_up,
             self.conns.poll_timeout(),
         ]
@@ -531,6 +555,11 @@ impl Core {
                 }
             }
             TxEvent::Response { tx, response } => {
+                let (txs, server) = (&mut self.tx, self.server.as_str());
+                let mut send = sender(txs, server, now);
+                if self.trunks.handle_response(now, tx, &response, &mut send) {
+                    return;
+                }
                 if response.status_code.code() >= 200 {
                     self.pending.remove(&tx);
                 }
@@ -544,6 +573,13 @@ impl Core {
                 }
             }
             TxEvent::Timeout { tx } => {
+                let (txs, server) = (&mut self.tx, self.server.as_str());
+                if self
+                    .trunks
+                    .handle_no_answer(now, tx, &mut sender(txs, server, now))
+                {
+                    return;
+                }
                 if let Some((call_id, cseq, method)) = self.pending.remove(&tx)
                     && self.routes.contains_key(&call_id)
                 {
@@ -573,9 +609,11 @@ impl Core {
             .unwrap_or_default()
             .to_owned();
         let ip = peer.addr.ip();
-        let trunk = self.trunk_of(ip).map(str::to_owned);
+        // A call sent to a trunk's registration comes in on that trunk, wherever from.
+        let registered = self.trunks.trunk_of(&request.uri, ip);
+        let trunk = registered.or_else(|| self.trunk_of(ip)).map(str::to_owned);
         let ctx = policy::Context {
-            trusted_source: self.trusted(ip),
+            trusted_source: registered.is_some() || self.trusted(ip),
             known_dialog: self.routes.contains_key(&call_id),
             registrar: self.registrar.is_some(),
             draining: self.drain.is_some(),
@@ -658,6 +696,7 @@ impl Core {
         !matches!(req.method, Method::Register | Method::Ack)
             && !self.trusted(ip)
             && !headers::call_id(&req.headers).is_some_and(|id| self.routes.contains_key(id))
+            && self.trunks.trunk_of(&req.uri, ip).is_none()
     }
 
     /// Whether `ip` is a trunk's: in `[trunks] allow` or a named trunk's networks.
@@ -719,25 +758,37 @@ impl Core {
         let _ = self.tx.respond(now, tx, self.stamp(response));
     }
 
-    /// Adds our User-Agent to a request we send, unless it has one.
-    fn sign(&self, request: &mut Request) {
-        if !request
-            .headers
-            .iter()
-            .any(|h| matches!(h, Header::UserAgent(_)))
-        {
-            request
-                .headers
-                .push(Header::UserAgent(self.server.clone().into()));
-        }
-    }
-
     /// Adds our Server header to the responses we send.
     fn stamp(&self, mut response: rsip::Response) -> rsip::Response {
         response
             .headers
             .push(Header::Server(self.server.clone().into()));
         response
+    }
+}
+
+/// Sends a request of the core's own (a trunk's REGISTER) in a client transaction.
+fn sender<'a>(
+    tx: &'a mut Transactions,
+    server: &'a str,
+    now: Instant,
+) -> impl FnMut(Peer, Request) -> ClientTxId + 'a {
+    move |peer, mut request| {
+        sign(server, &mut request);
+        tx.send_request(now, peer, request)
+    }
+}
+
+/// Adds our User-Agent (`server`) to a request we send, unless it has one.
+fn sign(server: &str, request: &mut Request) {
+    if !request
+        .headers
+        .iter()
+        .any(|h| matches!(h, Header::UserAgent(_)))
+    {
+        request
+            .headers
+            .push(Header::UserAgent(server.to_owned().into()));
     }
 }
 

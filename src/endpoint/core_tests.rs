@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use rsip::{Request, Response, SipMessage};
 
 use super::*;
+use crate::endpoint::trunks::TrunkRegistration;
 use crate::registrar::test_phone::{Phone, challenge_in};
 use crate::registrar::{RegistrarConfig, Secret};
 use crate::sip::parse::parse;
+use crate::sip::registration::{RegState, RegisterSettings};
 use crate::time::virtual_time::{Timed, advance};
 
 impl Timed for Core {
@@ -40,28 +42,34 @@ impl Core {
     /// A core for tests: the trunk `pbx` is 10.0.0.1 (2 calls at most), anyone in
     /// 10.0.0.0/8 may send requests, `max_calls` calls in all.
     pub(crate) fn for_tests(max_calls: usize, registrar: Option<Registrar>) -> Core {
-        let settings = Settings {
-            timers: Timers::default(),
-            max_transactions: 1000,
-            allow: vec!["10.0.0.0/8".parse().expect("cidr")],
-            named: vec![("pbx".into(), vec!["10.0.0.1/32".parse().expect("cidr")])],
-            server: "hotline-test".into(),
-            admission: Admission::new(max_calls, 0, false, false),
-            trunk_limits: crate::endpoint::trunk_limits::TrunkLimits::new([(
-                "pbx".to_owned(),
-                crate::endpoint::trunk_limits::TrunkLimit {
-                    max_calls: 2,
-                    max_cps: 0,
-                },
-            )]),
-            tcp: crate::endpoint::conns::TcpLimits {
-                max_connections: 100,
-                max_per_source: 10,
-                idle: Duration::from_secs(600),
-                message_deadline: Duration::from_secs(20),
+        Core::new(test_settings(max_calls), registrar, &Registry::new())
+    }
+}
+
+/// `Core::for_tests`'s settings.
+fn test_settings(max_calls: usize) -> Settings {
+    Settings {
+        timers: Timers::default(),
+        max_transactions: 1000,
+        allow: vec!["10.0.0.0/8".parse().expect("cidr")],
+        named: vec![("pbx".into(), vec!["10.0.0.1/32".parse().expect("cidr")])],
+        server: "hotline-test".into(),
+        admission: Admission::new(max_calls, 0, false, false),
+        trunk_limits: crate::endpoint::trunk_limits::TrunkLimits::new([(
+            "pbx".to_owned(),
+            crate::endpoint::trunk_limits::TrunkLimit {
+                max_calls: 2,
+                max_cps: 0,
             },
-        };
-        Core::new(settings, registrar, &Registry::new())
+        )]),
+        tcp: crate::endpoint::conns::TcpLimits {
+            max_connections: 100,
+            max_per_source: 10,
+            idle: Duration::from_secs(600),
+            message_deadline: Duration::from_secs(20),
+        },
+        registrations: Vec::new(),
+        started: Instant::now(),
     }
 }
 
@@ -632,4 +640,75 @@ fn a_named_trunk_holds_at_most_its_calls_while_others_still_get_in() {
     });
     b.receive(Peer::udp(TRUNK), &invite("p4", "z9hG4bKp4"));
     assert_eq!(b.new_call().call_id, "p4");
+}
+
+#[test]
+fn a_registering_trunk_registers_at_start_and_takes_the_calls_sent_to_its_binding() {
+    const REGISTRAR: &str = "192.0.2.1:5060";
+    let now = Instant::now();
+    let mut settings = test_settings(10);
+    settings.started = now;
+    settings.registrations = vec![TrunkRegistration {
+        settings: RegisterSettings {
+            trunk: "carrier".into(),
+            registrar: format!("sip:{REGISTRAR}"),
+            aor: "sip:12345@carrier.example".into(),
+            contact: "sip:12345@10.0.0.2:5060;line=tok1".into(),
+            auth_user: "12345".into(),
+            password: Secret::new("right"),
+            realm: String::new(),
+            expires: 600,
+            transport: Transport::Udp,
+            sent_by: "10.0.0.2:5060".into(),
+        },
+        peer: Peer::udp(REGISTRAR),
+        token: "tok1".into(),
+    }];
+    let mut b = Bench {
+        core: Core::new(settings, None, &Registry::new()),
+        now,
+    };
+    assert_eq!(b.core.poll_timeout(), Some(now), "it registers at once");
+    b.core.handle_timeout(now);
+    let t = b.core.poll_transmit().expect("a REGISTER");
+    assert_eq!(t.dest, Dest::Udp(addr(REGISTRAR)));
+    let register = match parse(&t.bytes, Transport::Udp) {
+        Ok(SipMessage::Request(r)) => r,
+        other => panic!("a request: {other:?}"),
+    };
+    assert_eq!(register.method, Method::Register);
+    assert!(
+        register
+            .headers
+            .iter()
+            .any(|h| matches!(h, Header::UserAgent(_))),
+        "signed like every request we send"
+    );
+    let ok = crate::sip::build::response(&register, 200, Some("r1"));
+    let ok = crate::sip::build::encode(&SipMessage::Response(ok));
+    b.core.handle_datagram(now, Peer::udp(REGISTRAR), &ok);
+    assert!(matches!(
+        b.core.registrations().as_slice(),
+        [(trunk, RegState::Registered { until })] if trunk == "carrier" && *until == now + Duration::from_secs(600)
+    ));
+    // A call sent to the binding, from an address no [trunks] list names.
+    let to_binding = invite("c1", "z9hG4bKa").replace(
+        "INVITE sip:12345@10.0.0.2 SIP/2.0",
+        "INVITE sip:12345@10.0.0.2:5060;line=tok1 SIP/2.0",
+    );
+    b.receive(Peer::udp("198.51.100.7:5060"), &to_binding);
+    assert_eq!(b.new_call().trunk.as_deref(), Some("carrier"));
+    b.sent();
+    // The same address without the binding's token is a stranger.
+    b.receive(Peer::udp("198.51.100.7:5060"), &invite("c2", "z9hG4bKb"));
+    assert_eq!(b.sent_lines(), ["403"]);
+    // Stopping unregisters.
+    b.core.handle_drain(now, Duration::from_secs(1));
+    let lines = b.sent();
+    assert!(
+        lines
+            .iter()
+            .any(|(d, l)| *d == Dest::Udp(addr(REGISTRAR)) && l.starts_with("REGISTER")),
+        "{lines:?}"
+    );
 }

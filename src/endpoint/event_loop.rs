@@ -18,10 +18,14 @@ use super::admission::Admission;
 use super::conns::{TcpLimits, tcp_connection_cap};
 use super::core::{Command, ConnEnd, Core, Dest, Event, Settings, Transmit};
 use super::trunk_limits::{TrunkLimit, TrunkLimits};
+use super::trunks::TrunkRegistration;
 use super::{CallEvent, CallStarter, EndpointHandle, IncomingCall, TrunkConfig, tcp};
 use crate::cidr::Cidr;
 use crate::metrics::{Counter, Registry};
 use crate::registrar::{BindingChange, Registrar};
+use crate::secret::Secret;
+use crate::sip::digest::ClientCredentials;
+use crate::sip::registration::RegisterSettings;
 use crate::sip::transaction::Peer;
 use crate::sip::{SipConfig, Transport};
 use crate::time::sleep_until;
@@ -83,6 +87,12 @@ pub enum StartError {
     Allow(#[from] super::CidrError),
     #[error("[sip] public_address {0:?} is not an IP address")]
     PublicAddress(String),
+    #[error("[trunks.named.{trunk}.register] registrar {registrar:?}: {why}")]
+    Registrar {
+        trunk: String,
+        registrar: String,
+        why: String,
+    },
 }
 
 /// A running endpoint.
@@ -99,7 +109,7 @@ impl Endpoint {
         trunks: &TrunkConfig,
         registry: &Arc<Registry>,
         starter: CallStarter,
-        registrations: Option<Registrations>,
+        agent_registrations: Option<Registrations>,
         descriptors: u64,
     ) -> Result<Endpoint, StartError> {
         let parse = |list: &[String]| {
@@ -141,12 +151,28 @@ impl Endpoint {
         let udp_addr = udp.as_ref().and_then(|u| u.local_addr().ok());
         let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());
         let (tx, rx) = mpsc::unbounded_channel();
-        let handle = EndpointHandle {
+        let mut handle = EndpointHandle {
             tx: tx.clone(),
             public_ip,
             udp_port: udp_addr.map_or(5060, |a| a.port()),
             tcp_port: tcp_addr.map_or(5060, |a| a.port()),
+            credentials: Arc::default(),
         };
+        let registrations = trunk_registrations(trunks, &handle).await?;
+        handle.credentials = Arc::new(
+            registrations
+                .iter()
+                .map(|r| {
+                    let s = &r.settings;
+                    let credentials = ClientCredentials {
+                        username: s.auth_user.clone(),
+                        password: s.password.clone(),
+                        realm: s.realm.clone(),
+                    };
+                    (r.peer.addr.ip(), credentials)
+                })
+                .collect(),
+        );
         if let Some(listener) = tcp {
             tokio::spawn(tcp::accept_loop(listener, tx.clone()));
         }
@@ -162,6 +188,8 @@ impl Endpoint {
             );
         }
         let settings = Settings {
+            registrations,
+            started: Instant::now(),
             timers: sip.timers(),
             max_transactions: sip.max_transactions,
             allow,
@@ -187,7 +215,7 @@ impl Endpoint {
                 message_deadline: Duration::from_secs(sip.tcp_message_deadline_s),
             },
         };
-        let (registrar, changes) = match registrations {
+        let (registrar, changes) = match agent_registrations {
             Some(r) => (Some(r.registrar), Some(r.changes)),
             None => (None, None),
         };
@@ -453,6 +481,71 @@ async fn recv(
         Some(u) => u.recv_from(buf).await,
         None => std::future::pending().await,
     }
+}
+
+/// The trunks that register, with their registrar's address resolved (once, at start) and
+/// our Contact as that registrar reaches us.
+async fn trunk_registrations(
+    trunks: &TrunkConfig,
+    handle: &EndpointHandle,
+) -> Result<Vec<TrunkRegistration>, StartError> {
+    let mut out = Vec::new();
+    for (name, trunk) in &trunks.named {
+        let Some(r) = &trunk.register else {
+            continue;
+        };
+        let fail = |why: String| StartError::Registrar {
+            trunk: name.clone(),
+            registrar: r.registrar.clone(),
+            why,
+        };
+        let uri = r
+            .registrar_uri()
+            .ok_or_else(|| fail("not a SIP URI".into()))?;
+        let transport = r.transport();
+        let port = uri.port.unwrap_or(5060);
+        let addr = tokio::net::lookup_host((uri.host, port))
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .next()
+            .ok_or_else(|| fail("the name resolves to no address".into()))?;
+        let peer = Peer {
+            transport,
+            addr,
+            conn: None,
+        };
+        let local_ip = handle.public_ip.unwrap_or_else(|| route_to(addr));
+        let sent_by = crate::sip::uri::host_port(SocketAddr::new(local_ip, handle.port(transport)));
+        let token = format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+        let tcp = if transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        let domain = if r.domain.is_empty() {
+            uri.host
+        } else {
+            r.domain.as_str()
+        };
+        let user = crate::sip::uri::percent_encode(&r.user);
+        out.push(TrunkRegistration {
+            settings: RegisterSettings {
+                trunk: name.clone(),
+                registrar: r.registrar.trim_matches(['<', '>']).to_owned(),
+                aor: format!("sip:{user}@{domain}"),
+                contact: format!("sip:{user}@{sent_by};line={token}{tcp}"),
+                auth_user: r.auth_user().to_owned(),
+                password: r.password.clone().unwrap_or_else(|| Secret::new("")),
+                realm: r.realm.clone(),
+                expires: u32::try_from(r.expires_s).unwrap_or(u32::MAX),
+                transport,
+                sent_by,
+            },
+            peer,
+            token,
+        });
+    }
+    Ok(out)
 }
 
 /// The local IP the kernel would send from to reach `peer` (no packet is sent).

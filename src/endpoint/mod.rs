@@ -10,6 +10,7 @@ mod event_loop;
 mod metrics;
 mod tcp;
 mod trunk_limits;
+mod trunks;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -21,9 +22,15 @@ use tokio::sync::mpsc;
 
 pub use crate::cidr::{Cidr, CidrError};
 pub use event_loop::{Endpoint, Registrations, StartError};
+pub use trunks::TrunkRegistration;
 
 use self::core::Command;
+use crate::diag::{Diagnostic, PathKey, Problem};
+use crate::secret::Secret;
+use crate::sip::Transport;
+use crate::sip::digest::ClientCredentials;
 use crate::sip::transaction::{Peer, ServerTxId};
+use crate::sip::uri::SipUri;
 
 /// The `[trunks]` section: who may send us SIP.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -44,9 +51,125 @@ pub struct NamedTrunk {
     pub max_calls: usize,
     /// New calls a second this trunk may start (503 beyond); 0: no limit of its own.
     pub max_cps: u32,
+    /// Register with the trunk's registrar (a registration-based trunk); its credentials
+    /// also answer the trunk's challenges to our INVITEs and BYEs.
+    pub register: Option<RegisterConfig>,
+}
+
+/// `[trunks.named.NAME.register]`: the engine keeps a binding at the trunk's registrar
+/// (RFC 3261 10), and calls sent to that binding come in on this trunk.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegisterConfig {
+    /// The registrar's SIP URI (`sip:host[:port]`); also where the trunk's challenges come
+    /// from.
+    pub registrar: String,
+    /// The user registered (the address of record's user part, often the DID).
+    pub user: String,
+    /// The address of record's domain; empty: the registrar's host.
+    pub domain: String,
+    /// The digest user name; empty: `user`.
+    pub auth_user: String,
+    /// The digest password; none for a registrar that does not challenge.
+    pub password: Option<Secret>,
+    /// Answer challenges of this realm only; empty: whatever realm the trunk names.
+    pub realm: String,
+    /// The binding's lifetime asked for; renewed a minute before it ends (half-way for
+    /// short ones).
+    #[serde(deserialize_with = "crate::duration::seconds")]
+    pub expires_s: u64,
+    /// `udp` or `tcp`; empty: the registrar URI's `transport` parameter, else UDP.
+    pub transport: String,
+}
+
+impl Default for RegisterConfig {
+    fn default() -> Self {
+        RegisterConfig {
+            registrar: String::new(),
+            user: String::new(),
+            domain: String::new(),
+            auth_user: String::new(),
+            password: None,
+            realm: String::new(),
+            expires_s: 3600,
+            transport: String::new(),
+        }
+    }
+}
+
+impl RegisterConfig {
+    /// The registrar's URI, read.
+    pub fn registrar_uri(&self) -> Option<SipUri<'_>> {
+        SipUri::parse(&self.registrar)
+    }
+
+    /// How REGISTERs travel.
+    pub fn transport(&self) -> Transport {
+        match self.transport.to_ascii_lowercase().as_str() {
+            "tcp" => Transport::Tcp,
+            "udp" => Transport::Udp,
+            _ => self
+                .registrar_uri()
+                .map_or(Transport::Udp, |u| u.transport()),
+        }
+    }
+
+    /// The digest user name.
+    pub fn auth_user(&self) -> &str {
+        if self.auth_user.is_empty() {
+            &self.user
+        } else {
+            &self.auth_user
+        }
+    }
 }
 
 impl TrunkConfig {
+    /// Every problem of the section, with paths from the file's root.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (name, trunk) in &self.named {
+            let Some(r) = &trunk.register else {
+                continue;
+            };
+            let at = |key: &str, message: String| Problem {
+                path: ["trunks", "named", name.as_str(), "register", key]
+                    .map(|k| PathKey::Key(k.to_owned()))
+                    .to_vec(),
+                message,
+            };
+            if r.registrar_uri().is_none() {
+                out.push(at(
+                    "registrar",
+                    format!(
+                        "{:?} is not a SIP URI: write the registrar as \"sip:host\" or \"sip:host:port\"",
+                        r.registrar
+                    ),
+                ));
+            }
+            if r.user.is_empty() {
+                out.push(at("user", "the user to register is missing".into()));
+            }
+            if r.expires_s == 0 {
+                out.push(at("expires_s", "expires_s must be at least 1".into()));
+            }
+            if !matches!(
+                r.transport.to_ascii_lowercase().as_str(),
+                "" | "udp" | "tcp"
+            ) {
+                out.push(at(
+                    "transport",
+                    format!("transport {:?}: write \"udp\" or \"tcp\"", r.transport),
+                ));
+            }
+        }
+        out
+    }
+
+    pub fn diagnostics(&self, file: &std::path::Path, text: &str) -> Vec<Diagnostic> {
+        crate::diag::diagnostics(file, text, self.problems())
+    }
+
     /// Every network a trunk may send from: `allow` and each named trunk's.
     pub fn networks(&self) -> Result<Vec<Cidr>, CidrError> {
         self.allow
@@ -121,9 +244,20 @@ pub struct EndpointHandle {
     public_ip: Option<IpAddr>,
     udp_port: u16,
     tcp_port: u16,
+    /// The registering trunks' credentials, by their registrar's address.
+    credentials: Arc<Vec<(IpAddr, ClientCredentials)>>,
 }
 
 impl EndpointHandle {
+    /// The credentials of the trunk at `addr` (a registrar we register with), which
+    /// answer its challenges to the requests of calls we send it.
+    pub fn credentials_for(&self, addr: SocketAddr) -> Option<ClientCredentials> {
+        self.credentials
+            .iter()
+            .find(|(ip, _)| *ip == addr.ip())
+            .map(|(_, c)| c.clone())
+    }
+
     /// Our address as `peer` reaches it (for Via, Contact and SDP): the configured public
     /// address, or the local address the kernel routes to the peer from, with the listening
     /// port of the peer's transport.

@@ -58,6 +58,7 @@ pub fn config_diagnostics(config: &Config, file: &Path, text: &str) -> Vec<Diagn
     let mut out = config.acd.diagnostics(file, text);
     out.extend(config.registrar.diagnostics(file, text));
     out.extend(config.sip.diagnostics(file, text));
+    out.extend(config.trunks.diagnostics(file, text));
     out.extend(config.media.diagnostics(file, text));
     out.extend(config.api.diagnostics(file, text));
     out

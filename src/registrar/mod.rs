@@ -4,18 +4,16 @@
 //! the ACD (`AcdHandle::registration`). It owns no socket and reads no clock.
 
 mod bindings;
-mod digest;
 mod guard;
 mod nonce;
 mod register;
 mod request;
-mod secret;
 
-pub use digest::Algorithm;
+pub use crate::secret::Secret;
+pub use crate::sip::digest::Algorithm;
 pub use guard::{Held, Lockout};
 pub use register::{AuthCounters, BindingChange, Registrar, Reply, Verdict};
 pub use request::{Contacts, RegisterRequest, RequestError};
-pub use secret::Secret;
 
 use std::path::Path;
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
-use super::digest::same_bytes;
+use crate::sip::digest::same_bytes;
 
 /// What a nonce presented by a client is worth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,13 +21,13 @@ use rsip::prelude::*;
 
 use super::RegistrarConfig;
 use super::bindings::{Bindings, Change};
-use super::digest::{self, Algorithm, Credentials};
 use super::guard::{Guard, Held, Lockout};
 use super::nonce::{NonceState, Nonces};
 use super::request::{Contacts, RegisterRequest, RequestError};
-use super::secret::Secret;
 use crate::cidr::Cidr;
 use crate::diag::InvalidSection;
+use crate::secret::Secret;
+use crate::sip::digest::{self, Algorithm, Credentials};
 
 /// The answer to send: status and the headers this registrar adds (the transaction layer
 /// copies Via, From, To with a tag, Call-ID and CSeq).

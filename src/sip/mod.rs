@@ -186,10 +186,12 @@ pub fn is_supported(tag: &str) -> bool {
 
 pub mod build;
 pub mod dialog;
+pub mod digest;
 pub mod framing;
 pub mod headers;
 pub mod parse;
 pub mod policy;
+pub mod registration;
 pub mod session_timer;
 pub mod transaction;
 pub mod uri;

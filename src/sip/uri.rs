@@ -18,6 +18,14 @@ pub struct SipUri<'a> {
     pub params: &'a str,
 }
 
+/// `host:port` with IPv6 brackets, as Via, Contact and URIs write an address.
+pub fn host_port(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
 impl<'a> SipUri<'a> {
     /// Reads `sip:`/`sips:` URIs (also inside `<...>`); `None` for anything else.
     pub fn parse(text: &'a str) -> Option<SipUri<'a>> {

@@ -22,3 +22,4 @@ mod speech_clips;
 mod speech_remote;
 mod supervisor_run;
 mod transfer;
+mod trunk_signalling;

@@ -190,7 +190,7 @@ fn calls_are_refused_without_a_common_codec_or_from_an_unknown_source() {
     let run = sipp(
         &engine,
         "refused.xml",
-        &[("CODE", "488"), ("FORMATS", "18")],
+        &[("CODE", "488"), ("FORMATS", "18"), ("HEADERS", "")],
         &["-m", "1"],
     );
     assert_ok(&run);
@@ -199,7 +199,7 @@ fn calls_are_refused_without_a_common_codec_or_from_an_unknown_source() {
     let run = sipp(
         &engine,
         "refused.xml",
-        &[("CODE", "403"), ("FORMATS", "0")],
+        &[("CODE", "403"), ("FORMATS", "0"), ("HEADERS", "")],
         &["-m", "1"],
     );
     assert_ok(&run);

@@ -1,4 +1,5 @@
-//! A password from the config file: usable for digest computation, never printed.
+//! A password or token from the config file: usable for digest computation and checks,
+//! never printed.
 
 use std::fmt;
 
