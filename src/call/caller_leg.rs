@@ -159,6 +159,8 @@ pub(super) struct CallerLeg {
     dialog: Dialog,
     invite: Request,
     invite_tx: ServerTxId,
+    /// Where the INVITE came from.
+    source: Peer,
     offer: Option<RemoteMedia>,
     local: SocketAddr,
     media: MediaSetup,
@@ -229,6 +231,7 @@ impl CallerLeg {
             dialog: invite.dialog,
             invite: invite.request,
             invite_tx: invite.tx,
+            source: invite.peer,
             offer: invite.offer,
             local: invite.local,
             media,
@@ -303,9 +306,10 @@ impl CallerLeg {
         self.state == State::Ended
     }
 
-    /// Where requests in the dialog go: the trunk that sent the call.
-    pub(super) fn peer(&self) -> Peer {
-        self.dialog.next_hop()
+    /// Where the call came from: the trunk (or proxy) that sent the INVITE, which a
+    /// transfer back out through the trunk goes to.
+    pub(super) fn source(&self) -> Peer {
+        self.source
     }
 
     pub(super) fn handle_timeout(&mut self, now: Instant) {

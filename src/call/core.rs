@@ -364,7 +364,7 @@ impl CallCore {
             setup.flows,
             setup.plan,
             self.info.clone(),
-            host_port(self.caller.peer().addr),
+            host_port(self.caller.source().addr),
             setup.has_acd,
         ));
     }

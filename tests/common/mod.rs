@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod baresip;
 pub mod chromium;
+pub mod kamailio;
 pub mod linphone;
 pub mod stats;
 
@@ -433,6 +434,18 @@ impl Sipp {
         vars: &[(&str, &str)],
         args: &[&str],
     ) -> Sipp {
+        Sipp::start_on(dir, free_port(), target, scenario, vars, args)
+    }
+
+    /// As `start`, with SIPp on local UDP/TCP `port` (for a peer that must know it first).
+    pub fn start_on(
+        dir: &Path,
+        port: u16,
+        target: SocketAddr,
+        scenario: &str,
+        vars: &[(&str, &str)],
+        args: &[&str],
+    ) -> Sipp {
         let mut xml = std::fs::read_to_string(root().join("tests/sipp").join(scenario))
             .expect("read scenario");
         for (k, v) in vars {
@@ -445,7 +458,7 @@ impl Sipp {
             .arg(target.to_string())
             .arg("-sf")
             .arg(&sf)
-            .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-mp", &free_media_port().to_string()])
             .args(["-nostdin", "-trace_err", "-error_file"])
             .arg(dir.join(format!("{name}-errors.log")))

@@ -2,12 +2,14 @@
 //! trunk over loopback (UDP and TCP): reliable provisional responses (RFC 3262), session
 //! timers refreshed by UPDATE and too-short intervals refused (RFC 4028, 3311), and a
 //! carrier behind a NAT sending a withheld caller with P-Asserted-Identity (RFC 3581,
-//! 3325, 5806).
+//! 3325, 5806); and Kamailio as a carrier's registrar that requires digest auth, which
+//! the engine registers with, takes calls through and transfers back out through.
 
 use crate::common;
 
 use std::time::Duration;
 
+use common::kamailio::Kamailio;
 use common::{Engine, out_dir, sipp, tone};
 
 fn assert_ok(run: &common::SippRun) {
@@ -87,5 +89,150 @@ fn a_withheld_caller_from_a_carrier_behind_a_nat_is_known_and_reached() {
     assert!(
         log.contains("original_called=Some(\"01088888888\")"),
         "{log}"
+    );
+}
+
+/// Kamailio's script for a registration-based trunk: calls to a registered user go to its
+/// binding (and so do the test caller's ACK and BYE); calls to 999 (the engine transferring back out) must answer a proxy digest
+/// challenge, then go to the desk phone at `desk`.
+fn carrier_route(desk: u16) -> String {
+    format!(
+        r#"if ($rm == "INVITE" && $rU == "999") {{
+            if (!pv_proxy_authenticate("hotline", "secret", 0)) {{
+                xlog("L_NOTICE", "INVITE to 999: challenged\n");
+                proxy_challenge("hotline", 0);
+                exit;
+            }}
+            xlog("L_NOTICE", "INVITE to 999 from $fu: authenticated\n");
+            $du = "sip:127.0.0.1:{desk}";
+            t_relay();
+            exit;
+        }}
+        if ($rm == "INVITE") {{
+            if (!lookup("location")) {{
+                sl_send_reply("404", "Not Found");
+                exit;
+            }}
+            xlog("L_NOTICE", "INVITE for $rU to $ru\n");
+            t_relay();
+            exit;
+        }}
+        if ($rm == "CANCEL") {{
+            t_relay();
+            exit;
+        }}
+        # The test caller sends its ACK and BYE to us (its BYE even to "hotline" here), not
+        # to the engine's Contact: they go on to the binding.
+        if ($rm == "ACK" || $rm == "BYE") {{
+            $rU = "12345";
+            if (lookup("location")) {{
+                forward();
+            }}
+            exit;
+        }}"#
+    )
+}
+
+/// The engine's `[trunks.named.carrier.register]` section for Kamailio at `addr`.
+fn register_section(addr: std::net::SocketAddr, password: &str) -> String {
+    format!(
+        "registrar = \"sip:{addr}\"\nuser = \"12345\"\npassword = \"{password}\"\nexpires_s = 60\n"
+    )
+}
+
+/// Calls from the carrier transfer back out through it (to 999); calls from anywhere else
+/// are refused by name.
+const CARRIER_STEPS: &str = "
+  start:
+    switch: trunk
+    cases:
+      carrier: to_desk
+    default: other
+  to_desk:
+    transfer: trunk
+    number: \"999\"
+    failed: failed
+  failed:
+    hangup: transfer_failed
+  other:
+    hangup: wrong_trunk
+";
+
+#[test]
+fn the_engine_registers_with_a_digest_registrar_takes_calls_through_it_and_transfers_back() {
+    let dir = out_dir("trunk_register");
+    let desk = common::free_port();
+    let kamailio = Kamailio::start_with(&dir, "MD5", &carrier_route(desk));
+    let register = register_section(kamailio.addr(), "secret");
+    // Only the registration lets the carrier in: no [trunks] list names loopback.
+    let engine = Engine::start_steps(
+        &dir,
+        0.5,
+        CARRIER_STEPS,
+        &[
+            ("trunks", "allow = [\"10.0.0.0/8\"]\n"),
+            ("trunks.named.carrier", "allow = []\n"),
+            ("trunks.named.carrier.register", &register),
+        ],
+    );
+    assert!(
+        kamailio.wait_log("REGISTER from sip:12345@127.0.0.1: authenticated"),
+        "{}\n{}",
+        kamailio.log(),
+        engine.log()
+    );
+    assert!(
+        engine.wait_log("registered", Duration::from_secs(10)),
+        "{}",
+        engine.log()
+    );
+    let phone =
+        common::Sipp::start_on(&dir, desk, kamailio.addr(), "answer.xml", &[], &["-m", "1"]);
+    let wav = dir.join("caller.wav");
+    tone(&wav, 2.0, 440, true);
+    let caller = common::Sipp::start(
+        &dir,
+        kamailio.addr(),
+        "caller_hangs_up.xml",
+        &[("WAV", &wav.display().to_string()), ("HOLD_MS", "4000")],
+        &["-m", "1"],
+    )
+    .finish(Duration::from_secs(60));
+    assert_ok(&caller);
+    assert_ok(&phone.finish(Duration::from_secs(30)));
+    assert!(
+        kamailio.wait_log("INVITE to 999: challenged") && kamailio.wait_log("INVITE to 999 from"),
+        "the transfer answered the carrier's challenge:\n{}",
+        kamailio.log()
+    );
+    assert!(
+        engine.wait_log("outcome=transferred", Duration::from_secs(10)),
+        "{}",
+        engine.log()
+    );
+}
+
+#[test]
+fn a_registration_with_a_wrong_password_fails_and_says_why() {
+    let dir = out_dir("trunk_register_wrong");
+    let kamailio = Kamailio::start_with(&dir, "SHA-256", "");
+    let register = register_section(kamailio.addr(), "not-the-secret-7f3a");
+    let engine = Engine::start(
+        &dir,
+        0.5,
+        &[
+            ("trunks.named.carrier", "allow = []\n"),
+            ("trunks.named.carrier.register", &register),
+        ],
+    );
+    assert!(
+        engine.wait_log("credentials refused", Duration::from_secs(10)),
+        "{}\n{}",
+        engine.log(),
+        kamailio.log()
+    );
+    assert!(
+        !engine.log().contains("not-the-secret-7f3a"),
+        "the password is never logged"
     );
 }
