@@ -22,11 +22,13 @@ const CORES: &[&str] = &[
     "src/endpoint/conns.rs",
     "src/endpoint/admission.rs",
     "src/endpoint/trunk_limits.rs",
+    "src/endpoint/trunks.rs",
     "src/call/core.rs",
     "src/call/flow.rs",
     "src/call/caller_leg.rs",
     "src/call/far_leg.rs",
     "src/call/incoming.rs",
+    "src/call/identity.rs",
 ];
 
 /// What a core must not contain, and what it would mean.

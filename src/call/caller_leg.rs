@@ -43,6 +43,9 @@ pub(super) enum LegEvent {
     Up,
     Dtmf(char),
     PlayDone(PlayId),
+    /// The trunk's outcome of our REFER: it connected the caller elsewhere, or the status
+    /// that failed it (RFC 3515: the REFER's own, or the NOTIFY's sipfrag).
+    Referred(Result<(), u16>),
     /// The call is over: the caller hung up, or the media or the ACK timed out.
     Ended(EndReason),
 }
@@ -175,6 +178,8 @@ pub(super) struct CallerLeg {
     refresh: Option<Refresh>,
     /// The caller's side takes UPDATE (its INVITE's Allow): we refresh with it.
     peer_allows_update: bool,
+    /// The CSeq of our REFER while its outcome is awaited.
+    refer: Option<u32>,
     sdp_version: u64,
     /// The SDP we last sent: an answer that describes the same session keeps its version
     /// (RFC 3264 8).
@@ -244,6 +249,7 @@ impl CallerLeg {
             session: None,
             refresh: None,
             peer_allows_update,
+            refer: None,
             sdp_version: 1,
             last_sdp: None,
             dtmf_pt,
@@ -440,18 +446,90 @@ impl CallerLeg {
                 {
                     self.state = State::Ended;
                 } else {
+                    self.refer_answered(&response);
                     self.refresh_answered(now, &response);
                 }
             }
             CallEvent::Timeout { method, cseq, .. } => {
                 if method == Method::Bye && matches!(self.state, State::Leaving { .. }) {
                     self.state = State::Ended;
+                } else if method == Method::Refer && self.refer == Some(cseq) {
+                    self.refer = None;
+                    self.event(LegEvent::Referred(Err(408)));
                 } else if self.refresh.is_some_and(|r| r.seq == cseq) {
                     self.refresh = None;
                     info!("our session refresh got no answer: hanging up");
                     self.hang_up(now);
                     self.event(LegEvent::Ended(EndReason::SessionExpired));
                 }
+            }
+        }
+    }
+
+    /// Asks the caller's trunk to take the call to `target` (REFER, RFC 3515): the outcome
+    /// comes as `LegEvent::Referred`, from the REFER's failure or the trunk's NOTIFYs.
+    pub(super) fn refer(&mut self, target: &str) {
+        if self.state != State::Up {
+            return self.event(LegEvent::Referred(Err(481)));
+        }
+        let mut req = self.dialog.request(Method::Refer, &host_port(self.local));
+        let contact = self.dialog.local_contact.clone();
+        let h = &mut req.headers;
+        h.push(Header::Other("Refer-To".into(), format!("<{target}>")));
+        h.push(Header::Other("Referred-By".into(), contact.clone()));
+        h.push(Header::Contact(contact.into()));
+        self.refer = headers::cseq(&req.headers).map(|(n, _)| n);
+        let peer = self.dialog.next_hop();
+        self.out.push_back(LegOutput::Sip(Box::new(Command::Send {
+            peer,
+            request: req,
+        })));
+    }
+
+    /// A REFER refused outright ends the transfer with its status.
+    fn refer_answered(&mut self, response: &Response) {
+        let code = response.status_code.code();
+        let ours = headers::cseq(&response.headers)
+            .is_some_and(|(n, m)| m == Method::Refer && self.refer == Some(n));
+        if ours && code >= 300 {
+            self.refer = None;
+            self.event(LegEvent::Referred(Err(code)));
+        }
+    }
+
+    /// A NOTIFY of our REFER's progress (RFC 3515 2.4.4): its `message/sipfrag` body's
+    /// status line says how the trunk's call to the target goes.
+    fn refer_progress(&mut self, tx: ServerTxId, req: &Request) {
+        let is_refer = req.headers.iter().any(|h| match h {
+            Header::Event(e) => e
+                .value()
+                .split(';')
+                .next()
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("refer")),
+            _ => false,
+        });
+        if !is_refer {
+            return self.respond(tx, req, 489, None);
+        }
+        self.respond(tx, req, 200, None);
+        let code = std::str::from_utf8(&req.body)
+            .ok()
+            .and_then(|b| b.lines().next())
+            .and_then(|l| l.strip_prefix("SIP/2.0 "))
+            .and_then(|rest| rest.get(..3))
+            .and_then(|c| c.parse::<u16>().ok());
+        let Some(code) = code.filter(|_| self.refer.is_some()) else {
+            return;
+        };
+        match code {
+            100..=199 => debug!(code, "the trunk's transfer is in progress"),
+            200..=299 => {
+                self.refer = None;
+                self.event(LegEvent::Referred(Ok(())));
+            }
+            _ => {
+                self.refer = None;
+                self.event(LegEvent::Referred(Err(code)));
             }
         }
     }
@@ -683,6 +761,7 @@ impl CallerLeg {
             Method::Invite if ringing => self.respond(tx, &req, 500, None),
             Method::Invite | Method::Update => self.offer_answer(now, tx, &req),
             Method::PRack => self.prack(tx, &req),
+            Method::Notify => self.refer_progress(tx, &req),
             Method::Info => {
                 self.respond(tx, &req, 200, None);
                 if let Some(key) = sip_info_key(&req) {

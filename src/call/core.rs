@@ -376,6 +376,13 @@ impl CallCore {
             FlowAction::StopAudio => media(MediaOp::Stop),
             FlowAction::Bridge(far) => media(MediaOp::Bridge(far)),
             FlowAction::HangUpCaller => return self.caller.hang_up(self.now),
+            FlowAction::ReferCaller(target) => return self.caller.refer(&target),
+            FlowAction::NotifyReferrer(code) => {
+                if let Some(leg) = self.offer.as_mut() {
+                    leg.notify_referral(code);
+                }
+                return;
+            }
             FlowAction::Dial {
                 far,
                 target,

@@ -1176,3 +1176,178 @@ fn a_pbx_that_challenges_the_agents_invite_gets_it_again_with_our_credentials() 
         "the offer is still ringing, not failed"
     );
 }
+
+/// Greets, then hands the call back to the trunk by REFER.
+const REFER: &str = "  next:\n    transfer: sip:01012345678@10.0.0.1\n    method: refer\n    \
+                     failed: refer_failed\n  refer_failed:\n    hangup: refer_failed\n";
+
+/// The hotline's REFER to the trunk, after the greeting.
+fn referred() -> (Net, Dialog, crate::sip::transaction::ServerTxId, Request) {
+    let (mut net, dialog) = Net::up(REFER);
+    net.greeting_done();
+    let reqs = net.trunk.requests();
+    let [(tx, refer)] = reqs.as_slice() else {
+        panic!("one REFER: {reqs:?}");
+    };
+    assert_eq!(refer.method, Method::Refer);
+    assert!(dialog.matches(refer), "in the call's dialog");
+    assert_eq!(
+        headers::other_value(&refer.headers, "Refer-To"),
+        Some("<sip:01012345678@10.0.0.1>")
+    );
+    assert!(headers::other_value(&refer.headers, "Referred-By").is_some());
+    (net, dialog, *tx, refer.clone())
+}
+
+fn notify(dialog: &mut Dialog, frag: &str) -> Request {
+    let mut n = dialog.request(Method::Notify, TRUNK);
+    n.headers.push(Header::Event("refer".into()));
+    n.headers.push(Header::Other(
+        "Subscription-State".into(),
+        "active;expires=60".into(),
+    ));
+    n.headers
+        .push(Header::ContentType("message/sipfrag;version=2.0".into()));
+    n.body = frag.as_bytes().to_vec();
+    n
+}
+
+#[test]
+fn a_transfer_by_refer_leaves_the_call_once_the_trunk_connected_it() {
+    let (mut net, mut dialog, tx, refer) = referred();
+    net.respond(Who::Trunk, tx, build::response(&refer, 202, None));
+    net.send(Who::Trunk, notify(&mut dialog, "SIP/2.0 100 Trying\r\n"));
+    assert_eq!(codes_of(&mut net.trunk), [200]);
+    assert!(net.trunk.requests().is_empty(), "still in the call");
+    net.send(Who::Trunk, notify(&mut dialog, "SIP/2.0 200 OK\r\n"));
+    assert_eq!(codes_of(&mut net.trunk), [200]);
+    let byes = net.trunk.requests();
+    let [(tx, bye)] = byes.as_slice() else {
+        panic!("our BYE: {byes:?}");
+    };
+    assert_eq!(bye.method, Method::Bye);
+    net.respond(Who::Trunk, *tx, build::response(bye, 200, None));
+    assert_eq!(net.ended.as_deref(), Some("transferred"));
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        EventKind::CallFinished { outcome, .. } if outcome == "transferred"
+    )));
+}
+
+#[test]
+fn a_refused_refer_or_a_failed_notify_takes_the_failed_step() {
+    let (mut net, _dialog, tx, refer) = referred();
+    net.respond(Who::Trunk, tx, build::response(&refer, 403, None));
+    let byes = net.trunk.requests();
+    assert!(
+        matches!(byes.as_slice(), [(_, bye)] if bye.method == Method::Bye),
+        "hung up by the failed step: {byes:?}"
+    );
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        EventKind::CallFinished { outcome, .. } if outcome == "refer_failed"
+    )));
+
+    let (mut net, mut dialog, tx, refer) = referred();
+    net.respond(Who::Trunk, tx, build::response(&refer, 202, None));
+    net.send(Who::Trunk, notify(&mut dialog, "SIP/2.0 486 Busy Here\r\n"));
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        EventKind::CallFinished { outcome, .. } if outcome == "refer_failed"
+    )));
+}
+
+/// The body of a NOTIFY's sipfrag: its status code.
+fn sipfrag(request: &Request) -> Option<u16> {
+    std::str::from_utf8(&request.body)
+        .ok()?
+        .strip_prefix("SIP/2.0 ")?
+        .get(..3)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn an_agent_who_transfers_by_refer_hands_the_caller_to_the_target_and_leaves() {
+    let (mut net, _trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    net.instruction(Instruction::Offer {
+        offer: OfferId(1),
+        queue: "labor".into(),
+        agent: "1001".into(),
+        target: Target::Registered(format!("sip:1001@{AGENT}")),
+    });
+    let (_, mut agent) = agent_answers(&mut net);
+    net.instruction(Instruction::Connected {
+        offer: OfferId(1),
+        agent: "1001".into(),
+    });
+    net.agent.inbox.clear();
+
+    let mut refer = agent.request(Method::Refer, AGENT);
+    refer.headers.push(Header::Other(
+        "Refer-To".into(),
+        format!("<sip:1002@{AGENT}>"),
+    ));
+    net.send(Who::Agent, refer);
+    assert_eq!(codes_of(&mut net.agent), [202]);
+    let notifies = net.agent.requests();
+    let [(tx, trying)] = notifies.as_slice() else {
+        panic!("one NOTIFY: {notifies:?}");
+    };
+    assert_eq!(trying.method, Method::Notify);
+    assert_eq!(sipfrag(trying), Some(100));
+    net.respond(Who::Agent, *tx, build::response(trying, 200, None));
+
+    // The engine calls the target; the caller stays with the agent meanwhile.
+    let (target_invite, _) = agent_answers(&mut net);
+    assert_eq!(target_invite.uri.to_string(), format!("sip:1002@{AGENT}"));
+    let done = net.agent.requests();
+    let seen: Vec<(Method, Option<u16>)> =
+        done.iter().map(|(_, r)| (r.method, sipfrag(r))).collect();
+    assert_eq!(
+        seen,
+        [
+            (Method::Notify, Some(180)),
+            (Method::Notify, Some(200)),
+            (Method::Bye, None)
+        ],
+        "ringing, connected, and the agent's leg ends"
+    );
+    assert!(
+        net.did.iter().any(|a| matches!(
+            a,
+            CallAction::Media(LegRef::Caller, MediaOp::Bridge(Some(Far::Transfer)))
+        )),
+        "the caller now talks to the target"
+    );
+    assert_eq!(
+        net.acd()[1..],
+        [&AcdReport::CallEnded(HungUpBy::Agent)],
+        "the agent's part is over"
+    );
+    assert!(net.ended.is_none(), "the call goes on");
+}
+
+#[test]
+fn an_attended_transfer_by_refer_is_declined_and_the_call_goes_on() {
+    let (mut net, _trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    net.instruction(Instruction::Offer {
+        offer: OfferId(1),
+        queue: "labor".into(),
+        agent: "1001".into(),
+        target: Target::Registered(format!("sip:1001@{AGENT}")),
+    });
+    let (_, mut agent) = agent_answers(&mut net);
+    net.agent.inbox.clear();
+    let mut refer = agent.request(Method::Refer, AGENT);
+    refer.headers.push(Header::Other(
+        "Refer-To".into(),
+        format!("<sip:1002@{AGENT}?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+    ));
+    net.send(Who::Agent, refer);
+    assert_eq!(codes_of(&mut net.agent), [501]);
+    assert!(net.agent.requests().is_empty(), "no NOTIFY, no new call");
+    assert!(net.ended.is_none());
+}

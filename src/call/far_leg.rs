@@ -26,7 +26,7 @@ use crate::sip::uri::{percent_encode, to_rsip};
 use crate::sip::{Transport, build, headers};
 
 /// What happened on a far leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum FarEvent {
     /// The phone rings (180/183).
     Ringing,
@@ -38,6 +38,10 @@ pub(super) enum FarEvent {
     HungUp,
     /// Its RTP stopped after answering.
     MediaTimeout,
+    /// The phone (or the PBX it is on) asks for the caller to be transferred to this SIP
+    /// URI (a blind transfer by REFER, RFC 3515); it hears how that goes through
+    /// `notify_referral`.
+    Referred(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,8 @@ pub(super) struct FarLeg {
     credentials: Option<ClientCredentials>,
     /// The last nonce we answered: the same one again means our answer was refused.
     answered_nonce: Option<String>,
+    /// The phone's REFER subscription is active: our NOTIFYs report the transfer.
+    referral: bool,
     out: VecDeque<LegOutput<FarEvent>>,
 }
 
@@ -184,6 +190,7 @@ impl FarLeg {
             state: State::Calling,
             credentials,
             answered_nonce: None,
+            referral: false,
             out: VecDeque::new(),
         };
         leg.out.push_back(LegOutput::Sip(Box::new(Command::Send {
@@ -250,6 +257,9 @@ impl FarLeg {
         tx: crate::sip::transaction::ServerTxId,
         request: Request,
     ) -> Option<FarEvent> {
+        if request.method == Method::Refer {
+            return self.referred(tx, &request);
+        }
         let code = match (&request.method, &mut self.dialog) {
             (Method::Bye | Method::Options, Some(d)) if d.matches(&request) => 200,
             (Method::Invite | Method::Update, Some(d)) if d.matches(&request) => {
@@ -283,6 +293,89 @@ impl FarLeg {
             });
         }
         None
+    }
+
+    /// A REFER from the answered phone: 202 and a first NOTIFY (100) for a blind transfer
+    /// to a SIP URI; an attended one (Replaces) is not taken (501), a REFER without a
+    /// usable Refer-To is 400.
+    fn referred(
+        &mut self,
+        tx: crate::sip::transaction::ServerTxId,
+        request: &Request,
+    ) -> Option<FarEvent> {
+        let answered = self.state == State::Answered;
+        let refused = |code: u16, why: &str| {
+            let mut r = build::response(request, code, None);
+            if !why.is_empty() {
+                r.headers
+                    .push(Header::Warning(format!("399 hotline \"{why}\"").into()));
+            }
+            r
+        };
+        let response = match self.dialog.as_mut().filter(|d| d.matches(request)) {
+            Some(d) if answered => {
+                let _ = d.accept_remote_cseq(request);
+                let target = headers::other_value(&request.headers, "Refer-To")
+                    .map(|v| headers::addr_uri(v).to_owned());
+                match target {
+                    Some(t) if t.to_ascii_lowercase().contains("replaces") => Err(refused(
+                        501,
+                        "attended transfer (Replaces) is not supported",
+                    )),
+                    Some(t) if to_rsip(&t).is_some() => {
+                        let mut ok = build::response(request, 202, None);
+                        ok.headers
+                            .push(Header::Contact(d.local_contact.clone().into()));
+                        Ok((ok, t))
+                    }
+                    _ => Err(refused(400, "Refer-To is missing or not a SIP URI")),
+                }
+            }
+            _ => Err(refused(481, "")),
+        };
+        let (response, event) = match response {
+            Ok((ok, target)) => (ok, Some(FarEvent::Referred(target))),
+            Err(r) => (r, None),
+        };
+        self.out
+            .push_back(LegOutput::Sip(Box::new(Command::Respond { tx, response })));
+        if let Some(FarEvent::Referred(target)) = &event {
+            info!(far_call = %self.call_id, %target, "the phone transfers the caller");
+            self.referral = true;
+            self.notify_referral(100);
+        }
+        event
+    }
+
+    /// Tells the phone that REFERred how its transfer goes (RFC 3515 2.4.4: a NOTIFY with
+    /// the status as `message/sipfrag`); a final status ends its subscription.
+    pub(super) fn notify_referral(&mut self, code: u16) {
+        if !self.referral || self.state != State::Answered {
+            return;
+        }
+        let Some(d) = self.dialog.as_mut() else {
+            return;
+        };
+        let done = code >= 200;
+        let mut n = d.request(Method::Notify, &host_port(self.local));
+        let h = &mut n.headers;
+        h.push(Header::Contact(d.local_contact.clone().into()));
+        h.push(Header::Event("refer".into()));
+        h.push(Header::Other(
+            "Subscription-State".into(),
+            if done {
+                "terminated;reason=noresource"
+            } else {
+                "active;expires=60"
+            }
+            .into(),
+        ));
+        h.push(Header::ContentType("message/sipfrag;version=2.0".into()));
+        n.body = format!("SIP/2.0 {code} {}\r\n", build::reason_phrase(code)).into_bytes();
+        self.referral = !done;
+        let peer = d.next_hop();
+        self.out
+            .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request: n })));
     }
 
     /// A trunk challenged our INVITE or BYE (401/407): send it again with our answer, once

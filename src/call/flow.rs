@@ -22,7 +22,7 @@ use super::far_leg::FarEvent;
 use crate::acd::{EnqueueRequest, Instruction, OfferId, OfferOutcome, Target};
 use crate::dialplan::{
     self, Action, CallInfo, Enqueue, Input, Interpreter, ListenId, ListenRequest, Speech,
-    TransferTo,
+    TransferMethod, TransferTo,
 };
 use crate::events::{EventKind, HungUpBy};
 use crate::media::clip::Clip;
@@ -64,6 +64,9 @@ impl fmt::Display for Outcome {
         }
     }
 }
+
+/// How long the target of a transfer an agent asked for may ring.
+const AGENT_TRANSFER_RING: Duration = Duration::from_secs(30);
 
 /// What the call tells the ACD about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +160,12 @@ pub(super) enum FlowAction {
     Bridge(Option<Far>),
     /// BYE to the caller.
     HangUpCaller,
+    /// Ask the caller's trunk to take the call to this SIP URI (REFER); the outcome comes
+    /// back as `LegEvent::Referred`.
+    ReferCaller(String),
+    /// Tell the agent's phone, which asked for a transfer by REFER, how it goes (a
+    /// status: 180, 200, or the failure).
+    NotifyReferrer(u16),
     /// Ask a service.
     Service(Service),
 }
@@ -179,6 +188,8 @@ struct Queued {
 struct Transfer {
     /// Until the far end answers: when it has rung too long.
     ring_until: Option<Instant>,
+    /// The agent asked for it (REFER from their phone), not the dialplan.
+    by_agent: bool,
 }
 
 impl Transfer {
@@ -290,6 +301,7 @@ impl Flow {
             }
             LegEvent::PlayDone(media_id) => self.play_done(media_id),
             LegEvent::Ended(reason) => self.caller_gone(reason),
+            LegEvent::Referred(result) => self.referred(result),
             // The flow starts once the call is up.
             LegEvent::Up => {}
         }
@@ -388,9 +400,10 @@ impl Flow {
                 Action::Enqueue(e) => self.enqueue(e),
                 Action::Transfer {
                     to,
+                    method,
                     vars,
                     ring_timeout,
-                } => self.start_transfer(to, &vars, ring_timeout),
+                } => self.start_transfer(to, method, &vars, ring_timeout),
                 Action::Hangup { outcome } => {
                     self.actions.push_back(FlowAction::HangUpCaller);
                     self.finish(Outcome::Dialplan(outcome));
@@ -633,6 +646,19 @@ impl Flow {
                 self.drop_offer();
                 self.report(AcdReport::OfferOutcome(offer, offer_outcome(code)));
             }
+            FarEvent::Referred(target) if connected => self.agent_transfer(target),
+            FarEvent::Referred(_) => {}
+            FarEvent::HungUp | FarEvent::MediaTimeout if connected && self.agent_transferring() => {
+                // The agent left after asking for the transfer: the caller waits for it.
+                let by = if ev == FarEvent::HungUp {
+                    HungUpBy::Agent
+                } else {
+                    HungUpBy::System
+                };
+                self.report(AcdReport::CallEnded(by));
+                self.queued = None;
+                self.drop_offer();
+            }
             FarEvent::HungUp | FarEvent::MediaTimeout if connected => {
                 let (by, outcome) = if ev == FarEvent::HungUp {
                     info!("the agent hung up");
@@ -653,15 +679,17 @@ impl Flow {
         }
     }
 
-    fn start_transfer(&mut self, to: TransferTo, vars: &dialplan::Vars, ring: Duration) {
-        let target = match to {
-            TransferTo::Uri(uri) => uri,
-            TransferTo::Trunk(number) => format!("sip:{number}@{}", self.trunk_host),
+    /// The agent's phone asked (REFER) for the caller to go to `target`: the engine calls
+    /// it; the caller stays with the agent until it answers.
+    fn agent_transfer(&mut self, target: String) {
+        let Some(q) = self.queued.as_ref() else {
+            return;
         };
-        info!(%target, "transferring");
-        let context = DialContext::of(vars, None);
+        info!(%target, "the agent transfers the caller");
+        let context = DialContext::of(&q.enqueue.vars, None);
         self.transfer = Some(Transfer {
-            ring_until: Some(self.now + ring),
+            ring_until: Some(self.now + AGENT_TRANSFER_RING),
+            by_agent: true,
         });
         self.actions.push_back(FlowAction::Dial {
             far: Far::Transfer,
@@ -670,14 +698,79 @@ impl Flow {
         });
     }
 
+    fn agent_transferring(&self) -> bool {
+        self.transfer.as_ref().is_some_and(|t| t.by_agent)
+    }
+
+    fn start_transfer(
+        &mut self,
+        to: TransferTo,
+        method: TransferMethod,
+        vars: &dialplan::Vars,
+        ring: Duration,
+    ) {
+        let target = match to {
+            TransferTo::Uri(uri) => uri,
+            TransferTo::Trunk(number) => format!("sip:{number}@{}", self.trunk_host),
+        };
+        info!(%target, ?method, "transferring");
+        self.transfer = Some(Transfer {
+            ring_until: Some(self.now + ring),
+            by_agent: false,
+        });
+        match method {
+            TransferMethod::Bridge => {
+                let context = DialContext::of(vars, None);
+                self.actions.push_back(FlowAction::Dial {
+                    far: Far::Transfer,
+                    target,
+                    context,
+                });
+            }
+            TransferMethod::Refer => {
+                self.actions.push_back(FlowAction::StopAudio);
+                self.actions.push_back(FlowAction::ReferCaller(target));
+            }
+        }
+    }
+
+    /// The trunk's report on our REFER: it connected the caller (we leave the call), or
+    /// the transfer failed (the dialplan's `failed` step).
+    fn referred(&mut self, result: Result<(), u16>) {
+        if self.transfer.is_none() {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                info!("the trunk took the call: leaving it");
+                self.transfer = None;
+                self.actions.push_back(FlowAction::HangUpCaller);
+                self.finish(Outcome::Transferred);
+            }
+            Err(code) => self.on_transfer(FarEvent::Failed(code)),
+        }
+    }
+
     fn on_transfer(&mut self, ev: FarEvent) {
         let Some(t) = self.transfer.as_mut() else {
             return;
         };
         match ev {
-            FarEvent::Ringing => {}
+            FarEvent::Ringing => {
+                if t.by_agent {
+                    self.actions.push_back(FlowAction::NotifyReferrer(180));
+                }
+            }
             FarEvent::Answered => {
                 t.ring_until = None;
+                if t.by_agent {
+                    // The agent's part is over: they hear it connected, and their leg goes.
+                    self.actions.push_back(FlowAction::NotifyReferrer(200));
+                    if self.queued.take().is_some_and(|q| q.connected) {
+                        self.report(AcdReport::CallEnded(HungUpBy::Agent));
+                    }
+                    self.drop_offer();
+                }
                 self.actions.push_back(FlowAction::StopAudio);
                 self.actions
                     .push_back(FlowAction::Bridge(Some(Far::Transfer)));
@@ -690,10 +783,19 @@ impl Flow {
             }
             FarEvent::Failed(code) if !t.connected() => {
                 info!(code, "transfer failed");
+                let by_agent = t.by_agent;
                 self.transfer = None;
                 self.actions.push_back(FlowAction::DropFar(Far::Transfer));
-                self.interp.handle(self.now, Input::TransferFailed);
+                if !by_agent {
+                    return self.interp.handle(self.now, Input::TransferFailed);
+                }
+                // The agent hears it failed and keeps the caller; if they left, the call ends.
+                self.actions.push_back(FlowAction::NotifyReferrer(code));
+                if self.offer.is_none() {
+                    self.hang_up_caller(Outcome::AgentHungUp);
+                }
             }
+            FarEvent::Referred(_) => {}
             FarEvent::Failed(_) | FarEvent::HungUp | FarEvent::MediaTimeout => {
                 self.transfer = None;
                 self.actions.push_back(FlowAction::DropFar(Far::Transfer));

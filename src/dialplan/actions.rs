@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::model::TransferTo;
+use super::model::{TransferMethod, TransferTo};
 use super::vars::Vars;
 use crate::events::EventKind;
 
@@ -86,6 +86,7 @@ pub enum Action {
     /// Report with `TransferFailed` if the transfer does not happen.
     Transfer {
         to: TransferTo,
+        method: TransferMethod,
         vars: Vars,
         ring_timeout: Duration,
     },

@@ -1,7 +1,10 @@
 //! Walks every step type and every outcome of the interpreter with virtual time.
 
 use super::test_harness::{Call, TUESDAY_10AM, calendar, load, load_with, played, secs};
-use super::{Action, Enqueue, Input, ListenRequest, Speech, SpeechResult, TransferTo, Unavailable};
+use super::{
+    Action, Enqueue, Input, ListenRequest, Speech, SpeechResult, TransferMethod, TransferTo,
+    Unavailable,
+};
 use crate::events::{EventKind, FallbackReason};
 
 /// Prompts every test plan can use, in both languages.
@@ -789,12 +792,13 @@ fn hours_reads_the_clock_as_time_passes_in_the_call() {
 #[test]
 fn transfer_to_a_uri_or_the_trunk_and_failure() {
     let yaml = plan(
-        "  start:\n    transfer: sip:duty@10.0.0.5\n    ring_timeout: 12s\n    failed: trunk\n  trunk:\n    transfer: trunk\n    number: \"01012345678\"\n",
+        "  start:\n    transfer: sip:duty@10.0.0.5\n    ring_timeout: 12s\n    failed: trunk\n  trunk:\n    transfer: trunk\n    number: \"01012345678\"\n    method: refer\n",
     );
     let mut c = Call::start(load(&yaml));
     let actions = c.take();
     let Action::Transfer {
         to,
+        method,
         vars,
         ring_timeout,
     } = &actions[0]
@@ -802,13 +806,14 @@ fn transfer_to_a_uri_or_the_trunk_and_failure() {
         panic!("{actions:?}")
     };
     assert_eq!(to, &TransferTo::Uri("sip:duty@10.0.0.5".into()));
+    assert_eq!(*method, TransferMethod::Bridge, "the default");
     assert_eq!(vars.called, "12345");
     assert_eq!(*ring_timeout, secs(12));
     c.input(Input::TransferFailed);
     let actions = c.take();
     assert!(matches!(
         &actions[0],
-        Action::Transfer { to: TransferTo::Trunk(n), ring_timeout, .. }
+        Action::Transfer { to: TransferTo::Trunk(n), ring_timeout, method: TransferMethod::Refer, .. }
             if n == "01012345678" && *ring_timeout == secs(30)
     ));
     c.input(Input::TransferFailed);

@@ -273,12 +273,24 @@ pub enum TransferTo {
     Trunk(String),
 }
 
+/// How a transfer is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferMethod {
+    /// The engine calls the target and bridges it, staying in the media path.
+    Bridge,
+    /// The engine asks the trunk to take the call to the target (REFER, RFC 3515) and
+    /// leaves the call once the trunk says it connected: its media is released.
+    Refer,
+}
+
 #[derive(Debug, Clone)]
 pub struct Transfer {
     pub to: TransferTo,
+    pub method: TransferMethod,
     /// Where the call goes when the transfer fails; hang up when absent.
     pub failed: Option<Target>,
-    /// How long the far end may ring before the transfer counts as failed.
+    /// How long the far end may ring (or the trunk take to report the REFER's outcome)
+    /// before the transfer counts as failed.
     pub ring_timeout: Duration,
 }
 

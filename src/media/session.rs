@@ -1,5 +1,6 @@
-//! One call leg's media, sans-IO: what it sends each 20 ms tick (prompt audio or audio
-//! relayed from a bridged leg), what it received (in order, through the jitter buffer),
+//! One call leg's media, sans-IO: what it sends each 20 ms tick (prompt audio, audio
+//! relayed from a bridged leg, or silence between them: the stream never stops while the
+//! leg sends, as SBCs and NAT pinholes expect), what it received (in order, through the jitter buffer),
 //! the DTMF keys pressed, and whether the peer's RTP stopped. The media worker owns the
 //! socket and the clock; this only sees datagrams, `now` and commands.
 //!
@@ -218,13 +219,14 @@ impl MediaSession {
             self.events.push_back(SessionEvent::Timeout);
         }
         let mut payload = [0u8; FRAME_SAMPLES];
-        let have = if let Some(frame) = self.relay.pop_front() {
+        if let Some(frame) = self.relay.pop_front() {
             payload = frame;
-            true
-        } else {
-            self.next_prompt_frame(&mut payload)
-        };
-        if !have || !self.neg.direction.we_send() || self.remote.ip().is_unspecified() {
+        } else if !self.next_prompt_frame(&mut payload) {
+            // Nothing to say: silence, so the peer's SBC, a NAT's pinhole and its jitter
+            // buffer see a steady stream between prompts.
+            payload.fill(self.neg.law.encode(0));
+        }
+        if !self.neg.direction.we_send() || self.remote.ip().is_unspecified() {
             self.sender.skip(FRAME_SAMPLES as u32);
             return None;
         }
@@ -315,7 +317,7 @@ mod tests {
                 sent.push((p.seq, p.timestamp, p.marker, p.payload[159]));
             }
         }
-        assert_eq!(sent.len(), 3, "nothing is sent once the clip ends");
+        assert_eq!(sent.len(), 5, "the stream goes on once the clip ends");
         let (seq0, ts0, m0, _) = sent[0];
         assert!(m0, "the first packet of a talkspurt has the marker");
         assert_eq!(
@@ -332,17 +334,27 @@ mod tests {
             Law::Ulaw.encode(0),
             "the last packet is padded with silence"
         );
+        for (i, (seq, ts, marker, last)) in sent.iter().enumerate().skip(3) {
+            assert_eq!(
+                (*seq, *ts, *marker, *last),
+                (
+                    seq0.wrapping_add(i as u16),
+                    ts0.wrapping_add(i as u32 * 160),
+                    false,
+                    Law::Ulaw.encode(0)
+                ),
+                "silence between prompts, in sequence"
+            );
+        }
         assert_eq!(events(&mut s), [SessionEvent::PlayDone(1)]);
 
-        s.play(2, Clip::from_pcm(vec![0i16; 160].into()));
+        s.play(2, Clip::from_pcm(vec![1000i16; 160].into()));
         let (n, _) = s.tick(t + 100 * MS, &mut buf).expect("plays");
         let p = Packet::parse(&buf[..n]).expect("rtp");
-        assert!(p.marker, "a new talkspurt after silence");
-        assert_eq!(
-            p.timestamp,
-            ts0.wrapping_add(5 * 160),
-            "the clock ran on during silence"
-        );
+        assert!(!p.marker, "no talkspurt begins: the stream never paused");
+        assert_eq!(p.seq, seq0.wrapping_add(5));
+        assert_eq!(p.timestamp, ts0.wrapping_add(5 * 160));
+        assert_eq!(p.payload[0], Law::Ulaw.encode(1000));
     }
 
     #[test]

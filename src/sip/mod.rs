@@ -169,9 +169,10 @@ impl Default for Timers {
 /// The methods the engine answers, in every Allow header it sends (RFC 3261 20.5): one
 /// list, so an OPTIONS answer, a 405, a dialog's 200 and our INVITEs never disagree. INFO
 /// carries keys inside a call; PRACK acknowledges reliable provisional responses (RFC
-/// 3262); UPDATE refreshes a session (RFC 3311, 4028). REGISTER is understood even without
-/// agents (every user is then unknown: 403).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, PRACK, UPDATE, REGISTER";
+/// 3262); UPDATE refreshes a session (RFC 3311, 4028); NOTIFY reports on a REFER we sent
+/// (RFC 3515). REGISTER is understood even without agents (every user is then unknown:
+/// 403).
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, PRACK, UPDATE, NOTIFY, REGISTER";
 /// The option tags (RFC 3261 19.2) we implement, as the Supported header sends them: a
 /// Require of anything else gets 420. `100rel`: reliable provisional responses (RFC 3262);
 /// `timer`: session timers (RFC 4028).

@@ -2,7 +2,8 @@
 //! trunk over loopback (UDP and TCP): reliable provisional responses (RFC 3262), session
 //! timers refreshed by UPDATE and too-short intervals refused (RFC 4028, 3311), and a
 //! carrier behind a NAT sending a withheld caller with P-Asserted-Identity (RFC 3581,
-//! 3325, 5806); and Kamailio as a carrier's registrar that requires digest auth, which
+//! 3325, 5806); a PBX that takes a call back by REFER (RFC 3515); and Kamailio as a
+//! carrier's registrar that requires digest auth, which
 //! the engine registers with, takes calls through and transfers back out through.
 
 use crate::common;
@@ -234,5 +235,93 @@ fn a_registration_with_a_wrong_password_fails_and_says_why() {
     assert!(
         !engine.log().contains("not-the-secret-7f3a"),
         "the password is never logged"
+    );
+}
+
+#[test]
+fn a_transfer_by_refer_hands_the_call_back_to_the_pbx_and_leaves_it() {
+    let dir = out_dir("trunk_refer");
+    let steps = "
+  start:
+    play: hello
+    next: hand_back
+  hand_back:
+    transfer: sip:999@127.0.0.1
+    method: refer
+    failed: failed
+  failed:
+    hangup: refer_failed
+";
+    let engine = Engine::start_steps(&dir, 0.3, steps, &[]);
+    for transport in ["u1", "t1"] {
+        let run = sipp(
+            &engine,
+            "refer_accepted.xml",
+            &[],
+            &["-m", "1", "-t", transport],
+        );
+        assert_ok(&run);
+    }
+    assert!(
+        engine.wait_log_count("outcome=transferred", 2, Duration::from_secs(10)),
+        "{}",
+        engine.log()
+    );
+}
+
+#[test]
+fn an_agent_on_the_pbx_transfers_the_caller_by_refer() {
+    let dir = out_dir("trunk_agent_refer");
+    let (agent_port, desk_port) = (common::free_port(), common::free_port());
+    let pbx_agent = format!(
+        "\n[[acd.agents]]\nid = \"pbx1\"\nname = \"Desk on the PBX\"\n\
+         uri = \"sip:pbx1@127.0.0.1:{agent_port}\"\nskills = {{ support = 1 }}\n"
+    );
+    // A desk that sends no audio: its media timeout ends the call once transferred.
+    let engine =
+        common::agents::engine_with(&dir, &[], &pbx_agent, &[("media", "media_timeout_s = 3\n")]);
+    let (status, body) = common::http(
+        engine.api,
+        "POST",
+        "/api/v1/agents/pbx1/login",
+        Some(common::ADMIN_TOKEN),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(common::agents::wait_agent_state(
+        &engine,
+        "pbx1",
+        "available"
+    ));
+    let target = format!("sip:desk@127.0.0.1:{desk_port}");
+    let agent = common::Sipp::start_on(
+        &dir,
+        agent_port,
+        engine.addr(),
+        "agent_refers.xml",
+        &[("TARGET", &target)],
+        &["-m", "1"],
+    );
+    let desk = common::Sipp::start_on(
+        &dir,
+        desk_port,
+        engine.addr(),
+        "answer.xml",
+        &[],
+        &["-m", "1"],
+    );
+    let caller =
+        common::tone_callers(&engine, "100", 20.0, &["-m", "1"]).finish(Duration::from_secs(60));
+    assert_ok(&agent.finish(Duration::from_secs(30)));
+    assert_ok(&desk.finish(Duration::from_secs(30)));
+    assert_ok(&caller);
+    assert!(
+        engine.wait_log("the agent transfers the caller", Duration::from_secs(5)),
+        "{}",
+        engine.log()
+    );
+    assert!(
+        engine.wait_log("outcome=transferred", Duration::from_secs(10)),
+        "{}",
+        engine.log()
     );
 }

@@ -329,6 +329,7 @@ impl Interpreter {
                     self.phase = Phase::Transferring;
                     self.actions.push_back(Action::Transfer {
                         to: t.to.clone(),
+                        method: t.method,
                         vars: self.vars.clone(),
                         ring_timeout: t.ring_timeout,
                     });

@@ -10,7 +10,7 @@ use super::condition::{Condition, Var};
 use super::hours::Schedule;
 use super::model::{
     Branch, Case, Hangup, Hours, Play, Pos, PromptRef, QueueStep, Step, StepKind, Switch, Target,
-    Transfer, TransferTo,
+    Transfer, TransferMethod, TransferTo,
 };
 use super::parse::resolve;
 use super::yaml::{Fields, Kind, Node, Reader};
@@ -277,6 +277,22 @@ impl<'a, 'f> StepParser<'a, 'f> {
         let number = f.take("number");
         let failed = self.optional(f, "failed");
         let ring_timeout = self.duration(f, "ring_timeout", Duration::from_secs(30));
+        let method = match f.take("method") {
+            None => Some(TransferMethod::Bridge),
+            Some(m) => match self.r.text(m, "a transfer method")?.as_str() {
+                "bridge" => Some(TransferMethod::Bridge),
+                "refer" => Some(TransferMethod::Refer),
+                other => {
+                    self.r.error(
+                        m.pos,
+                        format!(
+                            "`method: {other}`: write `bridge` (the engine calls the target and stays in the call) or `refer` (the trunk takes the call to the target)"
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         let to = match (to?.as_str(), number) {
             ("trunk", Some(n)) => TransferTo::Trunk(self.r.text(n, "`number`")?),
             ("trunk", None) => {
@@ -304,6 +320,7 @@ impl<'a, 'f> StepParser<'a, 'f> {
         };
         Some(StepKind::Transfer(Transfer {
             to,
+            method: method?,
             failed,
             ring_timeout,
         }))
