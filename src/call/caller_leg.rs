@@ -33,6 +33,9 @@ use crate::sip::{build, headers};
 
 /// RFC 4733 payload type we offer when the peer made no offer.
 pub(super) const DTMF_PT: u8 = 101;
+/// How soon a refused session refresh is tried again (RFC 3261 14.1 asks 0 to 2 s after
+/// a 491 from the side that does not own the Call-ID).
+const REFRESH_RETRY: Duration = Duration::from_secs(2);
 /// How long we wait for the answer to our BYE (64 x T1: its transaction's own limit).
 const BYE_WAIT: Duration = Duration::from_secs(32);
 
@@ -270,8 +273,13 @@ impl CallerLeg {
     }
 
     /// The 180: reliable when the caller requires it (RFC 3262 3). A 180 without SDP needs
-    /// no PRACK before the 200, so a caller that only supports 100rel gets a plain one.
+    /// no PRACK before the 200, so a caller that only supports 100rel gets a plain one. A
+    /// late offer that requires 100rel gets no 180: a reliable one would have to carry our
+    /// offer (RFC 3262 5), which goes in the 200 instead.
     fn ring(&mut self, now: Instant) {
+        if self.hundred_rel == HundredRel::Required && self.offer.is_none() {
+            return;
+        }
         let mut ringing = self.response(&self.invite, 180, None);
         if self.hundred_rel == HundredRel::Required {
             self.rseq += 1;
@@ -379,6 +387,9 @@ impl CallerLeg {
     /// Resends the unacknowledged reliable provisional response (T1 doubling), or gives up
     /// on the call when no PRACK came in 64 x T1 (RFC 3262 3: a 5xx ends the INVITE).
     fn resend_reliable(&mut self, now: Instant) {
+        if !matches!(self.state, State::Ringing { .. } | State::Answered) {
+            self.reliable = None;
+        }
         let Some(r) = self.reliable.as_mut() else {
             return;
         };
@@ -440,6 +451,7 @@ impl CallerLeg {
             }
             CallEvent::Request { tx, request, .. } => self.in_dialog(now, tx, request),
             CallEvent::Response { response } => {
+                self.ack_reinvite(&response);
                 if matches!(self.state, State::Leaving { .. })
                     && is_bye(&response)
                     && response.status_code.code() >= 200
@@ -486,6 +498,11 @@ impl CallerLeg {
         })));
     }
 
+    /// The flow gave up on our REFER: its later NOTIFYs are answered and ignored.
+    pub(super) fn forget_refer(&mut self) {
+        self.refer = None;
+    }
+
     /// A REFER refused outright ends the transfer with its status.
     fn refer_answered(&mut self, response: &Response) {
         let code = response.status_code.code();
@@ -500,18 +517,27 @@ impl CallerLeg {
     /// A NOTIFY of our REFER's progress (RFC 3515 2.4.4): its `message/sipfrag` body's
     /// status line says how the trunk's call to the target goes.
     fn refer_progress(&mut self, tx: ServerTxId, req: &Request) {
-        let is_refer = req.headers.iter().any(|h| match h {
-            Header::Event(e) => e
-                .value()
-                .split(';')
-                .next()
-                .is_some_and(|p| p.trim().eq_ignore_ascii_case("refer")),
-            _ => false,
+        let event = req.headers.iter().find_map(|h| match h {
+            Header::Event(e) => Some(e.value()),
+            _ => None,
         });
-        if !is_refer {
+        let Some(event) = event.filter(|e| {
+            headers::split_outside(e, ';')[0]
+                .trim()
+                .eq_ignore_ascii_case("refer")
+        }) else {
             return self.respond(tx, req, 489, None);
-        }
+        };
+        // RFC 3515 2.4.6: an `id` names the REFER (its CSeq) the NOTIFY reports on.
+        let ours = match headers::param(event, "id").map(str::parse::<u32>) {
+            Some(Ok(id)) => self.refer == Some(id),
+            Some(Err(_)) => false,
+            None => true,
+        };
         self.respond(tx, req, 200, None);
+        if !ours {
+            return;
+        }
         let code = std::str::from_utf8(&req.body)
             .ok()
             .and_then(|b| b.lines().next())
@@ -573,16 +599,13 @@ impl CallerLeg {
         })));
     }
 
-    /// The answer to our refresh: a 2xx restarts the timer (and a re-INVITE's is ACKed),
-    /// 422 asks again with the interval the caller's side wants, 408 or 481 end the call
-    /// (RFC 4028 10); any other failure leaves the session as it was until the next try.
-    fn refresh_answered(&mut self, now: Instant, response: &Response) {
-        let Some((seq, method)) = headers::cseq(&response.headers) else {
+    /// Every 2xx to our re-INVITE is ACKed, copies included (RFC 6026), whatever the leg's
+    /// state.
+    fn ack_reinvite(&mut self, response: &Response) {
+        let Some((seq, Method::Invite)) = headers::cseq(&response.headers) else {
             return;
         };
-        let code = response.status_code.code();
-        if method == Method::Invite && (200..300).contains(&code) {
-            // Every 2xx to our re-INVITE is ACKed, copies included (RFC 6026).
+        if (200..300).contains(&response.status_code.code()) {
             let ack = self.dialog.ack(seq, &host_port(self.local));
             let peer = self.dialog.next_hop();
             self.out
@@ -591,6 +614,16 @@ impl CallerLeg {
                     request: ack,
                 })));
         }
+    }
+
+    /// The answer to our refresh: a 2xx restarts the timer (and a re-INVITE's is ACKed),
+    /// 422 asks again with the interval the caller's side wants, 408 or 481 end the call
+    /// (RFC 4028 10); any other failure leaves the session as it was until the next try.
+    fn refresh_answered(&mut self, now: Instant, response: &Response) {
+        let Some((seq, method)) = headers::cseq(&response.headers) else {
+            return;
+        };
+        let code = response.status_code.code();
         let Some(refresh) = self.refresh.filter(|r| r.seq == seq && code >= 200) else {
             return;
         };
@@ -626,7 +659,14 @@ impl CallerLeg {
                 self.hang_up(now);
                 self.event(LegEvent::Ended(EndReason::SessionExpired));
             }
-            _ => debug!(code, "session refresh refused; the session goes on"),
+            _ => {
+                // Glare (491) or a passing refusal: try again soon, well before the
+                // peer's expiry (it hangs up a third of the interval early).
+                debug!(code, "session refresh refused; trying again shortly");
+                if let Some(s) = self.session.as_mut() {
+                    s.retry_at(now + REFRESH_RETRY);
+                }
+            }
         }
     }
 
@@ -677,6 +717,10 @@ impl CallerLeg {
     }
 
     fn respond_invite(&mut self, code: u16, sdp: Option<String>) {
+        if code >= 300 {
+            // A failure ends the INVITE: nothing provisional is resent or PRACKed after it.
+            self.reliable = None;
+        }
         let response = self.response(&self.invite, code, sdp);
         self.send_response(self.invite_tx, response);
     }
@@ -802,6 +846,11 @@ impl CallerLeg {
     /// the session changed. A re-INVITE without an offer gets ours; an UPDATE without one
     /// only refreshes.
     fn offer_answer(&mut self, now: Instant, tx: ServerTxId, req: &Request) {
+        // Our own re-INVITE is out: offers crossed (RFC 3261 14.2, RFC 3311 5.2).
+        let ours_pending = self.refresh.is_some_and(|r| r.method == MethodKind::Invite);
+        if ours_pending && (req.method == Method::Invite || !req.body.is_empty()) {
+            return self.respond(tx, req, 491, None);
+        }
         let ask = Ask::read(&req.headers);
         let agreed = match session_timer::answer(&ask, &self.answering.timers, self.agreed.as_ref())
         {

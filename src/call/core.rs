@@ -247,7 +247,12 @@ impl CallCore {
             return;
         };
         let (_, target, context) = self.dialling.swap_remove(i);
-        let placed = dialled.and_then(|d| FarLeg::dial(d, &target, &context));
+        let placed = dialled.and_then(|mut d| {
+            if context.referred {
+                d.credentials = None;
+            }
+            FarLeg::dial(d, &target, &context)
+        });
         match placed {
             Ok(leg) => *self.far(far) = Some(leg),
             Err(e) => {
@@ -377,6 +382,7 @@ impl CallCore {
             FlowAction::Bridge(far) => media(MediaOp::Bridge(far)),
             FlowAction::HangUpCaller => return self.caller.hang_up(self.now),
             FlowAction::ReferCaller(target) => return self.caller.refer(&target),
+            FlowAction::ForgetRefer => return self.caller.forget_refer(),
             FlowAction::NotifyReferrer(code) => {
                 if let Some(leg) = self.offer.as_mut() {
                     leg.notify_referral(code);

@@ -464,6 +464,16 @@ impl Net {
         self.progress();
     }
 
+    /// The ACD offers the call to agent 1001 of queue `labor` at `target`.
+    fn offer(&mut self, id: u64, target: Target) {
+        self.instruction(Instruction::Offer {
+            offer: OfferId(id),
+            queue: "labor".into(),
+            agent: "1001".into(),
+            target,
+        });
+    }
+
     fn instruction(&mut self, i: Instruction) {
         let now = self.now;
         self.call().handle_instruction(now, Some(i));
@@ -581,12 +591,7 @@ fn a_trunk_call_is_answered_queued_offered_bridged_and_ended_by_the_agent() {
     };
     assert_eq!(request.queue, "labor");
 
-    net.instruction(Instruction::Offer {
-        offer: OfferId(1),
-        queue: "labor".into(),
-        agent: "1001".into(),
-        target: Target::Registered(format!("sip:1001@{AGENT}")),
-    });
+    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
     let (agent_invite, agent_dialog) = agent_answers(&mut net);
     let queue_header = agent_invite.headers.iter().find_map(|h| match h {
         Header::Other(name, value) if name == "X-Hotline-Queue" => Some(value.clone()),
@@ -771,12 +776,7 @@ fn when_the_callers_media_stops_the_call_ends_with_a_bye_even_unanswered() {
 fn a_caller_who_hangs_up_while_the_agent_rings_cancels_the_agents_invite() {
     let (mut net, mut dialog) = Net::up(QUEUE);
     net.greeting_done();
-    net.instruction(Instruction::Offer {
-        offer: OfferId(3),
-        queue: "labor".into(),
-        agent: "1001".into(),
-        target: Target::Registered(format!("sip:1001@{AGENT}")),
-    });
+    net.offer(3, Target::Registered(format!("sip:1001@{AGENT}")));
     let Some(Event::NewCall(new)) = net.agent.inbox.pop_front() else {
         panic!("the agent's phone got no INVITE");
     };
@@ -1096,16 +1096,15 @@ fn a_withheld_caller_is_offered_by_the_asserted_number_and_agents_are_told() {
         [EventKind::CallOffered { caller, .. }] if caller == "+8613900002222"
     ));
     net.greeting_done();
-    net.instruction(Instruction::Offer {
-        offer: OfferId(1),
-        queue: "labor".into(),
-        agent: "1001".into(),
-        target: Target::Registered(format!("sip:1001@{AGENT}")),
-    });
+    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
     let Some(Event::NewCall(new)) = net.agent.inbox.pop_front() else {
         panic!("the agent's phone got no INVITE");
     };
     let h = &new.invite.headers;
+    assert!(
+        headers::from(h).is_some_and(|f| f.contains("<sip:anonymous@anonymous.invalid>")),
+        "withheld in From: {h:?}"
+    );
     assert_eq!(
         headers::other_value(h, "P-Asserted-Identity"),
         Some("<sip:+8613900002222@10.0.0.100:5060>")
@@ -1131,12 +1130,7 @@ fn a_pbx_that_challenges_the_agents_invite_gets_it_again_with_our_credentials() 
         realm: String::new(),
     });
     net.greeting_done();
-    net.instruction(Instruction::Offer {
-        offer: OfferId(1),
-        queue: "labor".into(),
-        agent: "1001".into(),
-        target: Target::Trunk(format!("sip:1001@{AGENT}")),
-    });
+    net.offer(1, Target::Trunk(format!("sip:1001@{AGENT}")));
     let Some(Event::NewCall(first)) = net.agent.inbox.pop_front() else {
         panic!("the PBX got no INVITE");
     };
@@ -1271,12 +1265,7 @@ fn sipfrag(request: &Request) -> Option<u16> {
 fn an_agent_who_transfers_by_refer_hands_the_caller_to_the_target_and_leaves() {
     let (mut net, _trunk) = Net::up(QUEUE);
     net.greeting_done();
-    net.instruction(Instruction::Offer {
-        offer: OfferId(1),
-        queue: "labor".into(),
-        agent: "1001".into(),
-        target: Target::Registered(format!("sip:1001@{AGENT}")),
-    });
+    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
     let (_, mut agent) = agent_answers(&mut net);
     net.instruction(Instruction::Connected {
         offer: OfferId(1),
@@ -1333,12 +1322,7 @@ fn an_agent_who_transfers_by_refer_hands_the_caller_to_the_target_and_leaves() {
 fn an_attended_transfer_by_refer_is_declined_and_the_call_goes_on() {
     let (mut net, _trunk) = Net::up(QUEUE);
     net.greeting_done();
-    net.instruction(Instruction::Offer {
-        offer: OfferId(1),
-        queue: "labor".into(),
-        agent: "1001".into(),
-        target: Target::Registered(format!("sip:1001@{AGENT}")),
-    });
+    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
     let (_, mut agent) = agent_answers(&mut net);
     net.agent.inbox.clear();
     let mut refer = agent.request(Method::Refer, AGENT);
@@ -1350,4 +1334,33 @@ fn an_attended_transfer_by_refer_is_declined_and_the_call_goes_on() {
     assert_eq!(codes_of(&mut net.agent), [501]);
     assert!(net.agent.requests().is_empty(), "no NOTIFY, no new call");
     assert!(net.ended.is_none());
+}
+
+#[test]
+fn a_re_invite_crossing_our_refresh_gets_491_and_ours_is_tried_again_soon() {
+    let (mut net, mut dialog) = we_refresh(false);
+    net.wait(Duration::from_secs(60));
+    let reqs = net.trunk.requests();
+    let [(tx, ours)] = reqs.as_slice() else {
+        panic!("our refresh: {reqs:?}");
+    };
+    assert_eq!(ours.method, Method::Invite);
+    let mut theirs = dialog.request(Method::Invite, TRUNK);
+    theirs
+        .headers
+        .push(Header::ContentType("application/sdp".into()));
+    theirs.body = sdp("10.0.0.1", 30000, "sendonly").into_bytes();
+    net.send(Who::Trunk, theirs);
+    assert_eq!(codes_of(&mut net.trunk), [100, 491], "offers crossed");
+    net.respond(
+        Who::Trunk,
+        *tx,
+        build::response(ours, 491, Some("trunk-tag")),
+    );
+    net.wait(Duration::from_secs(2));
+    let again = net.trunk.requests();
+    assert!(
+        matches!(again.as_slice(), [(_, r)] if r.method == Method::Invite),
+        "tried again 2 s later, not at expiry: {again:?}"
+    );
 }

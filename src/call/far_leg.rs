@@ -83,8 +83,9 @@ pub(super) struct FarLeg {
     dialog: Option<Dialog>,
     state: State,
     credentials: Option<ClientCredentials>,
-    /// The last nonce we answered: the same one again means our answer was refused.
-    answered_nonce: Option<String>,
+    /// The method and nonce we last answered, and how often that nonce was used: the
+    /// same method challenged with the same nonce again means our answer was refused.
+    answered: Option<(Method, String, u32)>,
     /// The phone's REFER subscription is active: our NOTIFYs report the transfer.
     referral: bool,
     out: VecDeque<LegOutput<FarEvent>>,
@@ -123,15 +124,23 @@ impl FarLeg {
             .into(),
         ));
         h.push(Header::MaxForwards("70".into()));
-        h.push(Header::From(
+        // A caller who withheld their number is anonymous in From (RFC 3323), which phones
+        // show and PBXs pass on; the number goes in P-Asserted-Identity, inside the trust
+        // domain, and in X-Hotline-Caller for the agent's desktop.
+        let from = if context.withheld {
+            format!(
+                "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={}",
+                build::new_tag()
+            )
+        } else {
             format!(
                 "\"{caller}\" <sip:{}@{}>;tag={}",
                 user_part(&caller),
                 host_port(local),
                 build::new_tag()
             )
-            .into(),
-        ));
+        };
+        h.push(Header::From(from.into()));
         h.push(Header::To(format!("<{target}>").into()));
         h.push(Header::CallId(call_id.clone().into()));
         h.push(Header::CSeq("1 INVITE".into()));
@@ -189,7 +198,7 @@ impl FarLeg {
             dialog: None,
             state: State::Calling,
             credentials,
-            answered_nonce: None,
+            answered: None,
             referral: false,
             out: VecDeque::new(),
         };
@@ -307,8 +316,7 @@ impl FarLeg {
         let refused = |code: u16, why: &str| {
             let mut r = build::response(request, code, None);
             if !why.is_empty() {
-                r.headers
-                    .push(Header::Warning(format!("399 hotline \"{why}\"").into()));
+                r.headers.push(super::incoming::warning(code, why));
             }
             r
         };
@@ -394,14 +402,22 @@ impl FarLeg {
             }
             _ => return false,
         };
-        let Some((header, nonce)) = credentials.answer(response, &request, 1) else {
+        let Some((challenge, _)) = crate::sip::digest::challenge_of(response) else {
             return false;
         };
-        if self.answered_nonce.as_deref() == Some(nonce.as_str()) {
-            debug!(far_call = %self.call_id, "the trunk refused our credentials");
+        let method = request.method;
+        let nc = match &self.answered {
+            Some((m, n, _)) if *m == method && *n == challenge.nonce && !challenge.stale => {
+                debug!(far_call = %self.call_id, "the trunk refused our credentials");
+                return false;
+            }
+            Some((_, n, uses)) if *n == challenge.nonce => uses + 1,
+            _ => 1,
+        };
+        let Some((header, nonce)) = credentials.answer(response, &request, nc) else {
             return false;
-        }
-        self.answered_nonce = Some(nonce);
+        };
+        self.answered = Some((method, nonce, nc));
         request.headers.push(header);
         if request.method == Method::Invite {
             self.invite = request.clone();
@@ -426,10 +442,17 @@ impl FarLeg {
         }
         let dialog = self.dialog.as_ref()?;
         let seq = headers::cseq(&response.headers).map_or(1, |(n, _)| n);
+        let mut ack = dialog.ack(seq, &host_port(self.local));
+        // RFC 3261 13.2.2.4: the ACK carries the credentials the INVITE did.
+        for h in self.invite.headers.iter() {
+            if matches!(h, Header::Authorization(_) | Header::ProxyAuthorization(_)) {
+                ack.headers.push(h.clone());
+            }
+        }
         self.out
             .push_back(LegOutput::Sip(Box::new(Command::SendStateless {
                 peer: dialog.next_hop(),
-                request: dialog.ack(seq, &host_port(self.local)),
+                request: ack,
             })));
         if matches!(self.state, State::Answered | State::Ended) {
             return None;

@@ -81,6 +81,9 @@ pub enum AcdReport {
 /// Who is calling and why, for the far leg's INVITE (the agent's screen).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct DialContext {
+    /// An agent's phone asked for this call (REFER): the trunks' credentials are not
+    /// offered to it.
+    pub referred: bool,
     pub caller: String,
     /// The caller asked to withhold their identity.
     pub withheld: bool,
@@ -97,6 +100,7 @@ impl DialContext {
     /// The context the call's variables give, for `queue` (none for a transfer).
     fn of(vars: &dialplan::Vars, queue: Option<String>) -> DialContext {
         DialContext {
+            referred: false,
             caller: vars.caller.clone(),
             withheld: vars.withheld,
             original_called: vars.original_called.clone(),
@@ -166,6 +170,8 @@ pub(super) enum FlowAction {
     /// Tell the agent's phone, which asked for a transfer by REFER, how it goes (a
     /// status: 180, 200, or the failure).
     NotifyReferrer(u16),
+    /// The REFER to the caller's trunk is given up: later NOTIFYs change nothing.
+    ForgetRefer,
     /// Ask a service.
     Service(Service),
 }
@@ -188,8 +194,18 @@ struct Queued {
 struct Transfer {
     /// Until the far end answers: when it has rung too long.
     ring_until: Option<Instant>,
-    /// The agent asked for it (REFER from their phone), not the dialplan.
-    by_agent: bool,
+    kind: TransferKind,
+}
+
+/// Who asked for a transfer, and how it is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransferKind {
+    /// The dialplan: the engine calls the target and bridges it.
+    Bridge,
+    /// The dialplan: the trunk takes the call by our REFER.
+    Refer,
+    /// The agent's phone, by REFER: the engine calls the target and bridges it.
+    Agent,
 }
 
 impl Transfer {
@@ -686,10 +702,15 @@ impl Flow {
             return;
         };
         info!(%target, "the agent transfers the caller");
-        let context = DialContext::of(&q.enqueue.vars, None);
+        // Not with the trunks' credentials: a phone must not place calls through the
+        // carrier on the hotline's account.
+        let context = DialContext {
+            referred: true,
+            ..DialContext::of(&q.enqueue.vars, None)
+        };
         self.transfer = Some(Transfer {
             ring_until: Some(self.now + AGENT_TRANSFER_RING),
-            by_agent: true,
+            kind: TransferKind::Agent,
         });
         self.actions.push_back(FlowAction::Dial {
             far: Far::Transfer,
@@ -699,7 +720,9 @@ impl Flow {
     }
 
     fn agent_transferring(&self) -> bool {
-        self.transfer.as_ref().is_some_and(|t| t.by_agent)
+        self.transfer
+            .as_ref()
+            .is_some_and(|t| t.kind == TransferKind::Agent)
     }
 
     fn start_transfer(
@@ -716,7 +739,10 @@ impl Flow {
         info!(%target, ?method, "transferring");
         self.transfer = Some(Transfer {
             ring_until: Some(self.now + ring),
-            by_agent: false,
+            kind: match method {
+                TransferMethod::Bridge => TransferKind::Bridge,
+                TransferMethod::Refer => TransferKind::Refer,
+            },
         });
         match method {
             TransferMethod::Bridge => {
@@ -757,13 +783,13 @@ impl Flow {
         };
         match ev {
             FarEvent::Ringing => {
-                if t.by_agent {
+                if t.kind == TransferKind::Agent {
                     self.actions.push_back(FlowAction::NotifyReferrer(180));
                 }
             }
             FarEvent::Answered => {
                 t.ring_until = None;
-                if t.by_agent {
+                if t.kind == TransferKind::Agent {
                     // The agent's part is over: they hear it connected, and their leg goes.
                     self.actions.push_back(FlowAction::NotifyReferrer(200));
                     if self.queued.take().is_some_and(|q| q.connected) {
@@ -783,10 +809,14 @@ impl Flow {
             }
             FarEvent::Failed(code) if !t.connected() => {
                 info!(code, "transfer failed");
-                let by_agent = t.by_agent;
+                let kind = t.kind;
                 self.transfer = None;
                 self.actions.push_back(FlowAction::DropFar(Far::Transfer));
-                if !by_agent {
+                if kind == TransferKind::Refer {
+                    // A NOTIFY that comes after we gave up must not end the call.
+                    self.actions.push_back(FlowAction::ForgetRefer);
+                }
+                if kind != TransferKind::Agent {
                     return self.interp.handle(self.now, Input::TransferFailed);
                 }
                 // The agent hears it failed and keeps the caller; if they left, the call ends.

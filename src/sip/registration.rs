@@ -137,6 +137,9 @@ impl Registration {
     /// Unregisters (Expires: 0) and stops: the engine is going away.
     pub fn stop(&mut self) {
         if matches!(self.state, RegState::Registered { .. }) {
+            // Its challenge, if it gets one, is answered afresh.
+            self.challenge = None;
+            self.answered_nonce = None;
             self.send(0);
         }
         self.state = RegState::Stopped;
@@ -154,6 +157,14 @@ impl Registration {
         }
         self.in_flight = None;
         if self.state == RegState::Stopped {
+            // The unregistration may be challenged too (a nonce gone stale): answer once.
+            if matches!(code, 401 | 407)
+                && self.answered_nonce.is_none()
+                && let Some((challenge, proxy)) = digest::challenge_of(response)
+            {
+                self.challenge = Some((challenge, proxy, 0));
+                self.send(0);
+            }
             return;
         }
         match code {
@@ -440,5 +451,13 @@ mod tests {
         let bye = reg.poll_request().expect("an unregistration");
         assert_eq!(headers::expires(&bye.headers), Some("0"));
         assert_eq!(reg.state(), &RegState::Stopped);
+        // Challenged: answered once, still unregistering.
+        let www = Header::WwwAuthenticate(challenge("carrier", "n9", Algorithm::Md5, true).into());
+        reg.handle_response(t0, &answer(&bye, 401, std::slice::from_ref(&www)));
+        let again = reg.poll_request().expect("the answered unregistration");
+        assert_eq!(headers::expires(&again.headers), Some("0"));
+        assert!(auth_of(&again).is_some());
+        reg.handle_response(t0, &answer(&again, 401, &[www]));
+        assert!(reg.poll_request().is_none(), "not twice");
     }
 }

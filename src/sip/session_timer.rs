@@ -91,7 +91,10 @@ pub fn answer(
     let min_se = settings.min_se.max(FLOOR_S);
     let floor = min_se.max(ask.min_se.unwrap_or(0));
     let interval = match ask.expires {
-        Some(se) if se < min_se => return Err(min_se),
+        // Only a peer that knows timers can act on a 422 (RFC 4028 9); another's interval
+        // (a proxy's) is raised to ours.
+        Some(se) if se < min_se && ask.supports_timer => return Err(min_se),
+        Some(se) if se < min_se => min_se,
         // We may shorten what they ask for, never below their Min-SE (RFC 4028 9).
         Some(se) if settings.expires > 0 => se.min(settings.expires.max(floor)),
         Some(se) => se,
@@ -189,6 +192,13 @@ impl SessionTimer {
         self.due
     }
 
+    /// Our refresh was refused: try again at `at` (earlier than the next half interval).
+    pub fn retry_at(&mut self, at: Instant) {
+        if self.agreement.we_refresh {
+            self.due = self.due.min(at);
+        }
+    }
+
     /// What falls due at `now`, if anything. A refresh due is re-armed for the next half
     /// interval, so a refresh that gets no answer is tried again.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Due> {
@@ -257,6 +267,16 @@ mod tests {
         };
         let a = ask(&[("Session-Expires", "200"), ("Supported", "timer")]);
         assert_eq!(answer(&a, &strict, None), Err(300));
+        // A Session-Expires a proxy added for a peer without timers: raised, not refused.
+        let a = ask(&[("Session-Expires", "60")]);
+        assert!(matches!(
+            answer(&a, &SETTINGS, None),
+            Ok(Some(Agreement {
+                interval: 90,
+                we_refresh: true,
+                ..
+            }))
+        ));
     }
 
     #[test]
