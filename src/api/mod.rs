@@ -36,13 +36,15 @@ pub struct Api {
 
 impl Api {
     /// `control` is where agent commands go (the ACD actor's receiver), `reload` where
-    /// dialplan reloads go (the engine); `None` answers them with 503.
+    /// dialplan reloads go (the engine); `None` answers them with 503. `trunks` is the
+    /// registering trunks' status as the endpoint publishes it.
     pub fn new(
         config: &ApiConfig,
         stats: StatsHandle,
         metrics: Arc<Registry>,
         control: Option<mpsc::Sender<AgentControl>>,
         reload: Option<mpsc::Sender<ReloadRequest>>,
+        trunks: tokio::sync::watch::Receiver<Vec<crate::endpoint::TrunkStatus>>,
     ) -> Api {
         let state = state::AppState(Arc::new(state::Shared {
             stats,
@@ -53,6 +55,7 @@ impl Api {
             metrics_open: config.metrics_open,
             dashboard: config.dashboard.clone(),
             streams: Arc::default(),
+            trunks,
             max_streams: config.max_streams,
             keep_alive: (std::time::Duration::from_secs(config.idle_s) / 2)
                 .min(std::time::Duration::from_secs(15)),

@@ -14,6 +14,7 @@ use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
+use crate::endpoint::TrunkStatus;
 use crate::events::now_ms;
 use crate::stats::tz::parse_date;
 use crate::stats::{AgentView, Overview, QueueDay, QueueView, StoredEvent};
@@ -50,6 +51,7 @@ pub(super) fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/api/v1/agents/{agent}/pause", post(pause)),
         (Method::POST, "/api/v1/agents/{agent}/resume", post(resume)),
         (Method::GET, "/api/v1/events", get(events)),
+        (Method::GET, "/api/v1/trunks", get(trunks)),
         (Method::POST, "/api/v1/reload", post(reload)),
         (Method::GET, "/api/v1/stream", get(stream::stream)),
         (Method::GET, "/api/v1/dashboard", get(dashboard_config)),
@@ -121,6 +123,11 @@ async fn intervals(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no queue {queue:?}")))
+}
+
+/// The registering trunks and where their registrations stand.
+async fn trunks(_: Caller, State(s): State<AppState>) -> Json<Vec<TrunkStatus>> {
+    Json(s.trunks.borrow().clone())
 }
 
 async fn agents(_: Caller, State(s): State<AppState>) -> Result<Json<Vec<AgentView>>, ApiError> {

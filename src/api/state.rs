@@ -5,8 +5,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use crate::endpoint::TrunkStatus;
 use crate::metrics::Registry;
 use crate::stats::StatsHandle;
 
@@ -31,6 +32,8 @@ pub(super) struct Shared {
     /// How often a live stream writes a keep-alive: often enough that the connection is
     /// never idle, and that proxies and browsers see it alive.
     pub keep_alive: std::time::Duration,
+    /// The registering trunks' status, from the endpoint.
+    pub trunks: watch::Receiver<Vec<TrunkStatus>>,
 }
 
 impl Deref for AppState {

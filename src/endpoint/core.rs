@@ -26,7 +26,7 @@ use super::admission::Admission;
 use super::conns::{ConnRefusal, Conns, TcpLimits};
 use super::metrics::{Metrics, RegistrarMetrics};
 use super::trunk_limits::TrunkLimits;
-use super::trunks::{TrunkRegistration, Trunks};
+use super::trunks::{TrunkRegistration, TrunkStatus, Trunks};
 use crate::cidr::Cidr;
 use crate::metrics::Registry;
 use crate::registrar::{BindingChange, Held, Registrar, Verdict};
@@ -120,6 +120,8 @@ pub enum Event {
     /// Draining, no call is left and no request of a call awaits its answer: the engine
     /// may stop. Emitted once.
     Drained,
+    /// A registering trunk's state changed: every trunk's status.
+    Trunks(Vec<TrunkStatus>),
 }
 
 /// Commands from calls.
@@ -485,6 +487,9 @@ impl Core {
             while let Some(change) = r.poll_change() {
                 self.events.push_back(Event::Binding(change));
             }
+        }
+        if let Some(statuses) = self.trunks.poll_changed(now) {
+            self.events.push_back(Event::Trunks(statuses));
         }
         if let Some(drain) = self.drain.as_mut()
             && !drain.drained

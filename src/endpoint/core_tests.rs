@@ -687,6 +687,19 @@ fn a_registering_trunk_registers_at_start_and_takes_the_calls_sent_to_its_bindin
     let ok = crate::sip::build::response(&register, 200, Some("r1"));
     let ok = crate::sip::build::encode(&SipMessage::Response(ok));
     b.core.handle_datagram(now, Peer::udp(REGISTRAR), &ok);
+    let statuses: Vec<_> = b
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Trunks(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        statuses.last().map(|s| (s[0].state, s[0].expires_s)),
+        Some(("registered", Some(600))),
+        "the API hears of it: {statuses:?}"
+    );
     assert!(matches!(
         b.core.registrations().as_slice(),
         [(trunk, RegState::Registered { until })] if trunk == "carrier" && *until == now + Duration::from_secs(600)

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use super::admission::Admission;
 use super::conns::{TcpLimits, tcp_connection_cap};
 use super::core::{Command, ConnEnd, Core, Dest, Event, Settings, Transmit};
 use super::trunk_limits::{TrunkLimit, TrunkLimits};
-use super::trunks::TrunkRegistration;
+use super::trunks::{TrunkRegistration, TrunkStatus};
 use super::{CallEvent, CallStarter, EndpointHandle, IncomingCall, TrunkConfig, tcp};
 use crate::cidr::Cidr;
 use crate::metrics::{Counter, Registry};
@@ -100,6 +100,8 @@ pub struct Endpoint {
     handle: EndpointHandle,
     pub udp_addr: Option<SocketAddr>,
     pub tcp_addr: Option<SocketAddr>,
+    /// The registering trunks' status, as it last changed.
+    pub trunks: watch::Receiver<Vec<TrunkStatus>>,
 }
 
 impl Endpoint {
@@ -219,7 +221,9 @@ impl Endpoint {
             Some(r) => (Some(r.registrar), Some(r.changes)),
             None => (None, None),
         };
+        let (trunks_tx, trunks_rx) = watch::channel(Vec::new());
         let lp = Loop {
+            trunks: trunks_tx,
             core: Core::new(settings, registrar, registry),
             udp,
             conns: HashMap::new(),
@@ -245,6 +249,7 @@ impl Endpoint {
             handle,
             udp_addr,
             tcp_addr,
+            trunks: trunks_rx,
         })
     }
 
@@ -273,6 +278,8 @@ struct Loop {
     /// Who waits for the drain to finish, and whether it has.
     drain_waiters: Vec<oneshot::Sender<()>>,
     drained: bool,
+    /// Where the trunks' status goes (the API reads it).
+    trunks: watch::Sender<Vec<TrunkStatus>>,
 }
 
 impl Loop {
@@ -417,6 +424,9 @@ impl Loop {
             }
             Event::CloseConn(conn) => {
                 self.conns.remove(&conn);
+            }
+            Event::Trunks(statuses) => {
+                self.trunks.send_replace(statuses);
             }
             Event::Drained => {
                 self.drained = true;

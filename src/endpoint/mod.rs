@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 pub use crate::cidr::{Cidr, CidrError};
 pub use event_loop::{Endpoint, Registrations, StartError};
-pub use trunks::TrunkRegistration;
+pub use trunks::{TrunkRegistration, TrunkStatus};
 
 use self::core::Command;
 use crate::diag::{Diagnostic, PathKey, Problem};

@@ -29,6 +29,42 @@ pub struct TrunkRegistration {
     pub token: String,
 }
 
+/// A trunk's registration as the API shows it, taken when it last changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrunkStatus {
+    /// The named trunk.
+    pub trunk: String,
+    /// `registering`, `registered`, `failed` or `stopped`.
+    pub state: &'static str,
+    /// Registered: the binding's lifetime the registrar granted, in seconds.
+    pub expires_s: Option<u64>,
+    /// Failed: what went wrong.
+    pub reason: Option<String>,
+    /// Failed: the wait before the next try, in seconds.
+    pub retry_s: Option<u64>,
+}
+
+impl TrunkStatus {
+    fn of(trunk: &str, state: &RegState, now: Instant) -> TrunkStatus {
+        let secs = |t: Instant| Some(t.saturating_duration_since(now).as_secs());
+        let (name, expires_s, reason, retry_s) = match state {
+            RegState::Registering => ("registering", None, None, None),
+            RegState::Registered { until } => ("registered", secs(*until), None, None),
+            RegState::Failed { why, retry_at } => {
+                ("failed", None, Some(why.clone()), secs(*retry_at))
+            }
+            RegState::Stopped => ("stopped", None, None, None),
+        };
+        TrunkStatus {
+            trunk: trunk.to_owned(),
+            state: name,
+            expires_s,
+            reason,
+            retry_s,
+        }
+    }
+}
+
 struct Entry {
     reg: Registration,
     peer: Peer,
@@ -37,6 +73,8 @@ struct Entry {
     failures: Arc<Counter>,
     /// The registration's failures already counted.
     counted: u64,
+    /// The state last reported.
+    reported: Option<RegState>,
 }
 
 /// Every registration (see the module doc).
@@ -67,6 +105,7 @@ impl Trunks {
                     peer: t.peer,
                     token: t.token,
                     counted: 0,
+                    reported: None,
                 }
             })
             .collect();
@@ -157,6 +196,26 @@ impl Trunks {
     /// Each trunk's registration state.
     pub(super) fn states(&self) -> impl Iterator<Item = (&str, &RegState)> {
         self.entries.iter().map(|e| (e.reg.trunk(), e.reg.state()))
+    }
+
+    /// Every trunk's status, if any changed since the last call.
+    pub(super) fn poll_changed(&mut self, now: Instant) -> Option<Vec<TrunkStatus>> {
+        let changed = self
+            .entries
+            .iter()
+            .any(|e| e.reported.as_ref() != Some(e.reg.state()));
+        if !changed {
+            return None;
+        }
+        Some(
+            self.entries
+                .iter_mut()
+                .map(|e| {
+                    e.reported = Some(e.reg.state().clone());
+                    TrunkStatus::of(e.reg.trunk(), e.reg.state(), now)
+                })
+                .collect(),
+        )
     }
 
     /// Sends what the registrations asked for and brings the gauges up to date.

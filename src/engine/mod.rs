@@ -238,6 +238,7 @@ impl Engine {
             registry.clone(),
             acd.as_ref().map(|_| control_tx),
             Some(reload_tx),
+            endpoint.trunks.clone(),
         );
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await

@@ -64,7 +64,15 @@ pub async fn start(
         Stats::start(&stats_config(dir), &Roster::default(), rx, &metrics).expect("start stats");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let server = Api::new(&api, stats.handle.clone(), metrics.clone(), control, None);
+    let (_, trunks) = tokio::sync::watch::channel(Vec::new());
+    let server = Api::new(
+        &api,
+        stats.handle.clone(),
+        metrics.clone(),
+        control,
+        None,
+        trunks,
+    );
     tokio::spawn(server.serve(listener, std::future::pending()));
     Running {
         sink,

@@ -187,6 +187,17 @@ fn the_engine_registers_with_a_digest_registrar_takes_calls_through_it_and_trans
         "{}",
         engine.log()
     );
+    let (status, body) = common::http(
+        engine.api,
+        "GET",
+        "/api/v1/trunks",
+        Some(common::ADMIN_TOKEN),
+    );
+    assert_eq!(status, 200, "{body}");
+    let trunks: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(trunks[0]["trunk"], "carrier", "{body}");
+    assert_eq!(trunks[0]["state"], "registered", "{body}");
+    assert_eq!(trunks[0]["expires_s"], 60, "{body}");
     let phone =
         common::Sipp::start_on(&dir, desk, kamailio.addr(), "answer.xml", &[], &["-m", "1"]);
     let wav = dir.join("caller.wav");
