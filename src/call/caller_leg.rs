@@ -134,18 +134,12 @@ struct Reliable {
     give_up_at: Instant,
 }
 
-/// Our session refresh in flight: its CSeq and what it asked.
+/// Our session refresh in flight: its CSeq, method (UPDATE or INVITE) and what it asked.
 #[derive(Debug, Clone, Copy)]
 struct Refresh {
     seq: u32,
-    method: MethodKind,
+    method: Method,
     asked: Agreement,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MethodKind {
-    Invite,
-    Update,
 }
 
 /// The SDP we describe our side with.
@@ -172,8 +166,7 @@ pub(super) struct CallerLeg {
     media: MediaSetup,
     answering: Answering,
     hundred_rel: HundredRel,
-    /// The last RSeq sent, and the reliable provisional awaiting its PRACK.
-    rseq: u32,
+    /// The reliable provisional awaiting its PRACK.
     reliable: Option<Reliable>,
     /// The session timer agreed (it runs from our 200), and our refresh in flight.
     agreed: Option<Agreement>,
@@ -228,13 +221,8 @@ impl CallerLeg {
         if let Some(n) = negotiated {
             media.laws = vec![n.law];
         }
-        let peer_allows_update = invite.request.headers.iter().any(|h| match h {
-            Header::Allow(a) => a
-                .value()
-                .split(',')
-                .any(|m| m.trim().eq_ignore_ascii_case("UPDATE")),
-            _ => false,
-        });
+        let peer_allows_update =
+            headers::lists_tag(&invite.request.headers, headers::pick_allow, "UPDATE");
         let mut leg = CallerLeg {
             dialog: invite.dialog,
             invite: invite.request,
@@ -245,8 +233,6 @@ impl CallerLeg {
             media,
             answering,
             hundred_rel: invite.hundred_rel,
-            // RFC 3262 3: the first RSeq is random, below 2**31, leaving room to count.
-            rseq: rand::random::<u32>() >> 2,
             reliable: None,
             agreed: invite.session,
             session: None,
@@ -282,12 +268,13 @@ impl CallerLeg {
         }
         let mut ringing = self.response(&self.invite, 180, None);
         if self.hundred_rel == HundredRel::Required {
-            self.rseq += 1;
+            // RFC 3262 3: the first RSeq is random, below 2**31 (only one is ever sent).
+            let rseq = rand::random::<u32>() >> 2;
             let h = &mut ringing.headers;
             h.push(Header::Require("100rel".into()));
-            h.push(Header::Other("RSeq".into(), self.rseq.to_string()));
+            h.push(Header::Other("RSeq".into(), rseq.to_string()));
             self.reliable = Some(Reliable {
-                rseq: self.rseq,
+                rseq,
                 response: ringing.clone(),
                 resend_at: Some(now + self.answering.t1),
                 interval: self.answering.t1,
@@ -336,8 +323,7 @@ impl CallerLeg {
                 }
                 Some(Due::Expired) => {
                     info!("the caller's side did not refresh the session: hanging up");
-                    self.hang_up(now);
-                    self.event(LegEvent::Ended(EndReason::SessionExpired));
+                    self.expire(now);
                 }
                 _ => {}
             }
@@ -471,8 +457,7 @@ impl CallerLeg {
                 } else if self.refresh.is_some_and(|r| r.seq == cseq) {
                     self.refresh = None;
                     info!("our session refresh got no answer: hanging up");
-                    self.hang_up(now);
-                    self.event(LegEvent::Ended(EndReason::SessionExpired));
+                    self.expire(now);
                 }
             }
         }
@@ -567,10 +552,10 @@ impl CallerLeg {
         let Some(asked) = self.agreed else {
             return;
         };
-        let (method, kind) = if self.peer_allows_update {
-            (Method::Update, MethodKind::Update)
+        let method = if self.peer_allows_update {
+            Method::Update
         } else {
-            (Method::Invite, MethodKind::Invite)
+            Method::Invite
         };
         let mut req = self.dialog.request(method, &host_port(self.local));
         let h = &mut req.headers;
@@ -578,7 +563,7 @@ impl CallerLeg {
             h.push(Header::Other(name.into(), value));
         }
         h.push(Header::Supported(crate::sip::SUPPORTED.into()));
-        if kind == MethodKind::Invite {
+        if method == Method::Invite {
             h.push(Header::Allow(crate::sip::ALLOW.into()));
             if let Some(sdp) = &self.last_sdp {
                 h.push(Header::ContentType("application/sdp".into()));
@@ -587,11 +572,7 @@ impl CallerLeg {
         }
         let seq = headers::cseq(&req.headers).map_or(0, |(n, _)| n);
         debug!(method = %method, "refreshing the session");
-        self.refresh = Some(Refresh {
-            seq,
-            method: kind,
-            asked,
-        });
+        self.refresh = Some(Refresh { seq, method, asked });
         let peer = self.dialog.next_hop();
         self.out.push_back(LegOutput::Sip(Box::new(Command::Send {
             peer,
@@ -624,16 +605,12 @@ impl CallerLeg {
             return;
         };
         let code = response.status_code.code();
-        let Some(refresh) = self.refresh.filter(|r| r.seq == seq && code >= 200) else {
+        let Some(refresh) = self
+            .refresh
+            .filter(|r| r.seq == seq && r.method == method && code >= 200)
+        else {
             return;
         };
-        let kind = match method {
-            Method::Update => MethodKind::Update,
-            _ => MethodKind::Invite,
-        };
-        if kind != refresh.method {
-            return;
-        }
         self.refresh = None;
         match code {
             200..=299 => {
@@ -656,8 +633,7 @@ impl CallerLeg {
                     code,
                     "our session refresh found the dialog gone: hanging up"
                 );
-                self.hang_up(now);
-                self.event(LegEvent::Ended(EndReason::SessionExpired));
+                self.expire(now);
             }
             _ => {
                 // Glare (491) or a passing refusal: try again soon, well before the
@@ -668,6 +644,12 @@ impl CallerLeg {
                 }
             }
         }
+    }
+
+    /// The session timer ended the call (RFC 4028 10): BYE.
+    fn expire(&mut self, now: Instant) {
+        self.hang_up(now);
+        self.event(LegEvent::Ended(EndReason::SessionExpired));
     }
 
     fn event(&mut self, ev: LegEvent) {
@@ -847,7 +829,7 @@ impl CallerLeg {
     /// only refreshes.
     fn offer_answer(&mut self, now: Instant, tx: ServerTxId, req: &Request) {
         // Our own re-INVITE is out: offers crossed (RFC 3261 14.2, RFC 3311 5.2).
-        let ours_pending = self.refresh.is_some_and(|r| r.method == MethodKind::Invite);
+        let ours_pending = self.refresh.is_some_and(|r| r.method == Method::Invite);
         if ours_pending && (req.method == Method::Invite || !req.body.is_empty()) {
             return self.respond(tx, req, 491, None);
         }

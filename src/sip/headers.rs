@@ -2,6 +2,8 @@
 //! what RFC 3261 allows, the syntax checks RFC 4475 expects a UAS to make, and small
 //! readers (tags, branch, CSeq) over rsip's untyped headers. Pure functions over strings.
 
+use std::fmt::Write as _;
+
 use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Method};
 
@@ -347,6 +349,13 @@ pub fn pick_accept(h: &Header) -> Option<&str> {
     }
 }
 
+pub fn pick_allow(h: &Header) -> Option<&str> {
+    match h {
+        Header::Allow(v) => Some(v.value()),
+        _ => None,
+    }
+}
+
 pub fn pick_supported(h: &Header) -> Option<&str> {
     match h {
         Header::Supported(v) => Some(v.value()),
@@ -354,7 +363,8 @@ pub fn pick_supported(h: &Header) -> Option<&str> {
     }
 }
 
-/// Whether the option `tag` is listed in the headers `pick` selects (Require, Supported).
+/// Whether the option `tag` (or method) is listed in the headers `pick` selects (Require,
+/// Supported, Allow).
 pub fn lists_tag(headers: &Headers, pick: fn(&Header) -> Option<&str>, tag: &str) -> bool {
     all_values(headers, pick)
         .iter()
@@ -392,16 +402,32 @@ pub fn stamp_received(headers: &mut Headers, source: std::net::SocketAddr) {
     let Header::Via(via) = slot else {
         return;
     };
-    let whole = via.value().to_owned();
-    let values = split_outside(&whole, ',');
-    let top = values[0].trim();
-    let mut parts = split_outside(top, ';').into_iter();
-    let head = parts.next().unwrap_or_default().trim();
-    let sent_by_host = head
+    if let Some(stamped) = received_via(via.value(), source) {
+        *slot = Header::Via(stamped.into());
+    }
+}
+
+/// The Via value with `received` (and `rport`) filled in, or `None` when it needs
+/// nothing: the common case (a trunk that sends from its sent-by and asks no rport) costs
+/// no allocation, as this runs for every request.
+fn received_via(whole: &str, source: std::net::SocketAddr) -> Option<String> {
+    let top_end = whole.find(',').unwrap_or(whole.len());
+    let quick_head = whole[..top_end].split(';').next().unwrap_or_default();
+    let quick_host = quick_head
+        .trim()
         .split_once(' ')
         .map(|(_, by)| host_of(by.trim()))
         .unwrap_or_default();
-    let source_ip = source.ip().to_string();
+    let asks_rport = whole.as_bytes()[..top_end]
+        .windows(5)
+        .any(|w| w.eq_ignore_ascii_case(b"rport"));
+    if !asks_rport && quick_host.parse::<std::net::IpAddr>() == Ok(source.ip()) {
+        return None;
+    }
+    let values = split_outside(whole, ',');
+    let top = values[0].trim();
+    let mut parts = split_outside(top, ';').into_iter();
+    let head = parts.next().unwrap_or_default().trim();
     let params: Vec<(&str, Option<&str>)> = parts
         .map(|p| {
             let (k, v) = p.split_once('=').map_or((p, None), |(k, v)| (k, Some(v)));
@@ -411,8 +437,8 @@ pub fn stamp_received(headers: &mut Headers, source: std::net::SocketAddr) {
     let wants_rport = params
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("rport") && v.is_none_or(str::is_empty));
-    if !wants_rport && sent_by_host == source_ip {
-        return;
+    if !wants_rport && quick_host.parse::<std::net::IpAddr>() == Ok(source.ip()) {
+        return None;
     }
     let mut out = head.to_owned();
     for (k, v) in &params {
@@ -426,17 +452,15 @@ pub fn stamp_received(headers: &mut Headers, source: std::net::SocketAddr) {
             out.push_str(v);
         }
     }
-    out.push_str(";received=");
-    out.push_str(&source_ip);
+    let _ = write!(out, ";received={}", source.ip());
     if wants_rport {
-        out.push_str(";rport=");
-        out.push_str(&source.port().to_string());
+        let _ = write!(out, ";rport={}", source.port());
     }
     for rest in &values[1..] {
         out.push_str(", ");
         out.push_str(rest.trim());
     }
-    *slot = Header::Via(out.into());
+    Some(out)
 }
 
 /// The host of a `host[:port]` sent-by or hostport, without IPv6 brackets.
