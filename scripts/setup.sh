@@ -11,7 +11,7 @@ mkdir -p "$data"
 say() { printf 'setup: %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------------
-apt_packages=(sip-tester baresip-core linphone-cli kamailio espeak-ng sox unzip chromium fonts-wqy-microhei tshark)
+apt_packages=(sip-tester baresip-core linphone-cli kamailio kamailio-tls-modules openssl espeak-ng sox unzip chromium fonts-wqy-microhei tshark)
 missing=()
 for p in "${apt_packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

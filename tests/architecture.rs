@@ -23,6 +23,7 @@ const CORES: &[&str] = &[
     "src/endpoint/admission.rs",
     "src/endpoint/trunk_limits.rs",
     "src/endpoint/trunks.rs",
+    "src/endpoint/outgoing.rs",
     "src/call/core.rs",
     "src/call/flow.rs",
     "src/call/caller_leg.rs",

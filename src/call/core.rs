@@ -369,7 +369,10 @@ impl CallCore {
             setup.flows,
             setup.plan,
             self.info.clone(),
-            host_port(self.caller.source().addr),
+            {
+                let source = self.caller.source();
+                format!("{}{}", host_port(source.addr), source.transport.uri_param())
+            },
             setup.has_acd,
         ));
     }

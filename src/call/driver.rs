@@ -244,7 +244,7 @@ impl Driver {
         let uri = SipUri::parse(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
         let addr = match uri.socket_addr() {
             Some(a) => a,
-            None => tokio::net::lookup_host((uri.host, uri.port.unwrap_or(5060)))
+            None => tokio::net::lookup_host((uri.host, uri.port_or_default()))
                 .await
                 .ok()
                 .and_then(|mut a| a.next())

@@ -23,7 +23,7 @@ use crate::sip::digest::ClientCredentials;
 use crate::sip::transaction::Peer;
 use crate::sip::uri::host_port;
 use crate::sip::uri::{percent_encode, to_rsip};
-use crate::sip::{Transport, build, headers};
+use crate::sip::{build, headers};
 
 /// What happened on a far leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,11 +107,7 @@ impl FarLeg {
         } = dialled;
         let request_uri = to_rsip(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
         let sdp = local_sdp(local, &media);
-        let tcp = if peer.transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
+        let transport = peer.transport.uri_param();
         let caller = context.caller.replace(['"', '\\', '<', '>'], "");
         let mut h = Headers::default();
         h.push(Header::Via(
@@ -145,7 +141,7 @@ impl FarLeg {
         h.push(Header::CallId(call_id.clone().into()));
         h.push(Header::CSeq("1 INVITE".into()));
         h.push(Header::Contact(
-            format!("<sip:hotline@{}{tcp}>", host_port(local)).into(),
+            format!("<sip:hotline@{}{transport}>", host_port(local)).into(),
         ));
         h.push(Header::Allow(crate::sip::ALLOW.into()));
         // The caller as the trunk asserted it (RFC 3325), with the privacy they asked for:
@@ -585,7 +581,7 @@ mod tests {
 From: <sip:138@127.0.0.1>;tag=f\r\nTo: <sip:1001@127.0.0.1:5080>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
 Contact: <sip:hotline@127.0.0.1>\r\nContent-Length: 0\r\n\r\n";
         let Ok(rsip::SipMessage::Request(invite)) =
-            crate::sip::parse::parse(text.as_bytes(), Transport::Udp)
+            crate::sip::parse::parse(text.as_bytes(), crate::sip::Transport::Udp)
         else {
             panic!("test INVITE parses");
         };

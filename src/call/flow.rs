@@ -219,8 +219,10 @@ pub(super) struct Flow {
     flows: Arc<Flows>,
     interp: Interpreter,
     info: CallInfo,
-    /// `host:port` of the trunk the call came from, for transfers to a number through it.
-    trunk_host: String,
+    /// Where the call came from as a URI writes it after the `@` (`host:port`, and the
+    /// transport parameter of a TCP or TLS connection), for transfers to a number through
+    /// that trunk.
+    trunk_address: String,
     /// An ACD is configured: queue steps hand the call to it.
     has_acd: bool,
     now: Instant,
@@ -243,14 +245,14 @@ impl Flow {
         flows: Arc<Flows>,
         plan: Arc<dialplan::Dialplan>,
         info: CallInfo,
-        trunk_host: String,
+        trunk_address: String,
         has_acd: bool,
     ) -> Flow {
         let mut core = Flow {
             interp: Interpreter::start(plan, info.clone(), now, wall),
             flows,
             info,
-            trunk_host,
+            trunk_address,
             has_acd,
             now,
             next_play: 0,
@@ -734,7 +736,7 @@ impl Flow {
     ) {
         let target = match to {
             TransferTo::Uri(uri) => uri,
-            TransferTo::Trunk(number) => format!("sip:{number}@{}", self.trunk_host),
+            TransferTo::Trunk(number) => format!("sip:{number}@{}", self.trunk_address),
         };
         info!(%target, ?method, "transferring");
         self.transfer = Some(Transfer {

@@ -146,11 +146,7 @@ impl Invite {
         let contact = format!(
             "<sip:hotline@{}{}>",
             host_port(local),
-            if peer.transport.is_reliable() {
-                ";transport=tcp"
-            } else {
-                ""
-            }
+            peer.transport.uri_param()
         );
         let dialog = match Dialog::uas(&request, local_tag, peer, contact) {
             Ok(d) => d,

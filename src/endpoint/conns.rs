@@ -1,4 +1,5 @@
-//! The table of SIP TCP connections, sans-IO: which are open and to whom, which one a
+//! The table of SIP connections (TCP, and TLS over TCP), sans-IO: which are open, to whom
+//! and by which transport, which one a
 //! message leaves on, how many one source may hold, and when each must close: a
 //! connection must finish a message it started (and its first one) within
 //! `message_deadline`, and one that says nothing for `idle` is closed. Owned by the
@@ -10,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::sip::Transport;
 use crate::sip::transaction::Peer;
 
 /// How often the deadlines are checked while connections exist: closing a few hundred
@@ -80,6 +82,8 @@ impl CloseReason {
 
 struct Conn {
     addr: SocketAddr,
+    /// TCP or TLS: a reply for a TLS peer must not leave on its plain connection.
+    transport: Transport,
     /// Accepted (counts against its source's share), not opened by us.
     accepted: bool,
     /// Bytes of an unfinished message are buffered.
@@ -110,7 +114,12 @@ impl Conns {
     }
 
     /// A connection from `addr` the edge accepted: its name, unless a cap refuses it.
-    pub(super) fn accept(&mut self, now: Instant, addr: SocketAddr) -> Result<u64, ConnRefusal> {
+    pub(super) fn accept(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        transport: Transport,
+    ) -> Result<u64, ConnRefusal> {
         if self.conns.len() >= self.limits.max_connections {
             return Err(ConnRefusal::MaxConnections);
         }
@@ -120,18 +129,20 @@ impl Conns {
         }
         *held += 1;
         // Until its first message is complete it is as good as a started one.
-        Ok(self.insert(now, addr, true, true, self.limits.message_deadline))
+        let deadline = self.limits.message_deadline;
+        Ok(self.insert(now, addr, transport, true, true, deadline))
     }
 
     /// A connection we open to `addr` to send a message: its name.
-    pub(super) fn open(&mut self, now: Instant, addr: SocketAddr) -> u64 {
-        self.insert(now, addr, false, false, self.limits.idle)
+    pub(super) fn open(&mut self, now: Instant, addr: SocketAddr, transport: Transport) -> u64 {
+        self.insert(now, addr, transport, false, false, self.limits.idle)
     }
 
     fn insert(
         &mut self,
         now: Instant,
         addr: SocketAddr,
+        transport: Transport,
         accepted: bool,
         mid_message: bool,
         wait: Duration,
@@ -141,6 +152,7 @@ impl Conns {
             self.next_id,
             Conn {
                 addr,
+                transport,
                 accepted,
                 mid_message,
                 deadline: now + wait,
@@ -184,14 +196,14 @@ impl Conns {
     }
 
     /// The open connection for `peer`: the one it used if still open, else any to its
-    /// address.
+    /// address by its transport.
     pub(super) fn route(&self, peer: Peer) -> Option<u64> {
         peer.conn
             .filter(|c| self.conns.contains_key(c))
             .or_else(|| {
                 self.conns
                     .iter()
-                    .find(|(_, c)| c.addr == peer.addr)
+                    .find(|(_, c)| c.addr == peer.addr && c.transport == peer.transport)
                     .map(|(id, _)| *id)
             })
     }
@@ -239,7 +251,6 @@ impl Conns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::Transport;
     use crate::time::virtual_time::{Timed, advance};
 
     impl Timed for Conns {
@@ -285,28 +296,39 @@ mod tests {
     fn caps_hold_per_source_and_in_total_and_free_up_on_close() {
         let t = Instant::now();
         let mut c = Conns::new(limits());
-        let a1 = c.accept(t, addr("10.0.0.1:5000")).expect("first");
-        c.accept(t, addr("10.0.0.1:5001")).expect("second");
+        let a1 = c
+            .accept(t, addr("10.0.0.1:5000"), Transport::Tcp)
+            .expect("first");
+        c.accept(t, addr("10.0.0.1:5001"), Transport::Tcp)
+            .expect("second");
         assert_eq!(
-            c.accept(t, addr("10.0.0.1:5002")),
+            c.accept(t, addr("10.0.0.1:5002"), Transport::Tcp),
             Err(ConnRefusal::MaxPerSource)
         );
-        c.accept(t, addr("10.0.0.2:5000")).expect("another source");
+        c.accept(t, addr("10.0.0.2:5000"), Transport::Tcp)
+            .expect("another source");
         assert_eq!(
-            c.accept(t, addr("10.0.0.3:5000")),
+            c.accept(t, addr("10.0.0.3:5000"), Transport::Tcp),
             Err(ConnRefusal::MaxConnections)
         );
         c.remove(a1);
-        c.accept(t, addr("10.0.0.1:5003")).expect("room again");
+        c.accept(t, addr("10.0.0.1:5003"), Transport::Tcp)
+            .expect("room again");
     }
 
     #[test]
     fn a_silent_or_dripping_connection_is_closed_and_a_talking_one_is_not() {
         let t = Instant::now();
         let mut c = Conns::new(limits());
-        let silent = c.accept(t, addr("10.0.0.1:5000")).expect("silent");
-        let drip = c.accept(t, addr("10.0.0.2:5000")).expect("drip");
-        let talker = c.accept(t, addr("10.0.0.3:5000")).expect("talker");
+        let silent = c
+            .accept(t, addr("10.0.0.1:5000"), Transport::Tcp)
+            .expect("silent");
+        let drip = c
+            .accept(t, addr("10.0.0.2:5000"), Transport::Tcp)
+            .expect("drip");
+        let talker = c
+            .accept(t, addr("10.0.0.3:5000"), Transport::Tcp)
+            .expect("talker");
         c.received(t + S, talker, false);
         c.received(t + S, drip, false);
         // The drip starts a message and sends a byte every second, never finishing it.
@@ -331,8 +353,12 @@ mod tests {
     fn replies_take_the_connection_the_request_used_or_another_to_the_peer() {
         let t = Instant::now();
         let mut c = Conns::new(limits());
-        let a = c.accept(t, addr("10.0.0.1:5000")).expect("a");
-        let b = c.accept(t, addr("10.0.0.1:5000")).expect("b");
+        let a = c
+            .accept(t, addr("10.0.0.1:5000"), Transport::Tcp)
+            .expect("a");
+        let b = c
+            .accept(t, addr("10.0.0.1:5000"), Transport::Tcp)
+            .expect("b");
         let peer = |conn| Peer {
             transport: Transport::Tcp,
             addr: addr("10.0.0.1:5000"),
@@ -343,7 +369,15 @@ mod tests {
         assert_eq!(c.route(peer(Some(b))), Some(a));
         c.remove(a);
         assert_eq!(c.route(peer(Some(a))), None);
-        let ours = c.open(t, addr("10.0.0.1:5000"));
+        let ours = c.open(t, addr("10.0.0.1:5000"), Transport::Tcp);
+        assert_eq!(c.route(peer(None)), Some(ours));
+        let secure = Peer {
+            transport: Transport::Tls,
+            ..peer(None)
+        };
+        assert_eq!(c.route(secure), None, "a TLS peer never gets the plain one");
+        let tls = c.open(t, addr("10.0.0.1:5000"), Transport::Tls);
+        assert_eq!(c.route(secure), Some(tls));
         assert_eq!(c.route(peer(None)), Some(ours));
     }
 }

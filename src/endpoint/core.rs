@@ -25,6 +25,7 @@ use super::CallEvent;
 use super::admission::Admission;
 use super::conns::{ConnRefusal, Conns, TcpLimits};
 use super::metrics::{Metrics, RegistrarMetrics};
+use super::outgoing::Outgoing;
 use super::trunk_limits::TrunkLimits;
 use super::trunks::{TrunkRegistration, TrunkStatus, Trunks};
 use crate::cidr::Cidr;
@@ -61,11 +62,11 @@ pub struct Settings {
 }
 
 /// Where the edge sends bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
     /// A datagram from our UDP socket.
     Udp(SocketAddr),
-    /// An open (or opening) TCP connection.
+    /// An open (or opening) TCP or TLS connection.
     Conn(u64),
     /// No connection to `addr` exists: open one, named `conn`, and send on it.
     Connect {
@@ -73,6 +74,10 @@ pub enum Dest {
         conn: u64,
         /// Where to connect.
         addr: SocketAddr,
+        /// TCP, or TLS over it.
+        transport: Transport,
+        /// For TLS: the name the server's certificate must carry (`None`: its IP address).
+        tls_name: Option<String>,
     },
 }
 
@@ -194,7 +199,8 @@ pub struct Core {
     conns: Conns,
     allow: Vec<Cidr>,
     named: Vec<(String, Vec<Cidr>)>,
-    server: String,
+    /// Our User-Agent and the names TLS servers must prove.
+    outgoing: Outgoing,
     admission: Admission,
     trunk_limits: TrunkLimits,
     /// The media workers' running count of late ticks, as last told.
@@ -219,7 +225,7 @@ impl Core {
             conns: Conns::new(settings.tcp),
             allow: settings.allow,
             named: settings.named,
-            server: settings.server,
+            outgoing: Outgoing::new(settings.server),
             admission: settings.admission,
             trunk_limits: settings.trunk_limits,
             media_late_ticks: 0,
@@ -264,7 +270,7 @@ impl Core {
             Err(ParseError::Reject(r)) => {
                 debug!(%peer.addr, status = r.status, detail = %r.detail, "rejected a malformed request");
                 self.metrics.rejected.inc();
-                let bytes = build::reject(&r, &self.server);
+                let bytes = build::reject(&r, &self.outgoing.server);
                 self.push_transmit(now, peer, bytes);
             }
         }
@@ -278,7 +284,7 @@ impl Core {
                 let _ = self.tx.respond(now, tx, self.stamp(response));
             }
             Command::Send { peer, mut request } => {
-                sign(&self.server, &mut request);
+                self.outgoing.prepare(peer, &mut request);
                 let route = headers::call_id(&request.headers)
                     .zip(headers::cseq(&request.headers))
                     .map(|(id, (seq, m))| (id.to_owned(), seq, m));
@@ -291,7 +297,7 @@ impl Core {
                 }
             }
             Command::SendStateless { peer, mut request } => {
-                sign(&self.server, &mut request);
+                self.outgoing.prepare(peer, &mut request);
                 self.tx.send_stateless(peer, &SipMessage::Request(request));
             }
             Command::Route { call_id } => {
@@ -320,14 +326,22 @@ impl Core {
         self.drive(now);
     }
 
-    /// The edge accepted a TCP connection from `addr`: the name it goes by from now on,
-    /// or why it must be closed at once. Only trunks and the networks agent phones may
-    /// register from get a connection, within the caps.
-    pub fn handle_accept(&mut self, now: Instant, addr: SocketAddr) -> Result<u64, ConnRefusal> {
+    /// The edge accepted a TCP or TLS connection from `addr`: the name it goes by from now
+    /// on, or why it must be closed at once. Only trunks (a registering trunk's registrar
+    /// among them) and the networks agent phones may register from get a connection,
+    /// within the caps.
+    pub fn handle_accept(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        transport: Transport,
+    ) -> Result<u64, ConnRefusal> {
         let ip = addr.ip();
-        let allowed = self.trusted(ip) || self.registrar.as_ref().is_some_and(|r| r.admits(ip));
+        let allowed = self.trusted(ip)
+            || self.trunks.is_registrar(ip)
+            || self.registrar.as_ref().is_some_and(|r| r.admits(ip));
         let accepted = if allowed {
-            self.conns.accept(now, addr)
+            self.conns.accept(now, addr, transport)
         } else {
             Err(ConnRefusal::NotAllowed)
         };
@@ -373,8 +387,8 @@ impl Core {
     /// drain can only shorten the grace.
     pub fn handle_drain(&mut self, now: Instant, grace: Duration) {
         if self.drain.is_none() {
-            let (tx, server) = (&mut self.tx, self.server.as_str());
-            self.trunks.stop(&mut sender(tx, server, now));
+            let (tx, out) = (&mut self.tx, &mut self.outgoing);
+            self.trunks.stop(&mut sender(tx, out, now));
         }
         let at = now + grace;
         let drain = self.drain.get_or_insert(Drain {
@@ -421,9 +435,8 @@ impl Core {
         {
             r.handle_timeout(now);
         }
-        let (tx, server) = (&mut self.tx, self.server.as_str());
-        self.trunks
-            .handle_timeout(now, &mut sender(tx, server, now));
+        let (tx, out) = (&mut self.tx, &mut self.outgoing);
+        self.trunks.handle_timeout(now, &mut sender(tx, out, now));
         self.drive(now);
     }
 
@@ -507,14 +520,18 @@ impl Core {
         self.metrics.response(&bytes);
         let dest = match peer.transport {
             Transport::Udp => Dest::Udp(peer.addr),
-            Transport::Tcp => match self.conns.route(peer) {
+            Transport::Tcp | Transport::Tls => match self.conns.route(peer) {
                 Some(conn) => Dest::Conn(conn),
                 None => {
-                    let conn = self.conns.open(now, peer.addr);
+                    let conn = self.conns.open(now, peer.addr, peer.transport);
                     self.metrics.tcp_connections.set(self.conns.len() as i64);
                     Dest::Connect {
                         conn,
                         addr: peer.addr,
+                        transport: peer.transport,
+                        tls_name: (peer.transport == Transport::Tls)
+                            .then(|| self.outgoing.tls_name(peer.addr))
+                            .flatten(),
                     }
                 }
             },
@@ -560,8 +577,8 @@ impl Core {
                 }
             }
             TxEvent::Response { tx, response } => {
-                let (txs, server) = (&mut self.tx, self.server.as_str());
-                let mut send = sender(txs, server, now);
+                let (txs, out) = (&mut self.tx, &mut self.outgoing);
+                let mut send = sender(txs, out, now);
                 if self.trunks.handle_response(now, tx, &response, &mut send) {
                     return;
                 }
@@ -578,10 +595,10 @@ impl Core {
                 }
             }
             TxEvent::Timeout { tx } => {
-                let (txs, server) = (&mut self.tx, self.server.as_str());
+                let (txs, out) = (&mut self.tx, &mut self.outgoing);
                 if self
                     .trunks
-                    .handle_no_answer(now, tx, &mut sender(txs, server, now))
+                    .handle_no_answer(now, tx, &mut sender(txs, out, now))
                 {
                     return;
                 }
@@ -767,7 +784,7 @@ impl Core {
     fn stamp(&self, mut response: rsip::Response) -> rsip::Response {
         response
             .headers
-            .push(Header::Server(self.server.clone().into()));
+            .push(Header::Server(self.outgoing.server.clone().into()));
         response
     }
 }
@@ -775,25 +792,12 @@ impl Core {
 /// Sends a request of the core's own (a trunk's REGISTER) in a client transaction.
 fn sender<'a>(
     tx: &'a mut Transactions,
-    server: &'a str,
+    out: &'a mut Outgoing,
     now: Instant,
 ) -> impl FnMut(Peer, Request) -> ClientTxId + 'a {
     move |peer, mut request| {
-        sign(server, &mut request);
+        out.prepare(peer, &mut request);
         tx.send_request(now, peer, request)
-    }
-}
-
-/// Adds our User-Agent (`server`) to a request we send, unless it has one.
-fn sign(server: &str, request: &mut Request) {
-    if !request
-        .headers
-        .iter()
-        .any(|h| matches!(h, Header::UserAgent(_)))
-    {
-        request
-            .headers
-            .push(Header::UserAgent(server.to_owned().into()));
     }
 }
 

@@ -352,8 +352,14 @@ fn a_registration_is_told_to_the_engine_and_expires_in_virtual_time() {
 #[test]
 fn responses_go_back_on_the_connection_the_request_came_on() {
     let mut b = Bench::new(10);
-    let first = b.core.handle_accept(b.now, addr(TRUNK)).expect("a trunk");
-    let second = b.core.handle_accept(b.now, addr(TRUNK)).expect("a trunk");
+    let first = b
+        .core
+        .handle_accept(b.now, addr(TRUNK), Transport::Tcp)
+        .expect("a trunk");
+    let second = b
+        .core
+        .handle_accept(b.now, addr(TRUNK), Transport::Tcp)
+        .expect("a trunk");
     b.receive(tcp(TRUNK, second), &invite("c1", "z9hG4bKa"));
     let call = b.new_call();
     assert_eq!(call.peer.conn, Some(second));
@@ -381,7 +387,17 @@ fn responses_go_back_on_the_connection_the_request_came_on() {
         response: busy,
     });
     match b.sent().as_slice() {
-        [(Dest::Connect { conn, addr: to }, line)] => {
+        [
+            (
+                Dest::Connect {
+                    conn,
+                    addr: to,
+                    transport: Transport::Tcp,
+                    tls_name: None,
+                },
+                line,
+            ),
+        ] => {
             assert!(![first, second].contains(conn), "a fresh name");
             assert_eq!(*to, addr(TRUNK));
             assert!(line.starts_with("SIP/2.0 486"), "{line}");
@@ -402,6 +418,71 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
 }
 
 #[test]
+fn a_tls_peer_is_reached_by_tls_checked_against_the_name_it_was_sent_to() {
+    let mut b = Bench::new(10);
+    let pbx = Peer {
+        transport: Transport::Tls,
+        addr: addr("10.0.0.7:5061"),
+        conn: None,
+    };
+    b.command(Command::Route {
+        call_id: "leg1".into(),
+    });
+    let invite = outgoing_invite("leg1", "TLS");
+    let text = invite.to_string().replace(
+        "INVITE sip:1001@10.0.0.7 ",
+        "INVITE sip:1001@pbx.example;transport=tls ",
+    );
+    b.command(Command::Send {
+        peer: pbx,
+        request: parsed_request(&text),
+    });
+    match b.sent().as_slice() {
+        [
+            (
+                Dest::Connect {
+                    addr: to,
+                    transport: Transport::Tls,
+                    tls_name: Some(name),
+                    ..
+                },
+                line,
+            ),
+        ] => {
+            assert_eq!(*to, pbx.addr);
+            assert_eq!(name, "pbx.example");
+            assert!(line.starts_with("INVITE "), "{line}");
+        }
+        other => panic!("expected a TLS connect, got {other:?}"),
+    }
+    // A plain TCP request to the same address opens a connection of its own.
+    b.command(Command::Route {
+        call_id: "leg2".into(),
+    });
+    b.command(Command::Send {
+        peer: Peer {
+            transport: Transport::Tcp,
+            ..pbx
+        },
+        request: outgoing_invite("leg2", "TCP"),
+    });
+    assert!(
+        matches!(
+            b.sent().as_slice(),
+            [(
+                Dest::Connect {
+                    transport: Transport::Tcp,
+                    tls_name: None,
+                    ..
+                },
+                _
+            )]
+        ),
+        "a TLS connection never carries plain TCP's messages"
+    );
+}
+
+#[test]
 fn a_failed_tcp_connect_fails_its_transaction_at_once() {
     let mut b = Bench::new(10);
     let phone = Peer {
@@ -417,7 +498,17 @@ fn a_failed_tcp_connect_fails_its_transaction_at_once() {
         request: outgoing_invite("leg1", "TCP"),
     });
     let conn = match b.sent().as_slice() {
-        [(Dest::Connect { conn, addr: to }, line)] if *to == phone.addr => {
+        [
+            (
+                Dest::Connect {
+                    conn,
+                    addr: to,
+                    transport: Transport::Tcp,
+                    tls_name: None,
+                },
+                line,
+            ),
+        ] if *to == phone.addr => {
             assert!(line.starts_with("INVITE "), "{line}");
             *conn
         }
@@ -513,9 +604,13 @@ Call-ID: c1\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
 #[test]
 fn only_trunks_and_agent_networks_may_open_tcp_connections() {
     let mut b = Bench::new(10);
-    assert!(b.core.handle_accept(b.now, addr(TRUNK)).is_ok());
+    assert!(
+        b.core
+            .handle_accept(b.now, addr(TRUNK), Transport::Tcp)
+            .is_ok()
+    );
     assert_eq!(
-        b.core.handle_accept(b.now, addr(STRANGER)),
+        b.core.handle_accept(b.now, addr(STRANGER), Transport::Tcp),
         Err(crate::endpoint::conns::ConnRefusal::NotAllowed)
     );
     let config = RegistrarConfig {
@@ -525,12 +620,14 @@ fn only_trunks_and_agent_networks_may_open_tcp_connections() {
     let registrar = Registrar::new(&config, Vec::new(), [7; 32], b.now).expect("valid");
     let mut b = Bench::with_registrar(10, Some(registrar));
     assert!(
-        b.core.handle_accept(b.now, addr(STRANGER)).is_ok(),
+        b.core
+            .handle_accept(b.now, addr(STRANGER), Transport::Tcp)
+            .is_ok(),
         "agent phones' network"
     );
     assert!(
         b.core
-            .handle_accept(b.now, addr("198.51.100.1:5060"))
+            .handle_accept(b.now, addr("198.51.100.1:5060"), Transport::Tcp)
             .is_err()
     );
 }
@@ -538,7 +635,10 @@ fn only_trunks_and_agent_networks_may_open_tcp_connections() {
 #[test]
 fn a_connection_that_never_finishes_its_first_message_is_closed() {
     let mut b = Bench::new(10);
-    let conn = b.core.handle_accept(b.now, addr(TRUNK)).expect("a trunk");
+    let conn = b
+        .core
+        .handle_accept(b.now, addr(TRUNK), Transport::Tcp)
+        .expect("a trunk");
     b.core.handle_conn_read(b.now, conn, true);
     b.advance(Duration::from_secs(19));
     assert!(b.events().is_empty());
@@ -715,6 +815,18 @@ fn a_registering_trunk_registers_at_start_and_takes_the_calls_sent_to_its_bindin
     // The same address without the binding's token is a stranger.
     b.receive(Peer::udp("198.51.100.7:5060"), &invite("c2", "z9hG4bKb"));
     assert_eq!(b.sent_lines(), ["403"]);
+    // The registrar may connect (by TLS here: it relays calls to a binding naming our TLS
+    // listener); a stranger may not, whatever it would send.
+    assert!(
+        b.core
+            .handle_accept(now, addr("192.0.2.1:40123"), Transport::Tls)
+            .is_ok()
+    );
+    assert_eq!(
+        b.core
+            .handle_accept(now, addr("198.51.100.7:40124"), Transport::Tls),
+        Err(crate::endpoint::conns::ConnRefusal::NotAllowed)
+    );
     // Stopping unregisters.
     b.core.handle_drain(now, Duration::from_secs(1));
     let lines = b.sent();

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::admission::Admission;
 use super::conns::{TcpLimits, tcp_connection_cap};
 use super::core::{Command, ConnEnd, Core, Dest, Event, Settings, Transmit};
+use super::tls::{self, Tls};
 use super::trunk_limits::{TrunkLimit, TrunkLimits};
 use super::trunks::{TrunkRegistration, TrunkStatus};
 use super::{CallEvent, CallStarter, EndpointHandle, IncomingCall, TrunkConfig, tcp};
@@ -48,20 +49,22 @@ pub(crate) enum Input {
         call_id: String,
         events: mpsc::UnboundedSender<CallEvent>,
     },
-    /// A connection the listener accepted.
+    /// A connection the TCP or TLS listener accepted (TLS: before the handshake).
     Accepted {
         stream: TcpStream,
         addr: SocketAddr,
+        transport: Transport,
     },
     /// A read on a connection that completed no message: a keep-alive, or part of one.
     Read {
         conn: u64,
         mid_message: bool,
     },
-    /// One framed TCP message.
+    /// One framed message from a TCP or TLS connection.
     Frame {
         conn: u64,
         addr: SocketAddr,
+        transport: Transport,
         bytes: Bytes,
     },
     ConnClosed {
@@ -87,6 +90,8 @@ pub enum StartError {
     Allow(#[from] super::CidrError),
     #[error("[sip] public_address {0:?} is not an IP address")]
     PublicAddress(String),
+    #[error(transparent)]
+    Tls(#[from] super::TlsError),
     #[error("[trunks.named.{trunk}.register] registrar {registrar:?}: {why}")]
     Registrar {
         trunk: String,
@@ -100,6 +105,7 @@ pub struct Endpoint {
     handle: EndpointHandle,
     pub udp_addr: Option<SocketAddr>,
     pub tcp_addr: Option<SocketAddr>,
+    pub tls_addr: Option<SocketAddr>,
     /// The registering trunks' status, as it last changed.
     pub trunks: watch::Receiver<Vec<TrunkStatus>>,
 }
@@ -150,14 +156,21 @@ impl Endpoint {
             "" => None,
             a => Some(tcp::listen(a).await.map_err(bind_err("TCP", a))?),
         };
+        let tls = Tls::from_config(sip)?;
+        let tls_listener = match (sip.tls.trim(), tls.acceptor.is_some()) {
+            ("", _) | (_, false) => None,
+            (a, true) => Some(tcp::listen(a).await.map_err(bind_err("TLS", a))?),
+        };
         let udp_addr = udp.as_ref().and_then(|u| u.local_addr().ok());
         let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());
+        let tls_addr = tls_listener.as_ref().and_then(|t| t.local_addr().ok());
         let (tx, rx) = mpsc::unbounded_channel();
         let mut handle = EndpointHandle {
             tx: tx.clone(),
             public_ip,
             udp_port: udp_addr.map_or(5060, |a| a.port()),
             tcp_port: tcp_addr.map_or(5060, |a| a.port()),
+            tls_port: tls_addr.map_or(5061, |a| a.port()),
             credentials: Arc::default(),
         };
         let registrations = trunk_registrations(trunks, &handle).await?;
@@ -176,7 +189,10 @@ impl Endpoint {
                 .collect(),
         );
         if let Some(listener) = tcp {
-            tokio::spawn(tcp::accept_loop(listener, tx.clone()));
+            tokio::spawn(tcp::accept_loop(listener, Transport::Tcp, tx.clone()));
+        }
+        if let Some(listener) = tls_listener {
+            tokio::spawn(tcp::accept_loop(listener, Transport::Tls, tx.clone()));
         }
         let max_connections =
             tcp_connection_cap(sip.tcp_max_connections, descriptors, sip.max_calls);
@@ -227,6 +243,7 @@ impl Endpoint {
             core: Core::new(settings, registrar, registry),
             udp,
             conns: HashMap::new(),
+            tls,
             closed: Vec::new(),
             calls: HashMap::new(),
             input: tx,
@@ -243,12 +260,13 @@ impl Endpoint {
             drain_waiters: Vec::new(),
             drained: false,
         };
-        info!(udp = ?udp_addr, tcp = ?tcp_addr, "SIP listening");
+        info!(udp = ?udp_addr, tcp = ?tcp_addr, tls = ?tls_addr, "SIP listening");
         tokio::spawn(lp.run(rx));
         Ok(Endpoint {
             handle,
             udp_addr,
             tcp_addr,
+            tls_addr,
             trunks: trunks_rx,
         })
     }
@@ -261,8 +279,10 @@ impl Endpoint {
 struct Loop {
     core: Core,
     udp: Option<Arc<UdpSocket>>,
-    /// The TCP connections, by the core's name for them.
+    /// The TCP and TLS connections, by the core's name for them.
     conns: HashMap<u64, tcp::ConnHandle>,
+    /// What TLS connections are wrapped with.
+    tls: Tls,
     /// Connections that closed this turn.
     closed: Vec<u64>,
     /// The channel of each call the core routes, by Call-ID.
@@ -336,19 +356,32 @@ impl Loop {
                 self.calls.insert(call_id.clone(), events);
                 self.core.handle_command(now, Command::Route { call_id });
             }
-            Input::Accepted { stream, addr } => {
+            Input::Accepted {
+                stream,
+                addr,
+                transport,
+            } => {
                 // A refused connection is closed by dropping its stream.
-                if let Ok(conn) = self.core.handle_accept(now, addr) {
-                    self.conns
-                        .insert(conn, tcp::spawn(stream, addr, conn, self.input.clone()));
+                if let Ok(conn) = self.core.handle_accept(now, addr, transport) {
+                    let tls = match transport {
+                        Transport::Tls => self.tls.acceptor.clone(),
+                        Transport::Tcp | Transport::Udp => None,
+                    };
+                    let handle = tcp::spawn(stream, addr, conn, self.input.clone(), tls);
+                    self.conns.insert(conn, handle);
                 }
             }
             Input::Read { conn, mid_message } => {
                 self.core.handle_conn_read(now, conn, mid_message);
             }
-            Input::Frame { conn, addr, bytes } => {
+            Input::Frame {
+                conn,
+                addr,
+                transport,
+                bytes,
+            } => {
                 let peer = Peer {
-                    transport: Transport::Tcp,
+                    transport,
                     addr,
                     conn: Some(conn),
                 };
@@ -454,8 +487,17 @@ impl Loop {
                     let _ = c.writes.send(t.bytes);
                 }
             }
-            Dest::Connect { conn, addr } => {
-                let handle = tcp::connect(addr, conn, self.input.clone(), t.bytes);
+            Dest::Connect {
+                conn,
+                addr,
+                transport,
+                tls_name,
+            } => {
+                let tls = (transport == Transport::Tls).then(|| {
+                    let name = tls::server_name(tls_name.as_deref(), addr);
+                    (self.tls.connector.clone(), name)
+                });
+                let handle = tcp::connect(addr, conn, self.input.clone(), t.bytes, tls);
                 self.conns.insert(conn, handle);
             }
         }
@@ -513,7 +555,7 @@ async fn trunk_registrations(
             .registrar_uri()
             .ok_or_else(|| fail("not a SIP URI".into()))?;
         let transport = r.transport();
-        let port = uri.port.unwrap_or(5060);
+        let port = uri.port.unwrap_or(transport.default_port());
         let addr = tokio::net::lookup_host((uri.host, port))
             .await
             .map_err(|e| fail(e.to_string()))?
@@ -527,11 +569,7 @@ async fn trunk_registrations(
         let local_ip = handle.public_ip.unwrap_or_else(|| route_to(addr));
         let sent_by = crate::sip::uri::host_port(SocketAddr::new(local_ip, handle.port(transport)));
         let token = format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
-        let tcp = if transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
+        let transport_param = transport.uri_param();
         let domain = if r.domain.is_empty() {
             uri.host
         } else {
@@ -543,7 +581,7 @@ async fn trunk_registrations(
                 trunk: name.clone(),
                 registrar: r.registrar.trim_matches(['<', '>']).to_owned(),
                 aor: format!("sip:{user}@{domain}"),
-                contact: format!("sip:{user}@{sent_by};line={token}{tcp}"),
+                contact: format!("sip:{user}@{sent_by};line={token}{transport_param}"),
                 auth_user: r.auth_user().to_owned(),
                 password: r.password.clone().unwrap_or_else(|| Secret::new("")),
                 realm: r.realm.clone(),

@@ -8,7 +8,9 @@ mod conns;
 pub mod core;
 mod event_loop;
 mod metrics;
+mod outgoing;
 mod tcp;
+mod tls;
 mod trunk_limits;
 mod trunks;
 
@@ -22,6 +24,7 @@ use tokio::sync::mpsc;
 
 pub use crate::cidr::{Cidr, CidrError};
 pub use event_loop::{Endpoint, Registrations, StartError};
+pub use tls::TlsError;
 pub use trunks::{TrunkRegistration, TrunkStatus};
 
 use self::core::Command;
@@ -78,7 +81,8 @@ pub struct RegisterConfig {
     /// short ones).
     #[serde(deserialize_with = "crate::duration::seconds")]
     pub expires_s: u64,
-    /// `udp` or `tcp`; empty: the registrar URI's `transport` parameter, else UDP.
+    /// `udp`, `tcp` or `tls`; empty: TLS for a `sips:` registrar, else the registrar URI's
+    /// `transport` parameter, else UDP.
     pub transport: String,
 }
 
@@ -105,13 +109,10 @@ impl RegisterConfig {
 
     /// How REGISTERs travel.
     pub fn transport(&self) -> Transport {
-        match self.transport.to_ascii_lowercase().as_str() {
-            "tcp" => Transport::Tcp,
-            "udp" => Transport::Udp,
-            _ => self
-                .registrar_uri()
-                .map_or(Transport::Udp, |u| u.transport()),
-        }
+        Transport::from_name(&self.transport).unwrap_or_else(|| {
+            self.registrar_uri()
+                .map_or(Transport::Udp, |u| u.transport())
+        })
     }
 
     /// The digest user name.
@@ -153,13 +154,13 @@ impl TrunkConfig {
             if r.expires_s == 0 {
                 out.push(at("expires_s", "expires_s must be at least 1".into()));
             }
-            if !matches!(
-                r.transport.to_ascii_lowercase().as_str(),
-                "" | "udp" | "tcp"
-            ) {
+            if !r.transport.is_empty() && Transport::from_name(&r.transport).is_none() {
                 out.push(at(
                     "transport",
-                    format!("transport {:?}: write \"udp\" or \"tcp\"", r.transport),
+                    format!(
+                        "transport {:?}: write \"udp\", \"tcp\" or \"tls\"",
+                        r.transport
+                    ),
                 ));
             }
         }
@@ -244,6 +245,7 @@ pub struct EndpointHandle {
     public_ip: Option<IpAddr>,
     udp_port: u16,
     tcp_port: u16,
+    tls_port: u16,
     /// The registering trunks' credentials, by their registrar's address.
     credentials: Arc<Vec<(IpAddr, ClientCredentials)>>,
 }
@@ -273,6 +275,7 @@ impl EndpointHandle {
         match transport {
             crate::sip::Transport::Udp => self.udp_port,
             crate::sip::Transport::Tcp => self.tcp_port,
+            crate::sip::Transport::Tls => self.tls_port,
         }
     }
 

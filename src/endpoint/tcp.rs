@@ -1,21 +1,24 @@
-//! TCP connections for SIP: accepting them, reading framed messages into the endpoint
-//! loop, writing what it sends back. One reader and one writer task per connection; the
-//! loop owns the write halves and the core owns the table of connections and their names.
+//! SIP connections, over TCP or TLS over TCP: accepting them, reading framed messages into
+//! the endpoint loop, writing what it sends back. One reader and one writer task per
+//! connection; the loop owns the write halves and the core owns the table of connections
+//! and their names. TLS settings come from `tls`; this only runs the handshakes.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use tracing::debug;
+use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
+use tracing::{debug, warn};
 
 use super::core::ConnEnd;
 use super::event_loop::Input;
+use crate::sip::Transport;
 use crate::sip::framing::{Frame, StreamFramer};
 
 /// Connections waiting to be accepted (the kernel caps it at `net.core.somaxconn`). The
@@ -39,13 +42,23 @@ pub(super) async fn listen(addr: &str) -> std::io::Result<TcpListener> {
     socket.listen(ACCEPT_BACKLOG)
 }
 
-/// Hands every accepted connection to the endpoint loop, which names it and starts it.
-pub(super) async fn accept_loop(listener: TcpListener, input: mpsc::UnboundedSender<Input>) {
+/// Hands every connection accepted on the `transport` (TCP or TLS) listener to the endpoint
+/// loop, which names it and starts it.
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    transport: Transport,
+    input: mpsc::UnboundedSender<Input>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
-                if input.send(Input::Accepted { stream, addr }).is_err() {
+                let accepted = Input::Accepted {
+                    stream,
+                    addr,
+                    transport,
+                };
+                if input.send(accepted).is_err() {
                     return;
                 }
             }
@@ -63,7 +76,7 @@ pub(super) async fn accept_loop(listener: TcpListener, input: mpsc::UnboundedSen
 pub(super) struct ConnHandle {
     pub(super) writes: mpsc::UnboundedSender<Bytes>,
     reader: AbortHandle,
-    /// The writer; for a connection we open it starts once connected (see `connect`).
+    /// The writer; it starts once connected and, for TLS, once the handshake is done.
     writer: Arc<OnceLock<AbortHandle>>,
 }
 
@@ -86,111 +99,218 @@ impl Drop for ConnHandle {
     }
 }
 
-/// Opens connection `conn` to `addr` for a message we send first. What is sent before the
-/// connect completes waits in the queue; a failed connect is reported as
-/// `ConnEnd::ConnectFailed`.
+/// How long a connection we open may take to connect and finish its TLS handshake.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens connection `conn` to `addr` for a message we send first, inside TLS when `tls`
+/// names the connector and the name the server's certificate must carry. What is sent
+/// before the connect completes waits in the queue; a failed connect or handshake is
+/// reported as `ConnEnd::ConnectFailed`.
 pub(super) fn connect(
     addr: SocketAddr,
     conn: u64,
     input: mpsc::UnboundedSender<Input>,
     first: Bytes,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
 ) -> ConnHandle {
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let _ = tx.send(first);
-    let writes = tx.clone();
-    let writer_handle: Arc<OnceLock<AbortHandle>> = Arc::default();
-    let set_writer = writer_handle.clone();
+    let link = Link {
+        addr,
+        conn,
+        transport: if tls.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Tcp
+        },
+        input: input.clone(),
+        writes: tx.clone(),
+        writer: Arc::default(),
+    };
+    let writer = link.writer.clone();
     let task = tokio::spawn(async move {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                let (reader, writer) = stream.into_split();
-                let _ = set_writer.set(tokio::spawn(write(writer, rx)).abort_handle());
-                read(reader, addr, conn, input, writes).await;
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let stream = TcpStream::connect(addr).await?;
+            let _ = stream.set_nodelay(true);
+            let Some((connector, name)) = tls else {
+                return Ok(Stream::Plain(stream));
+            };
+            match connector.connect(name.clone(), stream).await {
+                Ok(s) => Ok(Stream::Tls(Box::new(TlsStream::from(s)))),
+                Err(e) => {
+                    // An operator's problem (the server's certificate, or [sip] tls_ca),
+                    // which the transaction's failure alone would not explain.
+                    warn!(%addr, server_name = ?name, error = %e, "TLS handshake failed");
+                    Err(e)
+                }
             }
-            Err(e) => {
-                debug!(%addr, error = %e, "TCP connect failed");
-                let _ = input.send(Input::ConnClosed {
-                    conn,
-                    end: ConnEnd::ConnectFailed,
-                });
+        })
+        .await;
+        match opened {
+            Ok(Ok(stream)) => link.run(stream, rx).await,
+            Ok(Err(e)) => {
+                debug!(%addr, error = %e, "connect failed");
+                link.closed(ConnEnd::ConnectFailed);
+            }
+            Err(_) => {
+                debug!(%addr, "connect timed out");
+                link.closed(ConnEnd::ConnectFailed);
             }
         }
     });
     ConnHandle {
         writes: tx,
         reader: task.abort_handle(),
-        writer: writer_handle,
+        writer,
     }
 }
 
-/// Starts the tasks of an accepted connection.
+/// Starts the tasks of an accepted connection; with `tls`, after the handshake (which the
+/// core's deadline for a first message bounds: it closes a connection that stalls).
 pub(super) fn spawn(
     stream: TcpStream,
     addr: SocketAddr,
     conn: u64,
     input: mpsc::UnboundedSender<Input>,
+    tls: Option<TlsAcceptor>,
 ) -> ConnHandle {
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-    let (reader, writer) = stream.into_split();
-    let writer = tokio::spawn(write(writer, rx)).abort_handle();
-    let task = tokio::spawn(read(reader, addr, conn, input, tx.clone()));
+    let link = Link {
+        addr,
+        conn,
+        transport: if tls.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Tcp
+        },
+        input,
+        writes: tx.clone(),
+        writer: Arc::default(),
+    };
+    let writer = link.writer.clone();
+    let task = tokio::spawn(async move {
+        let stream = match tls {
+            None => Stream::Plain(stream),
+            Some(acceptor) => match acceptor.accept(stream).await {
+                Ok(s) => Stream::Tls(Box::new(TlsStream::from(s))),
+                Err(e) => {
+                    debug!(%addr, error = %e, "TLS handshake failed");
+                    return link.closed(ConnEnd::Closed);
+                }
+            },
+        };
+        link.run(stream, rx).await;
+    });
     ConnHandle {
         writes: tx,
         reader: task.abort_handle(),
-        writer: Arc::new(OnceLock::from(writer)),
+        writer,
     }
 }
 
-async fn write(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+/// A connection's stream once open: the plain socket, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// What a connection's tasks share: its name and peer, where its frames go, and the writer
+/// task's handle for the loop's `ConnHandle`.
+struct Link {
+    addr: SocketAddr,
+    conn: u64,
+    transport: Transport,
+    input: mpsc::UnboundedSender<Input>,
+    writes: mpsc::UnboundedSender<Bytes>,
+    writer: Arc<OnceLock<AbortHandle>>,
+}
+
+impl Link {
+    /// Writes the queue and reads until the connection ends.
+    async fn run(self, stream: Stream, rx: mpsc::UnboundedReceiver<Bytes>) {
+        match stream {
+            // The socket's own halves need no lock between the reader and the writer.
+            Stream::Plain(s) => {
+                let (reader, writer) = s.into_split();
+                self.read_while_writing(reader, writer, rx).await;
+            }
+            Stream::Tls(s) => {
+                let (reader, writer) = tokio::io::split(*s);
+                self.read_while_writing(reader, writer, rx).await;
+            }
+        }
+    }
+
+    async fn read_while_writing<R, W>(
+        self,
+        reader: R,
+        writer: W,
+        rx: mpsc::UnboundedReceiver<Bytes>,
+    ) where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let _ = self
+            .writer
+            .set(tokio::spawn(write(writer, rx)).abort_handle());
+        self.read(reader).await;
+    }
+
+    fn closed(&self, end: ConnEnd) {
+        let _ = self.input.send(Input::ConnClosed {
+            conn: self.conn,
+            end,
+        });
+    }
+
+    /// Frames what arrives and hands each message to the loop; answers keep-alive pings.
+    /// A read that completes no message (a ping, or part of one) is reported too, so the
+    /// core can tell a quiet connection from one that drips a message.
+    async fn read(self, mut reader: impl AsyncRead + Unpin) {
+        let (conn, addr, transport) = (self.conn, self.addr, self.transport);
+        let mut framer = StreamFramer::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        'read: loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            framer.push(&buf[..n]);
+            let mut framed = false;
+            while let Some(frame) = framer.next_frame() {
+                let message = |bytes| Input::Frame {
+                    conn,
+                    addr,
+                    transport,
+                    bytes,
+                };
+                match frame {
+                    Frame::Message(bytes) => {
+                        framed = true;
+                        let _ = self.input.send(message(bytes));
+                    }
+                    Frame::Ping => {
+                        let _ = self.writes.send(Bytes::from_static(b"\r\n"));
+                    }
+                    Frame::Broken(bytes) => {
+                        let _ = self.input.send(message(bytes));
+                        break 'read;
+                    }
+                }
+            }
+            let mid_message = framer.is_mid_message();
+            if mid_message || !framed {
+                let _ = self.input.send(Input::Read { conn, mid_message });
+            }
+        }
+        self.closed(ConnEnd::Closed);
+    }
+}
+
+async fn write(mut writer: impl AsyncWrite + Unpin, mut rx: mpsc::UnboundedReceiver<Bytes>) {
     while let Some(bytes) = rx.recv().await {
         if writer.write_all(&bytes).await.is_err() {
             break;
         }
     }
-}
-
-/// Frames what arrives and hands each message to the loop; answers keep-alive pings. A
-/// read that completes no message (a ping, or part of one) is reported too, so the core
-/// can tell a quiet connection from one that drips a message.
-async fn read(
-    mut reader: OwnedReadHalf,
-    addr: SocketAddr,
-    conn: u64,
-    input: mpsc::UnboundedSender<Input>,
-    writes: mpsc::UnboundedSender<Bytes>,
-) {
-    let mut framer = StreamFramer::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    'read: loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        framer.push(&buf[..n]);
-        let mut framed = false;
-        while let Some(frame) = framer.next_frame() {
-            match frame {
-                Frame::Message(bytes) => {
-                    framed = true;
-                    let _ = input.send(Input::Frame { conn, addr, bytes });
-                }
-                Frame::Ping => {
-                    let _ = writes.send(Bytes::from_static(b"\r\n"));
-                }
-                Frame::Broken(bytes) => {
-                    let _ = input.send(Input::Frame { conn, addr, bytes });
-                    break 'read;
-                }
-            }
-        }
-        let mid_message = framer.is_mid_message();
-        if mid_message || !framed {
-            let _ = input.send(Input::Read { conn, mid_message });
-        }
-    }
-    let _ = input.send(Input::ConnClosed {
-        conn,
-        end: ConnEnd::Closed,
-    });
 }

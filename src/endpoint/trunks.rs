@@ -193,6 +193,12 @@ impl Trunks {
             .map(|e| e.reg.trunk())
     }
 
+    /// Whether `ip` is a registering trunk's registrar: it may open connections to us (to
+    /// relay the calls sent to our binding).
+    pub(super) fn is_registrar(&self, ip: IpAddr) -> bool {
+        self.entries.iter().any(|e| e.peer.addr.ip() == ip)
+    }
+
     /// Each trunk's registration state.
     pub(super) fn states(&self) -> impl Iterator<Item = (&str, &RegState)> {
         self.entries.iter().map(|e| (e.reg.trunk(), e.reg.state()))

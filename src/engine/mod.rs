@@ -252,7 +252,7 @@ impl Engine {
             let _ = api_stop.await;
         }));
         tokio::spawn(trim::periodically(Duration::from_secs(10)));
-        info!(udp = ?endpoint.udp_addr, tcp = ?endpoint.tcp_addr, api = %api_addr, "hotline is running");
+        info!(udp = ?endpoint.udp_addr, tcp = ?endpoint.tcp_addr, tls = ?endpoint.tls_addr, api = %api_addr, "hotline is running");
         Ok(Engine {
             sip_udp: endpoint.udp_addr,
             sip_tcp: endpoint.tcp_addr,

@@ -3,8 +3,6 @@
 //! the requests we send inside it (BYE, re-INVITE, ACK for a 2xx) and checks the ones we
 //! receive. The call task owns its dialog; nothing here does I/O.
 
-use std::net::SocketAddr;
-
 use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Method, Request, Response};
 
@@ -182,7 +180,7 @@ impl Dialog {
         h.push(Header::Via(
             format!(
                 "SIP/2.0/{} {sent_by};branch={branch};rport",
-                self.peer.transport.as_str()
+                self.next_hop().transport.as_str()
             )
             .into(),
         ));
@@ -208,18 +206,21 @@ impl Dialog {
     }
 
     /// Where requests inside the dialog go: the first route or the remote target when it
-    /// names an address, the peer the dialog came from otherwise. Over TCP the existing
-    /// connection is reused.
+    /// names an address, by that URI's transport (a proxy that relayed the INVITE by TLS
+    /// may leave the dialog to a phone on UDP), the peer the dialog came from otherwise.
+    /// Over a connection the peer opened, that connection is reused.
     pub fn next_hop(&self) -> Peer {
         let hop = self
             .route_set
             .first()
             .map_or(self.remote_target.as_str(), |r| headers::addr_uri(r));
-        let addr: Option<SocketAddr> = SipUri::parse(hop).and_then(|u| u.socket_addr());
-        match addr {
-            Some(addr) if self.peer.conn.is_none() && !self.behind_nat => {
-                Peer { addr, ..self.peer }
-            }
+        let target = SipUri::parse(hop).and_then(|u| Some((u.socket_addr()?, u.transport())));
+        match target {
+            Some((addr, transport)) if self.peer.conn.is_none() && !self.behind_nat => Peer {
+                transport,
+                addr,
+                conn: None,
+            },
             _ => self.peer,
         }
     }
@@ -360,7 +361,9 @@ Content-Length: 0
         assert!(text.contains("CSeq: 1 BYE\r\n"), "{text}");
         assert_eq!(
             d.next_hop().addr,
-            "10.0.0.2:5060".parse::<SocketAddr>().expect("addr")
+            "10.0.0.2:5060"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
         );
         let second = d.request(Method::Bye, "127.0.0.1:5060");
         assert_eq!(headers::cseq(&second.headers), Some((2, Method::Bye)));
@@ -451,5 +454,49 @@ Content-Length: 0
             text.starts_with("ACK sip:agent@127.0.0.1:5080 SIP/2.0"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn requests_in_the_dialog_take_the_transport_of_the_uri_they_go_to() {
+        let invite = req("INVITE sip:999@127.0.0.1:5061;transport=tls SIP/2.0
+Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKout
+From: <sip:12345@127.0.0.1>;tag=ours
+To: <sip:999@127.0.0.1>
+Call-ID: tls-leg
+CSeq: 1 INVITE
+Max-Forwards: 70
+Contact: <sip:hotline@127.0.0.1:5061;transport=tls>
+Content-Length: 0
+
+");
+        let proxy = Peer {
+            transport: Transport::Tls,
+            addr: "127.0.0.1:5061".parse().expect("addr"),
+            conn: None,
+        };
+        // A proxy relayed our INVITE by TLS and stays out of the dialog; the desk is on UDP.
+        let mut ok = build::response(&invite, 200, Some("desk"));
+        ok.headers.push(Header::Contact(
+            "<sip:desk@127.0.0.1:5090;transport=UDP>".into(),
+        ));
+        let d = Dialog::uac(&invite, &ok, proxy, String::new()).expect("dialog");
+        assert_eq!(
+            d.next_hop(),
+            Peer {
+                transport: Transport::Udp,
+                addr: "127.0.0.1:5090".parse().expect("addr"),
+                conn: None,
+            }
+        );
+        let ack = build::encode(&SipMessage::Request(d.ack(1, "127.0.0.1:5060")));
+        let text = String::from_utf8(ack.to_vec()).expect("utf8");
+        assert!(text.contains("Via: SIP/2.0/UDP 127.0.0.1:5060;"), "{text}");
+        // A desk that says TLS (or sips:) keeps it.
+        let mut ok = build::response(&invite, 200, Some("desk"));
+        ok.headers
+            .push(Header::Contact("<sips:desk@127.0.0.1:5091>".into()));
+        let d = Dialog::uac(&invite, &ok, proxy, String::new()).expect("dialog");
+        assert_eq!(d.next_hop().transport, Transport::Tls);
+        assert_eq!(d.next_hop().addr.port(), 5091);
     }
 }

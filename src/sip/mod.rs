@@ -14,6 +14,20 @@ pub struct SipConfig {
     pub udp: String,
     /// TCP listen address; empty disables TCP.
     pub tcp: String,
+    /// TLS listen address (SIP over TLS, RFC 3261 26.2, usually port 5061); empty disables
+    /// it. Needs `tls_certificate` and `tls_private_key`. Calls out to `sips:` or
+    /// `transport=tls` URIs use TLS whether or not this is set.
+    pub tls: String,
+    /// PEM file with the certificate chain the engine presents: to peers connecting to the
+    /// TLS listener, and to servers asking for a client certificate.
+    pub tls_certificate: String,
+    /// PEM file with that certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_private_key: String,
+    /// PEM file of the certificate authorities trusted to sign the certificates of servers
+    /// the engine connects to by TLS (a carrier's own CA, or its self-signed certificate);
+    /// empty: the system's bundle, `/etc/ssl/certs/ca-certificates.crt`. The server's name
+    /// (the URI's host, or its IP address) must match its certificate.
+    pub tls_ca: String,
     /// Address written into Contact and SDP. Empty: the local address that routes to the peer.
     pub public_address: String,
     /// Value of the Server and User-Agent headers.
@@ -78,6 +92,10 @@ impl Default for SipConfig {
         SipConfig {
             udp: "0.0.0.0:5060".into(),
             tcp: "0.0.0.0:5060".into(),
+            tls: String::new(),
+            tls_certificate: String::new(),
+            tls_private_key: String::new(),
+            tls_ca: String::new(),
             public_address: String::new(),
             user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
             max_calls: 5000,
@@ -122,6 +140,38 @@ impl SipConfig {
                 "session_expires_s is below min_se_s (write 0 to ask for no session timer)"
                     .to_owned(),
             ));
+        }
+        if !self.tls.trim().is_empty() {
+            for (key, value) in [
+                ("tls_certificate", &self.tls_certificate),
+                ("tls_private_key", &self.tls_private_key),
+            ] {
+                if value.trim().is_empty() {
+                    out.push(at(
+                        key,
+                        format!("the TLS listener needs {key} (a PEM file), or write tls = \"\""),
+                    ));
+                }
+            }
+        }
+        if self.tls_certificate.trim().is_empty() != self.tls_private_key.trim().is_empty() {
+            out.push(at(
+                "tls_private_key",
+                "tls_certificate and tls_private_key go together: write both or neither".to_owned(),
+            ));
+        }
+        for (key, path) in [
+            ("tls_certificate", &self.tls_certificate),
+            ("tls_private_key", &self.tls_private_key),
+            ("tls_ca", &self.tls_ca),
+        ] {
+            let path = path.trim();
+            if !path.is_empty() && !std::path::Path::new(path).is_file() {
+                out.push(at(
+                    key,
+                    format!("no file at {path:?} (a path from the directory the engine runs in)"),
+                ));
+            }
         }
         out
     }
@@ -197,16 +247,18 @@ pub mod session_timer;
 pub mod transaction;
 pub mod uri;
 
-/// How a message travels: datagrams, or a byte stream framed by Content-Length.
+/// How a message travels: datagrams, or a byte stream framed by Content-Length, plain or
+/// inside TLS (RFC 3261 26.2; same framing, encrypted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Transport {
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        !matches!(self, Transport::Udp)
     }
 
     /// The name used in Via and `transport=` URI parameters.
@@ -214,6 +266,70 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
+    }
+
+    /// The `;transport=` parameter a Contact or URI of ours carries (none for UDP, the
+    /// default).
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        }
+    }
+
+    /// The port a URI without one means (RFC 3261 19.1.2).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            Transport::Udp | Transport::Tcp => 5060,
+        }
+    }
+
+    /// `udp`, `tcp` or `tls` as config files write it.
+    pub fn from_name(name: &str) -> Option<Transport> {
+        match name.to_ascii_lowercase().as_str() {
+            "udp" => Some(Transport::Udp),
+            "tcp" => Some(Transport::Tcp),
+            "tls" => Some(Transport::Tls),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(toml_text: &str) -> Vec<String> {
+        let c: SipConfig = toml::from_str(toml_text).expect("a [sip] section");
+        c.problems()
+            .into_iter()
+            .map(|p| format!("{:?}: {}", p.path, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_tls_listener_needs_a_certificate_and_key_that_exist() {
+        let p = problems("tls = \"0.0.0.0:5061\"\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].contains("tls_certificate") && p[0].contains("a PEM file"),
+            "{p:?}"
+        );
+        let p = problems(
+            "tls = \"0.0.0.0:5061\"\ntls_certificate = \"/nonexistent/cert.pem\"\n\
+             tls_private_key = \"Cargo.toml\"\n",
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("no file at \"/nonexistent/cert.pem\""),
+            "{p:?}"
+        );
+        let p = problems("tls_certificate = \"Cargo.toml\"\n");
+        assert!(p[0].contains("go together"), "{p:?}");
+        assert!(problems("").is_empty(), "TLS stays off by default");
     }
 }

@@ -378,7 +378,7 @@ fn frame_body<'a>(
         )),
         (Some(n), _) => Ok(&body[..n as usize]),
         (None, Transport::Udp) => Ok(body),
-        (None, Transport::Tcp) => Ok(&[]),
+        (None, Transport::Tcp | Transport::Tls) => Ok(&[]),
     }
 }
 

@@ -79,19 +79,26 @@ impl<'a> SipUri<'a> {
         })
     }
 
-    /// The transport a request to this URI should use (RFC 3263 without DNS: the
-    /// `transport` parameter, else UDP).
+    /// The transport a request to this URI should use (RFC 3263 without DNS): TLS for a
+    /// `sips:` URI, else the `transport` parameter, else UDP.
     pub fn transport(&self) -> Transport {
-        match self.param("transport") {
-            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-            _ => Transport::Udp,
+        if self.scheme.eq_ignore_ascii_case("sips") {
+            return Transport::Tls;
         }
+        self.param("transport")
+            .and_then(Transport::from_name)
+            .unwrap_or(Transport::Udp)
+    }
+
+    /// The port, or the default of the URI's transport.
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(self.transport().default_port())
     }
 
     /// The socket address, when the host is an IP literal.
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         let ip: IpAddr = self.host.parse().ok()?;
-        Some(SocketAddr::new(ip, self.port.unwrap_or(5060)))
+        Some(SocketAddr::new(ip, self.port_or_default()))
     }
 }
 
@@ -200,7 +207,21 @@ mod tests {
         assert_eq!(u.user.as_deref(), Some("j.user"));
         assert_eq!(u.host, "::1");
         assert_eq!(u.port, Some(5061));
-        assert_eq!(u.transport(), Transport::Udp);
+        assert_eq!(u.transport(), Transport::Tls, "sips: means TLS");
+    }
+
+    #[test]
+    fn tls_uris_default_to_port_5061() {
+        let u = SipUri::parse("sip:10.0.0.1;transport=TLS").expect("valid");
+        assert_eq!(u.transport(), Transport::Tls);
+        assert_eq!(
+            u.socket_addr(),
+            Some("10.0.0.1:5061".parse().expect("addr"))
+        );
+        let u = SipUri::parse("sips:carrier.example.com").expect("valid");
+        assert_eq!(u.port_or_default(), 5061);
+        let u = SipUri::parse("sip:carrier.example.com;transport=tcp").expect("valid");
+        assert_eq!(u.port_or_default(), 5060);
     }
 
     #[test]

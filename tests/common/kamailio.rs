@@ -1,6 +1,6 @@
 //! Kamailio from Debian's package as a real registrar (and proxy) on loopback, configured
-//! without a database: shared by the agent-phone harness checks and the trunk
-//! registration tests.
+//! without a database, over UDP and, with its TLS module, over TLS: shared by the
+//! agent-phone harness checks and the trunk registration tests.
 
 use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::certs::Certs;
 use super::{free_port, wait_until};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -20,10 +21,12 @@ const WAIT: Duration = Duration::from_secs(10);
 /// runs timer processes (4 in all) and `-DD` with forking 12, so it is stopped with
 /// SIGTERM, which takes them down, never SIGKILL; the registrar grants at least
 /// `min_expires` (default 60 s) whatever the phone asks; a wrong password is answered
-/// with the same nonce again, which baresip re-sends 15 times before giving up.
+/// with the same nonce again, which baresip re-sends 15 times before giving up. With TLS
+/// it must fork (`fork=no` serves the first UDP socket only), and `disable_tcp` must be off.
 pub struct Kamailio {
     child: Child,
     port: u16,
+    tls_port: Option<u16>,
     log: PathBuf,
 }
 
@@ -37,17 +40,52 @@ impl Kamailio {
     /// REGISTER before the 405 (it `exit`s for what it handles); tm and the location
     /// lookup are loaded for it.
     pub fn start_with(dir: &Path, algorithm: &str, route: &str) -> Kamailio {
+        Kamailio::launch(dir, algorithm, route, None)
+    }
+
+    /// As `start_with`, also listening for TLS with `certs` (the server's certificate; the
+    /// engine's must be signed by their authority when Kamailio connects to it).
+    pub fn start_tls(dir: &Path, algorithm: &str, route: &str, certs: &Certs) -> Kamailio {
+        Kamailio::launch(dir, algorithm, route, Some(certs))
+    }
+
+    fn launch(dir: &Path, algorithm: &str, route: &str, tls: Option<&Certs>) -> Kamailio {
         let port = free_port();
         let run = dir.join("kamailio-run");
         std::fs::create_dir_all(&run).expect("create kamailio's runtime folder");
+        let tls_port = tls.map(|_| free_port());
+        let transports = match (tls, tls_port) {
+            (Some(certs), Some(tls_port)) => {
+                let tls_cfg = dir.join("kamailio-tls.cfg");
+                std::fs::write(
+                    &tls_cfg,
+                    format!(
+                        "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                         require_certificate = no\nprivate_key = {key}\ncertificate = {cert}\n\n\
+                         [client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\n\
+                         require_certificate = yes\nca_list = {ca}\n",
+                        key = certs.key.display(),
+                        cert = certs.cert.display(),
+                        ca = certs.ca.display()
+                    ),
+                )
+                .expect("write kamailio-tls.cfg");
+                format!(
+                    "fork=yes\nchildren=1\ntcp_children=1\nenable_tls=yes\n\
+                     listen=udp:127.0.0.1:{port}\nlisten=tls:127.0.0.1:{tls_port}\n\
+                     loadmodule \"/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so\"\n\
+                     modparam(\"tls\", \"config\", \"{}\")\n",
+                    tls_cfg.display()
+                )
+            }
+            _ => format!("fork=no\ndisable_tcp=yes\nlisten=udp:127.0.0.1:{port}\n"),
+        };
         let config = format!(
             r#"#!KAMAILIO
 debug=2
 log_stderror=yes
-fork=no
-disable_tcp=yes
 auto_aliases=no
-listen=udp:127.0.0.1:{port}
+{transports}
 
 mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 loadmodule "tm.so"
@@ -84,7 +122,9 @@ request_route {{
         let child = Command::new("kamailio")
             .arg("-f")
             .arg(&cfg)
-            .args(["-D", "-E", "-m", "32", "-M", "4", "-Y"])
+            // `-D` forks nothing whatever `fork` says; `-DD` forks but stays in front.
+            .arg(if tls.is_some() { "-DD" } else { "-D" })
+            .args(["-E", "-m", "32", "-M", "4", "-Y"])
             .arg(&run)
             .arg("-w")
             .arg(dir)
@@ -93,7 +133,12 @@ request_route {{
             .stderr(File::create(&log).expect("create kamailio.log"))
             .spawn()
             .expect("run kamailio (installed by make setup)");
-        let kamailio = Kamailio { child, port, log };
+        let kamailio = Kamailio {
+            child,
+            port,
+            tls_port,
+            log,
+        };
         assert!(
             kamailio.answers_options(),
             "kamailio did not start:\n{}",
@@ -104,6 +149,11 @@ request_route {{
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Its TLS port (on 127.0.0.1, and `localhost` as its certificate names it).
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port.expect("started with start_tls")
     }
 
     /// Whether it answers an OPTIONS (with 405) within 10 s: then it is serving.

@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod baresip;
+pub mod certs;
 pub mod chromium;
 pub mod kamailio;
 pub mod linphone;

@@ -10,6 +10,7 @@ use crate::common;
 
 use std::time::Duration;
 
+use common::certs::Certs;
 use common::kamailio::Kamailio;
 use common::{Engine, out_dir, sipp, tone};
 
@@ -198,12 +199,18 @@ fn the_engine_registers_with_a_digest_registrar_takes_calls_through_it_and_trans
     assert_eq!(trunks[0]["trunk"], "carrier", "{body}");
     assert_eq!(trunks[0]["state"], "registered", "{body}");
     assert_eq!(trunks[0]["expires_s"], 60, "{body}");
-    let phone =
-        common::Sipp::start_on(&dir, desk, kamailio.addr(), "answer.xml", &[], &["-m", "1"]);
+    call_through_carrier(&dir, &kamailio, &engine, desk);
+}
+
+/// A caller reaches the engine through the carrier (Kamailio finds its registration), and
+/// the dialplan transfers it back out through the carrier, which challenges the transfer,
+/// to the desk phone (SIPp) on port `desk`.
+fn call_through_carrier(dir: &std::path::Path, kamailio: &Kamailio, engine: &Engine, desk: u16) {
+    let phone = common::Sipp::start_on(dir, desk, kamailio.addr(), "answer.xml", &[], &["-m", "1"]);
     let wav = dir.join("caller.wav");
     tone(&wav, 2.0, 440, true);
     let caller = common::Sipp::start(
-        &dir,
+        dir,
         kamailio.addr(),
         "caller_hangs_up.xml",
         &[("WAV", &wav.display().to_string()), ("HOLD_MS", "4000")],
@@ -334,5 +341,116 @@ fn an_agent_on_the_pbx_transfers_the_caller_by_refer() {
         engine.wait_log("outcome=transferred", Duration::from_secs(10)),
         "{}",
         engine.log()
+    );
+}
+
+/// The engine's `[sip]` lines for a TLS listener on `port` with `certs`, trusting `ca`.
+fn tls_section(port: u16, certs: &Certs, ca: &std::path::Path) -> String {
+    format!(
+        "tls = \"127.0.0.1:{port}\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\n\
+         tls_ca = \"{}\"\n",
+        certs.cert.display(),
+        certs.key.display(),
+        ca.display()
+    )
+}
+
+/// The carrier's registrar by name over TLS: its certificate must name `localhost`.
+fn tls_register_section(kamailio: &Kamailio) -> String {
+    format!(
+        "registrar = \"sip:localhost:{};transport=tls\"\nuser = \"12345\"\n\
+         password = \"secret\"\nexpires_s = 60\n",
+        kamailio.tls_port()
+    )
+}
+
+#[test]
+fn over_tls_the_engine_registers_takes_calls_and_transfers_back_through_the_carrier() {
+    let dir = out_dir("trunk_tls");
+    let certs = Certs::make(&dir);
+    let desk = common::free_port();
+    let kamailio = Kamailio::start_tls(&dir, "MD5", &carrier_route(desk), &certs);
+    let engine = Engine::start_steps(
+        &dir,
+        0.5,
+        CARRIER_STEPS,
+        &[
+            ("sip", &tls_section(common::free_port(), &certs, &certs.ca)),
+            ("trunks", "allow = [\"10.0.0.0/8\"]\n"),
+            ("trunks.named.carrier", "allow = []\n"),
+            (
+                "trunks.named.carrier.register",
+                &tls_register_section(&kamailio),
+            ),
+        ],
+    );
+    // The binding names our TLS listener, so the carrier's INVITEs come over TLS (Kamailio
+    // connects to the engine and checks its certificate against the same authority).
+    assert!(
+        kamailio.wait_log("REGISTER from sip:12345@localhost: authenticated"),
+        "{}\n{}",
+        kamailio.log(),
+        engine.log()
+    );
+    assert!(
+        kamailio.log().contains(";transport=tls"),
+        "{}",
+        kamailio.log()
+    );
+    call_through_carrier(&dir, &kamailio, &engine, desk);
+    assert!(
+        kamailio
+            .log()
+            .contains("INVITE for 12345 to sip:12345@127.0.0.1"),
+        "{}",
+        kamailio.log()
+    );
+}
+
+#[test]
+fn a_registrar_whose_certificate_is_not_trusted_gets_nothing() {
+    let dir = out_dir("trunk_tls_untrusted");
+    let certs = Certs::make(&dir);
+    let other = dir.join("other-ca");
+    std::fs::create_dir_all(&other).expect("a folder for another authority");
+    let stranger = Certs::make(&other);
+    let kamailio = Kamailio::start_tls(&dir, "MD5", "", &certs);
+    // The engine trusts another authority than the one that signed Kamailio's certificate.
+    let engine = Engine::start(
+        &dir,
+        0.5,
+        &[
+            (
+                "sip",
+                &tls_section(common::free_port(), &certs, &stranger.ca),
+            ),
+            ("trunks.named.carrier", "allow = []\n"),
+            (
+                "trunks.named.carrier.register",
+                &tls_register_section(&kamailio),
+            ),
+        ],
+    );
+    assert!(
+        engine.wait_log("TLS handshake failed", Duration::from_secs(10)),
+        "{}",
+        engine.log()
+    );
+    // Both authorities are called "hotline test CA": the lookalike's signature is what
+    // fails.
+    assert!(
+        engine.log().contains("invalid peer certificate"),
+        "{}",
+        engine.log()
+    );
+    assert!(
+        engine.wait_log("no answer from the registrar", Duration::from_secs(10)),
+        "{}",
+        engine.log()
+    );
+    assert!(
+        !kamailio.log().contains("REGISTER from"),
+        "no REGISTER crossed the refused handshake:\n{}",
+        kamailio.log()
     );
 }
