@@ -88,6 +88,7 @@ impl Media {
                     remote: from,
                     redirected_from: None,
                     direction: Direction::SendRecv,
+                    srtp: None,
                 };
                 let (timeout, jitter) = (Duration::from_secs(30), Duration::from_millis(60));
                 let mut session = MediaSession::new(now, neg, from.ip(), timeout, jitter);

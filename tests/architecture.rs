@@ -14,6 +14,7 @@ const CORES: &[&str] = &[
     "src/registrar",
     "src/stats/fold.rs",
     "src/media/session.rs",
+    "src/media/srtp.rs",
     "src/media/jitter.rs",
     "src/media/dtmf.rs",
     "src/speech/endpoint.rs",

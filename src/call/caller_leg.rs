@@ -23,7 +23,7 @@ use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
 use crate::events::HungUpBy;
 use crate::media::g711::Law;
-use crate::media::sdp::{Direction, LocalMedia, Negotiated, Reach, RemoteMedia};
+use crate::media::sdp::{Direction, LocalMedia, Negotiated, Reach, RemoteMedia, Security};
 use crate::media::session::PlayId;
 use crate::sip::dialog::Dialog;
 use crate::sip::session_timer::{self, Agreement, Ask, Due, SessionTimer, TimerSettings};
@@ -153,6 +153,8 @@ pub struct MediaSetup {
     pub reach: Reach,
     /// The SDP origin's session id (random per call).
     pub session_id: u64,
+    /// Whether the media may or must be SRTP, and our master key for it.
+    pub security: Security,
 }
 
 pub(super) struct CallerLeg {
@@ -195,11 +197,12 @@ pub(super) fn negotiate(
     invite: &Invite,
     laws: &[Law],
     reach: &Reach,
+    security: &Security,
 ) -> Result<Option<Negotiated>, Refusal> {
     invite
         .offer
         .as_ref()
-        .map(|r| r.negotiate(laws, reach))
+        .map(|r| r.negotiate(laws, reach, security))
         .transpose()
         .map_err(|e| Refusal::because(488, e.to_string()))
 }
@@ -673,6 +676,7 @@ impl CallerLeg {
                 laws: &self.media.laws,
                 dtmf_pt: self.dtmf_pt,
                 direction,
+                master: &self.media.security.master,
             }
             .to_sdp(remote)
         };
@@ -738,7 +742,7 @@ impl CallerLeg {
     /// A late offer: our 200 carried the offer, the caller's ACK the answer.
     fn start_from_answer(&mut self, body: &[u8]) {
         match RemoteMedia::parse(body).and_then(|r| {
-            r.negotiate(&self.media.laws, &self.media.reach)
+            r.negotiate(&self.media.laws, &self.media.reach, &self.media.security)
                 .map(|n| (r, n))
         }) {
             Ok((remote, n)) => {
@@ -848,7 +852,7 @@ impl CallerLeg {
             (req.method == Method::Invite).then(|| self.local_sdp(None, Direction::SendRecv))
         } else {
             let negotiated = RemoteMedia::parse(&req.body).and_then(|r| {
-                r.negotiate(&self.media.laws, &self.media.reach)
+                r.negotiate(&self.media.laws, &self.media.reach, &self.media.security)
                     .map(|n| (r, n))
             });
             match negotiated {

@@ -19,7 +19,7 @@ use crate::call::test_plan;
 use crate::endpoint::core::{Core as Endpoint, Dest, Event};
 use crate::events::HungUpBy;
 use crate::media::g711::Law;
-use crate::media::sdp::Reach;
+use crate::media::sdp::{Encryption, Reach, Security};
 use crate::sip::dialog::Dialog;
 use crate::sip::digest::{self, Algorithm, ClientCredentials};
 use crate::sip::transaction::Peer;
@@ -117,6 +117,8 @@ struct Net {
     answering: Answering,
     /// What the far legs answer challenges with.
     credentials: Option<ClientCredentials>,
+    /// The caller leg's SRTP policy and key.
+    security: Security,
     call: Option<CallCore>,
     /// The far legs' Call-IDs, as the driver routes them.
     far_ids: HashMap<Far, String>,
@@ -164,6 +166,7 @@ impl Net {
                 ..crate::sip::SipConfig::default().answering()
             },
             credentials: None,
+            security: Security::new(Encryption::Optional),
             call: None,
             far_ids: HashMap::new(),
             did: Vec::new(),
@@ -288,7 +291,8 @@ impl Net {
         };
         let reach = reach(TRUNK);
         let negotiated =
-            caller_leg::negotiate(&invite, &[Law::Ulaw, Law::Alaw], &reach).expect("an offer");
+            caller_leg::negotiate(&invite, &[Law::Ulaw, Law::Alaw], &reach, &self.security)
+                .expect("an offer");
         let (flows, plan) = test_plan::flows(self.steps);
         self.call = Some(CallCore::new(
             self.now,
@@ -298,6 +302,7 @@ impl Net {
                 port: 40000,
                 laws: vec![Law::Ulaw, Law::Alaw],
                 reach,
+                security: self.security,
                 session_id: 7,
             },
             self.answering,
@@ -339,6 +344,7 @@ impl Net {
                         laws: vec![Law::Ulaw, Law::Alaw],
                         reach: reach(AGENT),
                         session_id: 9,
+                        security: Security::new(Encryption::Optional),
                     },
                     credentials: self.credentials.clone(),
                 };

@@ -19,6 +19,7 @@ use crate::acd::Instruction;
 use crate::dialplan;
 use crate::endpoint::{CallEvent, EndpointHandle};
 use crate::media::clip::Clip;
+use crate::media::sdp::{Encryption, Security};
 use crate::media::session::SessionEvent;
 use crate::media::worker::MediaLeg;
 use crate::sip::build;
@@ -268,6 +269,8 @@ impl Driver {
             laws: self.ctx.media.laws().to_vec(),
             reach: self.ctx.media.reach(local.ip(), addr.ip()),
             session_id: rand::random::<u32>() as u64,
+            // We offer RTP to the phones and PBXs we call.
+            security: Security::new(Encryption::Optional),
         };
         self.ctx
             .endpoint

@@ -454,7 +454,7 @@ impl FarLeg {
             return None;
         }
         match RemoteMedia::parse(&response.body)
-            .and_then(|r| r.negotiate(&self.media.laws, &self.media.reach))
+            .and_then(|r| r.negotiate(&self.media.laws, &self.media.reach, &self.media.security))
         {
             Ok(n) => {
                 note_redirect(&n);
@@ -499,6 +499,7 @@ fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
         laws: &media.laws,
         dtmf_pt: Some(DTMF_PT),
         direction: Direction::SendRecv,
+        master: &media.security.master,
     }
     .to_sdp(None)
 }

@@ -28,6 +28,7 @@ use crate::acd::AcdHandle;
 use crate::dialplan::DialplanSet;
 use crate::endpoint::{EndpointHandle, IncomingCall};
 use crate::events::EventSink;
+use crate::media::sdp::{Encryption, Security};
 use crate::media::worker::Media;
 use crate::prompts::PromptSet;
 use crate::sip::transaction::ServerTxId;
@@ -56,6 +57,8 @@ pub struct CallContext {
     pub announcer: Arc<announce::Announcer>,
     /// How calls are answered: ringing time, T1, session timers.
     pub answering: Answering,
+    /// The named trunks whose calls must be SRTP (`media_encryption = "sdes"`).
+    pub srtp_required: Vec<String>,
 }
 
 /// Starts the task of a new call, in a span keyed by its Call-ID.
@@ -97,7 +100,12 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
         return refuse(Refusal::new(404));
     };
     let reach = ctx.media.reach(local.ip(), peer.addr.ip());
-    let negotiated = match caller_leg::negotiate(&invite, ctx.media.laws(), &reach) {
+    let encryption = match &invite.trunk {
+        Some(t) if ctx.srtp_required.contains(t) => Encryption::Required,
+        _ => Encryption::Optional,
+    };
+    let security = Security::new(encryption);
+    let negotiated = match caller_leg::negotiate(&invite, ctx.media.laws(), &reach, &security) {
         Ok(n) => n,
         Err(r) => return refuse(r),
     };
@@ -113,6 +121,7 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
         laws: ctx.media.laws().to_vec(),
         reach,
         session_id: rand::random::<u32>() as u64,
+        security,
     };
     let flow = core::FlowSetup {
         flows,

@@ -57,6 +57,9 @@ pub struct NamedTrunk {
     /// Register with the trunk's registrar (a registration-based trunk); its credentials
     /// also answer the trunk's challenges to our INVITEs and BYEs.
     pub register: Option<RegisterConfig>,
+    /// `"optional"`: the trunk's calls are SRTP (SDES, RFC 4568) when its offer asks for
+    /// it, RTP otherwise; `"sdes"`: SRTP only, an RTP offer gets 488.
+    pub media_encryption: crate::media::sdp::Encryption,
 }
 
 /// `[trunks.named.NAME.register]`: the engine keeps a binding at the trunk's registrar

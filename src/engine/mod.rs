@@ -218,6 +218,13 @@ impl Engine {
             events: sink.clone(),
             announcer: Arc::new(Announcer::new(config.prompts.clone())),
             answering: config.sip.answering(),
+            srtp_required: config
+                .trunks
+                .named
+                .iter()
+                .filter(|(_, t)| t.media_encryption == crate::media::sdp::Encryption::Required)
+                .map(|(name, _)| name.clone())
+                .collect(),
         });
         let _ = ctx_cell.set(ctx);
 

@@ -95,4 +95,5 @@ pub mod recorder;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
 pub mod worker;

@@ -16,6 +16,24 @@ pub enum RtpError {
     BadPadding,
 }
 
+/// Where a packet's payload starts: after the fixed header, the CSRCs and any header
+/// extension, each skipped by its length (SRTP encrypts from there on).
+pub fn payload_offset(datagram: &[u8]) -> Result<usize, RtpError> {
+    let fixed = datagram.get(..HEADER_LEN).ok_or(RtpError::NotRtp)?;
+    if fixed[0] >> 6 != 2 {
+        return Err(RtpError::NotRtp);
+    }
+    let mut start = HEADER_LEN + 4 * usize::from(fixed[0] & 0x0f);
+    if fixed[0] & 0x10 != 0 {
+        let ext = datagram.get(start..start + 4).ok_or(RtpError::NotRtp)?;
+        start += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+    }
+    if start > datagram.len() {
+        return Err(RtpError::NotRtp);
+    }
+    Ok(start)
+}
+
 /// A received packet, borrowing its payload from the datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<'a> {
@@ -33,18 +51,8 @@ impl<'a> Packet<'a> {
     /// whose elements claim more bytes than the datagram holds (found by fuzzing: one such
     /// datagram to an RTP port stopped a media worker and every call on it).
     pub fn parse(datagram: &'a [u8]) -> Result<Packet<'a>, RtpError> {
-        let fixed = datagram.get(..HEADER_LEN).ok_or(RtpError::NotRtp)?;
-        if fixed[0] >> 6 != 2 {
-            return Err(RtpError::NotRtp);
-        }
-        let mut start = HEADER_LEN + 4 * usize::from(fixed[0] & 0x0f);
-        if fixed[0] & 0x10 != 0 {
-            let ext = datagram.get(start..start + 4).ok_or(RtpError::NotRtp)?;
-            start += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-        }
-        if start > datagram.len() {
-            return Err(RtpError::NotRtp);
-        }
+        let start = payload_offset(datagram)?;
+        let fixed = &datagram[..HEADER_LEN];
         let mut end = datagram.len();
         if fixed[0] & 0x20 != 0 {
             let pad = *datagram.last().ok_or(RtpError::BadPadding)? as usize;

@@ -1,5 +1,6 @@
 //! SDP offer/answer (RFC 3264) for G.711 audio and RFC 4733 telephone-events, over the
-//! `sdp` crate: reading a peer's description, choosing a codec, and writing ours. Pure.
+//! `sdp` crate: reading a peer's description, choosing a codec and whether the stream is
+//! SRTP keyed by SDES (RFC 4568 `a=crypto`), and writing ours. Pure.
 
 use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
@@ -9,7 +10,11 @@ use sdp::description::common::{Address, Attribute, ConnectionInformation};
 use sdp::description::media::{MediaDescription, MediaName, RangedPort};
 use sdp::description::session::{Origin, SessionDescription, TimeDescription, Timing};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
 use super::g711::Law;
+use super::srtp::{MASTER_LEN, Suite};
 use crate::cidr::Cidr;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,8 +25,12 @@ pub enum SdpError {
     NoAudio,
     #[error("no codec in common (we take PCMU and PCMA)")]
     NoCommonCodec,
-    #[error("audio offered only as {0} (we take RTP/AVP; no SRTP)")]
+    #[error(
+        "audio offered only as {0} (we take RTP/AVP, and RTP/SAVP keyed by a=crypto with AES_CM_128_HMAC_SHA1_80 or _32)"
+    )]
     Profile(String),
+    #[error("this trunk requires SRTP (media_encryption = \"sdes\"): offer RTP/SAVP with a=crypto")]
+    EncryptionRequired,
     #[error("media address {0} is not one we can send to: {1}")]
     Address(IpAddr, &'static str),
 }
@@ -78,6 +87,86 @@ pub struct RemoteMedia {
     pub direction: Direction,
     /// The other m= lines (index, media, proto), which an answer lists again with port 0.
     others: Vec<(usize, String, String)>,
+    /// The stream is RTP/SAVP: the first of its `a=crypto` lines we can use.
+    pub crypto: Option<Crypto>,
+}
+
+/// An SDES `a=crypto` line (RFC 4568 9.1): its tag, suite and the master key and salt of
+/// the side that wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crypto {
+    pub tag: u32,
+    pub suite: Suite,
+    pub master: [u8; MASTER_LEN],
+}
+
+impl Crypto {
+    /// Reads `1 AES_CM_128_HMAC_SHA1_80 inline:KEY[|lifetime]`; `None` for a suite we lack,
+    /// several keys, an MKI (which we would have to carry in every packet) or a session
+    /// parameter (which changes the transform).
+    fn parse(value: &str) -> Option<Crypto> {
+        let mut words = value.split_ascii_whitespace();
+        let tag = words.next()?.parse().ok()?;
+        let suite = Suite::from_name(words.next()?)?;
+        let key = words.next()?.strip_prefix("inline:")?;
+        if words.next().is_some() || key.contains(';') {
+            return None;
+        }
+        let mut parts = key.split('|');
+        let master = STANDARD.decode(parts.next()?).ok()?.try_into().ok()?;
+        // A lifetime may follow; an MKI (`n:len`) may not.
+        if parts.any(|p| p.contains(':')) {
+            return None;
+        }
+        Some(Crypto { tag, suite, master })
+    }
+
+    fn to_attribute(self) -> String {
+        format!(
+            "{} {} inline:{}",
+            self.tag,
+            self.suite.name(),
+            STANDARD.encode(self.master)
+        )
+    }
+}
+
+/// Whether a call's media may, or must, be SRTP (`[trunks.named.NAME] media_encryption`:
+/// `"optional"` or `"sdes"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+pub enum Encryption {
+    /// SRTP when the offer asks for it, RTP otherwise.
+    #[default]
+    #[serde(rename = "optional")]
+    Optional,
+    /// SRTP only: an offer without a usable `a=crypto` line is refused (488).
+    #[serde(rename = "sdes")]
+    Required,
+}
+
+/// What an answer's SRTP needs: the policy and our master key for the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Security {
+    pub encryption: Encryption,
+    pub master: [u8; MASTER_LEN],
+}
+
+impl Security {
+    /// A fresh master key (random per call) under `encryption`.
+    pub fn new(encryption: Encryption) -> Security {
+        Security {
+            encryption,
+            master: rand::random(),
+        }
+    }
+}
+
+/// The keys of an SRTP stream: the suite, ours (what we send) and the peer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub suite: Suite,
+    pub ours: [u8; MASTER_LEN],
+    pub theirs: [u8; MASTER_LEN],
 }
 
 /// The result of offer/answer for the audio stream.
@@ -91,6 +180,8 @@ pub struct Negotiated {
     pub redirected_from: Option<IpAddr>,
     /// The direction we write (the answer's, or our offer's).
     pub direction: Direction,
+    /// The stream is SRTP with these keys.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl RemoteMedia {
@@ -100,11 +191,24 @@ impl RemoteMedia {
         let audio =
             |m: &&MediaDescription| m.media_name.media == "audio" && m.media_name.port.value > 0;
         let proto = |m: &MediaDescription| m.media_name.protos.join("/");
-        // Plain RTP only: an SRTP stream answered as RTP would be silence both ways.
-        let audio_index = sd
+        // RTP, or SRTP we can key: a stream answered in another profile than offered would
+        // be silence both ways. The first such audio stream is ours.
+        let crypto = |m: &MediaDescription| {
+            m.attributes
+                .iter()
+                .filter(|a| a.key == "crypto")
+                .find_map(|a| Crypto::parse(a.value.as_deref()?))
+        };
+        let (audio_index, crypto) = sd
             .media_descriptions
             .iter()
-            .position(|m| audio(&m) && proto(m).eq_ignore_ascii_case("RTP/AVP"))
+            .enumerate()
+            .filter(|(_, m)| audio(m))
+            .find_map(|(i, m)| match proto(m).to_ascii_uppercase().as_str() {
+                "RTP/AVP" => Some((i, None)),
+                "RTP/SAVP" => crypto(m).map(|c| (i, Some(c))),
+                _ => None,
+            })
             .ok_or_else(|| match sd.media_descriptions.iter().find(audio) {
                 Some(m) => SdpError::Profile(proto(m)),
                 None => SdpError::NoAudio,
@@ -177,6 +281,7 @@ impl RemoteMedia {
             dtmf_pt,
             direction,
             others,
+            crypto,
         })
     }
 
@@ -184,7 +289,17 @@ impl RemoteMedia {
     /// `reach.local`, whose address family the peer's must share, to the offered address
     /// if the call may reach it, else to the signalling peer (a NATed phone's private
     /// address; an attacker's aim at a third host).
-    pub fn negotiate(&self, ours: &[Law], reach: &Reach) -> Result<Negotiated, SdpError> {
+    /// An SRTP stream is keyed with `security`'s master key for what we send; a trunk that
+    /// requires SRTP refuses an RTP one.
+    pub fn negotiate(
+        &self,
+        ours: &[Law],
+        reach: &Reach,
+        security: &Security,
+    ) -> Result<Negotiated, SdpError> {
+        if self.crypto.is_none() && security.encryption == Encryption::Required {
+            return Err(SdpError::EncryptionRequired);
+        }
         let ip = self.addr.ip();
         if !ip.is_unspecified() && ip.is_ipv4() != reach.local.is_ipv4() {
             return Err(SdpError::Address(
@@ -209,6 +324,11 @@ impl RemoteMedia {
             },
             redirected_from: (!allowed).then_some(ip),
             direction: self.direction.answer(),
+            srtp: self.crypto.map(|c| SrtpKeys {
+                suite: c.suite,
+                ours: security.master,
+                theirs: c.master,
+            }),
         })
     }
 
@@ -247,6 +367,8 @@ pub struct LocalMedia<'a> {
     pub laws: &'a [Law],
     pub dtmf_pt: Option<u8>,
     pub direction: Direction,
+    /// Our master key, written when answering an SRTP offer.
+    pub master: &'a [u8; MASTER_LEN],
 }
 
 impl LocalMedia<'_> {
@@ -279,6 +401,18 @@ impl LocalMedia<'_> {
         }
         attributes.push(attr("ptime", Some("20".into())));
         attributes.push(attr(self.direction.attr(), None));
+        // SRTP answers the offer's chosen line with its tag and suite, and our key.
+        let crypto = remote.and_then(|r| r.crypto).map(|c| Crypto {
+            master: *self.master,
+            ..c
+        });
+        if let Some(c) = crypto {
+            attributes.push(attr("crypto", Some(c.to_attribute())));
+        }
+        let protos = match crypto {
+            Some(_) => vec!["RTP".into(), "SAVP".into()],
+            None => vec!["RTP".into(), "AVP".into()],
+        };
         let audio = MediaDescription {
             media_name: MediaName {
                 media: "audio".into(),
@@ -286,7 +420,7 @@ impl LocalMedia<'_> {
                     value: self.port as isize,
                     range: None,
                 },
-                protos: vec!["RTP".into(), "AVP".into()],
+                protos,
                 formats,
             },
             media_title: None,
@@ -376,6 +510,10 @@ mod tests {
         reach_from(LOCAL, "127.0.0.1")
     }
 
+    fn plain() -> Security {
+        Security::new(Encryption::Optional)
+    }
+
     fn reach_from(local: IpAddr, peer: &str) -> Reach {
         Reach {
             local,
@@ -400,7 +538,7 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
         );
         assert_eq!(remote.laws, [Law::Alaw, Law::Ulaw]);
         let n = remote
-            .negotiate(&[Law::Ulaw, Law::Alaw], &reach())
+            .negotiate(&[Law::Ulaw, Law::Alaw], &reach(), &plain())
             .expect("common codec");
         assert_eq!(n.law, Law::Alaw);
         assert_eq!(n.dtmf_pt, Some(101));
@@ -413,7 +551,7 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
 m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let remote = RemoteMedia::parse(offer.as_bytes()).expect("valid");
         let n = remote
-            .negotiate(&[Law::Ulaw, Law::Alaw], &reach())
+            .negotiate(&[Law::Ulaw, Law::Alaw], &reach(), &plain())
             .expect("PCMU");
         let answer = LocalMedia {
             ip: "127.0.0.1".parse().expect("ip"),
@@ -423,6 +561,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
             laws: &[n.law],
             dtmf_pt: n.dtmf_pt,
             direction: n.direction,
+            master: &[7; MASTER_LEN],
         }
         .to_sdp(Some(&remote));
         assert!(answer.contains("m=audio 20000 RTP/AVP 0\r\n"), "{answer}");
@@ -446,7 +585,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let g729 = OFFER.replace("RTP/AVP 18 8 0 101", "RTP/AVP 18");
         let remote = RemoteMedia::parse(g729.as_bytes()).expect("valid");
         assert_eq!(
-            remote.negotiate(&[Law::Ulaw], &reach()),
+            remote.negotiate(&[Law::Ulaw], &reach(), &plain()),
             Err(SdpError::NoCommonCodec)
         );
 
@@ -455,7 +594,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         assert!(remote.is_hold());
         assert_eq!(
             remote
-                .negotiate(&[Law::Ulaw], &reach())
+                .negotiate(&[Law::Ulaw], &reach(), &plain())
                 .expect("ok")
                 .direction,
             Direction::RecvOnly
@@ -472,6 +611,92 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
                 .expect("valid")
                 .is_hold()
         );
+    }
+
+    /// An SDES offer: tag 2 with a suite we lack, tag 3 with ours and a lifetime.
+    fn sdes_offer() -> String {
+        let key = STANDARD.encode([5u8; MASTER_LEN]);
+        OFFER.replace("RTP/AVP", "RTP/SAVP")
+            + &format!(
+                "a=crypto:2 AES_256_CM_HMAC_SHA1_80 inline:{key}\r\n\
+                 a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:{key}|2^31\r\n"
+            )
+    }
+
+    #[test]
+    fn an_sdes_offer_is_answered_with_srtp_under_its_tag_and_our_key() {
+        let remote = RemoteMedia::parse(sdes_offer().as_bytes()).expect("valid");
+        let ours = Security {
+            encryption: Encryption::Optional,
+            master: [9; MASTER_LEN],
+        };
+        let n = remote
+            .negotiate(&[Law::Ulaw], &reach(), &ours)
+            .expect("SRTP");
+        assert_eq!(
+            n.srtp,
+            Some(SrtpKeys {
+                suite: Suite::AesCm128HmacSha1_32,
+                ours: [9; MASTER_LEN],
+                theirs: [5; MASTER_LEN],
+            })
+        );
+        let answer = LocalMedia {
+            ip: "127.0.0.1".parse().expect("ip"),
+            port: 20000,
+            session_id: 7,
+            version: 1,
+            laws: &[n.law],
+            dtmf_pt: n.dtmf_pt,
+            direction: n.direction,
+            master: &ours.master,
+        }
+        .to_sdp(Some(&remote));
+        assert!(
+            answer.contains("m=audio 20000 RTP/SAVP 0 101\r\n"),
+            "{answer}"
+        );
+        let line = format!(
+            "a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n",
+            STANDARD.encode([9u8; MASTER_LEN])
+        );
+        assert!(answer.contains(&line), "{answer}");
+        assert_eq!(answer.matches("a=crypto").count(), 1, "{answer}");
+    }
+
+    #[test]
+    fn a_trunk_requiring_srtp_refuses_rtp_and_unusable_keys_are_not_srtp() {
+        let required = Security {
+            encryption: Encryption::Required,
+            master: [9; MASTER_LEN],
+        };
+        let plain_offer = RemoteMedia::parse(OFFER.as_bytes()).expect("valid");
+        assert_eq!(
+            plain_offer.negotiate(&[Law::Ulaw], &reach(), &required),
+            Err(SdpError::EncryptionRequired)
+        );
+        let secure = RemoteMedia::parse(sdes_offer().as_bytes()).expect("valid");
+        assert!(secure.negotiate(&[Law::Ulaw], &reach(), &required).is_ok());
+        // An MKI, or a key of the wrong length, leaves no line we can use.
+        let key = STANDARD.encode([5u8; MASTER_LEN]);
+        for bad in [
+            format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|1:4\r\n"),
+            format!(
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+                STANDARD.encode([5u8; 16])
+            ),
+        ] {
+            let offer = OFFER.replace("RTP/AVP", "RTP/SAVP") + &bad;
+            assert_eq!(
+                RemoteMedia::parse(offer.as_bytes()),
+                Err(SdpError::Profile("RTP/SAVP".into())),
+                "{bad}"
+            );
+        }
+        // Best-effort SRTP offered as two streams: the first we can serve is answered.
+        let both = format!("{}m=audio 6002 RTP/AVP 0\r\n", sdes_offer());
+        let remote = RemoteMedia::parse(both.as_bytes()).expect("valid");
+        assert!(remote.crypto.is_some());
     }
 
     #[test]
@@ -498,14 +723,15 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let v6 = OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP6 2001:db8::5");
         let remote = RemoteMedia::parse(v6.as_bytes()).expect("valid");
         assert!(matches!(
-            remote.negotiate(&[Law::Ulaw], &reach()),
+            remote.negotiate(&[Law::Ulaw], &reach(), &plain()),
             Err(SdpError::Address(..))
         ));
         assert!(
             remote
                 .negotiate(
                     &[Law::Ulaw],
-                    &reach_from("::1".parse().expect("ip"), "2001:db8::5")
+                    &reach_from("::1".parse().expect("ip"), "2001:db8::5"),
+                    &plain()
                 )
                 .is_ok()
         );
@@ -517,7 +743,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let remote = RemoteMedia::parse(elsewhere.as_bytes()).expect("valid");
         let from_trunk = reach_from(LOCAL, "10.0.0.1");
         let n = remote
-            .negotiate(&[Law::Ulaw], &from_trunk)
+            .negotiate(&[Law::Ulaw], &from_trunk, &plain())
             .expect("answered");
         assert_eq!(
             n.remote,
@@ -532,7 +758,9 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
             networks: Arc::from(vec!["198.51.100.0/24".parse().expect("cidr")]),
             ..from_trunk
         };
-        let n = remote.negotiate(&[Law::Ulaw], &gateways).expect("answered");
+        let n = remote
+            .negotiate(&[Law::Ulaw], &gateways, &plain())
+            .expect("answered");
         assert_eq!(
             n.remote,
             "198.51.100.7:6000".parse::<SocketAddr>().expect("addr")

@@ -1,6 +1,7 @@
 //! One call leg's media, sans-IO: what it sends each 20 ms tick (prompt audio, audio
 //! relayed from a bridged leg, or silence between them: the stream never stops while the
-//! leg sends, as SBCs and NAT pinholes expect), what it received (in order, through the jitter buffer),
+//! leg sends, as SBCs and NAT pinholes expect), encrypted when the leg is SRTP (`srtp`),
+//! what it received (authenticated and decrypted first; in order, through the jitter buffer),
 //! the DTMF keys pressed, and whether the peer's RTP stopped. The media worker owns the
 //! socket and the clock; this only sees datagrams, `now` and commands.
 //!
@@ -23,6 +24,7 @@ use super::dtmf::DtmfReceiver;
 use super::jitter::{Frame, JitterBuffer};
 use super::rtp::{HEADER_LEN, Packet, Sender};
 use super::sdp::Negotiated;
+use super::srtp::{MAX_TAG, SrtpStream};
 
 /// How long the latched source must be silent before another allowed source may take
 /// its place.
@@ -30,8 +32,10 @@ const RELATCH_AFTER: Duration = Duration::from_secs(1);
 
 /// Samples per 20 ms packet at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
-/// A buffer that holds any packet we send.
-pub const MAX_PACKET: usize = HEADER_LEN + FRAME_SAMPLES;
+/// A buffer that holds any packet we send, with an SRTP tag.
+pub const MAX_PACKET: usize = HEADER_LEN + FRAME_SAMPLES + MAX_TAG;
+/// The largest SRTP datagram we decrypt (it is copied first: the worker's buffer is shared).
+const MAX_SRTP_IN: usize = 1500;
 
 pub type PlayId = u64;
 
@@ -76,6 +80,18 @@ pub struct MediaSession {
     timed_out: bool,
     events: VecDeque<SessionEvent>,
     pub counters: Counters,
+    /// SRTP: the stream we send and the one we receive.
+    srtp: Option<(SrtpStream, SrtpStream)>,
+}
+
+/// The two SRTP streams of negotiated keys.
+fn srtp_streams(neg: &Negotiated) -> Option<(SrtpStream, SrtpStream)> {
+    neg.srtp.map(|k| {
+        (
+            SrtpStream::new(k.suite, &k.ours),
+            SrtpStream::new(k.suite, &k.theirs),
+        )
+    })
 }
 
 impl MediaSession {
@@ -88,6 +104,7 @@ impl MediaSession {
     ) -> MediaSession {
         MediaSession {
             remote: neg.remote,
+            srtp: srtp_streams(&neg),
             neg,
             latched: false,
             signalling,
@@ -115,6 +132,10 @@ impl MediaSession {
         if neg.remote != self.neg.remote {
             self.remote = neg.remote;
             self.latched = false;
+        }
+        // New keys start new streams; the same keys again (a refresh) keep the counters.
+        if neg.srtp != self.neg.srtp {
+            self.srtp = srtp_streams(&neg);
         }
         self.neg = neg;
         self.last_rx = now;
@@ -151,6 +172,25 @@ impl MediaSession {
             self.counters.rx_foreign += 1;
             return;
         }
+        let mut clear = [0u8; MAX_SRTP_IN];
+        let data = match &mut self.srtp {
+            None => data,
+            // Nothing unauthenticated is heard, latched to, or taken for a key.
+            Some((_, rx)) => {
+                let Some(copy) = clear.get_mut(..data.len()) else {
+                    self.counters.rx_ignored += 1;
+                    return;
+                };
+                copy.copy_from_slice(data);
+                match rx.unprotect(copy) {
+                    Ok(n) => &copy[..n],
+                    Err(_) => {
+                        self.counters.rx_ignored += 1;
+                        return;
+                    }
+                }
+            }
+        };
         let Ok(p) = Packet::parse(data) else {
             self.counters.rx_ignored += 1;
             return;
@@ -230,12 +270,16 @@ impl MediaSession {
             self.sender.skip(FRAME_SAMPLES as u32);
             return None;
         }
-        let n = self.sender.write(
+        let mut n = self.sender.write(
             self.neg.law.payload_type(),
             &payload,
             FRAME_SAMPLES as u32,
             buf,
         );
+        if let Some((tx, _)) = &mut self.srtp {
+            // Our own packet always has room for its tag and an RTP header.
+            n = tx.protect(buf, n).ok()?;
+        }
         self.counters.tx_packets += 1;
         Some((n, self.remote))
     }
@@ -284,6 +328,7 @@ mod tests {
             remote: "127.0.0.1:6000".parse().expect("addr"),
             redirected_from: None,
             direction: Direction::SendRecv,
+            srtp: None,
         }
     }
 
@@ -438,6 +483,57 @@ mod tests {
             Some(moved)
         );
         assert_eq!(s.counters.rx_packets, 42);
+    }
+
+    #[test]
+    fn an_srtp_leg_is_heard_only_through_its_keys() {
+        use crate::media::sdp::SrtpKeys;
+        use crate::media::srtp::Suite;
+        let t = Instant::now();
+        let keys = SrtpKeys {
+            suite: Suite::AesCm128HmacSha1_80,
+            ours: [1; 30],
+            theirs: [2; 30],
+        };
+        let secure = |srtp| Negotiated {
+            srtp: Some(srtp),
+            ..neg(Law::Ulaw)
+        };
+        // The peer is a session with the keys the other way round.
+        let mut ours = MediaSession::new(t, secure(keys), SIP, 30_000 * MS, 40 * MS);
+        let mirrored = SrtpKeys {
+            ours: keys.theirs,
+            theirs: keys.ours,
+            ..keys
+        };
+        let mut peer = MediaSession::new(t, secure(mirrored), SIP, 30_000 * MS, 40 * MS);
+        let peer_addr: SocketAddr = "127.0.0.1:6000".parse().expect("addr");
+        let mut buf = [0u8; MAX_PACKET];
+        peer.play(1, Clip::from_pcm(vec![1000i16; 480].into()));
+        for i in 0..3 {
+            let (n, _) = peer.tick(t + i * 20 * MS, &mut buf).expect("sent");
+            assert_eq!(n, HEADER_LEN + FRAME_SAMPLES + 10, "with its tag");
+            assert_ne!(buf[HEADER_LEN..HEADER_LEN + 4], [Law::Ulaw.encode(1000); 4]);
+            if i == 1 {
+                let mut forged = buf[..n].to_vec();
+                forged[20] ^= 0x40;
+                ours.on_datagram(t, peer_addr, &forged);
+            }
+            ours.on_datagram(t + i * 20 * MS, peer_addr, &buf[..n]);
+        }
+        // A plain RTP packet from the peer's address is not audio on an SRTP leg.
+        ours.on_datagram(t, peer_addr, &rtp(0, 9, 1440, &[0xff; 160]));
+        assert_eq!(ours.counters.rx_packets, 3);
+        assert_eq!(
+            ours.counters.rx_ignored, 2,
+            "the forged and the plain packet"
+        );
+        let frame = ours.poll_frame(t + 100 * MS).expect("a frame");
+        assert_eq!(
+            frame.payload()[..4],
+            [Law::Ulaw.encode(1000); 4],
+            "decrypted"
+        );
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct PhoneOptions {
     pub play: Option<PathBuf>,
     /// The phone hangs up by itself this long after answering (its audio file ends).
     pub call_limit: Duration,
+    /// baresip's `mediaenc` for the account: `Some("srtp-mand")` offers and accepts SDES
+    /// SRTP only (its `srtp` module, libsrtp's transforms).
+    pub media_encryption: Option<&'static str>,
 }
 
 impl PhoneOptions {
@@ -122,6 +125,7 @@ impl PhoneOptions {
             answer_after: Some(Duration::ZERO),
             play: None,
             call_limit: Duration::from_secs(120),
+            media_encryption: None,
         }
     }
 }
@@ -220,6 +224,7 @@ impl Baresip {
              audio_source\taufile,{}\n\
              module_path\t/usr/lib/baresip/modules\n\
              module\tg711.so\n\
+             module\tsrtp.so\n\
              module\tsndfile.so\n\
              module\taufile.so\n\
              module_app\tmenu.so\n\
@@ -292,6 +297,9 @@ impl Baresip {
         );
         if !opts.password.is_empty() {
             account.push_str(&format!(";auth_pass={}", opts.password));
+        }
+        if let Some(mediaenc) = opts.media_encryption {
+            account.push_str(&format!(";mediaenc={mediaenc}"));
         }
         if let Err(e) = phone.command("uanew", &account) {
             return Err(format!("uanew failed: {e}\n{}", phone.log()));
@@ -385,6 +393,13 @@ impl Baresip {
     }
 
     /// Ends the current call: BYE if answered, 486 Busy Here if still ringing.
+    /// Calls `uri` (the engine, as a caller on a trunk would).
+    pub fn dial(&self, uri: &str) {
+        if let Err(e) = self.command("dial", uri) {
+            panic!("dial {uri} from {}: {e}", self.user);
+        }
+    }
+
     pub fn hangup(&self) {
         if let Err(e) = self.command("hangup", "") {
             panic!("hangup on {}: {e}", self.user);

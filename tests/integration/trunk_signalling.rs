@@ -10,9 +10,10 @@ use crate::common;
 
 use std::time::Duration;
 
+use common::baresip::{Baresip, PhoneOptions};
 use common::certs::Certs;
 use common::kamailio::Kamailio;
-use common::{Engine, out_dir, sipp, tone};
+use common::{Engine, out_dir, read_wav, rms, sipp, tone};
 
 fn assert_ok(run: &common::SippRun) {
     assert!(run.success, "SIPp failed:\n{}\n{}", run.output, run.errors);
@@ -452,5 +453,87 @@ fn a_registrar_whose_certificate_is_not_trusted_gets_nothing() {
         !kamailio.log().contains("REGISTER from"),
         "no REGISTER crossed the refused handshake:\n{}",
         kamailio.log()
+    );
+}
+
+#[test]
+fn a_trunk_requiring_srtp_is_answered_encrypted_and_heard_both_ways() {
+    let dir = out_dir("trunk_srtp");
+    let recordings = dir.join("engine-recordings");
+    let engine = Engine::start(
+        &dir,
+        3.0,
+        &[
+            (
+                "trunks.named.pbx",
+                "allow = [\"127.0.0.0/8\"]\nmedia_encryption = \"sdes\"\n",
+            ),
+            (
+                "recording",
+                &format!("enabled = true\ndir = \"{}\"\n", recordings.display()),
+            ),
+        ],
+    );
+    let voice = dir.join("caller.wav");
+    tone(&voice, 6.0, 440, false);
+    // baresip (libsrtp) as the PBX: SRTP only, AES_CM_128_HMAC_SHA1 keyed by SDES.
+    let pbx = Baresip::start(
+        &dir,
+        PhoneOptions {
+            play: Some(voice),
+            media_encryption: Some("srtp-mand"),
+            ..PhoneOptions::unregistered("pbx")
+        },
+    );
+    pbx.dial(&format!("sip:100@{}", engine.addr()));
+    assert!(
+        pbx.wait_calls_ended(1, Duration::from_secs(30)),
+        "{}",
+        pbx.log()
+    );
+    assert!(
+        engine.wait_log("outcome=prompt_played", Duration::from_secs(10)),
+        "{}",
+        engine.log()
+    );
+    // The PBX decrypted the prompt (it drops what fails libsrtp's check) ...
+    let heard = pbx.wait_recordings(1, Duration::from_secs(10))[0]
+        .heard
+        .clone()
+        .expect("the PBX's recording of the prompt");
+    let (samples, _) = read_wav(&heard);
+    assert!(
+        rms(&samples) > 1000.0,
+        "the PBX heard RMS {}",
+        rms(&samples)
+    );
+    // ... and the engine decrypted the PBX's audio.
+    let ours = std::fs::read_dir(&recordings)
+        .expect("the engine's recordings")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "wav"))
+        .expect("a recording of the caller");
+    assert!(common::wait_closed(&ours, Duration::from_secs(10)));
+    let (samples, _) = read_wav(&ours);
+    assert!(
+        rms(&samples) > 1000.0,
+        "the engine heard RMS {}",
+        rms(&samples)
+    );
+
+    // The same trunk offering plain RTP is refused.
+    let plain = Baresip::start(&dir, PhoneOptions::unregistered("plain"));
+    plain.dial(&format!("sip:100@{}", engine.addr()));
+    assert!(
+        plain.wait_calls_ended(1, Duration::from_secs(10)),
+        "{}",
+        plain.log()
+    );
+    assert_eq!(plain.calls_answered(), 0);
+    let log = plain.log();
+    assert!(
+        log.contains("488 Not Acceptable Here") && log.contains("this trunk requires SRTP"),
+        "{log}"
     );
 }
