@@ -23,8 +23,11 @@ use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
 use crate::events::HungUpBy;
 use crate::media::g711::Law;
-use crate::media::sdp::{Direction, LocalMedia, Negotiated, Reach, RemoteMedia, Security};
+use crate::media::sdp::{
+    Direction, Encryption, LocalMedia, Negotiated, Reach, RemoteMedia, Security,
+};
 use crate::media::session::PlayId;
+use crate::media::srtp::Suite;
 use crate::sip::dialog::Dialog;
 use crate::sip::session_timer::{self, Agreement, Ask, Due, SessionTimer, TimerSettings};
 use crate::sip::transaction::{Peer, ServerTxId};
@@ -183,6 +186,8 @@ pub(super) struct CallerLeg {
     /// (RFC 3264 8).
     last_sdp: Option<String>,
     dtmf_pt: Option<u8>,
+    /// The suite the media is encrypted with, once it is SRTP.
+    srtp: Option<Suite>,
     /// Offer/answer is done and RTP flows (false until the ACK of a late offer).
     media_started: bool,
     /// The direction our answer to the INVITE's offer states.
@@ -245,6 +250,7 @@ impl CallerLeg {
             sdp_version: 1,
             last_sdp: None,
             dtmf_pt,
+            srtp: None,
             media_started: negotiated.is_some(),
             answer_direction: negotiated.map_or(Direction::SendRecv, |n| n.direction),
             state: State::Ringing {
@@ -254,6 +260,7 @@ impl CallerLeg {
         };
         if let Some(n) = negotiated {
             note_redirect(&n);
+            leg.note_srtp(&n);
             leg.out.push_back(LegOutput::StartMedia(n));
         }
         leg.ring(now);
@@ -677,6 +684,10 @@ impl CallerLeg {
                 dtmf_pt: self.dtmf_pt,
                 direction,
                 master: &self.media.security.master,
+                offer_srtp: self
+                    .srtp
+                    .or((self.media.security.encryption == Encryption::Required)
+                        .then_some(Suite::AesCm128HmacSha1_80)),
             }
             .to_sdp(remote)
         };
@@ -687,6 +698,15 @@ impl CallerLeg {
         }
         self.last_sdp = Some(sdp.clone());
         sdp
+    }
+
+    /// A call whose media went SRTP stays SRTP: a later plain offer is refused, and our
+    /// own offers (a late offer, an offerless re-INVITE) offer SRTP with the same key.
+    fn note_srtp(&mut self, n: &Negotiated) {
+        if let Some(keys) = n.srtp {
+            self.srtp = Some(keys.suite);
+            self.media.security.encryption = Encryption::Required;
+        }
     }
 
     /// Session-Expires (and `Require: timer`) on a 2xx, when a session timer is agreed.
@@ -747,6 +767,7 @@ impl CallerLeg {
         }) {
             Ok((remote, n)) => {
                 note_redirect(&n);
+                self.note_srtp(&n);
                 self.media.laws = vec![n.law];
                 self.dtmf_pt = remote.dtmf_pt;
                 self.media_started = true;
@@ -862,6 +883,7 @@ impl CallerLeg {
                         _ => info!(hold = remote.is_hold(), "UPDATE with an offer"),
                     }
                     note_redirect(&n);
+                    self.note_srtp(&n);
                     self.media_started = true;
                     self.out.push_back(LegOutput::StartMedia(n));
                     Some(self.local_sdp(Some(&remote), n.direction))

@@ -16,7 +16,7 @@ use super::caller_leg::{DTMF_PT, LegOutput, MediaSetup, note_redirect};
 use super::flow::DialContext;
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
-use crate::media::sdp::{Direction, LocalMedia, RemoteMedia};
+use crate::media::sdp::{Direction, LocalMedia, RemoteMedia, SdpError};
 use crate::media::worker::MediaError;
 use crate::sip::dialog::Dialog;
 use crate::sip::digest::ClientCredentials;
@@ -453,9 +453,12 @@ impl FarLeg {
         if matches!(self.state, State::Answered | State::Ended) {
             return None;
         }
-        match RemoteMedia::parse(&response.body)
-            .and_then(|r| r.negotiate(&self.media.laws, &self.media.reach, &self.media.security))
-        {
+        // We offered RTP: an SRTP answer would key a stream with a key we never sent.
+        let answer = RemoteMedia::parse(&response.body).and_then(|r| match r.crypto {
+            Some(_) => Err(SdpError::Profile("RTP/SAVP".into())),
+            None => r.negotiate(&self.media.laws, &self.media.reach, &self.media.security),
+        });
+        match answer {
             Ok(n) => {
                 note_redirect(&n);
                 self.out.push_back(LegOutput::StartMedia(n));
@@ -500,6 +503,7 @@ fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
         dtmf_pt: Some(DTMF_PT),
         direction: Direction::SendRecv,
         master: &media.security.master,
+        offer_srtp: None,
     }
     .to_sdp(None)
 }

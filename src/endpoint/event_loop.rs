@@ -174,6 +174,16 @@ impl Endpoint {
             credentials: Arc::default(),
         };
         let registrations = trunk_registrations(trunks, &handle).await?;
+        if tls_addr.is_none()
+            && let Some(r) = registrations
+                .iter()
+                .find(|r| r.settings.transport == Transport::Tls)
+        {
+            warn!(
+                trunk = %r.settings.trunk,
+                "registering by TLS without a TLS listener: calls sent to the binding reach us only on the registration's own connection (set [sip] tls)"
+            );
+        }
         handle.credentials = Arc::new(
             registrations
                 .iter()

@@ -312,5 +312,10 @@ async fn write(mut writer: impl AsyncWrite + Unpin, mut rx: mpsc::UnboundedRecei
         if writer.write_all(&bytes).await.is_err() {
             break;
         }
+        // TLS keeps records back until flushed (a plain socket's flush does nothing); once
+        // the queue is empty, what was written must leave.
+        if rx.is_empty() && writer.flush().await.is_err() {
+            break;
+        }
     }
 }

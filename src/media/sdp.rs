@@ -93,7 +93,7 @@ pub struct RemoteMedia {
 
 /// An SDES `a=crypto` line (RFC 4568 9.1): its tag, suite and the master key and salt of
 /// the side that wrote it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Crypto {
     pub tag: u32,
     pub suite: Suite,
@@ -109,7 +109,9 @@ impl Crypto {
         let tag = words.next()?.parse().ok()?;
         let suite = Suite::from_name(words.next()?)?;
         let key = words.next()?.strip_prefix("inline:")?;
-        if words.next().is_some() || key.contains(';') {
+        // Session parameters about SRTCP alone are harmless: we send none and drop it.
+        let srtcp_only = |w: &str| matches!(w, "UNENCRYPTED_SRTCP" | "UNAUTHENTICATED_SRTCP");
+        if !words.all(srtcp_only) || key.contains(';') {
             return None;
         }
         let mut parts = key.split('|');
@@ -145,7 +147,7 @@ pub enum Encryption {
 }
 
 /// What an answer's SRTP needs: the policy and our master key for the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Security {
     pub encryption: Encryption,
     pub master: [u8; MASTER_LEN],
@@ -162,11 +164,34 @@ impl Security {
 }
 
 /// The keys of an SRTP stream: the suite, ours (what we send) and the peer's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SrtpKeys {
     pub suite: Suite,
     pub ours: [u8; MASTER_LEN],
     pub theirs: [u8; MASTER_LEN],
+}
+
+// Keys never reach a log: what holds them prints everything else.
+impl std::fmt::Debug for Crypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Crypto {{ tag: {}, suite: {:?}, .. }}",
+            self.tag, self.suite
+        )
+    }
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Security {{ encryption: {:?}, .. }}", self.encryption)
+    }
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SrtpKeys {{ suite: {:?}, .. }}", self.suite)
+    }
 }
 
 /// The result of offer/answer for the audio stream.
@@ -192,22 +217,32 @@ impl RemoteMedia {
             |m: &&MediaDescription| m.media_name.media == "audio" && m.media_name.port.value > 0;
         let proto = |m: &MediaDescription| m.media_name.protos.join("/");
         // RTP, or SRTP we can key: a stream answered in another profile than offered would
-        // be silence both ways. The first such audio stream is ours.
+        // be silence both ways. The first SRTP stream is ours, else the first RTP one (an
+        // offer of both, in either order, is answered encrypted).
         let crypto = |m: &MediaDescription| {
             m.attributes
                 .iter()
                 .filter(|a| a.key == "crypto")
                 .find_map(|a| Crypto::parse(a.value.as_deref()?))
         };
-        let (audio_index, crypto) = sd
-            .media_descriptions
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| audio(m))
-            .find_map(|(i, m)| match proto(m).to_ascii_uppercase().as_str() {
-                "RTP/AVP" => Some((i, None)),
-                "RTP/SAVP" => crypto(m).map(|c| (i, Some(c))),
-                _ => None,
+        let streams = || {
+            sd.media_descriptions
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| audio(m))
+        };
+        let secure = streams().find_map(|(i, m)| {
+            proto(m)
+                .eq_ignore_ascii_case("RTP/SAVP")
+                .then(|| crypto(m))
+                .flatten()
+                .map(|c| (i, Some(c)))
+        });
+        let (audio_index, crypto) = secure
+            .or_else(|| {
+                streams()
+                    .find(|(_, m)| proto(m).eq_ignore_ascii_case("RTP/AVP"))
+                    .map(|(i, _)| (i, None))
             })
             .ok_or_else(|| match sd.media_descriptions.iter().find(audio) {
                 Some(m) => SdpError::Profile(proto(m)),
@@ -367,8 +402,10 @@ pub struct LocalMedia<'a> {
     pub laws: &'a [Law],
     pub dtmf_pt: Option<u8>,
     pub direction: Direction,
-    /// Our master key, written when answering an SRTP offer.
+    /// Our master key, written when answering an SRTP offer or offering SRTP.
     pub master: &'a [u8; MASTER_LEN],
+    /// An offer (no `remote`) of SRTP with this suite; RTP when `None`.
+    pub offer_srtp: Option<Suite>,
 }
 
 impl LocalMedia<'_> {
@@ -401,11 +438,19 @@ impl LocalMedia<'_> {
         }
         attributes.push(attr("ptime", Some("20".into())));
         attributes.push(attr(self.direction.attr(), None));
-        // SRTP answers the offer's chosen line with its tag and suite, and our key.
-        let crypto = remote.and_then(|r| r.crypto).map(|c| Crypto {
-            master: *self.master,
-            ..c
-        });
+        // SRTP answers the offer's chosen line with its tag and suite, and our key; an
+        // offer of SRTP has one line, tag 1.
+        let crypto = match remote {
+            Some(r) => r.crypto.map(|c| Crypto {
+                master: *self.master,
+                ..c
+            }),
+            None => self.offer_srtp.map(|suite| Crypto {
+                tag: 1,
+                suite,
+                master: *self.master,
+            }),
+        };
         if let Some(c) = crypto {
             attributes.push(attr("crypto", Some(c.to_attribute())));
         }
@@ -562,6 +607,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
             dtmf_pt: n.dtmf_pt,
             direction: n.direction,
             master: &[7; MASTER_LEN],
+            offer_srtp: None,
         }
         .to_sdp(Some(&remote));
         assert!(answer.contains("m=audio 20000 RTP/AVP 0\r\n"), "{answer}");
@@ -650,6 +696,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
             dtmf_pt: n.dtmf_pt,
             direction: n.direction,
             master: &ours.master,
+            offer_srtp: None,
         }
         .to_sdp(Some(&remote));
         assert!(
@@ -662,6 +709,50 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         );
         assert!(answer.contains(&line), "{answer}");
         assert_eq!(answer.matches("a=crypto").count(), 1, "{answer}");
+    }
+
+    #[test]
+    fn an_srtp_offer_carries_one_crypto_line_and_its_answer_keys_the_stream() {
+        let offer = LocalMedia {
+            ip: "127.0.0.1".parse().expect("ip"),
+            port: 20000,
+            session_id: 7,
+            version: 2,
+            laws: &[Law::Ulaw],
+            dtmf_pt: Some(101),
+            direction: Direction::SendRecv,
+            master: &[9; MASTER_LEN],
+            offer_srtp: Some(Suite::AesCm128HmacSha1_80),
+        }
+        .to_sdp(None);
+        assert!(
+            offer.contains("m=audio 20000 RTP/SAVP 0 101\r\n"),
+            "{offer}"
+        );
+        let line = format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+            STANDARD.encode([9u8; MASTER_LEN])
+        );
+        assert!(offer.contains(&line), "{offer}");
+        // The peer answers with its own key under our tag.
+        let answer = offer.replace(
+            &STANDARD.encode([9u8; MASTER_LEN]),
+            &STANDARD.encode([4u8; MASTER_LEN]),
+        );
+        let remote = RemoteMedia::parse(answer.as_bytes()).expect("valid");
+        let ours = Security {
+            encryption: Encryption::Required,
+            master: [9; MASTER_LEN],
+        };
+        let n = remote
+            .negotiate(&[Law::Ulaw], &reach(), &ours)
+            .expect("SRTP");
+        assert_eq!(n.srtp.map(|k| (k.ours, k.theirs)), Some(([9; 30], [4; 30])));
+        assert_eq!(
+            format!("{:?}", n.srtp),
+            "Some(SrtpKeys { suite: AesCm128HmacSha1_80, .. })",
+            "no key in logs"
+        );
     }
 
     #[test]
@@ -693,10 +784,15 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
                 "{bad}"
             );
         }
-        // Best-effort SRTP offered as two streams: the first we can serve is answered.
-        let both = format!("{}m=audio 6002 RTP/AVP 0\r\n", sdes_offer());
-        let remote = RemoteMedia::parse(both.as_bytes()).expect("valid");
+        // Best-effort SRTP offered as two streams, in either order: SRTP is answered.
+        let avp_first = format!(
+            "{}m=audio 6002 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n",
+            OFFER
+        );
+        let remote = RemoteMedia::parse(avp_first.as_bytes()).expect("valid");
         assert!(remote.crypto.is_some());
+        assert_eq!(remote.addr.port(), 6002);
+        assert!(remote.negotiate(&[Law::Ulaw], &reach(), &required).is_ok());
     }
 
     #[test]

@@ -24,7 +24,8 @@ use super::dtmf::DtmfReceiver;
 use super::jitter::{Frame, JitterBuffer};
 use super::rtp::{HEADER_LEN, Packet, Sender};
 use super::sdp::Negotiated;
-use super::srtp::{MAX_TAG, SrtpStream};
+use super::sdp::SrtpKeys;
+use super::srtp::{MASTER_LEN, MAX_TAG, SrtpStream};
 
 /// How long the latched source must be silent before another allowed source may take
 /// its place.
@@ -81,17 +82,21 @@ pub struct MediaSession {
     events: VecDeque<SessionEvent>,
     pub counters: Counters,
     /// SRTP: the stream we send and the one we receive.
-    srtp: Option<(SrtpStream, SrtpStream)>,
+    srtp_tx: Option<SrtpStream>,
+    srtp_rx: Option<SrtpStream>,
 }
 
-/// The two SRTP streams of negotiated keys.
-fn srtp_streams(neg: &Negotiated) -> Option<(SrtpStream, SrtpStream)> {
-    neg.srtp.map(|k| {
-        (
-            SrtpStream::new(k.suite, &k.ours),
-            SrtpStream::new(k.suite, &k.theirs),
-        )
-    })
+/// The SRTP stream of one side's key (`ours` or `theirs`) in negotiated keys.
+fn srtp_stream(neg: &Negotiated, key: fn(&SrtpKeys) -> [u8; MASTER_LEN]) -> Option<SrtpStream> {
+    neg.srtp.map(|k| SrtpStream::new(k.suite, &key(&k)))
+}
+
+fn ours(k: &SrtpKeys) -> [u8; MASTER_LEN] {
+    k.ours
+}
+
+fn theirs(k: &SrtpKeys) -> [u8; MASTER_LEN] {
+    k.theirs
 }
 
 impl MediaSession {
@@ -104,7 +109,8 @@ impl MediaSession {
     ) -> MediaSession {
         MediaSession {
             remote: neg.remote,
-            srtp: srtp_streams(&neg),
+            srtp_tx: srtp_stream(&neg, ours),
+            srtp_rx: srtp_stream(&neg, theirs),
             neg,
             latched: false,
             signalling,
@@ -133,9 +139,16 @@ impl MediaSession {
             self.remote = neg.remote;
             self.latched = false;
         }
-        // New keys start new streams; the same keys again (a refresh) keep the counters.
-        if neg.srtp != self.neg.srtp {
-            self.srtp = srtp_streams(&neg);
+        // A direction whose key changed starts a new stream; one whose key stayed keeps its
+        // counters (restarting ours at rollover 0 would reuse keystream already sent).
+        let key = |n: &Negotiated, side: fn(&SrtpKeys) -> [u8; MASTER_LEN]| {
+            n.srtp.map(|k| (k.suite, side(&k)))
+        };
+        if key(&neg, ours) != key(&self.neg, ours) {
+            self.srtp_tx = srtp_stream(&neg, ours);
+        }
+        if key(&neg, theirs) != key(&self.neg, theirs) {
+            self.srtp_rx = srtp_stream(&neg, theirs);
         }
         self.neg = neg;
         self.last_rx = now;
@@ -172,11 +185,12 @@ impl MediaSession {
             self.counters.rx_foreign += 1;
             return;
         }
-        let mut clear = [0u8; MAX_SRTP_IN];
-        let data = match &mut self.srtp {
+        let mut clear;
+        let data = match &mut self.srtp_rx {
             None => data,
             // Nothing unauthenticated is heard, latched to, or taken for a key.
-            Some((_, rx)) => {
+            Some(rx) => {
+                clear = [0u8; MAX_SRTP_IN];
                 let Some(copy) = clear.get_mut(..data.len()) else {
                     self.counters.rx_ignored += 1;
                     return;
@@ -276,7 +290,7 @@ impl MediaSession {
             FRAME_SAMPLES as u32,
             buf,
         );
-        if let Some((tx, _)) = &mut self.srtp {
+        if let Some(tx) = &mut self.srtp_tx {
             // Our own packet always has room for its tag and an RTP header.
             n = tx.protect(buf, n).ok()?;
         }

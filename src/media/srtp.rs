@@ -59,6 +59,8 @@ pub enum SrtpError {
     Auth,
     #[error("replayed or too old")]
     Replay,
+    #[error("no room for the tag")]
+    NoRoom,
 }
 
 /// One direction's SRTP state.
@@ -67,6 +69,14 @@ pub struct SrtpStream {
     cipher: Aes128,
     salt: [u8; SALT_LEN],
     auth: hmac::Key,
+    window: Window,
+}
+
+/// Where one source's packets stand: RFC 3711 keeps this per SSRC, and a peer may change
+/// SSRC under the same key (an SBC re-anchoring media, music on hold from a PBX).
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    ssrc: Option<u32>,
     /// Rollover counter and highest sequence number seen (sent or authenticated).
     roc: u32,
     last_seq: Option<u16>,
@@ -91,10 +101,7 @@ impl SrtpStream {
             cipher: Aes128::new(GenericArray::from_slice(&session_key)),
             salt: session_salt,
             auth: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &auth_key),
-            roc: 0,
-            last_seq: None,
-            highest: 0,
-            seen: 0,
+            window: Window::default(),
         }
     }
 
@@ -102,22 +109,25 @@ impl SrtpStream {
     /// packet's length. `buf` must hold `len + MAX_TAG` bytes.
     pub fn protect(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
         let start = payload_offset(&buf[..len]).map_err(|_| SrtpError::NotRtp)?;
+        let n = self.suite.tag_len();
+        if buf.len() < len + n {
+            return Err(SrtpError::NoRoom);
+        }
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
+        let w = &mut self.window;
         // A sequence number far below the last one sent wrapped around.
-        if let Some(last) = self.last_seq
+        if let Some(last) = w.last_seq
             && seq < last
             && last - seq > 0x8000
         {
-            self.roc = self.roc.wrapping_add(1);
+            w.roc = w.roc.wrapping_add(1);
         }
-        self.last_seq = Some(seq);
-        let index = (u64::from(self.roc) << 16) | u64::from(seq);
+        w.last_seq = Some(seq);
+        let roc = w.roc;
+        let index = (u64::from(roc) << 16) | u64::from(seq);
         self.apply_keystream(ssrc(buf), index, &mut buf[start..len]);
-        let tag = self.tag(&buf[..len], self.roc);
-        let n = self.suite.tag_len();
-        buf.get_mut(len..len + n)
-            .ok_or(SrtpError::NotRtp)?
-            .copy_from_slice(&tag.as_ref()[..n]);
+        let tag = self.tag(&buf[..len], roc);
+        buf[len..len + n].copy_from_slice(&tag.as_ref()[..n]);
         Ok(len + n)
     }
 
@@ -128,9 +138,18 @@ impl SrtpStream {
         let len = buf.len().checked_sub(n).ok_or(SrtpError::NotRtp)?;
         let start = payload_offset(&buf[..len]).map_err(|_| SrtpError::NotRtp)?;
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
-        let roc = self.estimate_roc(seq);
+        let source = ssrc(buf);
+        // A new source starts a count of its own, kept only once a packet authenticates.
+        let mut w = match self.window.ssrc {
+            Some(s) if s == source => self.window,
+            _ => Window {
+                ssrc: Some(source),
+                ..Window::default()
+            },
+        };
+        let roc = w.estimate_roc(seq);
         let index = (u64::from(roc) << 16) | u64::from(seq);
-        if self.last_seq.is_some() && self.replayed(index) {
+        if w.replayed(index) {
             return Err(SrtpError::Replay);
         }
         let tag = self.tag(&buf[..len], roc);
@@ -142,49 +161,10 @@ impl SrtpStream {
         if diff != 0 {
             return Err(SrtpError::Auth);
         }
-        self.accept(index, roc, seq);
-        self.apply_keystream(ssrc(buf), index, &mut buf[start..len]);
+        w.accept(index, roc, seq);
+        self.window = w;
+        self.apply_keystream(source, index, &mut buf[start..len]);
         Ok(len)
-    }
-
-    /// RFC 3711 3.3.1: the rollover counter the sender most likely used for `seq`.
-    fn estimate_roc(&self, seq: u16) -> u32 {
-        let Some(last) = self.last_seq else {
-            return self.roc;
-        };
-        if last < 0x8000 {
-            if seq > last && seq - last > 0x8000 {
-                return self.roc.wrapping_sub(1);
-            }
-        } else if last - 0x8000 > seq {
-            return self.roc.wrapping_add(1);
-        }
-        self.roc
-    }
-
-    fn replayed(&self, index: u64) -> bool {
-        if index > self.highest {
-            return false;
-        }
-        let behind = self.highest - index;
-        behind >= WINDOW || self.seen & (1 << behind) != 0
-    }
-
-    /// Records an authenticated packet: the window, and the rollover counter when it led.
-    fn accept(&mut self, index: u64, roc: u32, seq: u16) {
-        if self.last_seq.is_none() || index > self.highest {
-            let ahead = index - self.highest.min(index);
-            self.seen = if self.last_seq.is_none() || ahead >= WINDOW {
-                1
-            } else {
-                (self.seen << ahead) | 1
-            };
-            self.highest = index;
-            self.roc = roc;
-            self.last_seq = Some(seq);
-        } else {
-            self.seen |= 1 << (self.highest - index);
-        }
     }
 
     /// XORs `data` with the AES-CM keystream of packet `index` of `ssrc` (RFC 3711 4.1.1).
@@ -209,6 +189,48 @@ impl SrtpStream {
     }
 }
 
+impl Window {
+    /// RFC 3711 3.3.1: the rollover counter the sender most likely used for `seq`.
+    fn estimate_roc(&self, seq: u16) -> u32 {
+        let Some(last) = self.last_seq else {
+            return self.roc;
+        };
+        if last < 0x8000 {
+            if seq > last && seq - last > 0x8000 {
+                return self.roc.wrapping_sub(1);
+            }
+        } else if last - 0x8000 > seq {
+            return self.roc.wrapping_add(1);
+        }
+        self.roc
+    }
+
+    fn replayed(&self, index: u64) -> bool {
+        if self.last_seq.is_none() || index > self.highest {
+            return false;
+        }
+        let behind = self.highest - index;
+        behind >= WINDOW || self.seen & (1 << behind) != 0
+    }
+
+    /// Records an authenticated packet: the window, and the rollover counter when it led.
+    fn accept(&mut self, index: u64, roc: u32, seq: u16) {
+        if self.last_seq.is_none() || index > self.highest {
+            let ahead = index - self.highest.min(index);
+            self.seen = if self.last_seq.is_none() || ahead >= WINDOW {
+                1
+            } else {
+                (self.seen << ahead) | 1
+            };
+            self.highest = index;
+            self.roc = roc;
+            self.last_seq = Some(seq);
+        } else {
+            self.seen |= 1 << (self.highest - index);
+        }
+    }
+}
+
 fn ssrc(packet: &[u8]) -> u32 {
     u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]])
 }
@@ -225,11 +247,10 @@ fn derive(prf: &Aes128, master_salt: &[u8], label: u8, out: &mut [u8]) {
 
 /// Counter mode: block `j` of the keystream is AES of `iv` plus `j` in its last 16 bits.
 fn keystream_xor(cipher: &Aes128, iv: [u8; 16], data: &mut [u8]) {
+    let base = u16::from_be_bytes([iv[14], iv[15]]);
     for (j, chunk) in data.chunks_mut(16).enumerate() {
-        let mut block = iv;
-        let counter = u16::from_be_bytes([iv[14], iv[15]]).wrapping_add(j as u16);
-        block[14..].copy_from_slice(&counter.to_be_bytes());
-        let mut block = GenericArray::from(block);
+        let mut block = GenericArray::from(iv);
+        block[14..].copy_from_slice(&base.wrapping_add(j as u16).to_be_bytes());
         cipher.encrypt_block(&mut block);
         for (d, k) in chunk.iter_mut().zip(block.iter()) {
             *d ^= k;
@@ -345,8 +366,37 @@ mod tests {
             let mut p = sent[i].clone();
             assert_eq!(rx.unprotect(&mut p), Ok(172), "packet {i}");
         }
-        assert_eq!(rx.roc, 1);
+        assert_eq!(rx.window.roc, 1);
         let mut old = sent[5].clone();
         assert_eq!(rx.unprotect(&mut old), Err(SrtpError::Replay));
+    }
+
+    #[test]
+    fn a_new_source_under_the_same_key_starts_its_own_count() {
+        let master = [4u8; MASTER_LEN];
+        let suite = Suite::AesCm128HmacSha1_80;
+        let mut tx = SrtpStream::new(suite, &master);
+        let mut rx = SrtpStream::new(suite, &master);
+        for seq in 40_000..40_010 {
+            let mut p = protect(&mut tx, seq);
+            assert_eq!(rx.unprotect(&mut p), Ok(172));
+        }
+        // Music on hold from another source, far behind in sequence: still heard.
+        let mut moh = SrtpStream::new(suite, &master);
+        let mut p = {
+            let plain = packet(100, 1);
+            let mut buf = plain.clone();
+            buf[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+            buf.resize(plain.len() + MAX_TAG, 0);
+            let n = moh.protect(&mut buf, plain.len()).expect("protected");
+            buf.truncate(n);
+            buf
+        };
+        assert_eq!(rx.unprotect(&mut p), Ok(172));
+        // A forgery from yet another source leaves the count as it was.
+        let mut forged = protect(&mut tx, 40_010);
+        forged[8] ^= 0xff;
+        assert_eq!(rx.unprotect(&mut forged), Err(SrtpError::Auth));
+        assert_eq!(rx.window.ssrc, Some(0x1234_5678));
     }
 }

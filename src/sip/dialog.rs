@@ -3,6 +3,8 @@
 //! the requests we send inside it (BYE, re-INVITE, ACK for a 2xx) and checks the ones we
 //! receive. The call task owns its dialog; nothing here does I/O.
 
+use std::net::{IpAddr, SocketAddr};
+
 use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Method, Request, Response};
 
@@ -206,15 +208,21 @@ impl Dialog {
     }
 
     /// Where requests inside the dialog go: the first route or the remote target when it
-    /// names an address, by that URI's transport (a proxy that relayed the INVITE by TLS
-    /// may leave the dialog to a phone on UDP), the peer the dialog came from otherwise.
-    /// Over a connection the peer opened, that connection is reused.
+    /// names an address, by the transport that URI names (a proxy that relayed the INVITE
+    /// by TLS may leave the dialog to a phone on UDP), else the dialog's own (a phone
+    /// reached by TCP whose Contact says nothing more); the peer the dialog came from
+    /// otherwise. Over a connection the peer opened, that connection is reused.
     pub fn next_hop(&self) -> Peer {
         let hop = self
             .route_set
             .first()
             .map_or(self.remote_target.as_str(), |r| headers::addr_uri(r));
-        let target = SipUri::parse(hop).and_then(|u| Some((u.socket_addr()?, u.transport())));
+        let target = SipUri::parse(hop).and_then(|u| {
+            let ip: IpAddr = u.host.parse().ok()?;
+            let transport = u.explicit_transport().unwrap_or(self.peer.transport);
+            let port = u.port.unwrap_or(transport.default_port());
+            Some((SocketAddr::new(ip, port), transport))
+        });
         match target {
             Some((addr, transport)) if self.peer.conn.is_none() && !self.behind_nat => Peer {
                 transport,
@@ -491,6 +499,19 @@ Content-Length: 0
         let ack = build::encode(&SipMessage::Request(d.ack(1, "127.0.0.1:5060")));
         let text = String::from_utf8(ack.to_vec()).expect("utf8");
         assert!(text.contains("Via: SIP/2.0/UDP 127.0.0.1:5060;"), "{text}");
+        // A desk whose Contact names no transport is reached as the INVITE was.
+        let mut ok = build::response(&invite, 200, Some("desk"));
+        ok.headers
+            .push(Header::Contact("<sip:desk@127.0.0.1>".into()));
+        let d = Dialog::uac(&invite, &ok, proxy, String::new()).expect("dialog");
+        assert_eq!(
+            d.next_hop(),
+            Peer {
+                transport: Transport::Tls,
+                addr: "127.0.0.1:5061".parse().expect("addr"),
+                conn: None,
+            }
+        );
         // A desk that says TLS (or sips:) keeps it.
         let mut ok = build::response(&invite, 200, Some("desk"));
         ok.headers

@@ -25,7 +25,8 @@ pub struct SipConfig {
     pub tls_private_key: String,
     /// PEM file of the certificate authorities trusted to sign the certificates of servers
     /// the engine connects to by TLS (a carrier's own CA, or its self-signed certificate);
-    /// empty: the system's bundle, `/etc/ssl/certs/ca-certificates.crt`. The server's name
+    /// empty: the system's bundle, `/etc/ssl/certs/ca-certificates.crt` (a file given
+    /// replaces it). The server's name
     /// (the URI's host, or its IP address) must match its certificate.
     pub tls_ca: String,
     /// Address written into Contact and SDP. Empty: the local address that routes to the peer.

@@ -82,12 +82,15 @@ impl<'a> SipUri<'a> {
     /// The transport a request to this URI should use (RFC 3263 without DNS): TLS for a
     /// `sips:` URI, else the `transport` parameter, else UDP.
     pub fn transport(&self) -> Transport {
+        self.explicit_transport().unwrap_or(Transport::Udp)
+    }
+
+    /// The transport the URI names: TLS for `sips:`, else its `transport` parameter.
+    pub fn explicit_transport(&self) -> Option<Transport> {
         if self.scheme.eq_ignore_ascii_case("sips") {
-            return Transport::Tls;
+            return Some(Transport::Tls);
         }
-        self.param("transport")
-            .and_then(Transport::from_name)
-            .unwrap_or(Transport::Udp)
+        self.param("transport").and_then(Transport::from_name)
     }
 
     /// The port, or the default of the URI's transport.
