@@ -735,6 +735,50 @@ fn a_late_offer_is_answered_in_the_ack() {
 }
 
 #[test]
+fn an_srtp_call_stays_srtp_and_our_own_offers_carry_our_key() {
+    use base64::Engine as _;
+    let b64 = |key: &[u8]| base64::engine::general_purpose::STANDARD.encode(key);
+    let mut net = Net::new(QUEUE, Duration::ZERO);
+    let offer = sdp("10.0.0.1", 30000, "sendrecv").replace("RTP/AVP", "RTP/SAVP")
+        + &format!(
+            "a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+            b64(&[5; 30])
+        );
+    let invite = net.trunk_invite(Some(offer));
+    let ok = net.trunk.responses().pop().expect("the 200");
+    let answer = body(&ok);
+    let ours = format!(
+        "AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+        b64(&net.security.master)
+    );
+    assert!(answer.contains("m=audio 40000 RTP/SAVP"), "{answer}");
+    assert!(answer.contains(&format!("a=crypto:7 {ours}")), "{answer}");
+    let mut dialog = net.trunk_ack(&invite, &ok, "");
+    let starts = net.media_starts(LegRef::Caller);
+    assert_eq!(
+        starts[0].srtp.map(|k| (k.ours, k.theirs)),
+        Some((net.security.master, [5; 30]))
+    );
+    // An offerless re-INVITE gets our offer: SRTP again, with the same key.
+    net.send(Who::Trunk, dialog.request(Method::Invite, TRUNK));
+    let ok = net.trunk.responses().pop().expect("an offer");
+    assert_eq!(ok.status_code.code(), 200);
+    let offer = body(&ok);
+    assert!(offer.contains("RTP/SAVP"), "{offer}");
+    assert!(offer.contains(&format!("a=crypto:1 {ours}")), "{offer}");
+    // A plain offer now would turn the encryption off: refused.
+    let mut plain = dialog.request(Method::Invite, TRUNK);
+    plain
+        .headers
+        .push(Header::ContentType("application/sdp".into()));
+    plain.body = sdp("10.0.0.1", 30000, "sendrecv").into_bytes();
+    net.send(Who::Trunk, plain);
+    let refused = net.trunk.responses().pop().expect("an answer");
+    assert_eq!(refused.status_code.code(), 488);
+    assert_eq!(net.media_starts(LegRef::Caller).len(), 1);
+}
+
+#[test]
 fn hold_by_re_invite_is_answered_recvonly_with_the_next_sdp_version() {
     let (mut net, mut dialog) = Net::up(QUEUE);
     let mut hold = dialog.request(Method::Invite, TRUNK);

@@ -115,18 +115,7 @@ pub(super) fn connect(
 ) -> ConnHandle {
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let _ = tx.send(first);
-    let link = Link {
-        addr,
-        conn,
-        transport: if tls.is_some() {
-            Transport::Tls
-        } else {
-            Transport::Tcp
-        },
-        input: input.clone(),
-        writes: tx.clone(),
-        writer: Arc::default(),
-    };
+    let link = Link::new(addr, conn, tls.is_some(), input, tx.clone());
     let writer = link.writer.clone();
     let task = tokio::spawn(async move {
         let opened = tokio::time::timeout(CONNECT_TIMEOUT, async {
@@ -175,18 +164,7 @@ pub(super) fn spawn(
     tls: Option<TlsAcceptor>,
 ) -> ConnHandle {
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-    let link = Link {
-        addr,
-        conn,
-        transport: if tls.is_some() {
-            Transport::Tls
-        } else {
-            Transport::Tcp
-        },
-        input,
-        writes: tx.clone(),
-        writer: Arc::default(),
-    };
+    let link = Link::new(addr, conn, tls.is_some(), input, tx.clone());
     let writer = link.writer.clone();
     let task = tokio::spawn(async move {
         let stream = match tls {
@@ -226,6 +204,23 @@ struct Link {
 }
 
 impl Link {
+    fn new(
+        addr: SocketAddr,
+        conn: u64,
+        tls: bool,
+        input: mpsc::UnboundedSender<Input>,
+        writes: mpsc::UnboundedSender<Bytes>,
+    ) -> Link {
+        Link {
+            addr,
+            conn,
+            transport: if tls { Transport::Tls } else { Transport::Tcp },
+            input,
+            writes,
+            writer: Arc::default(),
+        }
+    }
+
     /// Writes the queue and reads until the connection ends.
     async fn run(self, stream: Stream, rx: mpsc::UnboundedReceiver<Bytes>) {
         match stream {

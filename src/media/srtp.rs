@@ -7,7 +7,10 @@
 
 use aes::Aes128;
 use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
-use ring::hmac;
+use hmac::Mac;
+use sha1::Sha1;
+
+type HmacSha1 = hmac::Hmac<Sha1>;
 
 use super::rtp::payload_offset;
 
@@ -68,7 +71,8 @@ pub struct SrtpStream {
     suite: Suite,
     cipher: Aes128,
     salt: [u8; SALT_LEN],
-    auth: hmac::Key,
+    /// HMAC-SHA1 keyed with the session's authentication key, cloned per packet.
+    auth: HmacSha1,
     window: Window,
 }
 
@@ -100,7 +104,8 @@ impl SrtpStream {
             suite,
             cipher: Aes128::new(GenericArray::from_slice(&session_key)),
             salt: session_salt,
-            auth: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &auth_key),
+            auth: <HmacSha1 as hmac::KeyInit>::new_from_slice(&auth_key)
+                .expect("HMAC takes a key of any length"),
             window: Window::default(),
         }
     }
@@ -127,7 +132,7 @@ impl SrtpStream {
         let index = (u64::from(roc) << 16) | u64::from(seq);
         self.apply_keystream(ssrc(buf), index, &mut buf[start..len]);
         let tag = self.tag(&buf[..len], roc);
-        buf[len..len + n].copy_from_slice(&tag.as_ref()[..n]);
+        buf[len..len + n].copy_from_slice(&tag[..n]);
         Ok(len + n)
     }
 
@@ -154,7 +159,7 @@ impl SrtpStream {
         }
         let tag = self.tag(&buf[..len], roc);
         // Compared in constant time: a forger must not learn how much of a tag was right.
-        let diff = tag.as_ref()[..n]
+        let diff = tag[..n]
             .iter()
             .zip(&buf[len..])
             .fold(0u8, |d, (a, b)| d | (a ^ b));
@@ -181,11 +186,11 @@ impl SrtpStream {
     }
 
     /// HMAC-SHA1 over the packet and the rollover counter (RFC 3711 4.2).
-    fn tag(&self, packet: &[u8], roc: u32) -> hmac::Tag {
-        let mut ctx = hmac::Context::with_key(&self.auth);
-        ctx.update(packet);
-        ctx.update(&roc.to_be_bytes());
-        ctx.sign()
+    fn tag(&self, packet: &[u8], roc: u32) -> [u8; 20] {
+        let mut mac = self.auth.clone();
+        mac.update(packet);
+        mac.update(&roc.to_be_bytes());
+        mac.finalize().into_bytes().into()
     }
 }
 

@@ -15,7 +15,13 @@ pub struct Certs {
 }
 
 impl Certs {
+    /// An authority and a leaf for `localhost` and 127.0.0.1.
     pub fn make(dir: &Path) -> Certs {
+        Certs::make_for(dir, "DNS:localhost, IP:127.0.0.1")
+    }
+
+    /// An authority and a leaf for `names` (an X.509 subjectAltName value).
+    pub fn make_for(dir: &Path, names: &str) -> Certs {
         let at = |name: &str| dir.join(name);
         let ec = [
             "-newkey",
@@ -39,8 +45,10 @@ impl Certs {
         );
         std::fs::write(
             at("leaf.ext"),
-            "subjectAltName = DNS:localhost, IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
-             extendedKeyUsage = serverAuth, clientAuth\n",
+            format!(
+                "subjectAltName = {names}\nbasicConstraints = CA:FALSE\n\
+                 extendedKeyUsage = serverAuth, clientAuth\n"
+            ),
         )
         .expect("write the extensions");
         openssl(

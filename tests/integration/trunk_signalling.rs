@@ -409,51 +409,60 @@ fn over_tls_the_engine_registers_takes_calls_and_transfers_back_through_the_carr
 }
 
 #[test]
-fn a_registrar_whose_certificate_is_not_trusted_gets_nothing() {
+fn registrars_whose_certificates_do_not_prove_who_they_are_get_nothing() {
     let dir = out_dir("trunk_tls_untrusted");
-    let certs = Certs::make(&dir);
-    let other = dir.join("other-ca");
-    std::fs::create_dir_all(&other).expect("a folder for another authority");
-    let stranger = Certs::make(&other);
-    let kamailio = Kamailio::start_tls(&dir, "MD5", "", &certs);
-    // The engine trusts another authority than the one that signed Kamailio's certificate.
+    let folder = |name: &str| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).expect("a folder");
+        d
+    };
+    // One registrar's certificate is signed by a lookalike of the authority the engine
+    // trusts (same name, another key); the other's by that authority, for another host.
+    let (lookalike_dir, misnamed_dir) = (folder("lookalike"), folder("misnamed"));
+    let lookalike = Certs::make(&lookalike_dir);
+    let misnamed = Certs::make_for(&misnamed_dir, "DNS:carrier.example");
+    let k1 = Kamailio::start_tls(&lookalike_dir, "MD5", "", &lookalike);
+    let k2 = Kamailio::start_tls(&misnamed_dir, "MD5", "", &misnamed);
     let engine = Engine::start(
         &dir,
         0.5,
         &[
             (
                 "sip",
-                &tls_section(common::free_port(), &certs, &stranger.ca),
+                &tls_section(common::free_port(), &misnamed, &misnamed.ca),
             ),
-            ("trunks.named.carrier", "allow = []\n"),
-            (
-                "trunks.named.carrier.register",
-                &tls_register_section(&kamailio),
-            ),
+            ("trunks.named.one", "allow = []\n"),
+            ("trunks.named.one.register", &tls_register_section(&k1)),
+            ("trunks.named.two", "allow = []\n"),
+            ("trunks.named.two.register", &tls_register_section(&k2)),
         ],
     );
     assert!(
-        engine.wait_log("TLS handshake failed", Duration::from_secs(10)),
+        engine.wait_log_count("TLS handshake failed", 2, Duration::from_secs(10)),
         "{}",
         engine.log()
     );
-    // Both authorities are called "hotline test CA": the lookalike's signature is what
-    // fails.
+    let log = engine.log();
     assert!(
-        engine.log().contains("invalid peer certificate"),
+        log.contains("invalid peer certificate: BadSignature"),
+        "{log}"
+    );
+    assert!(
+        log.contains("certificate not valid for name \"localhost\""),
+        "{log}"
+    );
+    assert!(
+        engine.wait_log_count("no answer from the registrar", 2, Duration::from_secs(10)),
         "{}",
         engine.log()
     );
-    assert!(
-        engine.wait_log("no answer from the registrar", Duration::from_secs(10)),
-        "{}",
-        engine.log()
-    );
-    assert!(
-        !kamailio.log().contains("REGISTER from"),
-        "no REGISTER crossed the refused handshake:\n{}",
-        kamailio.log()
-    );
+    for k in [&k1, &k2] {
+        assert!(
+            !k.log().contains("REGISTER from"),
+            "no REGISTER crossed a refused handshake:\n{}",
+            k.log()
+        );
+    }
 }
 
 #[test]
