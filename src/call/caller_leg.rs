@@ -700,6 +700,11 @@ impl CallerLeg {
         sdp
     }
 
+    /// The caller's media must be SRTP: its trunk requires it, or it already is.
+    pub(super) fn requires_srtp(&self) -> bool {
+        self.media.security.encryption == Encryption::Required
+    }
+
     /// A call whose media went SRTP stays SRTP: a later plain offer is refused, and our
     /// own offers (a late offer, an offerless re-INVITE) offer SRTP with the same key.
     fn note_srtp(&mut self, n: &Negotiated) {

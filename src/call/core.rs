@@ -71,6 +71,9 @@ pub enum CallAction {
         far: Far,
         /// A SIP URI.
         target: String,
+        /// Offer SRTP (SDES) and take nothing less: a transfer back through a trunk whose
+        /// calls are encrypted.
+        srtp: bool,
     },
     /// The far leg is over: close its media and stop routing its Call-ID.
     Release(Far),
@@ -396,10 +399,12 @@ impl CallCore {
                 far,
                 target,
                 context,
+                through_trunk,
             } => {
                 self.drop_far(far);
                 self.dialling.push((far, target.clone(), context));
-                CallAction::Dial { far, target }
+                let srtp = through_trunk && self.caller.requires_srtp();
+                CallAction::Dial { far, target, srtp }
             }
             FlowAction::DropFar(far) => return self.drop_far(far),
             FlowAction::Service(service) => CallAction::Service(service),

@@ -319,7 +319,11 @@ impl Net {
     fn act(&mut self, action: CallAction) {
         match action {
             CallAction::Sip(c) => self.hotline.handle_command(self.now, *c),
-            CallAction::Dial { far, ref target } => {
+            CallAction::Dial {
+                far,
+                ref target,
+                srtp,
+            } => {
                 let at = SipUri::parse(target)
                     .and_then(|u| u.socket_addr())
                     .expect("a target with an address");
@@ -344,7 +348,11 @@ impl Net {
                         laws: vec![Law::Ulaw, Law::Alaw],
                         reach: reach(AGENT),
                         session_id: 9,
-                        security: Security::new(Encryption::Optional),
+                        security: Security::new(if srtp {
+                            Encryption::Required
+                        } else {
+                            Encryption::Optional
+                        }),
                     },
                     credentials: self.credentials.clone(),
                 };
@@ -1219,6 +1227,48 @@ fn a_pbx_that_challenges_the_agents_invite_gets_it_again_with_our_credentials() 
         net.acd().is_empty(),
         "the offer is still ringing, not failed"
     );
+}
+
+/// Greets, then transfers the caller back through the trunk the call came in on.
+const THROUGH_TRUNK: &str = "  next:\n    transfer: trunk\n    number: \"01012345678\"\n    \
+                             failed: failed\n  failed:\n    hangup: transfer_failed\n";
+
+#[test]
+fn a_transfer_back_through_the_trunk_of_an_srtp_call_offers_srtp() {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode([5u8; 30]);
+    let srtp_offer = sdp("10.0.0.1", 30000, "sendrecv").replace("RTP/AVP", "RTP/SAVP")
+        + &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n");
+    for (offer, encrypted) in [
+        (srtp_offer, true),
+        (sdp("10.0.0.1", 30000, "sendrecv"), false),
+    ] {
+        let mut net = Net::new(THROUGH_TRUNK, Duration::ZERO);
+        let invite = net.trunk_invite(Some(offer));
+        let ok = net.trunk.responses().pop().expect("the 200");
+        net.trunk_ack(&invite, &ok, "");
+        net.greeting_done();
+        let Some(Event::NewCall(new)) = net
+            .trunk
+            .inbox
+            .iter()
+            .position(|e| matches!(e, Event::NewCall(_)))
+            .and_then(|i| net.trunk.inbox.remove(i))
+        else {
+            panic!("no INVITE reached the trunk");
+        };
+        let offer = String::from_utf8_lossy(&new.invite.body).into_owned();
+        assert_eq!(
+            offer.contains("m=audio 40002 RTP/SAVP"),
+            encrypted,
+            "{offer}"
+        );
+        assert_eq!(
+            offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+            encrypted,
+            "{offer}"
+        );
+    }
 }
 
 /// Greets, then hands the call back to the trunk by REFER.

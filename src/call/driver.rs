@@ -160,8 +160,8 @@ impl Driver {
         match action {
             CallAction::Sip(command) => self.ctx.endpoint.command(command),
             CallAction::Media(leg, op) => self.media(leg, op),
-            CallAction::Dial { far, target } => {
-                let dialled = self.dial(far, &target).await;
+            CallAction::Dial { far, target, srtp } => {
+                let dialled = self.dial(far, &target, srtp).await;
                 self.core.handle_dialled(Instant::now(), far, dialled);
             }
             CallAction::Release(far) => *self.far(far) = None,
@@ -241,7 +241,7 @@ impl Driver {
     }
 
     /// Finds `target`, opens media for it beside the caller's and routes its Call-ID here.
-    async fn dial(&mut self, far: Far, target: &str) -> Result<Dialled, DialError> {
+    async fn dial(&mut self, far: Far, target: &str, srtp: bool) -> Result<Dialled, DialError> {
         let uri = SipUri::parse(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
         let addr = match uri.socket_addr() {
             Some(a) => a,
@@ -269,8 +269,12 @@ impl Driver {
             laws: self.ctx.media.laws().to_vec(),
             reach: self.ctx.media.reach(local.ip(), addr.ip()),
             session_id: rand::random::<u32>() as u64,
-            // We offer RTP to the phones and PBXs we call.
-            security: Security::new(Encryption::Optional),
+            // RTP to the phones and PBXs we call, unless the trunk's calls are encrypted.
+            security: Security::new(if srtp {
+                Encryption::Required
+            } else {
+                Encryption::Optional
+            }),
         };
         self.ctx
             .endpoint

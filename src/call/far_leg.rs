@@ -16,7 +16,8 @@ use super::caller_leg::{DTMF_PT, LegOutput, MediaSetup, note_redirect};
 use super::flow::DialContext;
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
-use crate::media::sdp::{Direction, LocalMedia, RemoteMedia, SdpError};
+use crate::media::sdp::{Direction, Encryption, LocalMedia, RemoteMedia, SdpError};
+use crate::media::srtp::Suite;
 use crate::media::worker::MediaError;
 use crate::sip::dialog::Dialog;
 use crate::sip::digest::ClientCredentials;
@@ -453,10 +454,13 @@ impl FarLeg {
         if matches!(self.state, State::Answered | State::Ended) {
             return None;
         }
-        // We offered RTP: an SRTP answer would key a stream with a key we never sent.
-        let answer = RemoteMedia::parse(&response.body).and_then(|r| match r.crypto {
-            Some(_) => Err(SdpError::Profile("RTP/SAVP".into())),
-            None => r.negotiate(&self.media.laws, &self.media.reach, &self.media.security),
+        // An SRTP answer to our RTP offer would key a stream with a key we never sent; an
+        // RTP answer to our SRTP offer is refused by the policy.
+        let answer = RemoteMedia::parse(&response.body).and_then(|r| {
+            if r.crypto.is_some() && !offers_srtp(&self.media) {
+                return Err(SdpError::Profile("RTP/SAVP".into()));
+            }
+            r.negotiate(&self.media.laws, &self.media.reach, &self.media.security)
         });
         match answer {
             Ok(n) => {
@@ -493,6 +497,11 @@ impl FarLeg {
     }
 }
 
+/// We offer SRTP on a leg that must be encrypted.
+fn offers_srtp(media: &MediaSetup) -> bool {
+    media.security.encryption == Encryption::Required
+}
+
 fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
     LocalMedia {
         ip: local.ip(),
@@ -503,7 +512,7 @@ fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
         dtmf_pt: Some(DTMF_PT),
         direction: Direction::SendRecv,
         master: &media.security.master,
-        offer_srtp: None,
+        offer_srtp: offers_srtp(media).then_some(Suite::AesCm128HmacSha1_80),
     }
     .to_sdp(None)
 }

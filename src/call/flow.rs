@@ -157,6 +157,9 @@ pub(super) enum FlowAction {
         far: Far,
         target: String,
         context: DialContext,
+        /// Through the trunk the call came in on (`transfer: trunk`): the leg is encrypted
+        /// as the caller's is.
+        through_trunk: bool,
     },
     /// Drop a far leg: CANCEL while it rings, BYE once answered, nothing once over.
     DropFar(Far),
@@ -616,6 +619,7 @@ impl Flow {
                     far: Far::Offer,
                     target,
                     context,
+                    through_trunk: false,
                 });
             }
             Instruction::CancelOffer { offer } => {
@@ -718,6 +722,7 @@ impl Flow {
             far: Far::Transfer,
             target,
             context,
+            through_trunk: false,
         });
     }
 
@@ -734,6 +739,7 @@ impl Flow {
         vars: &dialplan::Vars,
         ring: Duration,
     ) {
+        let through_trunk = matches!(to, TransferTo::Trunk(_));
         let target = match to {
             TransferTo::Uri(uri) => uri,
             TransferTo::Trunk(number) => format!("sip:{number}@{}", self.trunk_address),
@@ -753,6 +759,7 @@ impl Flow {
                     far: Far::Transfer,
                     target,
                     context,
+                    through_trunk,
                 });
             }
             TransferMethod::Refer => {

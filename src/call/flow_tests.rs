@@ -130,6 +130,7 @@ fn an_offer_dials_the_agent_with_the_calls_context_and_reports_each_status() {
             far: Far::Offer,
             target,
             context,
+            through_trunk: false,
         },
     ] = actions.as_slice()
     else {
@@ -416,6 +417,7 @@ fn a_transfer_that_rings_too_long_fails_at_its_own_instant() {
             far: Far::Transfer,
             target,
             context,
+            through_trunk: true,
         },
     ] = actions.as_slice()
     else {
