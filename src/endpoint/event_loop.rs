@@ -157,9 +157,9 @@ impl Endpoint {
             a => Some(tcp::listen(a).await.map_err(bind_err("TCP", a))?),
         };
         let tls = Tls::from_config(sip)?;
-        let tls_listener = match (sip.tls.trim(), tls.acceptor.is_some()) {
-            ("", _) | (_, false) => None,
-            (a, true) => Some(tcp::listen(a).await.map_err(bind_err("TLS", a))?),
+        let tls_listener = match (&tls.acceptor, sip.tls.trim()) {
+            (None, _) => None,
+            (Some(_), a) => Some(tcp::listen(a).await.map_err(bind_err("TLS", a))?),
         };
         let udp_addr = udp.as_ref().and_then(|u| u.local_addr().ok());
         let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());

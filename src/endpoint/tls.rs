@@ -26,9 +26,11 @@ pub enum TlsError {
     },
     #[error("[sip] tls_certificate and tls_private_key: {0}")]
     Keys(rustls::Error),
+    #[error("[sip] tls needs tls_certificate and tls_private_key (PEM files), or write tls = \"\"")]
+    NoCertificate,
 }
 
-/// What wraps the SIP streams: an acceptor when the engine listens for TLS, and always a
+/// What wraps the SIP streams: an acceptor when the engine listens for TLS (`[sip] tls`), and always a
 /// connector for the trunks and phones reached by `sips:` or `transport=tls`.
 #[derive(Clone)]
 pub(crate) struct Tls {
@@ -43,8 +45,12 @@ impl Tls {
             ("", _) | (_, "") => None,
             (cert, key) => Some((certificates("tls_certificate", cert)?, private_key(key)?)),
         };
+        // A listener without a certificate is refused here too, not only by `hotline check`:
+        // it must never be left closed without a word.
         let acceptor = match (&identity, sip.tls.trim()) {
-            (Some((chain, key)), listen) if !listen.is_empty() => {
+            (_, "") => None,
+            (None, _) => return Err(TlsError::NoCertificate),
+            (Some((chain, key)), _) => {
                 let config = ServerConfig::builder_with_provider(provider.clone())
                     .with_safe_default_protocol_versions()
                     .map_err(TlsError::Keys)?
@@ -53,7 +59,6 @@ impl Tls {
                     .map_err(TlsError::Keys)?;
                 Some(TlsAcceptor::from(Arc::new(config)))
             }
-            _ => None,
         };
         // Without a bundle of its own and none on the system, no authority is trusted: TLS
         // calls then fail with "unknown issuer" in the log, and nothing else is affected.

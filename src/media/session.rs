@@ -24,8 +24,7 @@ use super::dtmf::DtmfReceiver;
 use super::jitter::{Frame, JitterBuffer};
 use super::rtp::{HEADER_LEN, Packet, Sender};
 use super::sdp::Negotiated;
-use super::sdp::SrtpKeys;
-use super::srtp::{MASTER_LEN, MAX_TAG, SrtpStream};
+use super::srtp::{MASTER_LEN, MAX_TAG, SrtpStream, Suite};
 
 /// How long the latched source must be silent before another allowed source may take
 /// its place.
@@ -86,17 +85,19 @@ pub struct MediaSession {
     srtp_rx: Option<SrtpStream>,
 }
 
-/// The SRTP stream of one side's key (`ours` or `theirs`) in negotiated keys.
-fn srtp_stream(neg: &Negotiated, key: fn(&SrtpKeys) -> [u8; MASTER_LEN]) -> Option<SrtpStream> {
-    neg.srtp.map(|k| SrtpStream::new(k.suite, &key(&k)))
+/// The suite and key of what we send, and of what we receive.
+type StreamKey = Option<(Suite, [u8; MASTER_LEN])>;
+
+fn tx_key(neg: &Negotiated) -> StreamKey {
+    neg.srtp.map(|k| (k.suite, k.ours))
 }
 
-fn ours(k: &SrtpKeys) -> [u8; MASTER_LEN] {
-    k.ours
+fn rx_key(neg: &Negotiated) -> StreamKey {
+    neg.srtp.map(|k| (k.suite, k.theirs))
 }
 
-fn theirs(k: &SrtpKeys) -> [u8; MASTER_LEN] {
-    k.theirs
+fn srtp_stream(key: StreamKey) -> Option<SrtpStream> {
+    key.map(|(suite, master)| SrtpStream::new(suite, &master))
 }
 
 impl MediaSession {
@@ -109,8 +110,8 @@ impl MediaSession {
     ) -> MediaSession {
         MediaSession {
             remote: neg.remote,
-            srtp_tx: srtp_stream(&neg, ours),
-            srtp_rx: srtp_stream(&neg, theirs),
+            srtp_tx: srtp_stream(tx_key(&neg)),
+            srtp_rx: srtp_stream(rx_key(&neg)),
             neg,
             latched: false,
             signalling,
@@ -141,14 +142,11 @@ impl MediaSession {
         }
         // A direction whose key changed starts a new stream; one whose key stayed keeps its
         // counters (restarting ours at rollover 0 would reuse keystream already sent).
-        let key = |n: &Negotiated, side: fn(&SrtpKeys) -> [u8; MASTER_LEN]| {
-            n.srtp.map(|k| (k.suite, side(&k)))
-        };
-        if key(&neg, ours) != key(&self.neg, ours) {
-            self.srtp_tx = srtp_stream(&neg, ours);
+        if tx_key(&neg) != tx_key(&self.neg) {
+            self.srtp_tx = srtp_stream(tx_key(&neg));
         }
-        if key(&neg, theirs) != key(&self.neg, theirs) {
-            self.srtp_rx = srtp_stream(&neg, theirs);
+        if rx_key(&neg) != rx_key(&self.neg) {
+            self.srtp_rx = srtp_stream(rx_key(&neg));
         }
         self.neg = neg;
         self.last_rx = now;
