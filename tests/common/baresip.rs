@@ -68,14 +68,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::{free_media_port, free_port, wait_closed, wait_until};
+use super::{free_port, free_udp_block, wait_closed, wait_until};
 
 /// How long a command may take to be answered over the control connection.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -209,7 +209,8 @@ impl Baresip {
     fn try_start(dir: &Path, opts: &PhoneOptions) -> Result<Baresip, String> {
         let sip_port = free_port();
         let ctrl_port = free_port();
-        let rtp = free_udp_range(RTP_SPAN);
+        let rtp = free_udp_block(RTP_SPAN);
+        let rtp = (rtp, rtp + RTP_SPAN - 1);
         let home = dir.join(format!("baresip-{}-{sip_port}", opts.user));
         let rec = home.join("rec");
         std::fs::create_dir_all(&rec).expect("create the phone's folder");
@@ -717,20 +718,4 @@ fn write_padded(play: Option<&Path>, limit: Duration, to: &Path) {
         writer.write_sample(s).expect("write play.wav");
     }
     writer.finalize().expect("finish play.wav");
-}
-
-/// `len` consecutive UDP ports free right now, starting at an even one.
-fn free_udp_range(len: u16) -> (u16, u16) {
-    loop {
-        let start = free_media_port();
-        if start.checked_add(len).is_none() {
-            continue;
-        }
-        let bound: Vec<_> = (start..start + len)
-            .map_while(|p| UdpSocket::bind(("127.0.0.1", p)).ok())
-            .collect();
-        if bound.len() == len as usize {
-            return (start, start + len - 1);
-        }
-    }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{free_port, wait_until};
+use super::{free_port, free_udp_block, wait_until};
 
 pub struct Linphone {
     pub user: String,
@@ -29,7 +29,7 @@ impl Linphone {
              [proxy_0]\nreg_proxy=<sip:{registrar};transport=udp>\n\
              reg_identity=sip:{user}@{registrar}\nreg_expires=60\nreg_sendregister=1\npublish=0\n\
              [auth_info_0]\nusername={user}\npasswd={password}\n",
-            rtp = free_port(),
+            rtp = free_udp_block(2),
         );
         let rc = home.join("linphonerc");
         std::fs::write(&rc, config).expect("write the linphone config");

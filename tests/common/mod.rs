@@ -49,17 +49,44 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A free even port with its odd neighbour (RTP and RTCP) for SIPp's media.
-pub fn free_media_port() -> u16 {
+/// The first of `len` consecutive UDP ports, starting at an even one, free right now.
+///
+/// Blocks come from 10000-19999: below the engines' test media ranges (20000 and up) and
+/// the ephemeral ports that `free_port` and the kernel hand out, so a port checked here
+/// cannot be taken by another test's `free_port` before the peer binds it (which once
+/// failed a run: SIPp's video port, `-mp` + 2, was not checked and had been taken). Each
+/// call moves on past the last block, starting from a place set by the process id, so
+/// tests running at once in one process, or in two, do not draw the same block.
+pub fn free_udp_block(len: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let len = u32::from(len.max(2)).next_multiple_of(2);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 64) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
     loop {
-        let port = free_port();
-        let even = port & !1;
-        if UdpSocket::bind(("127.0.0.1", even)).is_ok()
-            && UdpSocket::bind(("127.0.0.1", even + 1)).is_ok()
-        {
-            return even;
+        let offset = NEXT.fetch_add(len, Ordering::Relaxed) % SPAN;
+        if offset + len > SPAN {
+            continue;
+        }
+        let start = FIRST + offset;
+        let bound: Vec<_> = (start..start + len)
+            .map_while(|p| UdpSocket::bind(("127.0.0.1", p as u16)).ok())
+            .collect();
+        if bound.len() == len as usize {
+            return start as u16;
         }
     }
+}
+
+/// SIPp's `-mp`: audio RTP and RTCP there, video RTP and RTCP on the next two.
+pub fn free_media_port() -> u16 {
+    free_udp_block(4)
 }
 
 /// A running engine; killed when dropped.
@@ -131,7 +158,8 @@ steps:\n{steps}"
     fn try_start(dir: &Path, extra: &[(&str, &str)], tail: &str) -> Result<Engine, String> {
         let port = free_port();
         let api = free_port();
-        // Below the ephemeral ports (32768 and up) that free_port and SIPp draw from.
+        // Below the ephemeral ports (32768 and up) that free_port draws from, above the
+        // peers' media blocks (free_udp_block).
         let rtp = 20_000 + (port % 1200) * 10;
         let mut sections: Vec<(String, String)> = vec![
             (
