@@ -1,6 +1,8 @@
 //! The caller's leg (the B2BUA's UAS side), sans IO: it answers the INVITE (180, sent
 //! reliably and resent until its PRACK when the caller requires 100rel, RFC 3262; the 200
-//! with our SDP after the ringing time, waiting for the ACK), keeps the dialog (re-INVITE
+//! with our SDP after the ringing time, waiting for the ACK; or, when the dialplan plays
+//! early media, 183 with our SDP, reliable when the caller supports 100rel, the 200 only
+//! when the flow needs the caller, and 480 if it hangs up first), keeps the dialog (re-INVITE
 //! and UPDATE for hold, resume and session refreshes, RFC 3311; OPTIONS and INFO inside
 //! it; BYE either way), keeps its session timer (RFC 4028: refreshing by UPDATE or
 //! re-INVITE when we are the refresher, BYE when the caller's side misses its refresh)
@@ -104,6 +106,12 @@ enum State {
     /// 180 sent; the 200 goes at `answer_at`.
     Ringing {
         answer_at: Instant,
+    },
+    /// The flow runs before the answer (its dialplan has early media): nothing sent yet,
+    /// or the 183 with our SDP. The 200 goes when the flow asks (`answer_now`), after the
+    /// 183's PRACK if it was reliable (`answer_asked` waits for it).
+    Early {
+        answer_asked: bool,
     },
     /// 200 sent; waiting for its ACK (RFC 3261 15: no BYE and no flow before it).
     Answered,
@@ -213,14 +221,16 @@ pub(super) fn negotiate(
 }
 
 impl CallerLeg {
-    /// Takes the call: 180 now, the 200 after the ringing time. `negotiated` is what
-    /// `negotiate` made of the offer.
+    /// Takes the call: 180 now, the 200 after the ringing time; or, `early`, neither until
+    /// the flow asks (`progress`, `answer_now`). `negotiated` is what `negotiate` made of
+    /// the offer.
     pub(super) fn answer(
         now: Instant,
         invite: Invite,
         negotiated: Option<Negotiated>,
         mut media: MediaSetup,
         answering: Answering,
+        early: bool,
     ) -> CallerLeg {
         let dtmf_pt = match &invite.offer {
             Some(r) => r.dtmf_pt,
@@ -253,8 +263,14 @@ impl CallerLeg {
             srtp: None,
             media_started: negotiated.is_some(),
             answer_direction: negotiated.map_or(Direction::SendRecv, |n| n.direction),
-            state: State::Ringing {
-                answer_at: now + answering.ring,
+            state: if early {
+                State::Early {
+                    answer_asked: false,
+                }
+            } else {
+                State::Ringing {
+                    answer_at: now + answering.ring,
+                }
             },
             out: VecDeque::new(),
         };
@@ -263,8 +279,10 @@ impl CallerLeg {
             leg.note_srtp(&n);
             leg.out.push_back(LegOutput::StartMedia(n));
         }
-        leg.ring(now);
-        leg.handle_timeout(now);
+        if !early {
+            leg.ring(now);
+            leg.handle_timeout(now);
+        }
         leg
     }
 
@@ -278,20 +296,75 @@ impl CallerLeg {
         }
         let mut ringing = self.response(&self.invite, 180, None);
         if self.hundred_rel == HundredRel::Required {
-            // RFC 3262 3: the first RSeq is random, below 2**31 (only one is ever sent).
-            let rseq = rand::random::<u32>() >> 2;
-            let h = &mut ringing.headers;
-            h.push(Header::Require("100rel".into()));
-            h.push(Header::Other("RSeq".into(), rseq.to_string()));
-            self.reliable = Some(Reliable {
-                rseq,
-                response: ringing.clone(),
-                resend_at: Some(now + self.answering.t1),
-                interval: self.answering.t1,
-                give_up_at: now + 64 * self.answering.t1,
-            });
+            self.make_reliable(now, &mut ringing);
         }
         self.send_response(self.invite_tx, ringing);
+    }
+
+    /// Early media: 183 with our answer, once, before the flow's first early prompt.
+    /// Reliable when the caller supports 100rel (RFC 3262: an answer in a provisional
+    /// response should not be lost). A late offer has no answer to give early: the call is
+    /// answered instead.
+    pub(super) fn progress(&mut self, now: Instant) {
+        if !matches!(self.state, State::Early { .. }) || self.last_sdp.is_some() {
+            return;
+        }
+        let Some(offer) = self.offer.clone() else {
+            return self.answer_now(now);
+        };
+        let sdp = self.local_sdp(Some(&offer), self.answer_direction);
+        let mut progress = self.response(&self.invite, 183, Some(sdp));
+        if self.hundred_rel != HundredRel::No {
+            self.make_reliable(now, &mut progress);
+        }
+        self.send_response(self.invite_tx, progress);
+        info!("early media");
+    }
+
+    /// The flow needs the caller (keys, speech, a queue, a prompt that is not early): the
+    /// 200 goes now, or once the reliable 183 is PRACKed (RFC 3262 3: no 2xx before an
+    /// answer in a reliable provisional response is acknowledged).
+    pub(super) fn answer_now(&mut self, now: Instant) {
+        if !matches!(self.state, State::Early { .. }) {
+            return;
+        }
+        if self.reliable.is_some() {
+            self.state = State::Early { answer_asked: true };
+        } else {
+            self.send_answer(now);
+        }
+    }
+
+    /// Makes `response` reliable (Require: 100rel, RSeq) and resends it until its PRACK.
+    fn make_reliable(&mut self, now: Instant, response: &mut Response) {
+        // RFC 3262 3: the first RSeq is random, below 2**31 (only one is ever sent).
+        let rseq = rand::random::<u32>() >> 2;
+        let h = &mut response.headers;
+        h.push(Header::Require("100rel".into()));
+        h.push(Header::Other("RSeq".into(), rseq.to_string()));
+        self.reliable = Some(Reliable {
+            rseq,
+            response: response.clone(),
+            resend_at: Some(now + self.answering.t1),
+            interval: self.answering.t1,
+            give_up_at: now + 64 * self.answering.t1,
+        });
+    }
+
+    /// The 200 with our SDP; the session timer runs from it.
+    fn send_answer(&mut self, now: Instant) {
+        let offer = self.offer.clone();
+        let sdp = self.local_sdp(offer.as_ref(), self.answer_direction);
+        let mut ok = self.response(&self.invite, 200, Some(sdp));
+        self.add_session_headers(&mut ok);
+        self.send_response(self.invite_tx, ok);
+        // A final response ends the resending of provisional ones (RFC 3262 3).
+        if let Some(r) = self.reliable.as_mut() {
+            r.resend_at = None;
+        }
+        self.session = self.agreed.map(|a| SessionTimer::new(now, a));
+        self.state = State::Answered;
+        info!("answered");
     }
 
     pub(super) fn poll_output(&mut self) -> Option<LegOutput<LegEvent>> {
@@ -310,6 +383,12 @@ impl CallerLeg {
             _ => None,
         };
         [state, resend, session].into_iter().flatten().min()
+    }
+
+    /// The flow runs before the call is up (early media, or our 200 awaiting its ACK):
+    /// what needs the caller waits.
+    pub(super) fn awaits_answer(&self) -> bool {
+        matches!(self.state, State::Early { .. } | State::Answered)
     }
 
     /// Nothing more will happen on this leg.
@@ -339,20 +418,7 @@ impl CallerLeg {
             }
         }
         match self.state {
-            State::Ringing { answer_at } if answer_at <= now => {
-                let offer = self.offer.clone();
-                let sdp = self.local_sdp(offer.as_ref(), self.answer_direction);
-                let mut ok = self.response(&self.invite, 200, Some(sdp));
-                self.add_session_headers(&mut ok);
-                self.send_response(self.invite_tx, ok);
-                // A final response ends the resending of provisional ones (RFC 3262 3).
-                if let Some(r) = self.reliable.as_mut() {
-                    r.resend_at = None;
-                }
-                self.session = self.agreed.map(|a| SessionTimer::new(now, a));
-                self.state = State::Answered;
-                info!("answered");
-            }
+            State::Ringing { answer_at } if answer_at <= now => self.send_answer(now),
             State::Leaving { until } if until <= now => {
                 debug!("no answer to our BYE: the leg is over");
                 self.state = State::Ended;
@@ -370,9 +436,14 @@ impl CallerLeg {
         }
     }
 
-    /// Hangs up: BYE, its answer awaited (bounded) before the leg is over.
+    /// Hangs up: BYE, its answer awaited (bounded) before the leg is over. Before the
+    /// answer (early media only) the INVITE is refused with 480 instead: the caller was
+    /// never connected.
     pub(super) fn hang_up(&mut self, now: Instant) {
-        if matches!(self.state, State::Up | State::Answered) {
+        if let State::Early { .. } = self.state {
+            self.respond_invite(480, None);
+            self.state = State::Ended;
+        } else if matches!(self.state, State::Up | State::Answered) {
             self.send_bye();
             self.state = State::Leaving {
                 until: now + BYE_WAIT,
@@ -383,7 +454,10 @@ impl CallerLeg {
     /// Resends the unacknowledged reliable provisional response (T1 doubling), or gives up
     /// on the call when no PRACK came in 64 x T1 (RFC 3262 3: a 5xx ends the INVITE).
     fn resend_reliable(&mut self, now: Instant) {
-        if !matches!(self.state, State::Ringing { .. } | State::Answered) {
+        if !matches!(
+            self.state,
+            State::Ringing { .. } | State::Early { .. } | State::Answered
+        ) {
             self.reliable = None;
         }
         let Some(r) = self.reliable.as_mut() else {
@@ -393,7 +467,7 @@ impl CallerLeg {
             return;
         };
         if at >= r.give_up_at {
-            warn!("no PRACK for our reliable 180: refusing the call");
+            warn!("no PRACK for our reliable provisional response: refusing the call");
             self.reliable = None;
             self.respond_invite(504, None);
             self.end(EndReason::NoAck);
@@ -408,7 +482,7 @@ impl CallerLeg {
     pub(super) fn handle_sip(&mut self, now: Instant, ev: CallEvent) {
         match ev {
             CallEvent::Cancelled { .. } => {
-                if matches!(self.state, State::Ringing { .. }) {
+                if matches!(self.state, State::Ringing { .. } | State::Early { .. }) {
                     // The endpoint answered the CANCEL; the INVITE ends with 487.
                     info!("the caller cancelled");
                     self.respond_invite(487, None);
@@ -426,7 +500,7 @@ impl CallerLeg {
                 }
             }
             CallEvent::Shutdown => match self.state {
-                State::Ringing { .. } => {
+                State::Ringing { .. } | State::Early { .. } => {
                     self.respond_invite(503, None);
                     self.end(EndReason::Shutdown);
                 }
@@ -802,7 +876,7 @@ impl CallerLeg {
             debug!(error = %e, "out-of-order request");
             return self.respond(tx, &req, 500, None);
         }
-        let ringing = matches!(self.state, State::Ringing { .. });
+        let ringing = matches!(self.state, State::Ringing { .. } | State::Early { .. });
         match req.method {
             Method::Bye => {
                 self.respond(tx, &req, 200, None);
@@ -816,7 +890,7 @@ impl CallerLeg {
             // RFC 3261 14.2: a second INVITE while the first is unanswered.
             Method::Invite if ringing => self.respond(tx, &req, 500, None),
             Method::Invite | Method::Update => self.offer_answer(now, tx, &req),
-            Method::PRack => self.prack(tx, &req),
+            Method::PRack => self.prack(now, tx, &req),
             Method::Notify => self.refer_progress(tx, &req),
             Method::Info => {
                 self.respond(tx, &req, 200, None);
@@ -830,8 +904,8 @@ impl CallerLeg {
     }
 
     /// A PRACK (RFC 3262 3): 200 when its RAck names our reliable provisional response,
-    /// 481 otherwise.
-    fn prack(&mut self, tx: ServerTxId, req: &Request) {
+    /// 481 otherwise. An answer the flow asked for while it was awaited goes now.
+    fn prack(&mut self, now: Instant, tx: ServerTxId, req: &Request) {
         let rack = headers::other_value(&req.headers, "RAck").and_then(|v| {
             let mut parts = v.split_whitespace();
             let rseq = parts.next()?.parse::<u32>().ok()?;
@@ -845,9 +919,12 @@ impl CallerLeg {
                 && method == "INVITE"
         });
         if matches {
-            debug!("PRACK: the reliable 180 is acknowledged");
+            debug!("PRACK: the reliable provisional response is acknowledged");
             self.reliable = None;
             self.respond(tx, req, 200, None);
+            if self.state == (State::Early { answer_asked: true }) {
+                self.send_answer(now);
+            }
         } else {
             self.respond(tx, req, 481, None);
         }

@@ -105,13 +105,17 @@ pub struct CallCore {
     transfer: Option<FarLeg>,
     /// Far legs asked for (`Dial`) and not yet reported: their target and context.
     dialling: Vec<(Far, String, DialContext)>,
+    /// The flow's actions that need the caller connected, waiting for our 200's ACK (a
+    /// flow that began with early media), in order.
+    held: VecDeque<FlowAction>,
     now: Instant,
     actions: VecDeque<CallAction>,
 }
 
 impl CallCore {
     /// Answers `invite` (as `answering` says) with our media `media`; the flow `setup` starts
-    /// when the ACK confirms the answer.
+    /// when the ACK confirms the answer, or at once when its dialplan plays early media
+    /// (the caller is then answered when the flow first needs it).
     pub fn new(
         now: Instant,
         invite: Invite,
@@ -129,20 +133,25 @@ impl CallCore {
             original_called: invite.identity.original_called.clone(),
             redirect_reason: invite.identity.redirect_reason.clone(),
         };
+        let early = setup.plan.has_early_media();
         let mut core = CallCore {
             info,
-            caller: CallerLeg::answer(now, invite, negotiated, media, answering),
+            caller: CallerLeg::answer(now, invite, negotiated, media, answering, early),
             setup: Some(setup),
             started: now,
             flow: None,
             offer: None,
             transfer: None,
             dialling: Vec::new(),
+            held: VecDeque::new(),
             now,
             actions: VecDeque::new(),
         };
         info!(caller = %core.info.caller, called = %core.info.called,
             withheld = core.info.withheld, original_called = ?core.info.original_called, "ringing");
+        if early {
+            core.start_flow();
+        }
         core.pump();
         core
     }
@@ -323,6 +332,11 @@ impl CallCore {
                     LegOutput::Event(LegEvent::Up) => self.start_flow(),
                     LegOutput::Event(ev) => self.tell_flow(ev),
                 }
+                if !self.caller.awaits_answer() {
+                    while let Some(action) = self.held.pop_front() {
+                        self.flow_action(action);
+                    }
+                }
             }
             for far in [Far::Offer, Far::Transfer] {
                 while let Some(out) = self.far(far).as_mut().and_then(FarLeg::poll_output) {
@@ -381,9 +395,19 @@ impl CallCore {
     }
 
     fn flow_action(&mut self, action: FlowAction) {
+        if self.caller.awaits_answer() && (action.needs_answer() || !self.held.is_empty()) {
+            self.caller.answer_now(self.now);
+            self.held.push_back(action);
+            return;
+        }
         let media = |op| CallAction::Media(LegRef::Caller, op);
         let action = match action {
-            FlowAction::Play { id, clip } => media(MediaOp::Play { id, clip }),
+            FlowAction::Play { id, clip, early } => {
+                if early {
+                    self.caller.progress(self.now);
+                }
+                media(MediaOp::Play { id, clip })
+            }
             FlowAction::StopAudio => media(MediaOp::Stop),
             FlowAction::Bridge(far) => media(MediaOp::Bridge(far)),
             FlowAction::HangUpCaller => return self.caller.hang_up(self.now),

@@ -114,6 +114,8 @@ struct Net {
     trunk: Side,
     agent: Side,
     steps: &'static str,
+    /// More options for the plan's greeting step (`test_plan::flows_greeting`).
+    greeting: &'static str,
     answering: Answering,
     /// What the far legs answer challenges with.
     credentials: Option<ClientCredentials>,
@@ -161,6 +163,7 @@ impl Net {
             trunk: Side::new(TRUNK),
             agent: Side::new(AGENT),
             steps,
+            greeting: "",
             answering: Answering {
                 ring,
                 ..crate::sip::SipConfig::default().answering()
@@ -293,7 +296,7 @@ impl Net {
         let negotiated =
             caller_leg::negotiate(&invite, &[Law::Ulaw, Law::Alaw], &reach, &self.security)
                 .expect("an offer");
-        let (flows, plan) = test_plan::flows(self.steps);
+        let (flows, plan) = test_plan::flows_greeting(self.greeting, self.steps);
         self.call = Some(CallCore::new(
             self.now,
             invite,
@@ -938,6 +941,136 @@ fn a_caller_requiring_100rel_gets_a_reliable_180_resent_until_its_prack() {
         header(&ok, "Allow").is_some_and(|a| a.contains("PRACK") && a.contains("UPDATE")),
         "{ok}"
     );
+}
+
+/// A plan whose greeting is early media.
+fn early(steps: &'static str) -> Net {
+    let mut net = Net::new(steps, Duration::from_secs(2));
+    net.greeting = "    early: true\n";
+    net
+}
+
+/// The SDP's origin line.
+fn origin(r: &Response) -> String {
+    body(r)
+        .lines()
+        .find(|l| l.starts_with("o="))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn an_early_announcement_is_heard_in_183_and_the_call_refused_with_480_never_answered() {
+    let mut net = early("  next:\n    hangup: closed\n");
+    net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
+    let r = net.trunk.responses();
+    assert_eq!(codes(&r), [100, 183], "no 180, no ringing time");
+    assert!(body(&r[1]).contains("m=audio 40000 RTP/AVP 0"), "{}", r[1]);
+    assert_eq!(header(&r[1], "RSeq"), None, "the caller knows no 100rel");
+    assert!(
+        net.did.iter().any(|a| matches!(
+            a,
+            CallAction::Media(LegRef::Caller, MediaOp::Play { id: 1, .. })
+        )),
+        "the greeting plays at once: {:?}",
+        net.did
+    );
+    assert!(
+        net.events()
+            .iter()
+            .any(|e| matches!(e, EventKind::CallOffered { .. })),
+        "the call counts from its INVITE"
+    );
+    net.wait(Duration::from_secs(10));
+    assert!(net.trunk.responses().is_empty(), "no answer while it plays");
+    net.greeting_done();
+    assert_eq!(codes_of(&mut net.trunk), [480]);
+    assert!(net.trunk.requests().is_empty(), "no BYE: never answered");
+    assert_eq!(net.ended.as_deref(), Some("closed"));
+}
+
+#[test]
+fn after_early_media_a_step_that_needs_the_caller_answers_once_the_183_is_pracked() {
+    let mut net = early(QUEUE);
+    let invite = net.trunk_invite_with(
+        Some(sdp("10.0.0.1", 30000, "sendrecv")),
+        "Supported: 100rel\r\n",
+    );
+    let r = net.trunk.responses();
+    assert_eq!(codes(&r), [100, 183]);
+    let progress = &r[1];
+    assert_eq!(header(progress, "Require").as_deref(), Some("100rel"));
+    let rseq: u32 = header(progress, "RSeq")
+        .and_then(|v| v.parse().ok())
+        .expect("an RSeq: the 183 carries our answer");
+    net.greeting_done();
+    assert!(
+        net.trunk.responses().is_empty(),
+        "RFC 3262 3: no 200 before the PRACK of the 183 with SDP"
+    );
+    assert!(
+        !net.did
+            .iter()
+            .any(|a| matches!(a, CallAction::Service(Service::Enqueue(_)))),
+        "the queue waits for the caller to be connected"
+    );
+    net.wait(Duration::from_millis(500));
+    assert_eq!(codes_of(&mut net.trunk), [183], "resent until its PRACK");
+
+    let mut dialog = Dialog::uac(
+        &invite,
+        progress,
+        Peer::udp(HOTLINE),
+        format!("<sip:13800001111@{TRUNK}>"),
+    )
+    .expect("the early dialog");
+    let mut prack = dialog.request(Method::PRack, TRUNK);
+    prack
+        .headers
+        .push(Header::Other("RAck".into(), format!("{rseq} 1 INVITE")));
+    net.send(Who::Trunk, prack);
+    let r = net.trunk.responses();
+    assert_eq!(codes(&r), [200, 200], "the PRACK's, then the INVITE's");
+    let ok = r
+        .iter()
+        .find(|r| headers::cseq(&r.headers).is_some_and(|(_, m)| m == Method::Invite))
+        .expect("the INVITE's 200");
+    assert_eq!(
+        origin(ok),
+        origin(progress),
+        "the same answer, the same version"
+    );
+    net.trunk_ack(&invite, ok, "");
+    assert!(
+        net.did
+            .iter()
+            .any(|a| matches!(a, CallAction::Service(Service::Enqueue(_)))),
+        "connected: the flow goes on"
+    );
+    assert_eq!(net.ended, None);
+}
+
+#[test]
+fn early_media_for_a_late_offer_answers_with_our_offer_instead() {
+    let mut net = early("  next:\n    hangup: closed\n");
+    let invite = net.trunk_invite(None);
+    let r = net.trunk.responses();
+    assert_eq!(codes(&r), [100, 200], "no answer to give in a 183");
+    assert!(body(&r[1]).contains("m=audio 40000"), "our offer");
+    net.trunk_ack(&invite, &r[1], &sdp("10.0.0.1", 30000, "sendrecv"));
+    net.greeting_done();
+    assert_eq!(net.trunk.requests().len(), 1, "answered: BYE");
+}
+
+#[test]
+fn a_caller_who_cancels_during_early_media_counts_as_hung_up_in_the_ivr() {
+    let mut net = early(QUEUE);
+    let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
+    assert_eq!(codes_of(&mut net.trunk), [100, 183]);
+    let cancel = cancel_for(&invite);
+    net.send(Who::Trunk, cancel);
+    assert_eq!(codes_of(&mut net.trunk), [200, 487]);
+    assert_eq!(net.ended.as_deref(), Some("caller_hung_up"));
 }
 
 #[test]

@@ -148,7 +148,13 @@ pub enum Service {
 #[derive(Debug, Clone)]
 pub(super) enum FlowAction {
     /// Queue a clip on the caller's leg; report `LegEvent::PlayDone(id)` when it has played.
-    Play { id: MediaPlayId, clip: Arc<Clip> },
+    /// `early`: as early media if the call is not answered yet (otherwise it is answered
+    /// first).
+    Play {
+        id: MediaPlayId,
+        clip: Arc<Clip>,
+        early: bool,
+    },
     /// Stop what plays to the caller (barge-in, an agent took the call).
     StopAudio,
     /// INVITE `target` as the far leg `far`, replacing any leg there; its events go to
@@ -177,6 +183,23 @@ pub(super) enum FlowAction {
     ForgetRefer,
     /// Ask a service.
     Service(Service),
+}
+
+impl FlowAction {
+    /// The caller must be connected first: it hears, is heard, is queued or is
+    /// transferred. An early prompt, stopping, hanging up and the event log do not.
+    pub(super) fn needs_answer(&self) -> bool {
+        !matches!(
+            self,
+            FlowAction::Play { early: true, .. }
+                | FlowAction::StopAudio
+                | FlowAction::HangUpCaller
+                | FlowAction::ForgetRefer
+                | FlowAction::NotifyReferrer(_)
+                | FlowAction::DropFar(_)
+                | FlowAction::Service(Service::Event(_) | Service::StopListening(_))
+        )
+    }
 }
 
 /// The call's place in a queue.
@@ -405,7 +428,9 @@ impl Flow {
     fn pump(&mut self) {
         while let Some(action) = self.interp.poll_action() {
             match action {
-                Action::Play { id, prompts, .. } => self.play_prompts(id, &prompts),
+                Action::Play {
+                    id, prompts, early, ..
+                } => self.play_prompts(id, &prompts, early),
                 Action::StopPlayback(id) => {
                     if self.playing.is_some_and(|(p, _)| p == id) {
                         self.actions.push_back(FlowAction::StopAudio);
@@ -436,34 +461,44 @@ impl Flow {
         }
     }
 
-    fn play(&mut self, clip: Arc<Clip>) -> MediaPlayId {
+    fn play(&mut self, clip: Arc<Clip>, early: bool) -> MediaPlayId {
         self.next_play += 1;
         self.actions.push_back(FlowAction::Play {
             id: self.next_play,
             clip,
+            early,
         });
         self.next_play
     }
 
     /// Plays the prompts that have audio; the media id of the last one played.
-    fn play_clips(&mut self, prompts: &[dialplan::PromptToPlay]) -> Option<MediaPlayId> {
+    fn play_clips(
+        &mut self,
+        prompts: &[dialplan::PromptToPlay],
+        early: bool,
+    ) -> Option<MediaPlayId> {
         let flows = self.flows.clone();
         let plan = self.interp.plan().clone();
         let plan = &plan.name;
         let mut last = None;
         for p in prompts {
             match flows.prompts.get(plan, &p.prompt, &p.language) {
-                Some(clip) => last = Some(self.play(clip.clone())),
+                Some(clip) => last = Some(self.play(clip.clone(), early)),
                 None => warn!(prompt = %p.prompt, language = %p.language, "no audio for a prompt"),
             }
         }
         last
     }
 
-    fn play_prompts(&mut self, id: dialplan::PlayId, prompts: &[dialplan::PromptToPlay]) {
+    fn play_prompts(
+        &mut self,
+        id: dialplan::PlayId,
+        prompts: &[dialplan::PromptToPlay],
+        early: bool,
+    ) {
         let names: Vec<&str> = prompts.iter().map(|p| p.prompt.as_str()).collect();
         info!(step = %self.interp.step_name(), prompts = %names.join(","), "playing");
-        match self.play_clips(prompts) {
+        match self.play_clips(prompts, early) {
             Some(media_id) => self.playing = Some((id, media_id)),
             // Nothing to hear: the prompt is over at once, so the flow never stalls.
             None => self.interp.handle(self.now, Input::PromptDone(id)),
@@ -494,7 +529,7 @@ impl Flow {
 
     /// Plays `clip` to the caller waiting in the queue, as what the queue plays now.
     fn play_to_waiting(&mut self, clip: Arc<Clip>) {
-        let id = self.play(clip);
+        let id = self.play(clip, false);
         if let Some(q) = self.queued.as_mut() {
             q.playing = Some(id);
         }
@@ -573,7 +608,7 @@ impl Flow {
                 priority: e.priority,
                 caller: self.info.caller.clone(),
             })));
-        let playing = self.play_clips(&e.prompts);
+        let playing = self.play_clips(&e.prompts, false);
         self.queued = Some(Queued {
             enqueue: e,
             connected: false,

@@ -320,7 +320,7 @@ fn announcements_wait_for_the_queue_prompt_and_comfort_audio_fills_the_gaps() {
     assert!(take(&mut core).is_empty(), "not over the queue prompt");
     core.handle_caller(t0, LegEvent::PlayDone(prompt));
     let actions = take(&mut core);
-    let [FlowAction::Play { id, clip }] = actions.as_slice() else {
+    let [FlowAction::Play { id, clip, .. }] = actions.as_slice() else {
         panic!("{actions:?}");
     };
     assert!(Arc::ptr_eq(clip, &announcement));
@@ -330,6 +330,7 @@ fn announcements_wait_for_the_queue_prompt_and_comfort_audio_fills_the_gaps() {
         FlowAction::Play {
             id: comfort_id,
             clip,
+            ..
         },
     ] = actions.as_slice()
     else {

@@ -14,11 +14,17 @@ const PROMPTS: &[&str] = &["hello", "wait", "sorry"];
 
 /// The flows for a plan that plays `hello`, then goes to the step `next` of `steps`.
 pub fn flows(steps: &str) -> (Arc<Flows>, Arc<Dialplan>) {
+    flows_greeting("", steps)
+}
+
+/// As `flows`, with more options for the `hello` step (lines such as `    early: true\n`).
+pub fn flows_greeting(options: &str, steps: &str) -> (Arc<Flows>, Arc<Dialplan>) {
     let mut yaml = String::from("languages: [cmn]\ndefault: true\nprompts:\n");
     for p in PROMPTS {
         yaml.push_str(&format!("  {p}:\n    cmn: {p}\n"));
     }
     yaml.push_str("steps:\n  start:\n    play: hello\n    next: next\n");
+    yaml.push_str(options);
     yaml.push_str(steps);
     let sources = [(PathBuf::from("test.yaml"), yaml)];
     let dialplans = match DialplanSet::from_sources(

@@ -67,11 +67,13 @@ pub struct Enqueue {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Play the prompts in order. `barge_in`: keys or speech may interrupt them (the
-    /// interpreter sends `StopPlayback` when they do). Report the end with `PromptDone`.
+    /// interpreter sends `StopPlayback` when they do). `early`: the caller may hear them
+    /// before the call is answered (early media). Report the end with `PromptDone`.
     Play {
         id: PlayId,
         prompts: Vec<PromptToPlay>,
         barge_in: bool,
+        early: bool,
     },
     StopPlayback(PlayId),
     /// Start a recognizer and report with `Input::Speech` (partials, then one final, or

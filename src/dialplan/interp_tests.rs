@@ -74,6 +74,18 @@ fn stops_playback(actions: &[Action]) -> bool {
 }
 
 #[test]
+fn an_early_play_step_asks_for_early_media_and_its_plan_says_so() {
+    let early = load(&plan(
+        "  start:\n    play: hello\n    early: true\n    next: bye\n",
+    ));
+    assert!(early.has_early_media());
+    let mut c = Call::start(early);
+    assert!(matches!(c.take()[0], Action::Play { early: true, .. }));
+    let plain = load(&plan("  start:\n    play: hello\n    next: bye\n"));
+    assert!(!plain.has_early_media());
+}
+
+#[test]
 fn play_then_next_then_hangup() {
     let p = load(&plan("  start:\n    play: [hello, bye]\n    next: bye\n"));
     let mut c = Call::start(p);
@@ -83,6 +95,7 @@ fn play_then_next_then_hangup() {
         first[0],
         Action::Play {
             barge_in: false,
+            early: false,
             ..
         }
     ));

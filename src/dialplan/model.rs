@@ -122,6 +122,14 @@ impl Dialplan {
     pub fn default_language(&self) -> &str {
         self.languages.first().map_or("", String::as_str)
     }
+
+    /// A play step is early media: this dialplan's calls run from the INVITE, and are
+    /// answered only when a step needs the caller.
+    pub fn has_early_media(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(&s.kind, StepKind::Play(p) if p.early))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +159,8 @@ pub struct Play {
     pub prompts: Vec<PromptRef>,
     /// Play them in every declared language, in order (before the caller has chosen one).
     pub all_languages: bool,
+    /// Play them as early media (183 Session Progress) while the call is not answered yet.
+    pub early: bool,
     pub next: Target,
 }
 

@@ -1,6 +1,6 @@
 //! The shipped 12345 dialplan driven end to end by SIPp callers over RTP: keys to a queue,
 //! speech to a queue (a real clip through the real model), silence to the key menu, a
-//! hang-up mid-prompt cleaned up, out-of-hours, and a dialplan reload.
+//! hang-up mid-prompt cleaned up, out-of-hours in early media, and a dialplan reload.
 
 use crate::common;
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::{
     Act, Engine, Sipp, actions, out_dir, shared, shipped_acd, to_mulaw, tone, wait_until,
 };
+use hotline::media::g711::Law;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -213,27 +214,50 @@ fn a_caller_who_hangs_up_mid_prompt_leaves_nothing_behind() {
 }
 
 #[test]
-fn out_of_hours_callers_hear_the_closed_message_and_are_hung_up() {
+fn out_of_hours_callers_hear_the_closed_message_as_early_media_and_are_never_answered() {
     let dir = out_dir("ivr_closed");
     let today = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date();
     let holiday = format!("timezone = \"UTC\"\nholidays = [\"{today}\"]\n");
     let engine = engine(&dir, &[("dialplan", &holiday)]);
-    let silence = dir.join("silence.wav");
-    tone(&silence, 100.0, 0, true);
-    let sipp = call(
-        &engine,
-        "12345",
-        &[Act::Stream(&silence), Act::Pause(120_000)],
+    // The caller's media port is ours, to hear what the engine plays before any answer.
+    let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind the caller's RTP port");
+    rtp.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("a read timeout");
+    let port = rtp.local_addr().expect("local address").port().to_string();
+    let sipp = Sipp::start(
+        &engine.dir,
+        engine.addr(),
+        "early_media.xml",
+        &[("RTP_PORT", &port), ("CODE", "480")],
+        &["-m", "1"],
+    );
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 2048];
+    let until = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < until && !engine.log().contains("outcome=out_of_hours") {
+        if let Ok(n) = rtp.recv(&mut buf)
+            && n > 12
+        {
+            heard.extend(buf[12..n].iter().map(|&b| Law::Ulaw.decode(b)));
+        }
+    }
+    let run = sipp.finish(WAIT);
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    assert!(engine.log().contains("prompts=closed"), "{}", engine.log());
+    let seconds = heard.len() as f64 / 8000.0;
+    assert!(seconds > 5.0, "{seconds} s of early media heard");
+    assert!(
+        common::rms(&heard) > 300.0,
+        "the announcement, not silence: RMS {}",
+        common::rms(&heard)
     );
     assert!(
-        engine.wait_log("outcome=out_of_hours", Duration::from_secs(110)),
-        "{}",
+        !engine.log().contains("caller_leg: answered"),
+        "never answered:\n{}",
         engine.log()
     );
-    drop(sipp.finish(Duration::ZERO));
-    assert!(engine.log().contains("prompts=closed"));
 }
 
 #[test]

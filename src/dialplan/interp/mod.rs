@@ -219,12 +219,17 @@ impl Interpreter {
     }
 
     fn play(&mut self, prompts: Vec<PromptToPlay>, barge_in: bool) {
+        self.play_as(prompts, barge_in, false);
+    }
+
+    fn play_as(&mut self, prompts: Vec<PromptToPlay>, barge_in: bool, early: bool) {
         let id = PlayId(self.next_id());
         self.playing = Some(id);
         self.actions.push_back(Action::Play {
             id,
             prompts,
             barge_in,
+            early,
         });
     }
 
@@ -284,7 +289,7 @@ impl Interpreter {
                     } else {
                         self.resolve(&p.prompts, &self.vars.language)
                     };
-                    self.play(prompts, false);
+                    self.play_as(prompts, false, p.early);
                     self.phase = Phase::Playing;
                     return;
                 }

@@ -221,6 +221,10 @@ impl<'a, 'f> StepParser<'a, 'f> {
                 .take("all_languages")
                 .and_then(|n| self.r.boolean(n, "`all_languages`"))
                 .unwrap_or(false),
+            early: f
+                .take("early")
+                .and_then(|n| self.r.boolean(n, "`early`"))
+                .unwrap_or(false),
             next: self.required(f, at, "next"),
         }))
     }
