@@ -29,6 +29,7 @@ const CORES: &[&str] = &[
     "src/call/flow.rs",
     "src/call/caller_leg.rs",
     "src/call/far_leg.rs",
+    "src/call/session_refresh.rs",
     "src/call/incoming.rs",
     "src/call/identity.rs",
 ];

@@ -21,6 +21,7 @@ use rsip::{Header, Method, Request, Response};
 use tracing::{debug, info, warn};
 
 use super::incoming::{HundredRel, Invite, Refusal, warning};
+use super::session_refresh::{RefreshAnswer, SessionRefresh};
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
 use crate::events::HungUpBy;
@@ -31,16 +32,13 @@ use crate::media::sdp::{
 use crate::media::session::PlayId;
 use crate::media::srtp::Suite;
 use crate::sip::dialog::Dialog;
-use crate::sip::session_timer::{self, Agreement, Ask, Due, SessionTimer, TimerSettings};
+use crate::sip::session_timer::{Due, TimerSettings};
 use crate::sip::transaction::{Peer, ServerTxId};
 use crate::sip::uri::host_port;
 use crate::sip::{build, headers};
 
 /// RFC 4733 payload type we offer when the peer made no offer.
 pub(super) const DTMF_PT: u8 = 101;
-/// How soon a refused session refresh is tried again (RFC 3261 14.1 asks 0 to 2 s after
-/// a 491 from the side that does not own the Call-ID).
-const REFRESH_RETRY: Duration = Duration::from_secs(2);
 /// How long we wait for the answer to our BYE (64 x T1: its transaction's own limit).
 const BYE_WAIT: Duration = Duration::from_secs(32);
 
@@ -145,14 +143,6 @@ struct Reliable {
     give_up_at: Instant,
 }
 
-/// Our session refresh in flight: its CSeq, method (UPDATE or INVITE) and what it asked.
-#[derive(Debug, Clone, Copy)]
-struct Refresh {
-    seq: u32,
-    method: Method,
-    asked: Agreement,
-}
-
 /// The SDP we describe our side with.
 #[derive(Debug, Clone)]
 pub struct MediaSetup {
@@ -181,12 +171,9 @@ pub(super) struct CallerLeg {
     hundred_rel: HundredRel,
     /// The reliable provisional awaiting its PRACK.
     reliable: Option<Reliable>,
-    /// The session timer agreed (it runs from our 200), and our refresh in flight.
-    agreed: Option<Agreement>,
-    session: Option<SessionTimer>,
-    refresh: Option<Refresh>,
-    /// The caller's side takes UPDATE (its INVITE's Allow): we refresh with it.
-    peer_allows_update: bool,
+    /// The session timer agreed (it runs from our 200) and our refreshes; the caller's
+    /// side takes UPDATE (its INVITE's Allow) or not.
+    session: SessionRefresh,
     /// The CSeq of our REFER while its outcome is awaited.
     refer: Option<u32>,
     sdp_version: u64,
@@ -252,10 +239,7 @@ impl CallerLeg {
             answering,
             hundred_rel: invite.hundred_rel,
             reliable: None,
-            agreed: invite.session,
-            session: None,
-            refresh: None,
-            peer_allows_update,
+            session: SessionRefresh::new(answering.timers, invite.session, peer_allows_update),
             refer: None,
             sdp_version: 1,
             last_sdp: None,
@@ -356,13 +340,13 @@ impl CallerLeg {
         let offer = self.offer.clone();
         let sdp = self.local_sdp(offer.as_ref(), self.answer_direction);
         let mut ok = self.response(&self.invite, 200, Some(sdp));
-        self.add_session_headers(&mut ok);
+        ok.headers.extend(self.session.response_headers());
         self.send_response(self.invite_tx, ok);
         // A final response ends the resending of provisional ones (RFC 3262 3).
         if let Some(r) = self.reliable.as_mut() {
             r.resend_at = None;
         }
-        self.session = self.agreed.map(|a| SessionTimer::new(now, a));
+        self.session.start(now);
         self.state = State::Answered;
         info!("answered");
     }
@@ -379,7 +363,7 @@ impl CallerLeg {
         };
         let resend = self.reliable.as_ref().and_then(|r| r.resend_at);
         let session = match self.state {
-            State::Answered | State::Up => self.session.as_ref().map(SessionTimer::poll_timeout),
+            State::Answered | State::Up => self.session.poll_timeout(),
             _ => None,
         };
         [state, resend, session].into_iter().flatten().min()
@@ -405,9 +389,8 @@ impl CallerLeg {
     pub(super) fn handle_timeout(&mut self, now: Instant) {
         self.resend_reliable(now);
         if matches!(self.state, State::Answered | State::Up) {
-            let due = self.session.as_mut().and_then(|s| s.handle_timeout(now));
-            match due {
-                Some(Due::Refresh) if self.state == State::Up && self.refresh.is_none() => {
+            match self.session.handle_timeout(now) {
+                Some(Due::Refresh) if self.state == State::Up => {
                     self.send_refresh();
                 }
                 Some(Due::Expired) => {
@@ -538,8 +521,7 @@ impl CallerLeg {
                 } else if method == Method::Refer && self.refer == Some(cseq) {
                     self.refer = None;
                     self.event(LegEvent::Referred(Err(408)));
-                } else if self.refresh.is_some_and(|r| r.seq == cseq) {
-                    self.refresh = None;
+                } else if self.session.handle_request_timeout(cseq) {
                     info!("our session refresh got no answer: hanging up");
                     self.expire(now);
                 }
@@ -633,35 +615,13 @@ impl CallerLeg {
     /// takes UPDATE (no offer/answer to get wrong), else a re-INVITE offering the SDP we
     /// last sent, unchanged and with the same version.
     fn send_refresh(&mut self) {
-        let Some(asked) = self.agreed else {
-            return;
-        };
-        let method = if self.peer_allows_update {
-            Method::Update
-        } else {
-            Method::Invite
-        };
-        let mut req = self.dialog.request(method, &host_port(self.local));
-        let h = &mut req.headers;
-        for (name, value) in session_timer::request_headers(&asked, &self.answering.timers) {
-            h.push(Header::Other(name.into(), value));
+        let local = host_port(self.local);
+        let sdp = self.last_sdp.as_deref();
+        if let Some(request) = self.session.request(&mut self.dialog, &local, sdp) {
+            let peer = self.dialog.next_hop();
+            self.out
+                .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request })));
         }
-        h.push(Header::Supported(crate::sip::SUPPORTED.into()));
-        if method == Method::Invite {
-            h.push(Header::Allow(crate::sip::ALLOW.into()));
-            if let Some(sdp) = &self.last_sdp {
-                h.push(Header::ContentType("application/sdp".into()));
-                req.body = sdp.clone().into_bytes();
-            }
-        }
-        let seq = headers::cseq(&req.headers).map_or(0, |(n, _)| n);
-        debug!(method = %method, "refreshing the session");
-        self.refresh = Some(Refresh { seq, method, asked });
-        let peer = self.dialog.next_hop();
-        self.out.push_back(LegOutput::Sip(Box::new(Command::Send {
-            peer,
-            request: req,
-        })));
     }
 
     /// Every 2xx to our re-INVITE is ACKed, copies included (RFC 6026), whatever the leg's
@@ -685,48 +645,13 @@ impl CallerLeg {
     /// 422 asks again with the interval the caller's side wants, 408 or 481 end the call
     /// (RFC 4028 10); any other failure leaves the session as it was until the next try.
     fn refresh_answered(&mut self, now: Instant, response: &Response) {
-        let Some((seq, method)) = headers::cseq(&response.headers) else {
-            return;
-        };
-        let code = response.status_code.code();
-        let Some(refresh) = self
-            .refresh
-            .filter(|r| r.seq == seq && r.method == method && code >= 200)
-        else {
-            return;
-        };
-        self.refresh = None;
-        match code {
-            200..=299 => {
-                let agreed = session_timer::adopt(&Ask::read(&response.headers), &refresh.asked);
-                self.agreed = Some(agreed);
-                self.session = Some(SessionTimer::new(now, agreed));
-            }
-            422 => {
-                let wanted = Ask::read(&response.headers).min_se.unwrap_or(0);
-                if wanted > refresh.asked.interval {
-                    self.agreed = Some(Agreement {
-                        interval: wanted,
-                        ..refresh.asked
-                    });
-                    self.send_refresh();
-                }
-            }
-            408 | 481 => {
-                info!(
-                    code,
-                    "our session refresh found the dialog gone: hanging up"
-                );
+        match self.session.handle_response(now, response) {
+            Some(RefreshAnswer::Again) => self.send_refresh(),
+            Some(RefreshAnswer::Gone) => {
+                info!("our session refresh found the dialog gone: hanging up");
                 self.expire(now);
             }
-            _ => {
-                // Glare (491) or a passing refusal: try again soon, well before the
-                // peer's expiry (it hangs up a third of the interval early).
-                debug!(code, "session refresh refused; trying again shortly");
-                if let Some(s) = self.session.as_mut() {
-                    s.retry_at(now + REFRESH_RETRY);
-                }
-            }
+            Some(RefreshAnswer::Settled) | None => {}
         }
     }
 
@@ -785,19 +710,6 @@ impl CallerLeg {
         if let Some(keys) = n.srtp {
             self.srtp = Some(keys.suite);
             self.media.security.encryption = Encryption::Required;
-        }
-    }
-
-    /// Session-Expires (and `Require: timer`) on a 2xx, when a session timer is agreed.
-    fn add_session_headers(&self, response: &mut Response) {
-        if let Some(a) = &self.agreed {
-            for (name, value) in session_timer::response_headers(a) {
-                let header = match name {
-                    "Require" => Header::Require(value.into()),
-                    _ => Header::Other(name.into(), value),
-                };
-                response.headers.push(header);
-            }
         }
     }
 
@@ -936,13 +848,11 @@ impl CallerLeg {
     /// only refreshes.
     fn offer_answer(&mut self, now: Instant, tx: ServerTxId, req: &Request) {
         // Our own re-INVITE is out: offers crossed (RFC 3261 14.2, RFC 3311 5.2).
-        let ours_pending = self.refresh.is_some_and(|r| r.method == Method::Invite);
+        let ours_pending = self.session.invite_in_flight();
         if ours_pending && (req.method == Method::Invite || !req.body.is_empty()) {
             return self.respond(tx, req, 491, None);
         }
-        let ask = Ask::read(&req.headers);
-        let agreed = match session_timer::answer(&ask, &self.answering.timers, self.agreed.as_ref())
-        {
+        let agreed = match self.session.answer(req) {
             Ok(a) => a,
             Err(min_se) => {
                 let mut r = self.response(req, 422, None);
@@ -979,12 +889,10 @@ impl CallerLeg {
             }
         };
         self.dialog.refresh_target(req);
-        self.agreed = agreed;
-        if matches!(self.state, State::Answered | State::Up) {
-            self.session = agreed.map(|a| SessionTimer::new(now, a));
-        }
+        let running = matches!(self.state, State::Answered | State::Up);
+        self.session.accept(now, agreed, running);
         let mut ok = self.response(req, 200, sdp);
-        self.add_session_headers(&mut ok);
+        ok.headers.extend(self.session.response_headers());
         self.send_response(tx, ok);
     }
 

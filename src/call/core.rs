@@ -28,6 +28,7 @@ use crate::media::clip::Clip;
 use crate::media::sdp::Negotiated;
 use crate::media::session::{PlayId, SessionEvent};
 use crate::sip::headers;
+use crate::sip::session_timer::TimerSettings;
 use crate::sip::uri::host_port;
 
 /// A leg of the call, for media operations.
@@ -105,6 +106,8 @@ pub struct CallCore {
     transfer: Option<FarLeg>,
     /// Far legs asked for (`Dial`) and not yet reported: their target and context.
     dialling: Vec<(Far, String, DialContext)>,
+    /// The session timers our far legs ask for (`[sip]`, as for the caller's leg).
+    timers: TimerSettings,
     /// The flow's actions that need the caller connected, waiting for our 200's ACK (a
     /// flow that began with early media), in order.
     held: VecDeque<FlowAction>,
@@ -134,6 +137,7 @@ impl CallCore {
             redirect_reason: invite.identity.redirect_reason.clone(),
         };
         let early = setup.plan.has_early_media();
+        let timers = answering.timers;
         let mut core = CallCore {
             info,
             caller: CallerLeg::answer(now, invite, negotiated, media, answering, early),
@@ -143,6 +147,7 @@ impl CallCore {
             offer: None,
             transfer: None,
             dialling: Vec::new(),
+            timers,
             held: VecDeque::new(),
             now,
             actions: VecDeque::new(),
@@ -164,7 +169,15 @@ impl CallCore {
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let flow = self.flow.as_ref().and_then(Flow::poll_timeout);
-        self.caller.poll_timeout().into_iter().chain(flow).min()
+        let far = [&self.offer, &self.transfer]
+            .into_iter()
+            .filter_map(|l| l.as_ref().and_then(FarLeg::poll_timeout));
+        self.caller
+            .poll_timeout()
+            .into_iter()
+            .chain(flow)
+            .chain(far)
+            .min()
     }
 
     /// The call is over and its last message is answered: the task may stop once it has
@@ -197,6 +210,11 @@ impl CallCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.caller.handle_timeout(now);
+        for far in [Far::Offer, Far::Transfer] {
+            if let Some(leg) = self.far(far).as_mut() {
+                leg.handle_timeout(now);
+            }
+        }
         if let Some(f) = self.flow.as_mut() {
             f.handle_timeout(now);
         }
@@ -221,7 +239,7 @@ impl CallCore {
                 .find(|f| self.far(*f).as_ref().is_some_and(|l| l.call_id == id))
         });
         match far.and_then(|f| self.far(f).as_mut()) {
-            Some(leg) => leg.handle_sip(ev),
+            Some(leg) => leg.handle_sip(now, ev),
             // The caller's leg answers what matches none of the call's dialogs (481).
             None => self.caller.handle_sip(now, ev),
         }
@@ -263,7 +281,7 @@ impl CallCore {
             if context.referred {
                 d.credentials = None;
             }
-            FarLeg::dial(d, &target, &context)
+            FarLeg::dial(d, &target, &context, self.timers)
         });
         match placed {
             Ok(leg) => *self.far(far) = Some(leg),

@@ -548,6 +548,11 @@ fn body(r: &Response) -> String {
 
 /// The agent's phone answers the INVITE it got: 180, then 200 with its SDP.
 fn agent_answers(net: &mut Net) -> (Request, Dialog) {
+    agent_answers_with(net, &[])
+}
+
+/// `agent_answers`, with more header lines (name, value) in the 200.
+fn agent_answers_with(net: &mut Net, extra: &[(&str, &str)]) -> (Request, Dialog) {
     let Some(Event::NewCall(new)) = net.agent.inbox.pop_front() else {
         panic!("the agent's phone got no INVITE");
     };
@@ -563,6 +568,10 @@ fn agent_answers(net: &mut Net) -> (Request, Dialog) {
     ok.headers
         .push(Header::ContentType("application/sdp".into()));
     ok.body = sdp("10.0.0.9", 32000, "sendrecv").into_bytes();
+    for (name, value) in extra {
+        ok.headers
+            .push(Header::Other((*name).into(), (*value).into()));
+    }
     net.respond(Who::Agent, new.tx, ok);
     let dialog = Dialog::uas(
         &invite,
@@ -1595,5 +1604,196 @@ fn a_re_invite_crossing_our_refresh_gets_491_and_ours_is_tried_again_soon() {
     assert!(
         matches!(again.as_slice(), [(_, r)] if r.method == Method::Invite),
         "tried again 2 s later, not at expiry: {again:?}"
+    );
+}
+
+/// A call up (its own session timer, 1800 s, refreshed by us from 900 s on: outside these
+/// tests), queued, and offered to the agent, whose phone got our INVITE.
+fn offered_with_timers() -> Net {
+    let mut net = Net::new(QUEUE, Duration::ZERO);
+    let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
+    let ok = net.trunk.responses().pop().expect("the 200");
+    net.trunk_ack(&invite, &ok, "");
+    net.greeting_done();
+    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
+    net
+}
+
+fn request_header<'a>(r: &'a Request, name: &str) -> Option<&'a str> {
+    headers::other_value(&r.headers, name)
+}
+
+/// The agent's phone answered with `extra` in its 200, and the ACD connected it.
+fn connected_with(net: &mut Net, extra: &[(&str, &str)]) -> Dialog {
+    let (invite, dialog) = agent_answers_with(net, extra);
+    assert_eq!(
+        request_header(&invite, "Session-Expires"),
+        Some("1800;refresher=uac")
+    );
+    assert_eq!(request_header(&invite, "Min-SE"), Some("90"));
+    assert!(headers::lists_tag(
+        &invite.headers,
+        headers::pick_supported,
+        "timer"
+    ));
+    assert!(
+        !headers::lists_tag(&invite.headers, headers::pick_supported, "100rel"),
+        "we do not PRACK far ends"
+    );
+    net.instruction(Instruction::Connected {
+        offer: OfferId(1),
+        agent: "1001".into(),
+    });
+    dialog
+}
+
+/// The trunk answers our BYE, and the call is over.
+fn trunk_answers_bye(net: &mut Net) {
+    let byes = net.trunk.requests();
+    let [(tx, bye)] = byes.as_slice() else {
+        panic!("one BYE to the trunk: {byes:?}");
+    };
+    assert_eq!(bye.method, Method::Bye);
+    net.respond(Who::Trunk, *tx, build::response(bye, 200, None));
+}
+
+#[test]
+fn the_agents_leg_keeps_the_session_timer_it_agreed_and_we_refresh_it_by_update() {
+    let mut net = offered_with_timers();
+    connected_with(
+        &mut net,
+        &[
+            ("Session-Expires", "120;refresher=uac"),
+            ("Allow", "INVITE, ACK, BYE, CANCEL, UPDATE"),
+        ],
+    );
+    net.wait(Duration::from_secs(59));
+    assert!(net.agent.requests().is_empty());
+    net.wait(Duration::from_secs(1));
+    let reqs = net.agent.requests();
+    let [(tx, update)] = reqs.as_slice() else {
+        panic!("one refresh: {reqs:?}");
+    };
+    assert_eq!(update.method, Method::Update);
+    assert_eq!(
+        request_header(update, "Session-Expires"),
+        Some("120;refresher=uac")
+    );
+    let mut ok = build::response(update, 200, None);
+    ok.headers.push(Header::Other(
+        "Session-Expires".into(),
+        "120;refresher=uac".into(),
+    ));
+    net.respond(Who::Agent, *tx, ok);
+    net.wait(Duration::from_secs(60));
+    let reqs = net.agent.requests();
+    let [(tx, update)] = reqs.as_slice() else {
+        panic!("a second refresh: {reqs:?}");
+    };
+    // The phone lost the dialog: its leg is over, and so is the call.
+    net.respond(Who::Agent, *tx, build::response(update, 481, None));
+    let byes = net.agent.requests();
+    assert!(
+        matches!(byes.as_slice(), [(_, bye)] if bye.method == Method::Bye),
+        "{byes:?}"
+    );
+    trunk_answers_bye(&mut net);
+    assert_eq!(net.ended.as_deref(), Some("agent_session_expired"));
+}
+
+#[test]
+fn an_agent_that_refreshes_keeps_the_call_and_one_that_stops_is_hung_up() {
+    let mut net = offered_with_timers();
+    let mut dialog = connected_with(&mut net, &[("Session-Expires", "120;refresher=uas")]);
+    net.wait(Duration::from_secs(50));
+    let mut update = dialog.request(Method::Update, AGENT);
+    update.headers.push(Header::Other(
+        "Session-Expires".into(),
+        "120;refresher=uac".into(),
+    ));
+    update.headers.push(Header::Supported("timer".into()));
+    net.send(Who::Agent, update);
+    let r = net.agent.responses();
+    assert_eq!(codes(&r), [200]);
+    assert_eq!(
+        header(&r[0], "Session-Expires").as_deref(),
+        Some("120;refresher=uac")
+    );
+    assert_eq!(header(&r[0], "Require").as_deref(), Some("timer"));
+    // The refresh moved the expiry: 120 s less a third (RFC 4028 10), from the refresh.
+    net.wait(Duration::from_secs(79));
+    assert!(net.agent.requests().is_empty(), "still refreshed");
+    assert_eq!(net.ended, None);
+    net.wait(Duration::from_secs(10));
+    let byes = net.agent.requests();
+    assert!(
+        matches!(byes.as_slice(), [(_, bye)] if bye.method == Method::Bye),
+        "not refreshed again: BYE {byes:?}"
+    );
+    trunk_answers_bye(&mut net);
+    assert_eq!(net.ended.as_deref(), Some("agent_session_expired"));
+}
+
+#[test]
+fn an_agents_422_gets_the_invite_again_with_the_interval_it_asks_for() {
+    let mut net = offered_with_timers();
+    let Some(Event::NewCall(new)) = net.agent.inbox.pop_front() else {
+        panic!("the agent's phone got no INVITE");
+    };
+    let mut too_small = build::response(&new.invite, 422, Some("agent-tag"));
+    too_small
+        .headers
+        .push(Header::Other("Min-SE".into(), "3600".into()));
+    net.respond(Who::Agent, new.tx, too_small);
+    let again: Vec<Request> = std::mem::take(&mut net.agent.inbox)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::NewCall(n) => Some(n.invite),
+            Event::Call {
+                event: CallEvent::Request { request, .. },
+                ..
+            } => Some(request),
+            _ => None,
+        })
+        .collect();
+    let [invite] = again.as_slice() else {
+        panic!("one INVITE again: {again:?}");
+    };
+    assert_eq!(invite.method, Method::Invite);
+    assert_eq!(headers::cseq(&invite.headers).map(|(n, _)| n), Some(2));
+    assert_eq!(
+        request_header(invite, "Session-Expires"),
+        Some("3600;refresher=uac")
+    );
+    assert_eq!(request_header(invite, "Min-SE"), Some("3600"));
+    assert_eq!(net.ended, None, "the offer goes on");
+}
+
+#[test]
+fn a_422_to_our_refresh_is_answered_with_the_interval_and_min_se_it_asks_for() {
+    let (mut net, _dialog) = we_refresh(true);
+    net.wait(Duration::from_secs(60));
+    let reqs = net.trunk.requests();
+    let [(tx, update)] = reqs.as_slice() else {
+        panic!("one refresh: {reqs:?}");
+    };
+    let mut too_small = build::response(update, 422, None);
+    too_small
+        .headers
+        .push(Header::Other("Min-SE".into(), "300".into()));
+    net.respond(Who::Trunk, *tx, too_small);
+    let reqs = net.trunk.requests();
+    let [(_, again)] = reqs.as_slice() else {
+        panic!("the refresh again: {reqs:?}");
+    };
+    assert_eq!(again.method, Method::Update);
+    assert_eq!(
+        request_header(again, "Session-Expires"),
+        Some("300;refresher=uac")
+    );
+    assert_eq!(
+        request_header(again, "Min-SE"),
+        Some("300"),
+        "RFC 4028 7.4: the Min-SE the 422 asked for"
     );
 }

@@ -1,19 +1,23 @@
 //! A far leg of a call (the B2BUA's UAC side: an agent's phone or a transfer target), sans
 //! IO: the INVITE with the call's context in headers, CANCEL while it rings, the ACK of every
-//! 2xx and the dialog once it answers, BYE either way, and what its media does. It owns the
-//! leg's dialog and state; it must not touch the media, the endpoint or the clock.
+//! 2xx and the dialog once it answers, its session timer (RFC 4028 as UAC: asked for in the
+//! INVITE, 422 answered, refreshed by UPDATE or re-INVITE when we refresh, BYE when the far
+//! end stops refreshing), BYE either way, and what its media does. It owns the leg's dialog
+//! and state; it must not touch the media, the endpoint or the clock.
 
 #![warn(unreachable_pub, missing_docs)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Method, Request};
 use tracing::{debug, info};
 
-use super::caller_leg::{DTMF_PT, LegOutput, MediaSetup, note_redirect};
+use super::caller_leg::{DTMF_PT, EndReason, LegOutput, MediaSetup, note_redirect};
 use super::flow::DialContext;
+use super::session_refresh::{RefreshAnswer, SessionRefresh};
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
 use crate::media::sdp::{Direction, Encryption, LocalMedia, RemoteMedia, SdpError};
@@ -21,6 +25,7 @@ use crate::media::srtp::Suite;
 use crate::media::worker::MediaError;
 use crate::sip::dialog::Dialog;
 use crate::sip::digest::ClientCredentials;
+use crate::sip::session_timer::{Due, TimerSettings};
 use crate::sip::transaction::Peer;
 use crate::sip::uri::host_port;
 use crate::sip::uri::{percent_encode, to_rsip};
@@ -37,8 +42,8 @@ pub(super) enum FarEvent {
     Failed(u16),
     /// It hung up after answering.
     HungUp,
-    /// Its RTP stopped after answering.
-    MediaTimeout,
+    /// It died after answering: its RTP stopped, or it stopped refreshing the session.
+    Lost(EndReason),
     /// The phone (or the PBX it is on) asks for the caller to be transferred to this SIP
     /// URI (a blind transfer by REFER, RFC 3515); it hears how that goes through
     /// `notify_referral`.
@@ -89,15 +94,19 @@ pub(super) struct FarLeg {
     answered: Option<(Method, String, u32)>,
     /// The phone's REFER subscription is active: our NOTIFYs report the transfer.
     referral: bool,
+    /// The session timer the far end's 2xx agreed to, and our refreshes.
+    session: SessionRefresh,
     out: VecDeque<LegOutput<FarEvent>>,
 }
 
 impl FarLeg {
-    /// INVITEs `target` with the call's `context`.
+    /// INVITEs `target` with the call's `context`, asking for the session timer `timers`
+    /// says.
     pub(super) fn dial(
         dialled: Dialled,
         target: &str,
         context: &DialContext,
+        timers: TimerSettings,
     ) -> Result<FarLeg, DialError> {
         let Dialled {
             call_id,
@@ -145,6 +154,10 @@ impl FarLeg {
             format!("<sip:hotline@{}{transport}>", host_port(local)).into(),
         ));
         h.push(Header::Allow(crate::sip::ALLOW.into()));
+        // Not 100rel: we do not PRACK a far end's provisional responses.
+        h.push(Header::Supported("timer".into()));
+        let session = SessionRefresh::new(timers, None, false);
+        h.extend(session.invite_headers());
         // The caller as the trunk asserted it (RFC 3325), with the privacy they asked for:
         // the agent's PBX is inside the hotline's trust domain.
         h.push(Header::Other(
@@ -197,6 +210,7 @@ impl FarLeg {
             credentials,
             answered: None,
             referral: false,
+            session,
             out: VecDeque::new(),
         };
         leg.out.push_back(LegOutput::Sip(Box::new(Command::Send {
@@ -212,19 +226,64 @@ impl FarLeg {
 
     /// The leg's RTP stopped: once answered, that ends it.
     pub(super) fn handle_media_timeout(&mut self) {
-        if self.state == State::Answered {
-            debug!(far_call = %self.call_id, "media timeout: hanging up");
-            self.hang_up();
-            self.out.push_back(LegOutput::Event(FarEvent::MediaTimeout));
+        self.lose(EndReason::MediaTimeout);
+    }
+
+    /// When `handle_timeout` must be called next: the session timer, once answered.
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        (self.state == State::Answered)
+            .then(|| self.session.poll_timeout())
+            .flatten()
+    }
+
+    /// Time has come to `now`: our session refresh, or the end of a session the far end
+    /// stopped refreshing.
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
+        if self.state != State::Answered {
+            return;
+        }
+        match self.session.handle_timeout(now) {
+            Some(Due::Refresh) => self.send_refresh(),
+            Some(Due::Expired) => self.lose(EndReason::SessionExpired),
+            None => {}
         }
     }
 
-    pub(super) fn handle_sip(&mut self, ev: CallEvent) {
+    /// The answered leg died: BYE, and the flow hears why.
+    fn lose(&mut self, reason: EndReason) {
+        if self.state == State::Answered {
+            debug!(far_call = %self.call_id, reason = reason.as_str(), "hanging up");
+            self.hang_up();
+            self.out.push_back(LegOutput::Event(FarEvent::Lost(reason)));
+        }
+    }
+
+    /// Our refresh, in the dialog: UPDATE when the far end allows it, else a re-INVITE
+    /// with our unchanged SDP.
+    fn send_refresh(&mut self) {
+        let sdp = local_sdp(self.local, &self.media);
+        let local = host_port(self.local);
+        let Some(d) = self.dialog.as_mut() else {
+            return;
+        };
+        if let Some(request) = self.session.request(d, &local, Some(&sdp)) {
+            let peer = d.next_hop();
+            self.out
+                .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request })));
+        }
+    }
+
+    pub(super) fn handle_sip(&mut self, now: Instant, ev: CallEvent) {
         let event = match ev {
             CallEvent::Response { response } => {
                 let method = headers::cseq(&response.headers).map(|(_, m)| m);
                 if self.answer_challenge(&response, method) {
                     return;
+                }
+                match self.session.handle_response(now, &response) {
+                    Some(RefreshAnswer::Again) => self.send_refresh(),
+                    Some(RefreshAnswer::Gone) => self.lose(EndReason::SessionExpired),
+                    Some(RefreshAnswer::Settled) | None => {}
                 }
                 if method != Some(Method::Invite) {
                     return;
@@ -236,7 +295,14 @@ impl FarLeg {
                         Some(FarEvent::Ringing)
                     }
                     100..=199 => None,
-                    200..=299 => self.answered(&response),
+                    200..=299 => self.answered(now, &response),
+                    422 if self.state != State::Ended
+                        && self.dialog.is_none()
+                        && self.session.raise_for_invite(&response) =>
+                    {
+                        self.invite_again();
+                        None
+                    }
                     _ if self.state == State::Ended => None,
                     _ => {
                         self.state = State::Ended;
@@ -244,13 +310,17 @@ impl FarLeg {
                     }
                 }
             }
+            CallEvent::Timeout { cseq, .. } if self.session.handle_request_timeout(cseq) => {
+                self.lose(EndReason::SessionExpired);
+                None
+            }
             CallEvent::Timeout { method, .. }
                 if method == Method::Invite && self.state != State::Ended =>
             {
                 self.state = State::Ended;
                 Some(FarEvent::Failed(408))
             }
-            CallEvent::Request { tx, request, .. } => self.in_dialog(tx, request),
+            CallEvent::Request { tx, request, .. } => self.in_dialog(now, tx, request),
             _ => None,
         };
         if let Some(e) = event {
@@ -260,23 +330,36 @@ impl FarLeg {
 
     fn in_dialog(
         &mut self,
+        now: Instant,
         tx: crate::sip::transaction::ServerTxId,
         request: Request,
     ) -> Option<FarEvent> {
         if request.method == Method::Refer {
             return self.referred(tx, &request);
         }
+        let mut timer = Vec::new();
         let code = match (&request.method, &mut self.dialog) {
             (Method::Bye | Method::Options, Some(d)) if d.matches(&request) => 200,
             (Method::Invite | Method::Update, Some(d)) if d.matches(&request) => {
                 // A re-INVITE or UPDATE (the phone holds, moves or refreshes its session
                 // timer): keep media as it is.
                 let _ = d.accept_remote_cseq(&request);
-                200
+                match self.session.answer(&request) {
+                    Ok(agreed) => {
+                        self.session.accept(now, agreed, true);
+                        timer = self.session.response_headers();
+                        200
+                    }
+                    Err(min_se) => {
+                        timer.push(Header::Other("Min-SE".into(), min_se.to_string()));
+                        422
+                    }
+                }
             }
             _ => 481,
         };
         let mut r = build::response(&request, code, None);
+        r.headers.extend(timer);
         let offered = request.method == Method::Invite || !request.body.is_empty();
         if matches!(request.method, Method::Invite | Method::Update) && code == 200 && offered {
             // Our session never changes, so neither does its SDP version (RFC 3264 8).
@@ -424,8 +507,9 @@ impl FarLeg {
         true
     }
 
-    /// A 2xx: ACK it (every copy), and on the first start media and the dialog.
-    fn answered(&mut self, response: &rsip::Response) -> Option<FarEvent> {
+    /// A 2xx: ACK it (every copy), and on the first start media, the dialog and the
+    /// session timer it states.
+    fn answered(&mut self, now: Instant, response: &rsip::Response) -> Option<FarEvent> {
         if self.dialog.is_none() {
             let contact = format!("<sip:hotline@{}>", host_port(self.local));
             match Dialog::uac(&self.invite, response, self.peer, contact) {
@@ -467,6 +551,7 @@ impl FarLeg {
                 note_redirect(&n);
                 self.out.push_back(LegOutput::StartMedia(n));
                 self.state = State::Answered;
+                self.session.start_from_answer(now, response);
                 Some(FarEvent::Answered)
             }
             Err(e) => {
@@ -476,6 +561,23 @@ impl FarLeg {
                 Some(FarEvent::Failed(488))
             }
         }
+    }
+
+    /// A 422 to our INVITE: the INVITE again as a new transaction, asking for the
+    /// interval the far end wants (RFC 4028 7.4).
+    fn invite_again(&mut self) {
+        let mut next = next_attempt(&self.invite);
+        next.headers.retain(|h| {
+            !matches!(h, Header::Other(name, _)
+                if name.eq_ignore_ascii_case("Session-Expires") || name.eq_ignore_ascii_case("Min-SE"))
+        });
+        next.headers.extend(self.session.invite_headers());
+        debug!(far_call = %self.call_id, "422: asking for a longer session interval");
+        self.invite = next.clone();
+        self.out.push_back(LegOutput::Sip(Box::new(Command::Send {
+            peer: self.peer,
+            request: next,
+        })));
     }
 
     /// Ends the leg: CANCEL while it rings, BYE once answered. Responses are not waited

@@ -47,7 +47,8 @@ pub enum Outcome {
     /// The caller's leg ended while an agent had the call.
     EndedAfterAgent(EndReason),
     AgentHungUp,
-    AgentMediaTimeout,
+    /// The agent's leg died: its RTP stopped, or its session timer ran out.
+    AgentLost(EndReason),
     /// Handed to a transfer target, which answered.
     Transferred,
 }
@@ -59,7 +60,7 @@ impl fmt::Display for Outcome {
             Outcome::Ended(r) => f.write_str(r.as_str()),
             Outcome::EndedAfterAgent(r) => write!(f, "{}_after_agent", r.as_str()),
             Outcome::AgentHungUp => f.write_str("agent_hung_up"),
-            Outcome::AgentMediaTimeout => f.write_str("agent_media_timeout"),
+            Outcome::AgentLost(r) => write!(f, "agent_{}", r.as_str()),
             Outcome::Transferred => f.write_str("transferred"),
         }
     }
@@ -705,7 +706,7 @@ impl Flow {
             }
             FarEvent::Referred(target) if connected => self.agent_transfer(target),
             FarEvent::Referred(_) => {}
-            FarEvent::HungUp | FarEvent::MediaTimeout if connected && self.agent_transferring() => {
+            FarEvent::HungUp | FarEvent::Lost(_) if connected && self.agent_transferring() => {
                 // The agent left after asking for the transfer: the caller waits for it.
                 let by = if ev == FarEvent::HungUp {
                     HungUpBy::Agent
@@ -716,20 +717,23 @@ impl Flow {
                 self.queued = None;
                 self.drop_offer();
             }
-            FarEvent::HungUp | FarEvent::MediaTimeout if connected => {
-                let (by, outcome) = if ev == FarEvent::HungUp {
-                    info!("the agent hung up");
-                    (HungUpBy::Agent, Outcome::AgentHungUp)
-                } else {
-                    info!("agent media timeout: the agent's RTP stopped");
-                    (HungUpBy::System, Outcome::AgentMediaTimeout)
+            FarEvent::HungUp | FarEvent::Lost(_) if connected => {
+                let (by, outcome) = match ev {
+                    FarEvent::Lost(reason) => {
+                        info!(reason = reason.as_str(), "the agent's leg died");
+                        (HungUpBy::System, Outcome::AgentLost(reason))
+                    }
+                    _ => {
+                        info!("the agent hung up");
+                        (HungUpBy::Agent, Outcome::AgentHungUp)
+                    }
                 };
                 self.report(AcdReport::CallEnded(by));
                 self.queued = None;
                 self.drop_offer();
                 self.hang_up_caller(outcome);
             }
-            FarEvent::HungUp | FarEvent::MediaTimeout => {
+            FarEvent::HungUp | FarEvent::Lost(_) => {
                 self.drop_offer();
                 self.report(AcdReport::OfferOutcome(offer, OfferOutcome::Failed));
             }
@@ -870,7 +874,7 @@ impl Flow {
                 }
             }
             FarEvent::Referred(_) => {}
-            FarEvent::Failed(_) | FarEvent::HungUp | FarEvent::MediaTimeout => {
+            FarEvent::Failed(_) | FarEvent::HungUp | FarEvent::Lost(_) => {
                 self.transfer = None;
                 self.actions.push_back(FlowAction::DropFar(Far::Transfer));
                 self.hang_up_caller(Outcome::Transferred);

@@ -174,7 +174,7 @@ fn an_offer_dials_the_agent_with_the_calls_context_and_reports_each_status() {
     // An agent that hangs up before the ACD connected it failed the offer.
     offer(&mut core, t0, 3);
     core.handle_far(t0, Far::Offer, FarEvent::Answered);
-    core.handle_far(t0, Far::Offer, FarEvent::MediaTimeout);
+    core.handle_far(t0, Far::Offer, FarEvent::Lost(EndReason::MediaTimeout));
     assert_eq!(
         acd_reports(&take(&mut core)),
         [

@@ -11,6 +11,7 @@ mod far_leg;
 mod flow;
 mod identity;
 mod incoming;
+mod session_refresh;
 mod speech;
 #[cfg(test)]
 mod test_plan;

@@ -134,14 +134,6 @@ pub fn response_headers(a: &Agreement) -> Vec<(&'static str, String)> {
     out
 }
 
-/// What our refresh request carries: we keep refreshing (`refresher=uac`, the sender).
-pub fn request_headers(a: &Agreement, settings: &TimerSettings) -> Vec<(&'static str, String)> {
-    vec![
-        ("Session-Expires", format!("{};refresher=uac", a.interval)),
-        ("Min-SE", settings.min_se.max(FLOOR_S).to_string()),
-    ]
-}
-
 /// The agreement after a 2xx to our refresh: the interval and refresher it states (as
 /// the UAS of our request names them), else what we asked.
 pub fn adopt(ok: &Ask, asked: &Agreement) -> Agreement {
@@ -403,12 +395,5 @@ mod tests {
             }
         );
         assert_eq!(adopt(&Ask::default(), &asked), asked);
-        assert_eq!(
-            request_headers(&asked, &SETTINGS),
-            vec![
-                ("Session-Expires", "1800;refresher=uac".to_owned()),
-                ("Min-SE", "90".to_owned())
-            ]
-        );
     }
 }
