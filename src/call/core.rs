@@ -27,9 +27,9 @@ use crate::events::EventKind;
 use crate::media::clip::Clip;
 use crate::media::sdp::Negotiated;
 use crate::media::session::{PlayId, SessionEvent};
-use crate::sip::headers;
 use crate::sip::session_timer::TimerSettings;
-use crate::sip::uri::host_port;
+use crate::sip::uri::{SipUri, host_port};
+use crate::sip::{Transport, headers};
 
 /// A leg of the call, for media operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub enum CallAction {
         /// A SIP URI.
         target: String,
         /// Offer SRTP (SDES) and take nothing less: a transfer back through a trunk whose
-        /// calls are encrypted.
+        /// calls are encrypted, or a target reached over TLS.
         srtp: bool,
     },
     /// The far leg is over: close its media and stop routing its Call-ID.
@@ -445,7 +445,15 @@ impl CallCore {
             } => {
                 self.drop_far(far);
                 self.dialling.push((far, target.clone(), context));
-                let srtp = through_trunk && self.caller.requires_srtp();
+                // Back through the caller's trunk, the call's own encryption; elsewhere, a
+                // target reached over TLS (`sips:`, `;transport=tls`) gets SRTP: SDES keys
+                // travel in the SDP, which only TLS keeps secret (RFC 4568 8.3).
+                let srtp = if through_trunk {
+                    self.caller.requires_srtp()
+                } else {
+                    SipUri::parse(&target)
+                        .is_some_and(|u| u.explicit_transport() == Some(Transport::Tls))
+                };
                 CallAction::Dial { far, target, srtp }
             }
             FlowAction::DropFar(far) => return self.drop_far(far),

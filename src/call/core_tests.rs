@@ -1797,3 +1797,32 @@ fn a_422_to_our_refresh_is_answered_with_the_interval_and_min_se_it_asks_for() {
         "RFC 4028 7.4: the Min-SE the 422 asked for"
     );
 }
+
+#[test]
+fn an_agent_reached_over_tls_is_offered_srtp_and_one_over_udp_rtp() {
+    for (target, srtp) in [
+        (format!("sip:1001@{AGENT};transport=tls"), true),
+        (format!("sip:1001@{AGENT}"), false),
+    ] {
+        let (mut net, _dialog) = Net::up(QUEUE);
+        net.greeting_done();
+        net.offer(1, Target::Registered(target.clone()));
+        assert!(
+            net.did
+                .iter()
+                .any(|a| matches!(a, CallAction::Dial { srtp: s, .. } if *s == srtp)),
+            "{target}: {:?}",
+            net.did
+        );
+        let Some(Event::NewCall(new)) = net.agent.inbox.pop_front() else {
+            panic!("the agent's phone got no INVITE");
+        };
+        let offer = String::from_utf8_lossy(&new.invite.body).into_owned();
+        assert_eq!(offer.contains("RTP/SAVP"), srtp, "{target}: {offer}");
+        assert_eq!(
+            offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80"),
+            srtp,
+            "{offer}"
+        );
+    }
+}

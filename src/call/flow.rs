@@ -720,7 +720,11 @@ impl Flow {
             FarEvent::HungUp | FarEvent::Lost(_) if connected => {
                 let (by, outcome) = match ev {
                     FarEvent::Lost(reason) => {
-                        info!(reason = reason.as_str(), "the agent's leg died");
+                        if reason == EndReason::MediaTimeout {
+                            info!("agent media timeout: the agent's RTP stopped");
+                        } else {
+                            info!(reason = reason.as_str(), "the agent's leg is gone");
+                        }
                         (HungUpBy::System, Outcome::AgentLost(reason))
                     }
                     _ => {
