@@ -43,7 +43,8 @@ pub enum FallbackReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
-    /// A call was answered by the engine (the start of its life in the log).
+    /// A call was taken by the engine (the start of its life in the log): answered, or, for
+    /// a dialplan that plays early media, its INVITE received.
     CallOffered {
         call_id: String,
         caller: String,

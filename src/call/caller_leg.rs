@@ -183,8 +183,12 @@ pub(super) struct CallerLeg {
     dtmf_pt: Option<u8>,
     /// The suite the media is encrypted with, once it is SRTP.
     srtp: Option<Suite>,
-    /// Offer/answer is done and RTP flows (false until the ACK of a late offer).
-    media_started: bool,
+    /// The media as last started: offer/answer is done and RTP flows (`None` until the
+    /// ACK of a late offer).
+    started: Option<Negotiated>,
+    /// The flow began before the answer (early media): the media timeout, which may have
+    /// run out while the caller sent nothing, is re-armed when the call is up.
+    began_early: bool,
     /// The direction our answer to the INVITE's offer states.
     answer_direction: Direction,
     state: State,
@@ -245,7 +249,8 @@ impl CallerLeg {
             last_sdp: None,
             dtmf_pt,
             srtp: None,
-            media_started: negotiated.is_some(),
+            started: None,
+            began_early: early,
             answer_direction: negotiated.map_or(Direction::SendRecv, |n| n.direction),
             state: if early {
                 State::Early {
@@ -261,7 +266,7 @@ impl CallerLeg {
         if let Some(n) = negotiated {
             note_redirect(&n);
             leg.note_srtp(&n);
-            leg.out.push_back(LegOutput::StartMedia(n));
+            leg.start_media(n);
         }
         if !early {
             leg.ring(now);
@@ -287,14 +292,14 @@ impl CallerLeg {
 
     /// Early media: 183 with our answer, once, before the flow's first early prompt.
     /// Reliable when the caller supports 100rel (RFC 3262: an answer in a provisional
-    /// response should not be lost). A late offer has no answer to give early: the call is
-    /// answered instead.
+    /// response should not be lost). A late offer has no answer to give early
+    /// (`can_play_early`): its prompts wait for the answer.
     pub(super) fn progress(&mut self, now: Instant) {
         if !matches!(self.state, State::Early { .. }) || self.last_sdp.is_some() {
             return;
         }
         let Some(offer) = self.offer.clone() else {
-            return self.answer_now(now);
+            return;
         };
         let sdp = self.local_sdp(Some(&offer), self.answer_direction);
         let mut progress = self.response(&self.invite, 183, Some(sdp));
@@ -305,12 +310,21 @@ impl CallerLeg {
         info!("early media");
     }
 
-    /// The flow needs the caller (keys, speech, a queue, a prompt that is not early): the
-    /// 200 goes now, or once the reliable 183 is PRACKed (RFC 3262 3: no 2xx before an
-    /// answer in a reliable provisional response is acknowledged).
+    /// The flow needs the caller (keys, speech, a queue, a prompt that is not early).
+    /// Without early media so far, the call rings (180 and the ringing time, as any call)
+    /// and is answered; after a 183 the 200 goes now, or once the reliable 183 is PRACKed
+    /// (RFC 3262 3: no 2xx before an answer in a reliable provisional response is
+    /// acknowledged).
     pub(super) fn answer_now(&mut self, now: Instant) {
         if !matches!(self.state, State::Early { .. }) {
             return;
+        }
+        if self.last_sdp.is_none() {
+            self.state = State::Ringing {
+                answer_at: now + self.answering.ring,
+            };
+            self.ring(now);
+            return self.handle_timeout(now);
         }
         if self.reliable.is_some() {
             self.state = State::Early { answer_asked: true };
@@ -369,10 +383,24 @@ impl CallerLeg {
         [state, resend, session].into_iter().flatten().min()
     }
 
-    /// The flow runs before the call is up (early media, or our 200 awaiting its ACK):
-    /// what needs the caller waits.
+    /// The flow runs before the call is up (early media, ringing, or our 200 awaiting its
+    /// ACK): what needs the caller waits.
     pub(super) fn awaits_answer(&self) -> bool {
-        matches!(self.state, State::Early { .. } | State::Answered)
+        matches!(
+            self.state,
+            State::Early { .. } | State::Ringing { .. } | State::Answered
+        )
+    }
+
+    /// The ACK confirmed our answer and the call has not ended.
+    pub(super) fn is_up(&self) -> bool {
+        self.state == State::Up
+    }
+
+    /// Early media can be sent: not answered yet, and the INVITE's offer gives a 183 an
+    /// answer to carry.
+    pub(super) fn can_play_early(&self) -> bool {
+        matches!(self.state, State::Early { .. }) && self.offer.is_some()
     }
 
     /// Nothing more will happen on this leg.
@@ -476,8 +504,10 @@ impl CallerLeg {
             CallEvent::Ack { request } => {
                 if self.state == State::Answered {
                     self.state = State::Up;
-                    if !self.media_started {
-                        self.start_from_answer(&request.body);
+                    match self.started {
+                        None => self.start_from_answer(&request.body),
+                        Some(n) if self.began_early => self.start_media(n),
+                        Some(_) => {}
                     }
                     self.event(LegEvent::Up);
                 }
@@ -512,7 +542,9 @@ impl CallerLeg {
                     self.state = State::Ended;
                 } else {
                     self.refer_answered(&response);
-                    self.refresh_answered(now, &response);
+                    if matches!(self.state, State::Answered | State::Up) {
+                        self.refresh_answered(now, &response);
+                    }
                 }
             }
             CallEvent::Timeout { method, cseq, .. } => {
@@ -521,7 +553,9 @@ impl CallerLeg {
                 } else if method == Method::Refer && self.refer == Some(cseq) {
                     self.refer = None;
                     self.event(LegEvent::Referred(Err(408)));
-                } else if self.session.handle_request_timeout(cseq) {
+                } else if matches!(self.state, State::Answered | State::Up)
+                    && self.session.handle_request_timeout(cseq)
+                {
                     info!("our session refresh got no answer: hanging up");
                     self.expire(now);
                 }
@@ -750,6 +784,12 @@ impl CallerLeg {
             .push_back(LegOutput::Sip(Box::new(Command::Respond { tx, response })));
     }
 
+    /// Starts (or restarts) the media with `n`.
+    fn start_media(&mut self, n: Negotiated) {
+        self.started = Some(n);
+        self.out.push_back(LegOutput::StartMedia(n));
+    }
+
     /// A late offer: our 200 carried the offer, the caller's ACK the answer.
     fn start_from_answer(&mut self, body: &[u8]) {
         match RemoteMedia::parse(body).and_then(|r| {
@@ -761,11 +801,10 @@ impl CallerLeg {
                 self.note_srtp(&n);
                 self.media.laws = vec![n.law];
                 self.dtmf_pt = remote.dtmf_pt;
-                self.media_started = true;
-                self.out.push_back(LegOutput::StartMedia(Negotiated {
+                self.start_media(Negotiated {
                     direction: Direction::SendRecv,
                     ..n
-                }));
+                });
             }
             Err(e) => warn!(error = %e, "the ACK carried no usable SDP answer"),
         }
@@ -876,8 +915,7 @@ impl CallerLeg {
                     }
                     note_redirect(&n);
                     self.note_srtp(&n);
-                    self.media_started = true;
-                    self.out.push_back(LegOutput::StartMedia(n));
+                    self.start_media(n);
                     Some(self.local_sdp(Some(&remote), n.direction))
                 }
                 Err(e) => {

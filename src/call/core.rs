@@ -238,8 +238,13 @@ impl CallCore {
                 .into_iter()
                 .find(|f| self.far(*f).as_ref().is_some_and(|l| l.call_id == id))
         });
+        let foreign = call_id.is_some_and(|id| id != self.info.call_id);
         match far.and_then(|f| self.far(f).as_mut()) {
             Some(leg) => leg.handle_sip(now, ev),
+            // A released far leg's late answer or timeout: its CSeqs mean nothing in the
+            // caller's dialog.
+            None if foreign
+                && matches!(ev, CallEvent::Response { .. } | CallEvent::Timeout { .. }) => {}
             // The caller's leg answers what matches none of the call's dialogs (481).
             None => self.caller.handle_sip(now, ev),
         }
@@ -351,8 +356,13 @@ impl CallCore {
                     LegOutput::Event(ev) => self.tell_flow(ev),
                 }
                 if !self.caller.awaits_answer() {
+                    // Up: the flow goes on. Ended first (a CANCEL, no ACK): only what
+                    // needs no caller is done (events, letting go of what was asked).
+                    let up = self.caller.is_up();
                     while let Some(action) = self.held.pop_front() {
-                        self.flow_action(action);
+                        if up || !action.needs_answer() {
+                            self.flow_action(action);
+                        }
                     }
                 }
             }
@@ -413,7 +423,12 @@ impl CallCore {
     }
 
     fn flow_action(&mut self, action: FlowAction) {
-        if self.caller.awaits_answer() && (action.needs_answer() || !self.held.is_empty()) {
+        let early_play = matches!(action, FlowAction::Play { early: true, .. });
+        if self.caller.awaits_answer()
+            && (action.needs_answer()
+                || !self.held.is_empty()
+                || (early_play && !self.caller.can_play_early()))
+        {
             self.caller.answer_now(self.now);
             self.held.push_back(action);
             return;

@@ -1060,26 +1060,60 @@ fn after_early_media_a_step_that_needs_the_caller_answers_once_the_183_is_pracke
 }
 
 #[test]
-fn early_media_for_a_late_offer_answers_with_our_offer_instead() {
+fn early_media_for_a_late_offer_rings_answers_with_our_offer_and_plays_once_up() {
     let mut net = early("  next:\n    hangup: closed\n");
     let invite = net.trunk_invite(None);
-    let r = net.trunk.responses();
-    assert_eq!(codes(&r), [100, 200], "no answer to give in a 183");
-    assert!(body(&r[1]).contains("m=audio 40000"), "our offer");
-    net.trunk_ack(&invite, &r[1], &sdp("10.0.0.1", 30000, "sendrecv"));
+    assert_eq!(
+        codes_of(&mut net.trunk),
+        [100, 180],
+        "no answer to give in a 183: the call rings as any other"
+    );
+    let plays = |net: &Net| {
+        net.did
+            .iter()
+            .filter(|a| matches!(a, CallAction::Media(LegRef::Caller, MediaOp::Play { .. })))
+            .count()
+    };
+    net.wait(Duration::from_secs(2));
+    let ok = net
+        .trunk
+        .responses()
+        .pop()
+        .expect("the 200 after the ringing time");
+    assert_eq!(ok.status_code.code(), 200);
+    assert!(body(&ok).contains("m=audio 40000"), "our offer");
+    assert_eq!(plays(&net), 0, "no media before the answer's ACK");
+    net.trunk_ack(&invite, &ok, &sdp("10.0.0.1", 30000, "sendrecv"));
+    assert_eq!(plays(&net), 1, "up: the greeting plays");
     net.greeting_done();
-    assert_eq!(net.trunk.requests().len(), 1, "answered: BYE");
+    let reqs = net.trunk.requests();
+    assert!(
+        matches!(reqs.as_slice(), [(_, bye)] if bye.method == Method::Bye),
+        "answered: BYE {reqs:?}"
+    );
 }
 
 #[test]
-fn a_caller_who_cancels_during_early_media_counts_as_hung_up_in_the_ivr() {
+fn a_caller_who_cancels_during_early_media_counts_as_hung_up_and_is_never_queued() {
     let mut net = early(QUEUE);
-    let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
+    let invite = net.trunk_invite_with(
+        Some(sdp("10.0.0.1", 30000, "sendrecv")),
+        "Supported: 100rel\r\n",
+    );
     assert_eq!(codes_of(&mut net.trunk), [100, 183]);
+    // The queue step waits for the answer, which waits for the 183's PRACK.
+    net.greeting_done();
     let cancel = cancel_for(&invite);
     net.send(Who::Trunk, cancel);
     assert_eq!(codes_of(&mut net.trunk), [200, 487]);
     assert_eq!(net.ended.as_deref(), Some("caller_hung_up"));
+    assert!(
+        !net.did
+            .iter()
+            .any(|a| matches!(a, CallAction::Service(Service::Enqueue(_)))),
+        "never connected, never queued: {:?}",
+        net.did
+    );
 }
 
 #[test]
@@ -1825,4 +1859,56 @@ fn an_agent_reached_over_tls_is_offered_srtp_and_one_over_udp_rtp() {
             "{offer}"
         );
     }
+}
+
+#[test]
+fn a_refused_re_invite_refresh_leaves_the_agents_leg_up_and_is_tried_again() {
+    let mut net = offered_with_timers();
+    connected_with(
+        &mut net,
+        &[
+            ("Session-Expires", "120;refresher=uac"),
+            ("Allow", "INVITE, ACK, BYE, CANCEL"),
+        ],
+    );
+    net.wait(Duration::from_secs(60));
+    let reqs = net.agent.requests();
+    let [(tx, reinvite)] = reqs.as_slice() else {
+        panic!("one refresh: {reqs:?}");
+    };
+    assert_eq!(
+        reinvite.method,
+        Method::Invite,
+        "no UPDATE in the phone's Allow"
+    );
+    net.respond(Who::Agent, *tx, build::response(reinvite, 491, None));
+    assert!(net.agent.requests().is_empty(), "no BYE, no CANCEL");
+    assert!(
+        !net.acd()
+            .iter()
+            .any(|r| matches!(r, AcdReport::OfferOutcome(_, OfferOutcome::Failed))),
+        "the agent's call goes on: {:?}",
+        net.acd()
+    );
+    net.wait(Duration::from_secs(2));
+    let reqs = net.agent.requests();
+    let [(tx, again)] = reqs.as_slice() else {
+        panic!("the refresh again: {reqs:?}");
+    };
+    let mut ok = build::response(again, 200, Some("agent-tag"));
+    ok.headers
+        .push(Header::ContentType("application/sdp".into()));
+    ok.body = sdp("10.0.0.9", 32000, "sendrecv").into_bytes();
+    net.respond(Who::Agent, *tx, ok);
+    assert!(
+        net.agent.inbox.iter().any(|e| matches!(
+            e,
+            Event::Call {
+                event: CallEvent::Ack { .. },
+                ..
+            }
+        )),
+        "the refresh's 2xx is ACKed"
+    );
+    assert_eq!(net.ended, None);
 }

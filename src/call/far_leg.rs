@@ -280,10 +280,20 @@ impl FarLeg {
                 if self.answer_challenge(&response, method) {
                     return;
                 }
-                match self.session.handle_response(now, &response) {
-                    Some(RefreshAnswer::Again) => self.send_refresh(),
-                    Some(RefreshAnswer::Gone) => self.lose(EndReason::SessionExpired),
-                    Some(RefreshAnswer::Settled) | None => {}
+                if self.state == State::Answered
+                    && let Some(answer) = self.session.handle_response(now, &response)
+                {
+                    // The answer to our refresh, never the INVITE's: a 2xx to a re-INVITE
+                    // is ACKed, and nothing else about the leg changes.
+                    if method == Some(Method::Invite) && response.status_code.code() < 300 {
+                        self.answered(now, &response);
+                    }
+                    match answer {
+                        RefreshAnswer::Again => self.send_refresh(),
+                        RefreshAnswer::Gone => self.lose(EndReason::SessionExpired),
+                        RefreshAnswer::Settled => {}
+                    }
+                    return;
                 }
                 if method != Some(Method::Invite) {
                     return;
@@ -340,6 +350,14 @@ impl FarLeg {
         let mut timer = Vec::new();
         let code = match (&request.method, &mut self.dialog) {
             (Method::Bye | Method::Options, Some(d)) if d.matches(&request) => 200,
+            (Method::Invite | Method::Update, Some(d))
+                if d.matches(&request)
+                    && self.session.invite_in_flight()
+                    && (request.method == Method::Invite || !request.body.is_empty()) =>
+            {
+                // Our re-INVITE refresh is out: offers crossed (RFC 3261 14.2, RFC 3311 5.2).
+                491
+            }
             (Method::Invite | Method::Update, Some(d)) if d.matches(&request) => {
                 // A re-INVITE or UPDATE (the phone holds, moves or refreshes its session
                 // timer): keep media as it is.

@@ -265,7 +265,8 @@ pub(super) struct Flow {
 }
 
 impl Flow {
-    /// Starts the dialplan `plan` (from `flows`) for an answered call.
+    /// Starts the dialplan `plan` (from `flows`) for a call that is answered, or about to be
+    /// (a dialplan with early media runs from the INVITE).
     pub(super) fn new(
         now: Instant,
         wall: jiff::Timestamp,
