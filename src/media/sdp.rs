@@ -321,9 +321,10 @@ impl RemoteMedia {
     }
 
     /// Answers this offer: the peer's first G.711 law that we accept (`ours`), sent from
-    /// `reach.local`, whose address family the peer's must share, to the offered address
-    /// if the call may reach it, else to the signalling peer (a NATed phone's private
-    /// address; an attacker's aim at a third host).
+    /// `reach.local` to the offered address if the call may reach it, else to the
+    /// signalling peer at the offered port (a NATed phone's private address; a dual-stack
+    /// phone that signals over IPv4 and names its IPv6 address, as Linphone does; an
+    /// attacker's aim at a third host). Refused only when neither is of our family.
     /// An SRTP stream is keyed with `security`'s master key for what we send; a trunk that
     /// requires SRTP refuses an RTP one.
     pub fn negotiate(
@@ -336,7 +337,9 @@ impl RemoteMedia {
             return Err(SdpError::EncryptionRequired);
         }
         let ip = self.addr.ip();
-        if !ip.is_unspecified() && ip.is_ipv4() != reach.local.is_ipv4() {
+        let our_family = |a: IpAddr| a.to_canonical().is_ipv4() == reach.local.is_ipv4();
+        let foreign = !ip.is_unspecified() && !our_family(ip);
+        if foreign && !our_family(reach.peer) {
             return Err(SdpError::Address(
                 ip,
                 "another address family than our media's",
@@ -348,7 +351,7 @@ impl RemoteMedia {
             .copied()
             .find(|l| ours.contains(l))
             .ok_or(SdpError::NoCommonCodec)?;
-        let allowed = ip.is_unspecified() || reach.allows(ip);
+        let allowed = ip.is_unspecified() || (!foreign && reach.allows(ip));
         Ok(Negotiated {
             law,
             dtmf_pt: self.dtmf_pt,
@@ -796,7 +799,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
     }
 
     #[test]
-    fn srtp_broadcast_and_foreign_families_are_refused_not_answered_with_silence() {
+    fn broadcast_is_refused_and_a_foreign_family_is_heard_at_the_signalling_peer() {
         let srtp = OFFER.replace("RTP/AVP", "RTP/SAVP");
         assert_eq!(
             RemoteMedia::parse(srtp.as_bytes()),
@@ -818,8 +821,15 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         }
         let v6 = OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP6 2001:db8::5");
         let remote = RemoteMedia::parse(v6.as_bytes()).expect("valid");
+        // A dual-stack phone signalling over IPv4 hears us at its IPv4 address.
+        let n = remote
+            .negotiate(&[Law::Ulaw], &reach(), &plain())
+            .expect("answered");
+        assert_eq!(n.remote, SocketAddr::from(([127, 0, 0, 1], 6000)));
+        assert_eq!(n.redirected_from, "2001:db8::5".parse::<IpAddr>().ok());
+        // Neither the offer nor the signalling peer is of our family: nothing to send to.
         assert!(matches!(
-            remote.negotiate(&[Law::Ulaw], &reach(), &plain()),
+            remote.negotiate(&[Law::Ulaw], &reach_from(LOCAL, "2001:db8::5"), &plain()),
             Err(SdpError::Address(..))
         ));
         assert!(

@@ -1,7 +1,10 @@
-//! linphonec (Debian's linphone-cli) as a phone that registers: unlike baresip 1.0 it
-//! answers RFC 7616 digest challenges with SHA-256, so the registrar's default algorithm
-//! is exercised by an independent SIP stack. Killed when dropped.
+//! linphonec (Debian's linphone-cli, liblinphone 5.1) as an independent SIP stack: a
+//! phone that registers (unlike baresip 1.0 it answers RFC 7616 digest challenges with
+//! SHA-256, so the registrar's default algorithm is exercised), or a caller with the
+//! features carriers' phones and PBXs use: SDES-SRTP made mandatory and RFC 4028 session
+//! timers that it refreshes itself. Killed when dropped.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,12 +20,33 @@ pub struct Linphone {
 }
 
 impl Linphone {
+    /// Starts a phone that calls `target` at once, offering only SRTP (SDES) and asking
+    /// for a session timer of `session_expires` seconds, which it refreshes. It says the
+    /// WAV file `play` (linphonec's file mode: there is no sound card here).
+    pub fn call_srtp_with_timer(
+        dir: &Path,
+        target: &str,
+        session_expires: u32,
+        play: &Path,
+    ) -> Linphone {
+        let sip_port = free_port();
+        let config = format!(
+            "[sip]\nsip_port={sip_port}\nsip_tcp_port=0\nsip_tls_port=0\n\
+             session_expires_enabled=1\nsession_expires_value={session_expires}\n\
+             media_encryption=srtp\nmedia_encryption_mandatory=1\n\
+             [rtp]\naudio_rtp_port={rtp}\n",
+            rtp = free_udp_block(2),
+        );
+        let mut phone = Linphone::start(dir, "caller", sip_port, &config);
+        phone.command("soundcard use files");
+        phone.command(&format!("play {}", play.display()));
+        phone.command(&format!("call {target}"));
+        phone
+    }
+
     /// Starts a phone that registers `user` with `password` at `registrar` at once.
     pub fn register(dir: &Path, user: &str, password: &str, registrar: SocketAddr) -> Linphone {
         let sip_port = free_port();
-        let home = dir.join(format!("linphone-{user}-{sip_port}"));
-        std::fs::create_dir_all(home.join(".local/share/linphone"))
-            .expect("create the phone's folder");
         let config = format!(
             "[sip]\nsip_port={sip_port}\nsip_tcp_port=0\nsip_tls_port=0\ndefault_proxy=0\n\
              [rtp]\naudio_rtp_port={rtp}\n\
@@ -31,6 +55,13 @@ impl Linphone {
              [auth_info_0]\nusername={user}\npasswd={password}\n",
             rtp = free_udp_block(2),
         );
+        Linphone::start(dir, user, sip_port, &config)
+    }
+
+    fn start(dir: &Path, user: &str, sip_port: u16, config: &str) -> Linphone {
+        let home = dir.join(format!("linphone-{user}-{sip_port}"));
+        std::fs::create_dir_all(home.join(".local/share/linphone"))
+            .expect("create the phone's folder");
         let rc = home.join("linphonerc");
         std::fs::write(&rc, config).expect("write the linphone config");
         let child = Command::new("linphonec")
@@ -60,6 +91,13 @@ impl Linphone {
     /// Waits until its log contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
         wait_until(timeout, || self.log().contains(needle))
+    }
+
+    /// Types a linphonec command (such as `terminate`).
+    pub fn command(&mut self, line: &str) {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = writeln!(stdin, "{line}");
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::baresip::{Baresip, PhoneOptions};
 use common::certs::Certs;
 use common::kamailio::Kamailio;
+use common::linphone::Linphone;
 use common::{Engine, out_dir, read_wav, rms, sipp, tone};
 
 fn assert_ok(run: &common::SippRun) {
@@ -545,4 +546,61 @@ fn a_trunk_requiring_srtp_is_answered_encrypted_and_heard_both_ways() {
         log.contains("488 Not Acceptable Here") && log.contains("this trunk requires SRTP"),
         "{log}"
     );
+}
+
+#[test]
+fn linphone_with_mandatory_srtp_and_its_own_session_timer_is_answered_encrypted_and_kept_up() {
+    let dir = out_dir("linphone_srtp_timer");
+    // 75 s of prompt, then the engine hangs up. A 90 s session that nobody refreshes
+    // expires after 60 s: only Linphone's refresh, answered, keeps the call to its end.
+    let engine = Engine::start(&dir, 75.0, &[]);
+    let voice = dir.join("voice.wav");
+    tone(&voice, 80.0, 440, false);
+    let target = format!("sip:12345@{}", engine.addr());
+    let phone = Linphone::call_srtp_with_timer(&dir, &target, 90, &voice);
+    assert!(
+        engine.wait_log("outcome=prompt_played", Duration::from_secs(120)),
+        "{}",
+        engine.log()
+    );
+    assert!(
+        !engine.log().contains("session_expired"),
+        "{}",
+        engine.log()
+    );
+    let log = phone.log();
+    let answer = log
+        .split("SIP/2.0 200 OK")
+        .skip(1)
+        .find(|r| r.contains("m=audio"))
+        .unwrap_or_else(|| panic!("no 200 with SDP in Linphone's log"));
+    assert!(answer.contains("RTP/SAVP"), "{answer}");
+    assert!(
+        answer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("Session-Expires: 90;refresher=uac"),
+        "Linphone refreshes: {answer}"
+    );
+    let requests = log.matches("\nUPDATE sip:").count() + log.matches("\nINVITE sip:").count();
+    assert!(requests >= 2, "Linphone refreshed the session");
+    // 75 s at 50 packets a second each way. Linphone's SRTP reached the engine and was
+    // authenticated (a wrong key would leave it all ignored; a stray non-audio packet
+    // or two is); the engine's reached Linphone, which counts what it could unprotect.
+    let received = engine
+        .metric("hotline_rtp_packets_received_total")
+        .unwrap_or(0.0);
+    let ignored = engine
+        .metric("hotline_rtp_packets_ignored_total")
+        .unwrap_or(0.0);
+    assert!(received > 3000.0 && ignored < 10.0, "{received} {ignored}");
+    let heard: u64 = log
+        .lines()
+        .find_map(|l| {
+            let rest = l.split("ortp-message-received ").nth(1)?;
+            rest.trim().strip_suffix("packets")?.trim().parse().ok()
+        })
+        .unwrap_or(0);
+    assert!(heard > 3000, "Linphone received {heard} packets");
 }
