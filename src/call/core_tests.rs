@@ -1912,3 +1912,47 @@ fn a_refused_re_invite_refresh_leaves_the_agents_leg_up_and_is_tried_again() {
     );
     assert_eq!(net.ended, None);
 }
+
+#[test]
+fn a_refresh_by_update_refused_as_unknown_goes_again_by_re_invite() {
+    let (mut net, _dialog) = we_refresh(true);
+    net.wait(Duration::from_secs(60));
+    let reqs = net.trunk.requests();
+    let [(tx, update)] = reqs.as_slice() else {
+        panic!("one refresh: {reqs:?}");
+    };
+    assert_eq!(update.method, Method::Update);
+    net.respond(Who::Trunk, *tx, build::response(update, 501, None));
+    let reqs = net.trunk.requests();
+    let [(_, again)] = reqs.as_slice() else {
+        panic!("the refresh again: {reqs:?}");
+    };
+    assert_eq!(again.method, Method::Invite, "by re-INVITE now");
+    assert!(
+        String::from_utf8_lossy(&again.body).contains("m=audio 40000"),
+        "with our SDP"
+    );
+}
+
+#[test]
+fn refreshes_refused_for_a_whole_interval_end_the_call() {
+    let (mut net, _dialog) = we_refresh(true);
+    net.wait(Duration::from_secs(60));
+    let mut refused = 0;
+    loop {
+        let reqs = net.trunk.requests();
+        match reqs.as_slice() {
+            [(tx, r)] if r.method == Method::Update => {
+                refused += 1;
+                net.respond(Who::Trunk, *tx, build::response(r, 500, None));
+            }
+            [(_, r)] if r.method == Method::Bye => break,
+            other => panic!("{other:?}"),
+        }
+        net.wait(Duration::from_secs(2));
+    }
+    // Tried every 2 s from 60 s until 120 s had passed since the answer.
+    assert!((25..=35).contains(&refused), "{refused} refusals");
+    net.wait(Duration::from_secs(40));
+    assert_eq!(net.ended.as_deref(), Some("session_expired"));
+}

@@ -1,9 +1,10 @@
 //! One leg's session timer and its refreshes (RFC 4028), sans IO, for either side of the
 //! B2BUA: the agreement in force, the timer that runs from the 2xx, our refresh in flight
 //! (UPDATE when the peer takes it, else re-INVITE; RFC 3311), what its answer means (a 2xx
-//! restarts the timer, 422 asks again with the peer's Min-SE, 408 and 481 end the
-//! session, anything else is tried again soon), and the headers of our answers to the
-//! peer's refreshes. It owns no dialog and sends nothing: the leg builds the request in its
+//! restarts the timer, 422 asks again with the peer's Min-SE, 405 or 501 to an UPDATE asks
+//! again by re-INVITE, 408 and 481 end the session, anything else is tried again soon
+//! until the session interval has passed unrefreshed), and the headers of our answers to
+//! the peer's refreshes. It owns no dialog and sends nothing: the leg builds the request in its
 //! dialog from what this says, and is told what came back.
 
 #![warn(unreachable_pub, missing_docs)]
@@ -20,6 +21,9 @@ use crate::sip::session_timer::{self, Agreement, Ask, Due, FLOOR_S, SessionTimer
 /// How soon a refused session refresh is tried again (RFC 3261 14.1 asks 0 to 2 s after
 /// a 491 from the side that does not own the Call-ID).
 const REFRESH_RETRY: Duration = Duration::from_secs(2);
+/// The longest session interval a 422 may raise ours to (a day): a peer cannot walk us up
+/// one second at a time forever.
+const MAX_INTERVAL: u32 = 86_400;
 
 /// Our session refresh in flight: its CSeq, method (UPDATE or INVITE) and what it asked.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +55,9 @@ pub(super) struct SessionRefresh {
     peer_allows_update: bool,
     /// The largest Min-SE a 422 asked of us: our later requests carry it (RFC 4028 7.4).
     peer_min_se: u32,
+    /// When the session was last set up or refreshed: refused refreshes are retried only
+    /// until a whole interval has passed since.
+    refreshed_at: Option<Instant>,
 }
 
 impl SessionRefresh {
@@ -68,6 +75,7 @@ impl SessionRefresh {
             in_flight: None,
             peer_allows_update,
             peer_min_se: 0,
+            refreshed_at: None,
         }
     }
 
@@ -90,7 +98,7 @@ impl SessionRefresh {
     /// (RFC 4028 7.4); the next INVITE carries it through `invite_headers`.
     pub(super) fn raise_for_invite(&mut self, response: &Response) -> bool {
         let wanted = Ask::read(&response.headers).min_se.unwrap_or(0);
-        if wanted <= self.settings.expires.max(self.min_se()) {
+        if wanted <= self.settings.expires.max(self.min_se()) || wanted > MAX_INTERVAL {
             return false;
         }
         self.peer_min_se = wanted;
@@ -119,6 +127,7 @@ impl SessionRefresh {
     /// The session starts (our 2xx went, or the peer's came): the timer runs from `now`.
     pub(super) fn start(&mut self, now: Instant) {
         self.timer = self.agreed.map(|a| SessionTimer::new(now, a));
+        self.refreshed_at = Some(now);
         if let Some(a) = &self.agreed {
             debug!(
                 interval = a.interval,
@@ -198,14 +207,13 @@ impl SessionRefresh {
         self.in_flight = None;
         Some(match code {
             200..=299 => {
-                let agreed = session_timer::adopt(&Ask::read(&response.headers), &asked);
-                self.agreed = Some(agreed);
-                self.timer = Some(SessionTimer::new(now, agreed));
+                self.agreed = Some(session_timer::adopt(&Ask::read(&response.headers), &asked));
+                self.start(now);
                 RefreshAnswer::Settled
             }
             422 => {
                 let wanted = Ask::read(&response.headers).min_se.unwrap_or(0);
-                if wanted > asked.interval {
+                if wanted > asked.interval && wanted <= MAX_INTERVAL {
                     self.peer_min_se = self.peer_min_se.max(wanted);
                     self.agreed = Some(Agreement {
                         interval: wanted,
@@ -216,8 +224,23 @@ impl SessionRefresh {
                     RefreshAnswer::Settled
                 }
             }
+            405 | 501 if method == Method::Update => {
+                debug!(
+                    code,
+                    "the peer takes no UPDATE after all: refreshing by re-INVITE"
+                );
+                self.peer_allows_update = false;
+                RefreshAnswer::Again
+            }
             408 | 481 => {
                 info!(code, "our session refresh found the dialog gone");
+                RefreshAnswer::Gone
+            }
+            _ if self
+                .refreshed_at
+                .is_some_and(|at| now >= at + Duration::from_secs(asked.interval.into())) =>
+            {
+                info!(code, "no session refresh succeeded for a whole interval");
                 RefreshAnswer::Gone
             }
             _ => {
