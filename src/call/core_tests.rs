@@ -1681,6 +1681,18 @@ fn connected_with(net: &mut Net, extra: &[(&str, &str)]) -> Dialog {
     dialog
 }
 
+/// The agent's leg was hung up for its session (one BYE to the phone), and so was the
+/// caller's: the trunk answers our BYE.
+fn agent_leg_expired(net: &mut Net) {
+    let byes = net.agent.requests();
+    assert!(
+        matches!(byes.as_slice(), [(_, bye)] if bye.method == Method::Bye),
+        "one BYE to the phone: {byes:?}"
+    );
+    trunk_answers_bye(net);
+    assert_eq!(net.ended.as_deref(), Some("agent_session_expired"));
+}
+
 /// The trunk answers our BYE, and the call is over.
 fn trunk_answers_bye(net: &mut Net) {
     let byes = net.trunk.requests();
@@ -1726,13 +1738,7 @@ fn the_agents_leg_keeps_the_session_timer_it_agreed_and_we_refresh_it_by_update(
     };
     // The phone lost the dialog: its leg is over, and so is the call.
     net.respond(Who::Agent, *tx, build::response(update, 481, None));
-    let byes = net.agent.requests();
-    assert!(
-        matches!(byes.as_slice(), [(_, bye)] if bye.method == Method::Bye),
-        "{byes:?}"
-    );
-    trunk_answers_bye(&mut net);
-    assert_eq!(net.ended.as_deref(), Some("agent_session_expired"));
+    agent_leg_expired(&mut net);
 }
 
 #[test]
@@ -1759,13 +1765,7 @@ fn an_agent_that_refreshes_keeps_the_call_and_one_that_stops_is_hung_up() {
     assert!(net.agent.requests().is_empty(), "still refreshed");
     assert_eq!(net.ended, None);
     net.wait(Duration::from_secs(10));
-    let byes = net.agent.requests();
-    assert!(
-        matches!(byes.as_slice(), [(_, bye)] if bye.method == Method::Bye),
-        "not refreshed again: BYE {byes:?}"
-    );
-    trunk_answers_bye(&mut net);
-    assert_eq!(net.ended.as_deref(), Some("agent_session_expired"));
+    agent_leg_expired(&mut net);
 }
 
 #[test]
