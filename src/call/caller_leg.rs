@@ -421,10 +421,7 @@ impl CallerLeg {
                 Some(Due::Refresh) if self.state == State::Up => {
                     self.send_refresh();
                 }
-                Some(Due::Expired) => {
-                    info!("the caller's side did not refresh the session: hanging up");
-                    self.expire(now);
-                }
+                Some(Due::Expired) => self.expire(now),
                 _ => {}
             }
         }
@@ -556,7 +553,6 @@ impl CallerLeg {
                 } else if matches!(self.state, State::Answered | State::Up)
                     && self.session.handle_request_timeout(cseq)
                 {
-                    info!("our session refresh got no answer: hanging up");
                     self.expire(now);
                 }
             }
@@ -681,10 +677,7 @@ impl CallerLeg {
     fn refresh_answered(&mut self, now: Instant, response: &Response) {
         match self.session.handle_response(now, response) {
             Some(RefreshAnswer::Again) => self.send_refresh(),
-            Some(RefreshAnswer::Gone) => {
-                info!("our session refresh found the dialog gone: hanging up");
-                self.expire(now);
-            }
+            Some(RefreshAnswer::Gone) => self.expire(now),
             Some(RefreshAnswer::Settled) | None => {}
         }
     }

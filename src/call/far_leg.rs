@@ -320,15 +320,16 @@ impl FarLeg {
                     }
                 }
             }
-            CallEvent::Timeout { cseq, .. } if self.session.handle_request_timeout(cseq) => {
-                self.lose(EndReason::SessionExpired);
-                None
-            }
-            CallEvent::Timeout { method, .. }
-                if method == Method::Invite && self.state != State::Ended =>
-            {
-                self.state = State::Ended;
-                Some(FarEvent::Failed(408))
+            CallEvent::Timeout { method, cseq, .. } => {
+                if self.state == State::Answered && self.session.handle_request_timeout(cseq) {
+                    self.lose(EndReason::SessionExpired);
+                    None
+                } else if method == Method::Invite && self.state != State::Ended {
+                    self.state = State::Ended;
+                    Some(FarEvent::Failed(408))
+                } else {
+                    None
+                }
             }
             CallEvent::Request { tx, request, .. } => self.in_dialog(now, tx, request),
             _ => None,

@@ -86,19 +86,24 @@ impl SessionRefresh {
         if self.settings.expires == 0 {
             return Vec::new();
         }
-        let asked = Agreement {
+        self.request_headers(&self.invite_ask())
+    }
+
+    /// What our INVITE asks for: our interval (at least every Min-SE we know), refreshed
+    /// by us.
+    fn invite_ask(&self) -> Agreement {
+        Agreement {
             interval: self.settings.expires.max(self.min_se()),
             we_refresh: true,
             peer_supports: true,
-        };
-        self.request_headers(&asked)
+        }
     }
 
     /// A 422 to our INVITE: the interval to ask for instead, when it is one we could keep
     /// (RFC 4028 7.4); the next INVITE carries it through `invite_headers`.
     pub(super) fn raise_for_invite(&mut self, response: &Response) -> bool {
         let wanted = Ask::read(&response.headers).min_se.unwrap_or(0);
-        if wanted <= self.settings.expires.max(self.min_se()) || wanted > MAX_INTERVAL {
+        if wanted <= self.invite_ask().interval || wanted > MAX_INTERVAL {
             return false;
         }
         self.peer_min_se = wanted;
@@ -111,16 +116,10 @@ impl SessionRefresh {
     pub(super) fn start_from_answer(&mut self, now: Instant, ok: &Response) {
         self.peer_allows_update = headers::lists_tag(&ok.headers, headers::pick_allow, "UPDATE");
         let ask = Ask::read(&ok.headers);
-        self.agreed = ask.expires.is_some().then(|| {
-            session_timer::adopt(
-                &ask,
-                &Agreement {
-                    interval: self.settings.expires,
-                    we_refresh: true,
-                    peer_supports: true,
-                },
-            )
-        });
+        self.agreed = ask
+            .expires
+            .is_some()
+            .then(|| session_timer::adopt(&ask, &self.invite_ask()));
         self.start(now);
     }
 
@@ -148,7 +147,7 @@ impl SessionRefresh {
         match self.timer.as_mut().and_then(|t| t.handle_timeout(now)) {
             Some(Due::Refresh) if self.in_flight.is_some() => None,
             Some(Due::Expired) => {
-                info!("the peer did not refresh the session");
+                info!("the peer did not refresh the session: hanging up");
                 Some(Due::Expired)
             }
             due => due,
@@ -233,7 +232,10 @@ impl SessionRefresh {
                 RefreshAnswer::Again
             }
             408 | 481 => {
-                info!(code, "our session refresh found the dialog gone");
+                info!(
+                    code,
+                    "our session refresh found the dialog gone: hanging up"
+                );
                 RefreshAnswer::Gone
             }
             _ if self
@@ -260,7 +262,7 @@ impl SessionRefresh {
     pub(super) fn handle_request_timeout(&mut self, cseq: u32) -> bool {
         if self.in_flight.is_some_and(|r| r.seq == cseq) {
             self.in_flight = None;
-            info!("our session refresh got no answer");
+            info!("our session refresh got no answer: hanging up");
             return true;
         }
         false
