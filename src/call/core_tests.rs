@@ -883,6 +883,33 @@ fn header(r: &Response, name: &str) -> Option<String> {
     })
 }
 
+/// A reliable provisional response's RSeq (RFC 3262: it says `Require: 100rel`).
+fn reliable_rseq(r: &Response) -> u32 {
+    assert_eq!(header(r, "Require").as_deref(), Some("100rel"), "{r}");
+    header(r, "RSeq")
+        .and_then(|v| v.parse().ok())
+        .expect("an RSeq")
+}
+
+/// The trunk's side of the early dialog our provisional response `r` made.
+fn early_dialog(invite: &Request, r: &Response) -> Dialog {
+    Dialog::uac(
+        invite,
+        r,
+        Peer::udp(HOTLINE),
+        format!("<sip:13800001111@{TRUNK}>"),
+    )
+    .expect("the early dialog")
+}
+
+/// The trunk's PRACK for the reliable provisional response `rseq` to its INVITE.
+fn prack(dialog: &mut Dialog, rseq: u32) -> Request {
+    let mut p = dialog.request(Method::PRack, TRUNK);
+    p.headers
+        .push(Header::Other("RAck".into(), format!("{rseq} 1 INVITE")));
+    p
+}
+
 #[test]
 fn a_caller_requiring_100rel_gets_a_reliable_180_resent_until_its_prack() {
     let mut net = Net::new(QUEUE, Duration::from_secs(5));
@@ -893,10 +920,7 @@ fn a_caller_requiring_100rel_gets_a_reliable_180_resent_until_its_prack() {
     let first = net.trunk.responses();
     assert_eq!(codes(&first), [100, 180]);
     let ringing = &first[1];
-    assert_eq!(header(ringing, "Require").as_deref(), Some("100rel"));
-    let rseq: u32 = header(ringing, "RSeq")
-        .and_then(|v| v.parse().ok())
-        .expect("an RSeq");
+    let rseq = reliable_rseq(ringing);
     // Resent at T1, then 2 x T1, with the same RSeq, until the PRACK.
     net.wait(Duration::from_millis(500));
     let again = net.trunk.responses();
@@ -907,19 +931,7 @@ fn a_caller_requiring_100rel_gets_a_reliable_180_resent_until_its_prack() {
     net.wait(Duration::from_millis(1));
     assert_eq!(codes_of(&mut net.trunk), [180]);
 
-    let mut early = Dialog::uac(
-        &invite,
-        ringing,
-        Peer::udp(HOTLINE),
-        format!("<sip:13800001111@{TRUNK}>"),
-    )
-    .expect("the early dialog");
-    let prack = |dialog: &mut Dialog, rseq: u32| {
-        let mut p = dialog.request(Method::PRack, TRUNK);
-        p.headers
-            .push(Header::Other("RAck".into(), format!("{rseq} 1 INVITE")));
-        p
-    };
+    let mut early = early_dialog(&invite, ringing);
     net.send(Who::Trunk, prack(&mut early, rseq + 1));
     assert_eq!(
         codes_of(&mut net.trunk),
@@ -1008,10 +1020,8 @@ fn after_early_media_a_step_that_needs_the_caller_answers_once_the_183_is_pracke
     let r = net.trunk.responses();
     assert_eq!(codes(&r), [100, 183]);
     let progress = &r[1];
-    assert_eq!(header(progress, "Require").as_deref(), Some("100rel"));
-    let rseq: u32 = header(progress, "RSeq")
-        .and_then(|v| v.parse().ok())
-        .expect("an RSeq: the 183 carries our answer");
+    // Reliable: the 183 carries our answer.
+    let rseq = reliable_rseq(progress);
     net.greeting_done();
     assert!(
         net.trunk.responses().is_empty(),
@@ -1026,18 +1036,8 @@ fn after_early_media_a_step_that_needs_the_caller_answers_once_the_183_is_pracke
     net.wait(Duration::from_millis(500));
     assert_eq!(codes_of(&mut net.trunk), [183], "resent until its PRACK");
 
-    let mut dialog = Dialog::uac(
-        &invite,
-        progress,
-        Peer::udp(HOTLINE),
-        format!("<sip:13800001111@{TRUNK}>"),
-    )
-    .expect("the early dialog");
-    let mut prack = dialog.request(Method::PRack, TRUNK);
-    prack
-        .headers
-        .push(Header::Other("RAck".into(), format!("{rseq} 1 INVITE")));
-    net.send(Who::Trunk, prack);
+    let mut dialog = early_dialog(&invite, progress);
+    net.send(Who::Trunk, prack(&mut dialog, rseq));
     let r = net.trunk.responses();
     assert_eq!(codes(&r), [200, 200], "the PRACK's, then the INVITE's");
     let ok = r
