@@ -433,13 +433,7 @@ impl Net {
     /// The trunk's ACK for the 2xx `ok`, with `body` (the answer to a late offer); the
     /// trunk's side of the dialog.
     fn trunk_ack(&mut self, invite: &Request, ok: &Response, body: &str) -> Dialog {
-        let dialog = Dialog::uac(
-            invite,
-            ok,
-            Peer::udp(HOTLINE),
-            format!("<sip:13800001111@{TRUNK}>"),
-        )
-        .expect("a dialog from the 200");
+        let dialog = trunk_dialog(invite, ok);
         let mut ack = dialog.ack(1, TRUNK);
         if !body.is_empty() {
             ack.headers
@@ -891,15 +885,15 @@ fn reliable_rseq(r: &Response) -> u32 {
         .expect("an RSeq")
 }
 
-/// The trunk's side of the early dialog our provisional response `r` made.
-fn early_dialog(invite: &Request, r: &Response) -> Dialog {
+/// The trunk's side of the dialog (early or confirmed) our response `r` made.
+fn trunk_dialog(invite: &Request, r: &Response) -> Dialog {
     Dialog::uac(
         invite,
         r,
         Peer::udp(HOTLINE),
         format!("<sip:13800001111@{TRUNK}>"),
     )
-    .expect("the early dialog")
+    .expect("a dialog from our response")
 }
 
 /// The trunk's PRACK for the reliable provisional response `rseq` to its INVITE.
@@ -931,7 +925,7 @@ fn a_caller_requiring_100rel_gets_a_reliable_180_resent_until_its_prack() {
     net.wait(Duration::from_millis(1));
     assert_eq!(codes_of(&mut net.trunk), [180]);
 
-    let mut early = early_dialog(&invite, ringing);
+    let mut early = trunk_dialog(&invite, ringing);
     net.send(Who::Trunk, prack(&mut early, rseq + 1));
     assert_eq!(
         codes_of(&mut net.trunk),
@@ -1036,7 +1030,7 @@ fn after_early_media_a_step_that_needs_the_caller_answers_once_the_183_is_pracke
     net.wait(Duration::from_millis(500));
     assert_eq!(codes_of(&mut net.trunk), [183], "resent until its PRACK");
 
-    let mut dialog = early_dialog(&invite, progress);
+    let mut dialog = trunk_dialog(&invite, progress);
     net.send(Who::Trunk, prack(&mut dialog, rseq));
     let r = net.trunk.responses();
     assert_eq!(codes(&r), [200, 200], "the PRACK's, then the INVITE's");
