@@ -93,7 +93,7 @@ impl Linphone {
         wait_until(timeout, || self.log().contains(needle))
     }
 
-    /// Types a linphonec command (such as `terminate`).
+    /// Types a linphonec command (such as `call sip:...`).
     pub fn command(&mut self, line: &str) {
         if let Some(stdin) = self.child.stdin.as_mut() {
             let _ = writeln!(stdin, "{line}");

@@ -12,6 +12,7 @@ use common::{
     Act, Engine, Sipp, actions, out_dir, shared, shipped_acd, to_mulaw, tone, wait_until,
 };
 use hotline::media::g711::Law;
+use hotline::media::rtp::Packet;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -238,9 +239,10 @@ fn out_of_hours_callers_hear_the_closed_message_as_early_media_and_are_never_ans
     let until = std::time::Instant::now() + WAIT;
     while std::time::Instant::now() < until && !engine.log().contains("outcome=out_of_hours") {
         if let Ok(n) = rtp.recv(&mut buf)
-            && n > 12
+            && let Ok(p) = Packet::parse(&buf[..n])
+            && p.payload_type == Law::Ulaw.payload_type()
         {
-            heard.extend(buf[12..n].iter().map(|&b| Law::Ulaw.decode(b)));
+            heard.extend(p.payload.iter().map(|&b| Law::Ulaw.decode(b)));
         }
     }
     let run = sipp.finish(WAIT);

@@ -587,7 +587,7 @@ fn linphone_with_mandatory_srtp_and_its_own_session_timer_is_answered_encrypted_
     assert!(requests >= 2, "Linphone refreshed the session");
     // 75 s at 50 packets a second each way. Linphone's SRTP reached the engine and was
     // authenticated (a wrong key would leave it all ignored; a stray non-audio packet
-    // or two is); the engine's reached Linphone, which counts what it could unprotect.
+    // or two is); the engine's reached Linphone, by Linphone's own count.
     let received = engine
         .metric("hotline_rtp_packets_received_total")
         .unwrap_or(0.0);
