@@ -8,6 +8,9 @@
 //!   received packet is authenticated and decrypted, each sent one encrypted and tagged.
 //!   The timing also holds the peer's encryption of the packet the leg receives (the
 //!   peer's work, not the engine's): it overstates the leg's cost by one `protect`.
+//! - `media/leg_tick_g722`: `leg_tick` on G.722 legs: each received payload is decoded to
+//!   16 kHz and filtered down to 8 kHz, and each sent one is the prompt's 8 kHz audio
+//!   upsampled and encoded (G.711 copies the prompt's encoding made once).
 //! - `media/udp_baseline`: one 172-byte packet sent and received on loopback, the two
 //!   system calls a leg's tick costs the worker anyway, measured in the same run so the
 //!   figure is a ratio rather than a time on a shared machine.
@@ -24,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use hotline::media::clip::Clip;
-use hotline::media::g711::Law;
+use hotline::media::codec::{Codec, FRAME_SAMPLES};
 use hotline::media::rtp::Sender;
 use hotline::media::sdp::{Direction, Negotiated, SrtpKeys};
-use hotline::media::session::{FRAME_SAMPLES, MAX_PACKET, MediaSession};
+use hotline::media::session::{MAX_PACKET, MediaSession};
 use hotline::media::srtp::{SrtpStream, Suite};
 
 /// Counts allocation calls (not bytes): a steady call should make none.
@@ -80,11 +83,13 @@ struct Media {
     incoming: Vec<u8>,
     outgoing: [u8; MAX_PACKET],
     pcm: Vec<i16>,
+    wide: Vec<i16>,
+    codec: Codec,
     sent: usize,
 }
 
 impl Media {
-    fn new(srtp: bool) -> Media {
+    fn new(codec: Codec, srtp: bool) -> Media {
         let now = Instant::now();
         // A 60 s prompt (a 440 Hz tone), shared by every leg as the engine shares prompts.
         let pcm: Vec<i16> = (0..60 * 8000)
@@ -95,7 +100,7 @@ impl Media {
             .map(|i| {
                 let from: SocketAddr = format!("127.0.0.1:{}", 20_000 + 2 * i).parse().unwrap();
                 let neg = Negotiated {
-                    law: Law::Ulaw,
+                    codec,
                     dtmf_pt: Some(101),
                     remote: from,
                     redirected_from: None,
@@ -119,6 +124,8 @@ impl Media {
             incoming: vec![0; MAX_PACKET],
             outgoing: [0; MAX_PACKET],
             pcm: Vec::with_capacity(FRAME_SAMPLES),
+            wide: Vec::with_capacity(2 * FRAME_SAMPLES),
+            codec,
             sent: 0,
         }
     }
@@ -129,7 +136,7 @@ impl Media {
         let payload = [0x55u8; FRAME_SAMPLES];
         for leg in &mut self.legs {
             let mut n = leg.peer.write(
-                Law::Ulaw.payload_type(),
+                self.codec.payload_type(),
                 &payload,
                 FRAME_SAMPLES as u32,
                 &mut self.incoming,
@@ -140,7 +147,8 @@ impl Media {
             leg.session
                 .on_datagram(self.now, leg.from, &self.incoming[..n]);
             while let Some(frame) = leg.session.poll_frame(self.now) {
-                Law::Ulaw.decode_into(frame.payload(), &mut self.pcm);
+                leg.session
+                    .decode(frame.payload(), &mut self.pcm, &mut self.wide);
                 black_box(&self.pcm);
             }
             if let Some((n, to)) = leg.session.tick(self.now, &mut self.outgoing) {
@@ -155,7 +163,7 @@ impl Media {
 }
 
 fn bench(c: &mut Criterion) {
-    let mut media = Media::new(false);
+    let mut media = Media::new(Codec::PCMU, false);
     // Under way: the jitter buffers have filled and every queue has its capacity.
     for _ in 0..50 {
         media.tick();
@@ -187,11 +195,16 @@ fn bench(c: &mut Criterion) {
         });
     };
     per_leg("leg_tick", &mut media);
-    let mut secure = Media::new(true);
-    for _ in 0..50 {
-        secure.tick();
+    for (name, codec, srtp) in [
+        ("leg_tick_srtp", Codec::PCMU, true),
+        ("leg_tick_g722", Codec::G722, false),
+    ] {
+        let mut other = Media::new(codec, srtp);
+        for _ in 0..50 {
+            other.tick();
+        }
+        per_leg(name, &mut other);
     }
-    per_leg("leg_tick_srtp", &mut secure);
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let to = sink.local_addr().expect("addr");

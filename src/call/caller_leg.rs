@@ -25,7 +25,7 @@ use super::session_refresh::{RefreshAnswer, SessionRefresh};
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
 use crate::events::HungUpBy;
-use crate::media::g711::Law;
+use crate::media::codec::Codec;
 use crate::media::sdp::{
     Direction, Encryption, LocalMedia, Negotiated, Reach, RemoteMedia, Security,
 };
@@ -149,7 +149,7 @@ pub struct MediaSetup {
     /// Our RTP port.
     pub port: u16,
     /// The codecs we offer or accept, best first.
-    pub laws: Vec<Law>,
+    pub codecs: Vec<Codec>,
     /// Where the call's audio may go.
     pub reach: Reach,
     /// The SDP origin's session id (random per call).
@@ -199,14 +199,14 @@ pub(super) struct CallerLeg {
 /// that refuses it. `None` for a late offer.
 pub(super) fn negotiate(
     invite: &Invite,
-    laws: &[Law],
+    codecs: &[Codec],
     reach: &Reach,
     security: &Security,
 ) -> Result<Option<Negotiated>, Refusal> {
     invite
         .offer
         .as_ref()
-        .map(|r| r.negotiate(laws, reach, security))
+        .map(|r| r.negotiate(codecs, reach, security))
         .transpose()
         .map_err(|e| Refusal::because(488, e.to_string()))
 }
@@ -228,7 +228,7 @@ impl CallerLeg {
             None => Some(DTMF_PT),
         };
         if let Some(n) = negotiated {
-            media.laws = vec![n.law];
+            media.codecs = vec![n.codec];
         }
         let peer_allows_update =
             headers::lists_tag(&invite.request.headers, headers::pick_allow, "UPDATE");
@@ -706,7 +706,7 @@ impl CallerLeg {
                 port: self.media.port,
                 session_id: self.media.session_id,
                 version,
-                laws: &self.media.laws,
+                codecs: &self.media.codecs,
                 dtmf_pt: self.dtmf_pt,
                 direction,
                 master: &self.media.security.master,
@@ -786,13 +786,13 @@ impl CallerLeg {
     /// A late offer: our 200 carried the offer, the caller's ACK the answer.
     fn start_from_answer(&mut self, body: &[u8]) {
         match RemoteMedia::parse(body).and_then(|r| {
-            r.negotiate(&self.media.laws, &self.media.reach, &self.media.security)
+            r.accept_answer(&self.media.codecs, &self.media.reach, &self.media.security)
                 .map(|n| (r, n))
         }) {
             Ok((remote, n)) => {
                 note_redirect(&n);
                 self.note_srtp(&n);
-                self.media.laws = vec![n.law];
+                self.media.codecs = vec![n.codec];
                 self.dtmf_pt = remote.dtmf_pt;
                 self.start_media(Negotiated {
                     direction: Direction::SendRecv,
@@ -897,7 +897,7 @@ impl CallerLeg {
             (req.method == Method::Invite).then(|| self.local_sdp(None, Direction::SendRecv))
         } else {
             let negotiated = RemoteMedia::parse(&req.body).and_then(|r| {
-                r.negotiate(&self.media.laws, &self.media.reach, &self.media.security)
+                r.negotiate(&self.media.codecs, &self.media.reach, &self.media.security)
                     .map(|n| (r, n))
             });
             match negotiated {

@@ -18,7 +18,7 @@ use crate::call::flow::AcdReport;
 use crate::call::test_plan;
 use crate::endpoint::core::{Core as Endpoint, Dest, Event};
 use crate::events::HungUpBy;
-use crate::media::g711::Law;
+use crate::media::codec::Codec;
 use crate::media::sdp::{Encryption, Reach, Security};
 use crate::sip::dialog::Dialog;
 use crate::sip::digest::{self, Algorithm, ClientCredentials};
@@ -294,7 +294,7 @@ impl Net {
         };
         let reach = reach(TRUNK);
         let negotiated =
-            caller_leg::negotiate(&invite, &[Law::Ulaw, Law::Alaw], &reach, &self.security)
+            caller_leg::negotiate(&invite, &[Codec::PCMU, Codec::PCMA], &reach, &self.security)
                 .expect("an offer");
         let (flows, plan) = test_plan::flows_greeting(self.greeting, self.steps);
         self.call = Some(CallCore::new(
@@ -303,7 +303,7 @@ impl Net {
             negotiated,
             MediaSetup {
                 port: 40000,
-                laws: vec![Law::Ulaw, Law::Alaw],
+                codecs: vec![Codec::PCMU, Codec::PCMA],
                 reach,
                 security: self.security,
                 session_id: 7,
@@ -348,7 +348,7 @@ impl Net {
                     local: addr(HOTLINE),
                     media: MediaSetup {
                         port: 40002,
-                        laws: vec![Law::Ulaw, Law::Alaw],
+                        codecs: vec![Codec::PCMU, Codec::PCMA],
                         reach: reach(AGENT),
                         session_id: 9,
                         security: Security::new(if srtp {

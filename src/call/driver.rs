@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::CallContext;
 use super::caller_leg::MediaSetup;
@@ -233,7 +233,10 @@ impl Driver {
             },
         };
         match op {
-            MediaOp::Start(n) => media.start(n),
+            MediaOp::Start(n) => {
+                debug!(?leg, codec = n.codec.name(), srtp = n.srtp.is_some(), remote = %n.remote, "media");
+                media.start(n)
+            }
             MediaOp::Play { id, clip } => media.play(id, clip),
             MediaOp::Stop => media.stop(),
             MediaOp::Bridge(_) => {}
@@ -266,7 +269,7 @@ impl Driver {
         )?;
         let setup = MediaSetup {
             port: media.port,
-            laws: self.ctx.media.laws().to_vec(),
+            codecs: self.ctx.media.codecs().to_vec(),
             reach: self.ctx.media.reach(local.ip(), addr.ip()),
             session_id: rand::random::<u32>() as u64,
             // RTP to the phones and PBXs we call, unless the trunk's calls are encrypted.

@@ -563,7 +563,7 @@ impl FarLeg {
             if r.crypto.is_some() && !offers_srtp(&self.media) {
                 return Err(SdpError::Profile("RTP/SAVP".into()));
             }
-            r.negotiate(&self.media.laws, &self.media.reach, &self.media.security)
+            r.accept_answer(&self.media.codecs, &self.media.reach, &self.media.security)
         });
         match answer {
             Ok(n) => {
@@ -629,7 +629,7 @@ fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
         port: media.port,
         session_id: media.session_id,
         version: 1,
-        laws: &media.laws,
+        codecs: &media.codecs,
         dtmf_pt: Some(DTMF_PT),
         direction: Direction::SendRecv,
         master: &media.security.master,

@@ -106,7 +106,7 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
         _ => Encryption::Optional,
     };
     let security = Security::new(encryption);
-    let negotiated = match caller_leg::negotiate(&invite, ctx.media.laws(), &reach, &security) {
+    let negotiated = match caller_leg::negotiate(&invite, ctx.media.codecs(), &reach, &security) {
         Ok(n) => n,
         Err(r) => return refuse(r),
     };
@@ -119,7 +119,7 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
     };
     let setup = MediaSetup {
         port: media.port,
-        laws: ctx.media.laws().to_vec(),
+        codecs: ctx.media.codecs().to_vec(),
         reach,
         session_id: rand::random::<u32>() as u64,
         security,

@@ -66,9 +66,9 @@ impl SpeechAccess {
         })?;
         let (audio, events) = listener.split();
         let tap = media.tap_handle();
-        tap.set(Some(Box::new(move |pcm: &[i16]| {
+        tap.set(Some(Box::new(move |narrow: &[i16], wide: &[i16]| {
             // A full backlog drops the frame (counted by the speech module); the call goes on.
-            let _ = audio.push(pcm);
+            let _ = audio.push(narrow, wide);
         })));
         Ok(Listening {
             id,

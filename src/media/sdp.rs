@@ -13,7 +13,7 @@ use sdp::description::session::{Origin, SessionDescription, TimeDescription, Tim
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::g711::Law;
+use super::codec::Codec;
 use super::srtp::{MASTER_LEN, Suite};
 use crate::cidr::Cidr;
 
@@ -80,8 +80,8 @@ impl Direction {
 pub struct RemoteMedia {
     /// Where to send RTP; the IP is unspecified (0.0.0.0) when the peer holds the call.
     pub addr: SocketAddr,
-    /// G.711 formats in the peer's order of preference.
-    pub laws: Vec<Law>,
+    /// The formats we know, in the peer's order of preference.
+    pub codecs: Vec<Codec>,
     /// The payload type of telephone-event/8000, if offered.
     pub dtmf_pt: Option<u8>,
     pub direction: Direction,
@@ -197,7 +197,7 @@ impl std::fmt::Debug for SrtpKeys {
 /// The result of offer/answer for the audio stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Negotiated {
-    pub law: Law,
+    pub codec: Codec,
     pub dtmf_pt: Option<u8>,
     pub remote: SocketAddr,
     /// The offer's address when it was outside the call's reach: `remote` is then the
@@ -279,18 +279,27 @@ impl RemoteMedia {
                 .find(|(p, _)| *p == pt)
                 .map(|(_, n)| n.as_str())
         };
-        let mut laws = Vec::new();
+        let mut codecs = Vec::new();
         let mut dtmf_pt = None;
         for f in &m.media_name.formats {
             let Ok(pt) = f.parse::<u8>() else { continue };
-            match (pt, name_of(pt)) {
-                (_, Some(n)) if n.starts_with("pcmu/8000") => laws.push(Law::Ulaw),
-                (_, Some(n)) if n.starts_with("pcma/8000") => laws.push(Law::Alaw),
-                (_, Some(n)) if n.starts_with("telephone-event/8000") => dtmf_pt = Some(pt),
-                (0, None) => laws.push(Law::Ulaw),
-                (8, None) => laws.push(Law::Alaw),
-                _ => {}
-            }
+            let codec = match name_of(pt) {
+                Some(n) if n.starts_with("telephone-event/8000") => {
+                    dtmf_pt = Some(pt);
+                    None
+                }
+                // Our codecs have static types, which an answer must keep (RFC 3264 6.1): a
+                // name on another type is one we would answer wrongly. G.722's RTP clock
+                // is 8000 although it samples at 16 kHz (RFC 3551 4.5.2).
+                Some(n) => Codec::ALL.into_iter().find(|c| {
+                    c.payload_type() == pt
+                        && n.strip_prefix(&c.name().to_ascii_lowercase())
+                            .is_some_and(|rest| rest == "/8000" || rest == "/8000/1")
+                }),
+                // A static payload type needs no rtpmap.
+                None => Codec::ALL.into_iter().find(|c| c.payload_type() == pt),
+            };
+            codecs.extend(codec);
         }
         let direction = [&m.attributes, &sd.attributes]
             .into_iter()
@@ -312,7 +321,7 @@ impl RemoteMedia {
             .collect();
         Ok(RemoteMedia {
             addr: SocketAddr::new(ip, port),
-            laws,
+            codecs,
             dtmf_pt,
             direction,
             others,
@@ -320,16 +329,43 @@ impl RemoteMedia {
         })
     }
 
-    /// Answers this offer: the peer's first G.711 law that we accept (`ours`), sent from
-    /// `reach.local` to the offered address if the call may reach it, else to the
-    /// signalling peer at the offered port (a NATed phone's private address; a dual-stack
-    /// phone that signals over IPv4 and names its IPv6 address, as Linphone does; an
-    /// attacker's aim at a third host). Refused only when neither is of our family.
-    /// An SRTP stream is keyed with `security`'s master key for what we send; a trunk that
-    /// requires SRTP refuses an RTP one.
+    /// Answers this offer with G.722 when both sides have it (wideband: better for the
+    /// recognizer and for agents), else with the peer's first codec that we accept
+    /// (`ours`); the rest as `settle` says.
     pub fn negotiate(
         &self,
-        ours: &[Law],
+        ours: &[Codec],
+        reach: &Reach,
+        security: &Security,
+    ) -> Result<Negotiated, SdpError> {
+        let common = || self.codecs.iter().copied().filter(|c| ours.contains(c));
+        let codec = common()
+            .find(|c| c.is_wideband())
+            .or_else(|| common().next());
+        self.settle(codec, reach, security)
+    }
+
+    /// Reads the answer to our offer: the answerer sends with the first codec it lists
+    /// (RFC 3264 6.1), so that is the one we decode, and send too; the rest as `settle` says.
+    pub fn accept_answer(
+        &self,
+        ours: &[Codec],
+        reach: &Reach,
+        security: &Security,
+    ) -> Result<Negotiated, SdpError> {
+        let codec = self.codecs.iter().copied().find(|c| ours.contains(c));
+        self.settle(codec, reach, security)
+    }
+
+    /// The stream with `codec`, sent from `reach.local` to the peer's address if the call
+    /// may reach it, else to the signalling peer at the peer's port (a NATed phone's
+    /// private address; a dual-stack phone that signals over IPv4 and names its IPv6
+    /// address, as Linphone does; an attacker's aim at a third host). Refused only when
+    /// neither is of our family. An SRTP stream is keyed with `security`'s master key for
+    /// what we send; a trunk that requires SRTP refuses an RTP one.
+    fn settle(
+        &self,
+        codec: Option<Codec>,
         reach: &Reach,
         security: &Security,
     ) -> Result<Negotiated, SdpError> {
@@ -345,15 +381,10 @@ impl RemoteMedia {
                 "another address family than our media's",
             ));
         }
-        let law = self
-            .laws
-            .iter()
-            .copied()
-            .find(|l| ours.contains(l))
-            .ok_or(SdpError::NoCommonCodec)?;
+        let codec = codec.ok_or(SdpError::NoCommonCodec)?;
         let allowed = ip.is_unspecified() || (!foreign && reach.allows(ip));
         Ok(Negotiated {
-            law,
+            codec,
             dtmf_pt: self.dtmf_pt,
             remote: if allowed {
                 self.addr
@@ -396,13 +427,13 @@ impl Reach {
 }
 
 /// Writes our side of the description: an answer to `remote` when given (keeping its
-/// m-line order and rejecting its other streams), else an offer of `laws`.
+/// m-line order and rejecting its other streams), else an offer of `codecs`.
 pub struct LocalMedia<'a> {
     pub ip: IpAddr,
     pub port: u16,
     pub session_id: u64,
     pub version: u64,
-    pub laws: &'a [Law],
+    pub codecs: &'a [Codec],
     pub dtmf_pt: Option<u8>,
     pub direction: Direction,
     /// Our master key, written when answering an SRTP offer or offering SRTP.
@@ -420,12 +451,12 @@ impl LocalMedia<'_> {
             value,
         };
         let mut formats: Vec<String> = self
-            .laws
+            .codecs
             .iter()
             .map(|l| l.payload_type().to_string())
             .collect();
         let mut attributes: Vec<Attribute> = self
-            .laws
+            .codecs
             .iter()
             .map(|l| {
                 attr(
@@ -584,13 +615,73 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
                 .parse::<std::net::SocketAddr>()
                 .expect("addr")
         );
-        assert_eq!(remote.laws, [Law::Alaw, Law::Ulaw]);
+        assert_eq!(remote.codecs, [Codec::PCMA, Codec::PCMU]);
         let n = remote
-            .negotiate(&[Law::Ulaw, Law::Alaw], &reach(), &plain())
+            .negotiate(&[Codec::PCMU, Codec::PCMA], &reach(), &plain())
             .expect("common codec");
-        assert_eq!(n.law, Law::Alaw);
+        assert_eq!(n.codec, Codec::PCMA);
         assert_eq!(n.dtmf_pt, Some(101));
         assert_eq!(n.direction, Direction::SendRecv);
+    }
+
+    #[test]
+    fn g722_is_taken_whenever_both_sides_have_it_and_written_at_its_8000_clock() {
+        let offer = |formats: &str, maps: &str| {
+            format!(
+                "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP {formats}\r\n{maps}"
+            )
+        };
+        // Listed second by the peer, by rtpmap; and by its static type alone.
+        let mapped = offer(
+            "0 9 101",
+            "a=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        );
+        let remote = RemoteMedia::parse(mapped.as_bytes()).expect("valid");
+        assert_eq!(remote.codecs, [Codec::PCMU, Codec::G722]);
+        let ours = [Codec::PCMU, Codec::PCMA, Codec::G722];
+        let n = remote.negotiate(&ours, &reach(), &plain()).expect("common");
+        assert_eq!(n.codec, Codec::G722, "wideband when both sides have it");
+        assert_eq!(
+            remote
+                .negotiate(&[Codec::PCMU], &reach(), &plain())
+                .map(|n| n.codec),
+            Ok(Codec::PCMU),
+            "not when we do not accept it"
+        );
+        let answer = remote.accept_answer(&ours, &reach(), &plain());
+        assert_eq!(
+            answer.map(|n| n.codec),
+            Ok(Codec::PCMU),
+            "an answer's first codec is the one its writer sends"
+        );
+        // Named on a dynamic type, or with another clock: not a codec we can answer.
+        let dynamic = offer("96 0", "a=rtpmap:96 G722/8000\r\na=rtpmap:0 PCMU/80000\r\n");
+        let dynamic = RemoteMedia::parse(dynamic.as_bytes()).expect("valid");
+        assert_eq!(dynamic.codecs, []);
+        let only = RemoteMedia::parse(offer("9", "").as_bytes()).expect("valid");
+        assert_eq!(only.codecs, [Codec::G722]);
+        assert_eq!(
+            only.negotiate(&[Codec::PCMU], &reach(), &plain()),
+            Err(SdpError::NoCommonCodec)
+        );
+        let answer = LocalMedia {
+            ip: LOCAL,
+            port: 20000,
+            session_id: 7,
+            version: 1,
+            codecs: &[n.codec],
+            dtmf_pt: n.dtmf_pt,
+            direction: n.direction,
+            master: &[7; MASTER_LEN],
+            offer_srtp: None,
+        }
+        .to_sdp(Some(&remote));
+        assert!(
+            answer.contains("m=audio 20000 RTP/AVP 9 101\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("a=rtpmap:9 G722/8000\r\n"), "{answer}");
     }
 
     #[test]
@@ -599,14 +690,14 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
 m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let remote = RemoteMedia::parse(offer.as_bytes()).expect("valid");
         let n = remote
-            .negotiate(&[Law::Ulaw, Law::Alaw], &reach(), &plain())
+            .negotiate(&[Codec::PCMU, Codec::PCMA], &reach(), &plain())
             .expect("PCMU");
         let answer = LocalMedia {
             ip: "127.0.0.1".parse().expect("ip"),
             port: 20000,
             session_id: 7,
             version: 1,
-            laws: &[n.law],
+            codecs: &[n.codec],
             dtmf_pt: n.dtmf_pt,
             direction: n.direction,
             master: &[7; MASTER_LEN],
@@ -634,7 +725,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let g729 = OFFER.replace("RTP/AVP 18 8 0 101", "RTP/AVP 18");
         let remote = RemoteMedia::parse(g729.as_bytes()).expect("valid");
         assert_eq!(
-            remote.negotiate(&[Law::Ulaw], &reach(), &plain()),
+            remote.negotiate(&[Codec::PCMU], &reach(), &plain()),
             Err(SdpError::NoCommonCodec)
         );
 
@@ -643,7 +734,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         assert!(remote.is_hold());
         assert_eq!(
             remote
-                .negotiate(&[Law::Ulaw], &reach(), &plain())
+                .negotiate(&[Codec::PCMU], &reach(), &plain())
                 .expect("ok")
                 .direction,
             Direction::RecvOnly
@@ -680,7 +771,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
             master: [9; MASTER_LEN],
         };
         let n = remote
-            .negotiate(&[Law::Ulaw], &reach(), &ours)
+            .negotiate(&[Codec::PCMU], &reach(), &ours)
             .expect("SRTP");
         assert_eq!(
             n.srtp,
@@ -695,7 +786,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
             port: 20000,
             session_id: 7,
             version: 1,
-            laws: &[n.law],
+            codecs: &[n.codec],
             dtmf_pt: n.dtmf_pt,
             direction: n.direction,
             master: &ours.master,
@@ -721,7 +812,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
             port: 20000,
             session_id: 7,
             version: 2,
-            laws: &[Law::Ulaw],
+            codecs: &[Codec::PCMU],
             dtmf_pt: Some(101),
             direction: Direction::SendRecv,
             master: &[9; MASTER_LEN],
@@ -748,7 +839,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
             master: [9; MASTER_LEN],
         };
         let n = remote
-            .negotiate(&[Law::Ulaw], &reach(), &ours)
+            .negotiate(&[Codec::PCMU], &reach(), &ours)
             .expect("SRTP");
         assert_eq!(n.srtp.map(|k| (k.ours, k.theirs)), Some(([9; 30], [4; 30])));
         assert_eq!(
@@ -766,11 +857,15 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         };
         let plain_offer = RemoteMedia::parse(OFFER.as_bytes()).expect("valid");
         assert_eq!(
-            plain_offer.negotiate(&[Law::Ulaw], &reach(), &required),
+            plain_offer.negotiate(&[Codec::PCMU], &reach(), &required),
             Err(SdpError::EncryptionRequired)
         );
         let secure = RemoteMedia::parse(sdes_offer().as_bytes()).expect("valid");
-        assert!(secure.negotiate(&[Law::Ulaw], &reach(), &required).is_ok());
+        assert!(
+            secure
+                .negotiate(&[Codec::PCMU], &reach(), &required)
+                .is_ok()
+        );
         // An MKI, or a key of the wrong length, leaves no line we can use.
         let key = STANDARD.encode([5u8; MASTER_LEN]);
         for bad in [
@@ -795,7 +890,11 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let remote = RemoteMedia::parse(avp_first.as_bytes()).expect("valid");
         assert!(remote.crypto.is_some());
         assert_eq!(remote.addr.port(), 6002);
-        assert!(remote.negotiate(&[Law::Ulaw], &reach(), &required).is_ok());
+        assert!(
+            remote
+                .negotiate(&[Codec::PCMU], &reach(), &required)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -823,19 +922,19 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let remote = RemoteMedia::parse(v6.as_bytes()).expect("valid");
         // A dual-stack phone signalling over IPv4 hears us at its IPv4 address.
         let n = remote
-            .negotiate(&[Law::Ulaw], &reach(), &plain())
+            .negotiate(&[Codec::PCMU], &reach(), &plain())
             .expect("answered");
         assert_eq!(n.remote, SocketAddr::from(([127, 0, 0, 1], 6000)));
         assert_eq!(n.redirected_from, "2001:db8::5".parse::<IpAddr>().ok());
         // Neither the offer nor the signalling peer is of our family: nothing to send to.
         assert!(matches!(
-            remote.negotiate(&[Law::Ulaw], &reach_from(LOCAL, "2001:db8::5"), &plain()),
+            remote.negotiate(&[Codec::PCMU], &reach_from(LOCAL, "2001:db8::5"), &plain()),
             Err(SdpError::Address(..))
         ));
         assert!(
             remote
                 .negotiate(
-                    &[Law::Ulaw],
+                    &[Codec::PCMU],
                     &reach_from("::1".parse().expect("ip"), "2001:db8::5"),
                     &plain()
                 )
@@ -849,7 +948,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let remote = RemoteMedia::parse(elsewhere.as_bytes()).expect("valid");
         let from_trunk = reach_from(LOCAL, "10.0.0.1");
         let n = remote
-            .negotiate(&[Law::Ulaw], &from_trunk, &plain())
+            .negotiate(&[Codec::PCMU], &from_trunk, &plain())
             .expect("answered");
         assert_eq!(
             n.remote,
@@ -865,7 +964,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
             ..from_trunk
         };
         let n = remote
-            .negotiate(&[Law::Ulaw], &gateways, &plain())
+            .negotiate(&[Codec::PCMU], &gateways, &plain())
             .expect("answered");
         assert_eq!(
             n.remote,

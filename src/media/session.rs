@@ -1,9 +1,10 @@
 //! One call leg's media, sans-IO: what it sends each 20 ms tick (prompt audio, audio
 //! relayed from a bridged leg, or silence between them: the stream never stops while the
-//! leg sends, as SBCs and NAT pinholes expect), encrypted when the leg is SRTP (`srtp`),
-//! what it received (authenticated and decrypted first; in order, through the jitter buffer),
-//! the DTMF keys pressed, and whether the peer's RTP stopped. The media worker owns the
-//! socket and the clock; this only sees datagrams, `now` and commands.
+//! leg sends, as SBCs and NAT pinholes expect), encoded in the leg's codec and encrypted
+//! when the leg is SRTP (`srtp`), what it received (authenticated and decrypted first; in
+//! order, through the jitter buffer; decoded with the leg's own decoder state), the DTMF
+//! keys pressed, and whether the peer's RTP stopped. The media worker owns the socket and
+//! the clock; this only sees datagrams, `now` and commands.
 //!
 //! RTP is taken from the negotiated peer only (the RTP-bleed class of attacks: anyone
 //! who guesses the port could otherwise hear the prompts, press keys and speak to the
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::clip::Clip;
+use super::codec::{Audio, Decoder, Encoder, FRAME_SAMPLES};
 use super::dtmf::DtmfReceiver;
 use super::jitter::{Frame, JitterBuffer};
 use super::rtp::{HEADER_LEN, Packet, Sender};
@@ -30,8 +32,6 @@ use super::srtp::{MASTER_LEN, MAX_TAG, SrtpStream, Suite};
 /// its place.
 const RELATCH_AFTER: Duration = Duration::from_secs(1);
 
-/// Samples per 20 ms packet at 8 kHz.
-pub const FRAME_SAMPLES: usize = 160;
 /// A buffer that holds any packet we send, with an SRTP tag.
 pub const MAX_PACKET: usize = HEADER_LEN + FRAME_SAMPLES + MAX_TAG;
 /// The largest SRTP datagram we decrypt (it is copied first: the worker's buffer is shared).
@@ -73,8 +73,12 @@ pub struct MediaSession {
     dtmf: DtmfReceiver,
     playlist: VecDeque<(PlayId, Arc<Clip>)>,
     pos: usize,
-    /// Payloads relayed from a bridged leg, already in our law, sent one per tick.
-    relay: VecDeque<[u8; FRAME_SAMPLES]>,
+    /// Audio relayed from a bridged leg, sent one frame per tick.
+    relay: VecDeque<Audio>,
+    /// The codec's state for what we send and what we receive (G.722 adapts to its own
+    /// stream, so each direction keeps one for the life of the codec).
+    encoder: Encoder,
+    decoder: Decoder,
     last_rx: Instant,
     timeout: Duration,
     timed_out: bool,
@@ -112,6 +116,8 @@ impl MediaSession {
             remote: neg.remote,
             srtp_tx: srtp_stream(tx_key(&neg)),
             srtp_rx: srtp_stream(rx_key(&neg)),
+            encoder: Encoder::new(neg.codec),
+            decoder: Decoder::new(neg.codec),
             neg,
             latched: false,
             signalling,
@@ -148,6 +154,16 @@ impl MediaSession {
         if rx_key(&neg) != rx_key(&self.neg) {
             self.srtp_rx = srtp_stream(rx_key(&neg));
         }
+        if neg.codec != self.neg.codec {
+            self.encoder = Encoder::new(neg.codec);
+            // What the buffer holds is in the old codec: decoding it with the new one
+            // would be noise, and would lead a G.722 decoder's fresh predictor astray.
+            self.jitter.drain().for_each(drop);
+        }
+        if neg.codec != self.neg.codec || neg.remote != self.neg.remote {
+            // A new stream: a G.722 decoder adapts to one sender's codes.
+            self.decoder = Decoder::new(neg.codec);
+        }
         self.neg = neg;
         self.last_rx = now;
         self.timed_out = false;
@@ -168,14 +184,14 @@ impl MediaSession {
         !self.playlist.is_empty()
     }
 
-    /// Queues audio from the other leg of a bridge, in this leg's law.
-    pub fn relay(&mut self, payload: [u8; FRAME_SAMPLES]) {
+    /// Queues audio from the other leg of a bridge.
+    pub fn relay(&mut self, audio: Audio) {
         // More than a few frames queued means the legs' clocks drift apart: drop the
         // oldest rather than let the delay grow.
         if self.relay.len() >= 4 {
             self.relay.pop_front();
         }
-        self.relay.push_back(payload);
+        self.relay.push_back(audio);
     }
 
     pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
@@ -207,7 +223,7 @@ impl MediaSession {
             self.counters.rx_ignored += 1;
             return;
         };
-        let audio = p.payload_type == self.neg.law.payload_type();
+        let audio = p.payload_type == self.neg.codec.payload_type();
         let dtmf = Some(p.payload_type) == self.neg.dtmf_pt;
         if !audio && !dtmf {
             self.counters.rx_ignored += 1;
@@ -252,6 +268,12 @@ impl MediaSession {
         self.jitter.drain()
     }
 
+    /// Decodes a received frame's payload, in order (the decoder keeps state): 8 kHz into
+    /// `narrow`, and 16 kHz into `wide` when the codec is wideband (else it is left empty).
+    pub fn decode(&mut self, payload: &[u8], narrow: &mut Vec<i16>, wide: &mut Vec<i16>) {
+        self.decoder.decode(payload, narrow, wide);
+    }
+
     pub fn jitter_stats(&self) -> super::jitter::Stats {
         self.jitter.stats
     }
@@ -271,19 +293,13 @@ impl MediaSession {
             self.events.push_back(SessionEvent::Timeout);
         }
         let mut payload = [0u8; FRAME_SAMPLES];
-        if let Some(frame) = self.relay.pop_front() {
-            payload = frame;
-        } else if !self.next_prompt_frame(&mut payload) {
-            // Nothing to say: silence, so the peer's SBC, a NAT's pinhole and its jitter
-            // buffer see a steady stream between prompts.
-            payload.fill(self.neg.law.encode(0));
-        }
+        self.next_payload(&mut payload);
         if !self.neg.direction.we_send() || self.remote.ip().is_unspecified() {
             self.sender.skip(FRAME_SAMPLES as u32);
             return None;
         }
         let mut n = self.sender.write(
-            self.neg.law.payload_type(),
+            self.neg.codec.payload_type(),
             &payload,
             FRAME_SAMPLES as u32,
             buf,
@@ -296,19 +312,46 @@ impl MediaSession {
         Some((n, self.remote))
     }
 
-    /// Fills `payload` with the next 20 ms of the playlist (silence-padded at a clip's
-    /// end); false when nothing plays.
-    fn next_prompt_frame(&mut self, payload: &mut [u8; FRAME_SAMPLES]) -> bool {
-        let law = self.neg.law;
+    /// The next 20 ms to send: relayed audio, else the playlist, else silence (so the
+    /// peer's SBC, a NAT's pinhole and its jitter buffer see a steady stream between
+    /// prompts). G.711 prompts are copied from the clip's encoding made once; everything
+    /// else goes through the leg's encoder.
+    fn next_payload(&mut self, payload: &mut [u8; FRAME_SAMPLES]) {
+        if let Some(audio) = self.relay.pop_front() {
+            return self.encoder.encode(&audio, payload);
+        }
+        if let Encoder::G711(law) = self.encoder {
+            if !self.next_prompt_frame(|c| &c.encoded(law)[..], payload, law.encode(0)) {
+                payload.fill(law.encode(0));
+            }
+            return;
+        }
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        self.next_prompt_frame(|c| &c.pcm()[..], &mut pcm, 0);
+        let audio = Audio {
+            narrow: pcm,
+            wide: None,
+        };
+        self.encoder.encode(&audio, payload);
+    }
+
+    /// Fills `out` with the next 20 ms of the playlist as `samples` gives each clip (padded
+    /// with `pad` at a clip's end); false when nothing plays.
+    fn next_prompt_frame<T: Copy>(
+        &mut self,
+        samples: impl Fn(&Clip) -> &[T],
+        out: &mut [T; FRAME_SAMPLES],
+        pad: T,
+    ) -> bool {
         let mut filled = 0;
         while filled == 0 {
             let Some((id, clip)) = self.playlist.front() else {
                 return false;
             };
-            let audio = clip.encoded(law);
+            let audio = samples(clip);
             let end = (self.pos + FRAME_SAMPLES).min(audio.len());
             filled = end.saturating_sub(self.pos);
-            payload[..filled].copy_from_slice(&audio[self.pos.min(end)..end]);
+            out[..filled].copy_from_slice(&audio[self.pos.min(end)..end]);
             self.pos = end;
             if self.pos >= audio.len() {
                 self.events.push_back(SessionEvent::PlayDone(*id));
@@ -316,7 +359,7 @@ impl MediaSession {
                 self.pos = 0;
             }
         }
-        payload[filled..].fill(law.encode(0));
+        out[filled..].fill(pad);
         true
     }
 
@@ -328,6 +371,7 @@ impl MediaSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::codec::Codec;
     use crate::media::g711::Law;
     use crate::media::sdp::Direction;
 
@@ -335,7 +379,7 @@ mod tests {
 
     fn neg(law: Law) -> Negotiated {
         Negotiated {
-            law,
+            codec: Codec::G711(law),
             dtmf_pt: Some(101),
             remote: "127.0.0.1:6000".parse().expect("addr"),
             redirected_from: None,
@@ -573,13 +617,84 @@ mod tests {
     }
 
     #[test]
+    fn a_g722_leg_sends_its_prompts_in_g722_and_decodes_what_it_receives_in_order() {
+        let t = Instant::now();
+        let wide = Negotiated {
+            codec: Codec::G722,
+            ..neg(Law::Ulaw)
+        };
+        let mut ours = MediaSession::new(t, wide, SIP, 30_000 * MS, 40 * MS);
+        let mut peer = MediaSession::new(t, wide, SIP, 30_000 * MS, 40 * MS);
+        // A 1 kHz prompt recorded at 8 kHz.
+        let tone: Vec<i16> = (0..8000)
+            .map(|i| (8000.0 * (std::f64::consts::PI * i as f64 / 4.0).sin()) as i16)
+            .collect();
+        ours.play(1, Clip::from_pcm(tone.clone().into()));
+        let mut buf = [0u8; MAX_PACKET];
+        let peer_addr: SocketAddr = "127.0.0.1:6000".parse().expect("addr");
+        let (mut narrow, mut wideband, mut heard) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..50u32 {
+            let (n, _) = ours.tick(t + i * 20 * MS, &mut buf).expect("sent");
+            let p = Packet::parse(&buf[..n]).expect("rtp");
+            assert_eq!((p.payload_type, p.payload.len()), (9, FRAME_SAMPLES));
+            peer.on_datagram(t + i * 20 * MS, peer_addr, &buf[..n]);
+            while let Some(f) = peer.poll_frame(t + i * 20 * MS) {
+                peer.decode(f.payload(), &mut narrow, &mut wideband);
+                assert_eq!((narrow.len(), wideband.len()), (160, 320));
+                heard.extend_from_slice(&narrow);
+            }
+        }
+        assert!(heard.len() >= 40 * FRAME_SAMPLES, "{} samples", heard.len());
+        // The tone, delayed a little by the resamplers and the QMFs.
+        let best = (0..64)
+            .map(|lag| {
+                let (mut dot, mut a, mut b) = (0f64, 0f64, 0f64);
+                for i in 800..4800 {
+                    let (x, y) = (tone[i] as f64, heard[i + lag] as f64);
+                    dot += x * y;
+                    a += x * x;
+                    b += y * y;
+                }
+                dot / (a * b).sqrt()
+            })
+            .fold(f64::MIN, f64::max);
+        assert!(best > 0.95, "correlation {best:.3}");
+    }
+
+    #[test]
+    fn a_codec_change_drops_what_was_received_in_the_old_codec() {
+        let t = Instant::now();
+        let mut s = MediaSession::new(t, neg(Law::Ulaw), SIP, 30_000 * MS, 60 * MS);
+        let peer: SocketAddr = "127.0.0.1:6000".parse().expect("addr");
+        for i in 0..3u16 {
+            s.on_datagram(t, peer, &rtp(0, i, 160 * i as u32, &[0x80; 160]));
+        }
+        s.update(
+            t,
+            Negotiated {
+                codec: Codec::G722,
+                ..neg(Law::Ulaw)
+            },
+        );
+        assert!(s.poll_frame(t + 100 * MS).is_none(), "µ-law is not G.722");
+        s.on_datagram(t, peer, &rtp(9, 3, 480, &[0x80; 160]));
+        s.on_datagram(t, peer, &rtp(0, 4, 640, &[0x80; 160]));
+        assert_eq!(s.poll_frame(t + 100 * MS).map(|f| f.timestamp), Some(480));
+        assert!(s.poll_frame(t + 100 * MS).is_none());
+        assert_eq!(s.counters.rx_ignored, 1, "the old payload type now");
+    }
+
+    #[test]
     fn relayed_audio_goes_before_prompts() {
         let t = Instant::now();
         let mut s = MediaSession::new(t, neg(Law::Ulaw), SIP, 30_000 * MS, 60 * MS);
         s.play(1, Clip::from_pcm(vec![0i16; 1600].into()));
-        s.relay([42; FRAME_SAMPLES]);
+        s.relay(Audio::new(&[1000; FRAME_SAMPLES], &[]));
         let mut buf = [0u8; MAX_PACKET];
         let (n, _) = s.tick(t, &mut buf).expect("sends");
-        assert_eq!(Packet::parse(&buf[..n]).expect("rtp").payload[0], 42);
+        assert_eq!(
+            Packet::parse(&buf[..n]).expect("rtp").payload[0],
+            Law::Ulaw.encode(1000)
+        );
     }
 }

@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::clip::Clip;
-use super::g711::Law;
+use super::codec::{Audio, Codec, FRAME_SAMPLES, WIDE_SAMPLES};
 use super::recorder::Recorder;
 use super::sdp::{Negotiated, Reach};
-use super::session::{FRAME_SAMPLES, MAX_PACKET, MediaSession, PlayId, SessionEvent};
+use super::session::{MAX_PACKET, MediaSession, PlayId, SessionEvent};
 use super::{MediaConfig, RecordingConfig};
 use crate::cidr::Cidr;
 use crate::metrics::{Counter, Gauge, Registry};
@@ -28,9 +28,10 @@ pub const TICK: Duration = Duration::from_millis(20);
 
 pub type LegId = u64;
 
-/// Where received audio goes besides the recorder (a speech recognizer). Called on the
+/// Where received audio goes besides the recorder (a speech recognizer): 8 kHz samples,
+/// and the 16 kHz ones when the leg's codec is wideband (else empty). Called on the
 /// worker, so it must not block.
-pub type AudioTap = Box<dyn FnMut(&[i16]) + Send>;
+pub type AudioTap = Box<dyn FnMut(&[i16], &[i16]) + Send>;
 
 enum Command {
     Start {
@@ -116,7 +117,7 @@ pub struct Media {
     next_worker: Arc<AtomicUsize>,
     next_leg: Arc<AtomicU64>,
     ports: Arc<Ports>,
-    laws: Arc<[Law]>,
+    codecs: Arc<[Codec]>,
     recording: Option<PathBuf>,
     networks: Arc<[Cidr]>,
 }
@@ -169,15 +170,6 @@ impl Media {
                 tx
             })
             .collect();
-        let laws = config
-            .codecs
-            .iter()
-            .filter_map(|c| match c.to_ascii_uppercase().as_str() {
-                "PCMU" => Some(Law::Ulaw),
-                "PCMA" => Some(Law::Alaw),
-                _ => None,
-            })
-            .collect();
         let mut networks = trusted;
         // Checked with the config (`MediaConfig::problems`) before the engine starts.
         networks.extend(
@@ -196,14 +188,14 @@ impl Media {
                 max: config.rtp_port_max,
                 cursor: AtomicU32::new(0),
             }),
-            laws,
+            codecs: config.codec_list().into(),
             recording: recording.enabled.then(|| PathBuf::from(&recording.dir)),
         }
     }
 
-    /// The codecs we accept, in our order of preference.
-    pub fn laws(&self) -> &[Law] {
-        &self.laws
+    /// The codecs we accept, in the order our offers list them.
+    pub fn codecs(&self) -> &[Codec] {
+        &self.codecs
     }
 
     /// Where the audio of a call signalled by `peer` may go, sent from `local`.
@@ -476,11 +468,10 @@ fn apply(
             if let Some(mut e) = legs.remove(&leg) {
                 metrics.legs.dec();
                 let frames: Vec<_> = e.session.drain_frames().collect();
-                let law = e.session.negotiated().law;
                 if let Some(mut rec) = e.recorder.take() {
-                    let mut pcm = Vec::with_capacity(FRAME_SAMPLES);
+                    let (mut pcm, mut wide) = (Vec::new(), Vec::new());
                     for f in frames {
-                        law.decode_into(f.payload(), &mut pcm);
+                        e.session.decode(f.payload(), &mut pcm, &mut wide);
                         let _ = rec.write(f.timestamp, &pcm);
                     }
                     if let Err(err) = rec.finish() {
@@ -508,7 +499,8 @@ fn report_loss(e: &mut Entry, metrics: &Metrics) {
 struct Scratch {
     datagram: Vec<u8>,
     pcm: Vec<i16>,
-    relays: Vec<(LegId, [i16; FRAME_SAMPLES])>,
+    wide: Vec<i16>,
+    relays: Vec<(LegId, Audio)>,
 }
 
 fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s: &mut Scratch) {
@@ -525,9 +517,8 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
         }
         ignored += e.session.counters.rx_ignored - ignored_before;
         foreign += e.session.counters.rx_foreign - foreign_before;
-        let law = e.session.negotiated().law;
         while let Some(frame) = e.session.poll_frame(now) {
-            law.decode_into(frame.payload(), &mut s.pcm);
+            e.session.decode(frame.payload(), &mut s.pcm, &mut s.wide);
             if let Some(rec) = e.recorder.as_mut()
                 && let Err(err) = rec.write(frame.timestamp, &s.pcm)
             {
@@ -535,21 +526,24 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
                 e.recorder = None;
             }
             if let Some(tap) = e.tap.as_mut() {
-                (tap.sink)(&s.pcm);
+                (tap.sink)(&s.pcm, &s.wide);
                 tap.owed -= s.pcm.len() as i64;
             }
             if let Some(other) = e.bridged {
-                for chunk in s.pcm.chunks(FRAME_SAMPLES) {
-                    let mut frame = [0i16; FRAME_SAMPLES];
-                    frame[..chunk.len()].copy_from_slice(chunk);
-                    s.relays.push((other, frame));
+                // A packet longer than 20 ms is relayed 20 ms at a time; the wideband side,
+                // when there is one, is cut at the same points.
+                let wide_chunks = s.wide.chunks(WIDE_SAMPLES).map(Some);
+                let wide_chunks = wide_chunks.chain(std::iter::repeat(None));
+                for (chunk, wide) in s.pcm.chunks(FRAME_SAMPLES).zip(wide_chunks) {
+                    s.relays
+                        .push((other, Audio::new(chunk, wide.unwrap_or_default())));
                 }
             }
         }
         if let Some(tap) = e.tap.as_mut() {
             tap.owed += FRAME_SAMPLES as i64;
             while tap.owed > TAP_SLACK {
-                (tap.sink)(&[0; FRAME_SAMPLES]);
+                (tap.sink)(&[0; FRAME_SAMPLES], &[]);
                 tap.owed -= FRAME_SAMPLES as i64;
             }
         }
@@ -565,14 +559,9 @@ fn process(legs: &mut HashMap<LegId, Entry>, now: Instant, metrics: &Metrics, s:
             report_loss(e, metrics);
         }
     }
-    for (leg, pcm) in s.relays.drain(..) {
+    for (leg, audio) in s.relays.drain(..) {
         if let Some(e) = legs.get_mut(&leg) {
-            let law = e.session.negotiated().law;
-            let mut payload = [0u8; FRAME_SAMPLES];
-            for (b, &x) in payload.iter_mut().zip(pcm.iter()) {
-                *b = law.encode(x);
-            }
-            e.session.relay(payload);
+            e.session.relay(audio);
         }
     }
     metrics.rx.add(rx);

@@ -21,7 +21,6 @@ mod language;
 mod offline;
 mod phonetic;
 mod remote;
-mod resample;
 mod service;
 mod session;
 mod text;

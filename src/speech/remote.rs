@@ -129,8 +129,9 @@ async fn drive(
             c.close().await;
             return Ok(());
         }
-        let step = utterance.on_audio(&frame);
-        c.queue(&frame).await?;
+        // vosk-server is configured for 8 kHz: the narrowband side goes.
+        let step = utterance.on_audio(frame.narrow());
+        c.queue(frame.narrow()).await?;
         match step {
             Step::Continue => {}
             Step::Emit(event) => ctx.emit(event),

@@ -213,7 +213,7 @@ pub struct Listener {
 impl Listener {
     /// Queues a frame of 8 kHz audio (20 ms, 160 samples on a call). Never blocks.
     pub fn push(&self, frame: &[i16]) -> Result<(), PushError> {
-        self.audio.push(frame)
+        self.audio.push(frame, &[])
     }
 
     /// The next event; `None` once the session is over and every event was read.
@@ -272,12 +272,13 @@ pub struct AudioSink {
 }
 
 impl AudioSink {
-    /// Queues a frame of 8 kHz audio. Never blocks.
-    pub fn push(&self, frame: &[i16]) -> Result<(), PushError> {
+    /// Queues a frame of 8 kHz audio, with the 16 kHz original when the caller's codec is
+    /// wideband (`wide` is empty otherwise). Never blocks.
+    pub fn push(&self, narrow: &[i16], wide: &[i16]) -> Result<(), PushError> {
         if self.lease.is_released() {
             return Err(PushError::Ended);
         }
-        let frame: Frame = frame.into();
+        let frame = Frame::new(narrow, wide);
         let full = match &self.tx {
             FrameTx::Local(session) => match session.push(frame) {
                 Ok(()) => false,

@@ -50,7 +50,32 @@ pub enum PushError {
     Ended,
 }
 
-pub(crate) type Frame = Box<[i16]>;
+/// 20 ms of a caller's audio at 8 kHz (what the endpointer reads, and what every
+/// recogniser can take), with the 16 kHz original when the caller's codec is wideband
+/// (G.722): a recogniser fed at 16 kHz takes that instead of upsampling.
+#[derive(Clone)]
+pub(crate) struct Frame {
+    /// The 8 kHz samples, then the 16 kHz ones if any: one allocation a frame.
+    samples: Box<[i16]>,
+    narrow: usize,
+}
+
+impl Frame {
+    pub fn new(narrow: &[i16], wide: &[i16]) -> Frame {
+        Frame {
+            samples: [narrow, wide].concat().into(),
+            narrow: narrow.len(),
+        }
+    }
+
+    pub fn narrow(&self) -> &[i16] {
+        &self.samples[..self.narrow]
+    }
+
+    pub fn wide(&self) -> Option<&[i16]> {
+        Some(&self.samples[self.narrow..]).filter(|w| !w.is_empty())
+    }
+}
 
 /// A claim on one recogniser, given back exactly once: by the session when it ends, or
 /// by the listener when it is dropped, whichever comes first.

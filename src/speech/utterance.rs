@@ -244,13 +244,14 @@ mod tests {
     fn the_gate_feeds_speech_with_its_pre_roll_and_nothing_else() {
         let mut u = Utterance::new(Language::Mandarin, EndpointConfig::default());
         let mut gate = Gate::default();
-        let loud: Frame = (0..FRAME_SAMPLES)
+        let loud: Vec<i16> = (0..FRAME_SAMPLES)
             .map(|i| if i % 2 == 0 { 6000 } else { -6000 })
             .collect();
-        let silence: Frame = vec![0i16; FRAME_SAMPLES].into();
+        let loud = Frame::new(&loud, &[]);
+        let silence = Frame::new(&[0i16; FRAME_SAMPLES], &[]);
         let mut fed = Vec::new();
         let mut feed = |u: &mut Utterance, gate: &mut Gate, f: &Frame| {
-            let step = u.on_audio(f);
+            let step = u.on_audio(f.narrow());
             let n = gate.pass(f.clone(), &step).count();
             fed.push(n);
             step

@@ -24,10 +24,10 @@ use vosk::{CompleteResult, DecodingState, Model, Recognizer};
 
 use super::admission::{Admission, Limits, Refusal};
 use super::config::LocalCapacity;
-use super::resample::Upsampler;
 use super::session::{Frame, Lease, PushError, SessionContext, SpeechEvent, Unavailable};
 use super::utterance::{Gate, Step, Utterance, Word};
 use super::{FRAME_SAMPLES, Language, SAMPLE_RATE, SpeechError};
+use crate::media::resample::Upsampler;
 
 /// Vosk reports word times as seconds since the recogniser was created, and the crate
 /// reads them as f32: past an hour they lose milliseconds, so the recogniser is renewed.
@@ -352,7 +352,7 @@ impl Work {
     /// One frame through the endpointer, the gate and (if speech) the recogniser.
     /// `arrived`: when the frame reached the inbox.
     fn step(&mut self, shared: &Shared, frame: Frame, arrived: Instant) {
-        let step = self.utterance.on_audio(&frame);
+        let step = self.utterance.on_audio(frame.narrow());
         let at = self.utterance.stats.audio;
         let passed = self.gate.pass(frame, &step);
         if passed.len() > 0 && self.held.is_empty() {
@@ -429,12 +429,15 @@ impl Work {
         };
         for f in held.drain(..) {
             let started = Instant::now();
-            let samples: &[i16] = match upsampler.as_mut() {
-                Some(u) => {
-                    u.process(&f, wide);
+            // A 16 kHz recogniser takes a wideband caller's own audio, else the 8 kHz
+            // audio upsampled; an 8 kHz one takes the 8 kHz audio.
+            let samples: &[i16] = match (upsampler.as_mut(), f.wide()) {
+                (Some(_), Some(original)) => original,
+                (Some(u), None) => {
+                    u.process(f.narrow(), wide);
                     wide
                 }
-                None => &f,
+                (None, _) => f.narrow(),
             };
             w.fed += samples.len() as u64;
             match w.recognizer.accept_waveform(samples) {

@@ -49,12 +49,12 @@
 //!   phone sends 180 Ringing, emits CALL_INCOMING and waits for `accept`. `hangup` on a
 //!   ringing call answers 486 Busy Here; on an answered one it sends BYE.
 //! - Audio source `aufile,<wav>`: the file must be 16-bit mono at the codec's rate
-//!   (8 kHz for G.711), is loaded whole, starts at answer, and the call is *hung up* when
+//!   (8 kHz for G.711, 16 kHz for G.722), is loaded whole, starts at answer, and the call is *hung up* when
 //!   it ends (AUDIO_ERROR "end of file", then CALL_CLOSED): the harness pads it with
 //!   silence up to `call_limit`. No audio player is loaded (there is no null player in
 //!   1.0: aufile has no player); the decoder and filters still run.
 //! - `sndfile` (filter, needs `snd_path`) writes `dump-YYYY-MM-DD-hh-mm-ss-dec.wav`
-//!   (what the phone heard) and `...-enc.wav` (what it sent), 8 kHz 16-bit, named by the
+//!   (what the phone heard) and `...-enc.wav` (what it sent), 16-bit at the codec's rate, named by the
 //!   *second* the first frame passed: two calls starting in the same second would share a
 //!   name. The header is only complete once the call is freed (just after CALL_CLOSED),
 //!   so the harness waits for a consistent RIFF size and renames them `callN-heard.wav`
@@ -63,8 +63,10 @@
 //!   `statmode_default off`.
 //! - `rtp_ports a-b`: baresip picks random ports in the range per call and retries on a
 //!   busy one; RTP and RTCP take two ports unless `rtcp_mux yes`.
-//! - Without stun/turn/ice modules there is no STUN/ICE; only `g711.so` is loaded, so the
-//!   SDP answer holds PCMU/PCMA and telephone-event/8000 (payload type 101) when offered.
+//! - Without stun/turn/ice modules there is no STUN/ICE; one codec module is loaded
+//!   (`PhoneOptions::codec`): `g711.so` by default, so the SDP answer holds PCMU/PCMA and
+//!   telephone-event/8000 (payload type 101) when offered; `g722.so` (spandsp's G.722)
+//!   offers and answers `9 G722/8000` alone.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Write};
@@ -81,7 +83,6 @@ use super::{free_port, free_udp_block, wait_closed, wait_until};
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ports in each phone's RTP range: baresip picks random ones in it per call.
 const RTP_SPAN: u16 = 20;
-const SAMPLE_RATE: u32 = 8000;
 
 /// What a phone is and how it behaves.
 #[derive(Clone, Debug)]
@@ -103,6 +104,33 @@ pub struct PhoneOptions {
     /// baresip's `mediaenc` for the account: `Some("srtp-mand")` offers and accepts SDES
     /// SRTP only (its `srtp` module, libsrtp's transforms).
     pub media_encryption: Option<&'static str>,
+    /// The one codec module loaded.
+    pub codec: PhoneCodec,
+}
+
+/// The codec module a phone loads, and the audio rate its files are in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhoneCodec {
+    /// `g711.so`: PCMU and PCMA, 8 kHz.
+    G711,
+    /// `g722.so`: G.722 only, 16 kHz.
+    G722,
+}
+
+impl PhoneCodec {
+    fn module(self) -> &'static str {
+        match self {
+            PhoneCodec::G711 => "g711.so",
+            PhoneCodec::G722 => "g722.so",
+        }
+    }
+
+    pub fn sample_rate(self) -> u32 {
+        match self {
+            PhoneCodec::G711 => 8000,
+            PhoneCodec::G722 => 16000,
+        }
+    }
 }
 
 impl PhoneOptions {
@@ -126,6 +154,7 @@ impl PhoneOptions {
             play: None,
             call_limit: Duration::from_secs(120),
             media_encryption: None,
+            codec: PhoneCodec::G711,
         }
     }
 }
@@ -215,7 +244,12 @@ impl Baresip {
         let rec = home.join("rec");
         std::fs::create_dir_all(&rec).expect("create the phone's folder");
         let play = home.join("play.wav");
-        write_padded(opts.play.as_deref(), opts.call_limit, &play);
+        write_padded(
+            opts.play.as_deref(),
+            opts.call_limit,
+            opts.codec.sample_rate(),
+            &play,
+        );
         let config = format!(
             "sip_listen\t127.0.0.1:{sip_port}\n\
              net_interface\t127.0.0.1\n\
@@ -224,7 +258,7 @@ impl Baresip {
              call_max_calls\t4\n\
              audio_source\taufile,{}\n\
              module_path\t/usr/lib/baresip/modules\n\
-             module\tg711.so\n\
+             module\t{}\n\
              module\tsrtp.so\n\
              module\tsndfile.so\n\
              module\taufile.so\n\
@@ -236,6 +270,7 @@ impl Baresip {
             rtp.0,
             rtp.1,
             play.display(),
+            opts.codec.module(),
             rec.display(),
         );
         std::fs::write(home.join("config"), config).expect("write the baresip config");
@@ -686,7 +721,7 @@ fn collect_recording(shared: &Shared, rec: &Path, n: usize, call_id: String) {
 
 /// `play` (or nothing) followed by silence, `limit` long in all: baresip hangs up when
 /// its audio file ends.
-fn write_padded(play: Option<&Path>, limit: Duration, to: &Path) {
+fn write_padded(play: Option<&Path>, limit: Duration, rate: u32, to: &Path) {
     let mut samples: Vec<i16> = Vec::new();
     if let Some(play) = play {
         let mut reader =
@@ -694,10 +729,10 @@ fn write_padded(play: Option<&Path>, limit: Duration, to: &Path) {
         let spec = reader.spec();
         assert!(
             spec.channels == 1
-                && spec.sample_rate == SAMPLE_RATE
+                && spec.sample_rate == rate
                 && spec.bits_per_sample == 16
                 && spec.sample_format == hound::SampleFormat::Int,
-            "{}: baresip's aufile needs 8 kHz mono 16-bit PCM, not {spec:?}",
+            "{}: baresip's aufile needs mono 16-bit PCM at {rate} Hz, not {spec:?}",
             play.display()
         );
         samples = reader
@@ -705,11 +740,11 @@ fn write_padded(play: Option<&Path>, limit: Duration, to: &Path) {
             .collect::<Result<_, _>>()
             .unwrap_or_else(|e| panic!("{}: {e}", play.display()));
     }
-    let total = (limit.as_secs_f64() * SAMPLE_RATE as f64) as usize;
+    let total = (limit.as_secs_f64() * rate as f64) as usize;
     samples.resize(total.max(samples.len()), 0);
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: SAMPLE_RATE,
+        sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };

@@ -413,15 +413,24 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// A WAV of a sine tone: 16-bit PCM, or mu-law for SIPp's rtp_stream.
+/// A WAV of a sine tone at 8 kHz: 16-bit PCM, or mu-law for SIPp's rtp_stream.
 pub fn tone(path: &Path, secs: f32, freq: u32, mulaw: bool) {
     let encoding: &[&str] = if mulaw {
         &["-e", "mu-law"]
     } else {
         &["-b", "16"]
     };
+    tone_at(path, secs, freq, 8000, encoding);
+}
+
+/// A 16-bit WAV of a sine tone at `rate` Hz (a wideband phone's audio file).
+pub fn wide_tone(path: &Path, secs: f32, freq: u32, rate: u32) {
+    tone_at(path, secs, freq, rate, &["-b", "16"]);
+}
+
+fn tone_at(path: &Path, secs: f32, freq: u32, rate: u32, encoding: &[&str]) {
     let status = Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1"])
+        .args(["-n", "-r", &rate.to_string(), "-c", "1"])
         .args(encoding)
         .arg(path)
         .args([
@@ -552,6 +561,15 @@ pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
         .collect::<Result<Vec<_>, _>>()
         .expect("samples");
     (samples, rate)
+}
+
+/// The dominant frequency of a tone, from its zero crossings.
+pub fn frequency(samples: &[i16], rate: u32) -> f64 {
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / rate as f64)
 }
 
 pub fn rms(samples: &[i16]) -> f64 {

@@ -9,21 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::baresip::{Baresip, PhoneOptions, Registration};
 use common::kamailio::Kamailio;
-use common::{Sipp, SippRun, out_dir, read_wav, rms, tone};
+use common::{Sipp, SippRun, frequency, out_dir, read_wav, rms, tone};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn assert_ok(run: &SippRun) {
     assert!(run.success, "SIPp failed:\n{}\n{}", run.output, run.errors);
-}
-
-/// The dominant frequency of a tone, from its zero crossings.
-fn frequency(samples: &[i16], rate: u32) -> f64 {
-    let crossings = samples
-        .windows(2)
-        .filter(|w| (w[0] < 0) != (w[1] < 0))
-        .count();
-    crossings as f64 / 2.0 / (samples.len() as f64 / rate as f64)
 }
 
 #[test]

@@ -23,3 +23,4 @@ mod speech_remote;
 mod supervisor_run;
 mod transfer;
 mod trunk_signalling;
+mod wideband;
