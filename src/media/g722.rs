@@ -8,6 +8,8 @@
 //! The RTP clock of G.722 is 8000 Hz although it carries 16 kHz audio (RFC 3551 4.5.2):
 //! a 20 ms packet holds 160 octets, 320 samples, and advances the timestamp by 160.
 
+use super::resample::History;
+
 /// The QMF's 24 coefficients, of which these are one half (the filter is symmetric).
 const QMF: [i32; 12] = [3, -11, 12, 32, -210, 951, 3876, -805, 362, -156, 53, -11];
 
@@ -183,8 +185,8 @@ impl Band {
 /// Both bands' state and the QMF's history: what a stream's encoder or decoder keeps.
 #[derive(Debug, Clone)]
 struct State {
-    /// The last 24 samples through the QMF, oldest first.
-    x: [i32; 24],
+    /// The last 24 samples through the QMF.
+    x: History<24>,
     low: Band,
     high: Band,
 }
@@ -192,7 +194,7 @@ struct State {
 impl Default for State {
     fn default() -> Self {
         State {
-            x: [0; 24],
+            x: History::new(),
             low: Band::new(32),
             high: Band::new(8),
         }
@@ -203,14 +205,14 @@ impl State {
     /// Shifts a pair into the QMF history and returns the two filter sums (the taps on the
     /// older and on the newer sample of each pair).
     fn qmf(&mut self, first: i32, second: i32) -> (i32, i32) {
-        self.x.copy_within(2.., 0);
-        self.x[22] = first;
-        self.x[23] = second;
+        self.x.push(first);
+        self.x.push(second);
+        let x = self.x.samples();
         let mut older = 0;
         let mut newer = 0;
-        for i in 0..12 {
-            older += self.x[2 * i] * QMF[i];
-            newer += self.x[2 * i + 1] * QMF[11 - i];
+        for (i, pair) in x.chunks_exact(2).enumerate() {
+            older += pair[0] * QMF[i];
+            newer += pair[1] * QMF[11 - i];
         }
         (older, newer)
     }
@@ -233,9 +235,8 @@ impl Encoder {
 
             let el = saturate(xlow - st.low.s);
             let magnitude = if el >= 0 { el } else { -(el + 1) };
-            let level = (1..30)
-                .find(|&i| magnitude < (Q6[i] * st.low.det) >> 12)
-                .unwrap_or(30);
+            // The first decision level above the magnitude (levels rise: a binary search).
+            let level = 1 + Q6[1..30].partition_point(|&q| magnitude >= (q * st.low.det) >> 12);
             let ilow = if el < 0 { ILN[level] } else { ILP[level] };
             st.low.adapt_low(ilow);
 
