@@ -176,6 +176,8 @@ pub(super) struct CallerLeg {
     session: SessionRefresh,
     /// The CSeq of our REFER while its outcome is awaited.
     refer: Option<u32>,
+    /// The trunk accepted our REFER (2xx): it is carrying the transfer out.
+    refer_accepted: bool,
     sdp_version: u64,
     /// The SDP we last sent: an answer that describes the same session keeps its version
     /// (RFC 3264 8).
@@ -245,6 +247,7 @@ impl CallerLeg {
             reliable: None,
             session: SessionRefresh::new(answering.timers, invite.session, peer_allows_update),
             refer: None,
+            refer_accepted: false,
             sdp_version: 1,
             last_sdp: None,
             dtmf_pt,
@@ -572,6 +575,7 @@ impl CallerLeg {
         h.push(Header::Other("Referred-By".into(), contact.clone()));
         h.push(Header::Contact(contact.into()));
         self.refer = headers::cseq(&req.headers).map(|(n, _)| n);
+        self.refer_accepted = false;
         let peer = self.dialog.next_hop();
         self.out.push_back(LegOutput::Sip(Box::new(Command::Send {
             peer,
@@ -593,6 +597,7 @@ impl CallerLeg {
             self.refer = None;
             self.event(LegEvent::Referred(Err(code)));
         }
+        self.refer_accepted |= ours && (200..300).contains(&code);
     }
 
     /// A NOTIFY of our REFER's progress (RFC 3515 2.4.4): its `message/sipfrag` body's
@@ -827,6 +832,13 @@ impl CallerLeg {
                 if ringing {
                     // RFC 3261 15.1.2: a BYE in the early dialog ends the INVITE too.
                     self.respond_invite(487, None);
+                }
+                if self.refer.take().is_some() && self.refer_accepted {
+                    // A trunk that accepted our REFER and leaves before its final NOTIFY
+                    // has taken the call (Asterisk hangs up as soon as it redirects).
+                    info!("the trunk took the call and hung up");
+                    self.state = State::Ended;
+                    return self.event(LegEvent::Referred(Ok(())));
                 }
                 info!("caller hung up");
                 self.end(EndReason::CallerHungUp);

@@ -1499,6 +1499,32 @@ fn a_transfer_by_refer_leaves_the_call_once_the_trunk_connected_it() {
 }
 
 #[test]
+fn a_trunk_that_accepted_our_refer_and_hangs_up_before_its_final_notify_took_the_call() {
+    let (mut net, mut dialog, tx, refer) = referred();
+    net.respond(Who::Trunk, tx, build::response(&refer, 202, None));
+    net.send(Who::Trunk, notify(&mut dialog, "SIP/2.0 100 Trying\r\n"));
+    assert_eq!(codes_of(&mut net.trunk), [200]);
+    net.send(Who::Trunk, dialog.request(Method::Bye, TRUNK));
+    assert_eq!(codes_of(&mut net.trunk), [200]);
+    assert!(net.trunk.requests().is_empty(), "no BYE of ours");
+    assert_eq!(net.ended.as_deref(), Some("transferred"));
+    let finished: Vec<_> = net
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            EventKind::CallFinished { outcome, .. } => Some(outcome),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished, ["transferred"]);
+
+    // Before the trunk accepted the REFER, its BYE is the caller hanging up.
+    let (mut net, mut dialog, _tx, _refer) = referred();
+    net.send(Who::Trunk, dialog.request(Method::Bye, TRUNK));
+    assert_eq!(net.ended.as_deref(), Some("caller_hung_up"));
+}
+
+#[test]
 fn a_refused_refer_or_a_failed_notify_takes_the_failed_step() {
     let (mut net, _dialog, tx, refer) = referred();
     net.respond(Who::Trunk, tx, build::response(&refer, 403, None));
