@@ -27,7 +27,7 @@ use super::conns::{ConnRefusal, Conns, TcpLimits};
 use super::metrics::{Metrics, RegistrarMetrics};
 use super::outgoing::Outgoing;
 use super::trunk_limits::TrunkLimits;
-use super::trunks::{TrunkRegistration, TrunkStatus, Trunks};
+use super::trunks::{TrunkLookup, TrunkRegistration, TrunkStatus, Trunks};
 use crate::cidr::Cidr;
 use crate::metrics::Registry;
 use crate::registrar::{BindingChange, Held, Registrar, Verdict};
@@ -55,8 +55,9 @@ pub struct Settings {
     pub trunk_limits: TrunkLimits,
     /// Caps and deadlines of TCP connections.
     pub tcp: TcpLimits,
-    /// The trunks to register with, and when the first REGISTERs go.
-    pub registrations: Vec<TrunkRegistration>,
+    /// The trunks to register with (those whose registrar's name did not resolve wait for
+    /// `handle_registrar_lookup`), and when the first REGISTERs go.
+    pub registrations: Vec<TrunkLookup>,
     /// The instant the core starts at.
     pub started: Instant,
 }
@@ -127,6 +128,9 @@ pub enum Event {
     Drained,
     /// A registering trunk's state changed: every trunk's status.
     Trunks(Vec<TrunkStatus>),
+    /// Look this trunk's registrar's name up again and answer with
+    /// `handle_registrar_lookup` (it did not resolve before).
+    LookUpRegistrar(String),
 }
 
 /// Commands from calls.
@@ -437,6 +441,23 @@ impl Core {
         }
         let (tx, out) = (&mut self.tx, &mut self.outgoing);
         self.trunks.handle_timeout(now, &mut sender(tx, out, now));
+        while let Some(trunk) = self.trunks.poll_lookup(now) {
+            self.events.push_back(Event::LookUpRegistrar(trunk));
+        }
+        self.drive(now);
+    }
+
+    /// The edge looked `trunk`'s registrar up again (`Event::LookUpRegistrar`): it
+    /// registers now, or the lookup is tried again later.
+    pub fn handle_registrar_lookup(
+        &mut self,
+        now: Instant,
+        trunk: &str,
+        result: Result<TrunkRegistration, String>,
+    ) {
+        let (tx, out) = (&mut self.tx, &mut self.outgoing);
+        self.trunks
+            .handle_lookup(now, trunk, result, &mut sender(tx, out, now));
         self.drive(now);
     }
 

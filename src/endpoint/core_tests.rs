@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rsip::{Request, Response, SipMessage};
 
 use super::*;
-use crate::endpoint::trunks::TrunkRegistration;
+use crate::endpoint::trunks::{TrunkLookup, TrunkRegistration};
 use crate::registrar::test_phone::{Phone, challenge_in};
 use crate::registrar::{RegistrarConfig, Secret};
 use crate::sip::parse::parse;
@@ -742,16 +742,12 @@ fn a_named_trunk_holds_at_most_its_calls_while_others_still_get_in() {
     assert_eq!(b.new_call().call_id, "p4");
 }
 
-#[test]
-fn a_registering_trunk_registers_at_start_and_takes_the_calls_sent_to_its_binding() {
-    const REGISTRAR: &str = "192.0.2.1:5060";
-    let now = Instant::now();
-    let mut settings = test_settings(10);
-    settings.started = now;
-    settings.registrations = vec![TrunkRegistration {
+/// Trunk "carrier", registering with `registrar` as 12345 (Contact token `tok1`).
+fn carrier(registrar: &str) -> TrunkRegistration {
+    TrunkRegistration {
         settings: RegisterSettings {
             trunk: "carrier".into(),
-            registrar: format!("sip:{REGISTRAR}"),
+            registrar: format!("sip:{registrar}"),
             aor: "sip:12345@carrier.example".into(),
             contact: "sip:12345@10.0.0.2:5060;line=tok1".into(),
             auth_user: "12345".into(),
@@ -761,9 +757,90 @@ fn a_registering_trunk_registers_at_start_and_takes_the_calls_sent_to_its_bindin
             transport: Transport::Udp,
             sent_by: "10.0.0.2:5060".into(),
         },
-        peer: Peer::udp(REGISTRAR),
+        peer: Peer::udp(registrar),
         token: "tok1".into(),
+    }
+}
+
+/// The trunks' statuses the core reported, as (state, reason, retry_s) of the first.
+fn trunk_reports(b: &mut Bench) -> Vec<(&'static str, Option<String>, Option<u64>)> {
+    b.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Trunks(s) => Some((s[0].state, s[0].reason.clone(), s[0].retry_s)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_registrar_whose_name_does_not_resolve_is_looked_up_again_later_until_it_registers() {
+    const REGISTRAR: &str = "192.0.2.1:5060";
+    let now = Instant::now();
+    let secs = Duration::from_secs;
+    let mut settings = test_settings(10);
+    settings.started = now;
+    settings.registrations = vec![TrunkLookup::Unresolved {
+        trunk: "carrier".into(),
+        why: "failed to lookup address information".into(),
     }];
+    let mut b = Bench {
+        core: Core::new(settings, None, &Registry::new()),
+        now,
+    };
+    b.core.handle_timeout(now);
+    assert!(b.core.poll_transmit().is_none(), "nothing to send it to");
+    let reports = trunk_reports(&mut b);
+    let [(state, Some(reason), retry)] = reports.as_slice() else {
+        panic!("one report: {reports:?}");
+    };
+    assert_eq!((*state, *retry), ("failed", Some(5)));
+    assert!(
+        reason.contains("does not resolve: failed to lookup"),
+        "{reason}"
+    );
+    assert_eq!(b.core.poll_timeout(), Some(now + secs(5)));
+
+    // When the wait is over the edge is asked, once, to look the name up again.
+    b.core.handle_timeout(now + secs(5));
+    let asked = |b: &mut Bench| {
+        b.events()
+            .into_iter()
+            .filter(|e| matches!(e, Event::LookUpRegistrar(t) if t == "carrier"))
+            .count()
+    };
+    assert_eq!(asked(&mut b), 1);
+    assert_ne!(b.core.poll_timeout(), Some(now + secs(5)), "no busy loop");
+    b.core.handle_timeout(now + secs(6));
+    assert_eq!(asked(&mut b), 0, "asked already");
+    // Down again: the wait doubles.
+    b.core
+        .handle_registrar_lookup(now + secs(6), "carrier", Err("no route".into()));
+    assert!(matches!(
+        trunk_reports(&mut b).as_slice(),
+        [("failed", Some(r), Some(10))] if r.contains("no route")
+    ));
+    b.core.handle_timeout(now + secs(16));
+    assert_eq!(asked(&mut b), 1);
+    // Resolved: it registers at once, and takes the calls sent to its binding.
+    b.core
+        .handle_registrar_lookup(now + secs(16), "carrier", Ok(carrier(REGISTRAR)));
+    b.core.handle_timeout(now + secs(16));
+    let t = b.core.poll_transmit().expect("a REGISTER");
+    assert_eq!(t.dest, Dest::Udp(addr(REGISTRAR)));
+    assert!(matches!(
+        b.core.registrations().as_slice(),
+        [(trunk, RegState::Registering)] if trunk == "carrier"
+    ));
+}
+
+#[test]
+fn a_registering_trunk_registers_at_start_and_takes_the_calls_sent_to_its_binding() {
+    const REGISTRAR: &str = "192.0.2.1:5060";
+    let now = Instant::now();
+    let mut settings = test_settings(10);
+    settings.started = now;
+    settings.registrations = vec![TrunkLookup::Resolved(Box::new(carrier(REGISTRAR)))];
     let mut b = Bench {
         core: Core::new(settings, None, &Registry::new()),
         now,

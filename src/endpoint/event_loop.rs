@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,8 +19,10 @@ use super::conns::{TcpLimits, tcp_connection_cap};
 use super::core::{Command, ConnEnd, Core, Dest, Event, Settings, Transmit};
 use super::tls::{self, Tls};
 use super::trunk_limits::{TrunkLimit, TrunkLimits};
-use super::trunks::{TrunkRegistration, TrunkStatus};
-use super::{CallEvent, CallStarter, EndpointHandle, IncomingCall, TrunkConfig, tcp};
+use super::trunks::{TrunkLookup, TrunkRegistration, TrunkStatus};
+use super::{
+    CallEvent, CallStarter, EndpointHandle, IncomingCall, RegisterConfig, TrunkConfig, tcp,
+};
 use crate::cidr::Cidr;
 use crate::metrics::{Counter, Registry};
 use crate::registrar::{BindingChange, Registrar};
@@ -75,6 +77,11 @@ pub(crate) enum Input {
     Drain {
         grace: Duration,
         done: oneshot::Sender<()>,
+    },
+    /// A trunk's registrar looked up again (`Event::LookUpRegistrar`).
+    RegistrarLookup {
+        trunk: String,
+        result: Box<Result<TrunkRegistration, String>>,
     },
 }
 
@@ -174,30 +181,21 @@ impl Endpoint {
             credentials: Arc::default(),
         };
         let registrations = trunk_registrations(trunks, &handle).await?;
+        let resolved = || {
+            registrations.iter().filter_map(|r| match r {
+                TrunkLookup::Resolved(t) => Some(t.as_ref()),
+                TrunkLookup::Unresolved { .. } => None,
+            })
+        };
         if tls_addr.is_none()
-            && let Some(r) = registrations
-                .iter()
-                .find(|r| r.settings.transport == Transport::Tls)
+            && let Some(r) = resolved().find(|r| r.settings.transport == Transport::Tls)
         {
             warn!(
                 trunk = %r.settings.trunk,
                 "registering by TLS without a TLS listener: calls sent to the binding reach us only on the registration's own connection (set [sip] tls)"
             );
         }
-        handle.credentials = Arc::new(
-            registrations
-                .iter()
-                .map(|r| {
-                    let s = &r.settings;
-                    let credentials = ClientCredentials {
-                        username: s.auth_user.clone(),
-                        password: s.password.clone(),
-                        realm: s.realm.clone(),
-                    };
-                    (r.peer.addr.ip(), credentials)
-                })
-                .collect(),
-        );
+        handle.credentials = Arc::new(RwLock::new(resolved().map(credentials_of).collect()));
         if let Some(listener) = tcp {
             tokio::spawn(tcp::accept_loop(listener, Transport::Tcp, tx.clone()));
         }
@@ -259,6 +257,11 @@ impl Endpoint {
             input: tx,
             starter,
             handle: handle.clone(),
+            registers: trunks
+                .named
+                .iter()
+                .filter_map(|(name, t)| Some((name.clone(), t.register.clone()?)))
+                .collect(),
             changes,
             local_ips: HashMap::new(),
             media_late_ticks: crate::media::worker::late_ticks(registry),
@@ -300,6 +303,8 @@ struct Loop {
     input: mpsc::UnboundedSender<Input>,
     starter: CallStarter,
     handle: EndpointHandle,
+    /// The registering trunks' settings, for looking a registrar up again.
+    registers: HashMap<String, RegisterConfig>,
     changes: Option<mpsc::UnboundedSender<BindingChange>>,
     local_ips: HashMap<IpAddr, IpAddr>,
     /// The media workers' count of late ticks: the core sheds calls when media runs late.
@@ -397,6 +402,18 @@ impl Loop {
                 };
                 self.core.handle_datagram(now, peer, &bytes);
             }
+            Input::RegistrarLookup { trunk, result } => {
+                if let Ok(t) = result.as_ref() {
+                    info!(%trunk, registrar = %t.peer.addr, "the registrar's name resolved");
+                    let mut credentials = self
+                        .handle
+                        .credentials
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner());
+                    credentials.push(credentials_of(t));
+                }
+                self.core.handle_registrar_lookup(now, &trunk, *result);
+            }
             Input::Drain { grace, done } => {
                 if self.drained {
                     let _ = done.send(());
@@ -470,6 +487,19 @@ impl Loop {
             }
             Event::Trunks(statuses) => {
                 self.trunks.send_replace(statuses);
+            }
+            Event::LookUpRegistrar(trunk) => {
+                let Some(register) = self.registers.get(&trunk).cloned() else {
+                    return;
+                };
+                let (handle, input) = (self.handle.clone(), self.input.clone());
+                tokio::spawn(async move {
+                    let result = resolve_trunk(&trunk, &register, &handle)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let result = Box::new(result);
+                    let _ = input.send(Input::RegistrarLookup { trunk, result });
+                });
             }
             Event::Drained => {
                 self.drained = true;
@@ -545,65 +575,105 @@ async fn recv(
     }
 }
 
-/// The trunks that register, with their registrar's address resolved (once, at start) and
-/// our Contact as that registrar reaches us.
+/// The trunks that register, each with its registrar's address and our Contact as that
+/// registrar reaches us; a registrar whose name does not resolve now is looked up again
+/// later (the engine starts without waiting for DNS), but one that is not a SIP URI stops
+/// the start.
 async fn trunk_registrations(
     trunks: &TrunkConfig,
     handle: &EndpointHandle,
-) -> Result<Vec<TrunkRegistration>, StartError> {
+) -> Result<Vec<TrunkLookup>, StartError> {
     let mut out = Vec::new();
     for (name, trunk) in &trunks.named {
         let Some(r) = &trunk.register else {
             continue;
         };
-        let fail = |why: String| StartError::Registrar {
-            trunk: name.clone(),
-            registrar: r.registrar.clone(),
-            why,
-        };
-        let uri = r
-            .registrar_uri()
-            .ok_or_else(|| fail("not a SIP URI".into()))?;
-        let transport = r.transport();
-        let port = uri.port.unwrap_or(transport.default_port());
-        let addr = tokio::net::lookup_host((uri.host, port))
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .next()
-            .ok_or_else(|| fail("the name resolves to no address".into()))?;
-        let peer = Peer {
-            transport,
-            addr,
-            conn: None,
-        };
-        let local_ip = handle.public_ip.unwrap_or_else(|| route_to(addr));
-        let sent_by = crate::sip::uri::host_port(SocketAddr::new(local_ip, handle.port(transport)));
-        let token = format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
-        let transport_param = transport.uri_param();
-        let domain = if r.domain.is_empty() {
-            uri.host
-        } else {
-            r.domain.as_str()
-        };
-        let user = crate::sip::uri::percent_encode(&r.user);
-        out.push(TrunkRegistration {
-            settings: RegisterSettings {
+        out.push(match resolve_trunk(name, r, handle).await {
+            Ok(t) => TrunkLookup::Resolved(Box::new(t)),
+            Err(e @ LookupError::NotSip) => {
+                return Err(StartError::Registrar {
+                    trunk: name.clone(),
+                    registrar: r.registrar.clone(),
+                    why: e.to_string(),
+                });
+            }
+            Err(e) => TrunkLookup::Unresolved {
                 trunk: name.clone(),
-                registrar: r.registrar.trim_matches(['<', '>']).to_owned(),
-                aor: format!("sip:{user}@{domain}"),
-                contact: format!("sip:{user}@{sent_by};line={token}{transport_param}"),
-                auth_user: r.auth_user().to_owned(),
-                password: r.password.clone().unwrap_or_else(|| Secret::new("")),
-                realm: r.realm.clone(),
-                expires: u32::try_from(r.expires_s).unwrap_or(u32::MAX),
-                transport,
-                sent_by,
+                why: e.to_string(),
             },
-            peer,
-            token,
         });
     }
     Ok(out)
+}
+
+/// Why a trunk's registrar has no address.
+#[derive(Debug, thiserror::Error)]
+enum LookupError {
+    #[error("not a SIP URI")]
+    NotSip,
+    #[error("{0}")]
+    Lookup(std::io::Error),
+    #[error("the name resolves to no address")]
+    NoAddress,
+}
+
+/// One trunk's registration: its registrar's address, looked up now, and our Contact as
+/// that registrar reaches us.
+async fn resolve_trunk(
+    name: &str,
+    r: &RegisterConfig,
+    handle: &EndpointHandle,
+) -> Result<TrunkRegistration, LookupError> {
+    let uri = r.registrar_uri().ok_or(LookupError::NotSip)?;
+    let transport = r.transport();
+    let port = uri.port.unwrap_or(transport.default_port());
+    let addr = tokio::net::lookup_host((uri.host, port))
+        .await
+        .map_err(LookupError::Lookup)?
+        .next()
+        .ok_or(LookupError::NoAddress)?;
+    let peer = Peer {
+        transport,
+        addr,
+        conn: None,
+    };
+    let local_ip = handle.public_ip.unwrap_or_else(|| route_to(addr));
+    let sent_by = crate::sip::uri::host_port(SocketAddr::new(local_ip, handle.port(transport)));
+    let token = format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+    let transport_param = transport.uri_param();
+    let domain = if r.domain.is_empty() {
+        uri.host
+    } else {
+        r.domain.as_str()
+    };
+    let user = crate::sip::uri::percent_encode(&r.user);
+    Ok(TrunkRegistration {
+        settings: RegisterSettings {
+            trunk: name.to_owned(),
+            registrar: r.registrar.trim_matches(['<', '>']).to_owned(),
+            aor: format!("sip:{user}@{domain}"),
+            contact: format!("sip:{user}@{sent_by};line={token}{transport_param}"),
+            auth_user: r.auth_user().to_owned(),
+            password: r.password.clone().unwrap_or_else(|| Secret::new("")),
+            realm: r.realm.clone(),
+            expires: u32::try_from(r.expires_s).unwrap_or(u32::MAX),
+            transport,
+            sent_by,
+        },
+        peer,
+        token,
+    })
+}
+
+/// What answers a registering trunk's challenges, by its registrar's address.
+fn credentials_of(t: &TrunkRegistration) -> (IpAddr, ClientCredentials) {
+    let s = &t.settings;
+    let credentials = ClientCredentials {
+        username: s.auth_user.clone(),
+        password: s.password.clone(),
+        realm: s.realm.clone(),
+    };
+    (t.peer.addr.ip(), credentials)
 }
 
 /// The local IP the kernel would send from to reach `peer` (no packet is sent).

@@ -16,7 +16,7 @@ mod trunks;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rsip::{Method, Request, Response};
 use serde::Deserialize;
@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 pub use crate::cidr::{Cidr, CidrError};
 pub use event_loop::{Endpoint, Registrations, StartError};
 pub use tls::TlsError;
-pub use trunks::{TrunkRegistration, TrunkStatus};
+pub use trunks::{TrunkLookup, TrunkRegistration, TrunkStatus};
 
 use self::core::Command;
 use crate::diag::{Diagnostic, PathKey, Problem};
@@ -249,15 +249,17 @@ pub struct EndpointHandle {
     udp_port: u16,
     tcp_port: u16,
     tls_port: u16,
-    /// The registering trunks' credentials, by their registrar's address.
-    credentials: Arc<Vec<(IpAddr, ClientCredentials)>>,
+    /// The registering trunks' credentials, by their registrar's address (one joins when
+    /// a registrar's name resolves after the start).
+    credentials: Arc<RwLock<Vec<(IpAddr, ClientCredentials)>>>,
 }
 
 impl EndpointHandle {
     /// The credentials of the trunk at `addr` (a registrar we register with), which
     /// answer its challenges to the requests of calls we send it.
     pub fn credentials_for(&self, addr: SocketAddr) -> Option<ClientCredentials> {
-        self.credentials
+        let credentials = self.credentials.read().unwrap_or_else(|e| e.into_inner());
+        credentials
             .iter()
             .find(|(ip, _)| *ip == addr.ip())
             .map(|(_, c)| c.clone())

@@ -1,15 +1,18 @@
 //! The trunks the engine registers with, sans IO: each named trunk's `Registration`, where
 //! its REGISTERs go, the client transactions they wait in, and what tells an incoming call
 //! that it came through a registration (our Contact's `line` token, or the registrar's
-//! address). It owns the registrations and their gauges; the endpoint core sends their
-//! REGISTERs in its transactions and hands back the answers. No sockets, no clock.
+//! address). A trunk whose registrar's name did not resolve (DNS down as the engine
+//! starts) waits here, failed, and asks the edge to look the name up again, later each
+//! time, until it does. It owns the registrations and their gauges; the endpoint core
+//! sends their REGISTERs in its transactions and hands back the answers. No sockets, no
+//! clock, no name lookups.
 
 #![warn(unreachable_pub, missing_docs)]
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rsip::{Request, Response};
 
@@ -27,6 +30,24 @@ pub struct TrunkRegistration {
     pub peer: Peer,
     /// The `line` parameter of our Contact: calls sent to the binding carry it.
     pub token: String,
+}
+
+/// The first wait before a registrar's name is looked up again; it doubles up to `MAX_LOOKUP_WAIT`.
+const FIRST_LOOKUP_WAIT: Duration = Duration::from_secs(5);
+const MAX_LOOKUP_WAIT: Duration = Duration::from_secs(300);
+
+/// What the edge made of a trunk's registrar at start.
+#[derive(Debug, Clone)]
+pub enum TrunkLookup {
+    /// Resolved: register.
+    Resolved(Box<TrunkRegistration>),
+    /// The registrar's name did not resolve (`why`): look it up again later.
+    Unresolved {
+        /// The named trunk.
+        trunk: String,
+        /// What the lookup said.
+        why: String,
+    },
 }
 
 /// A trunk's registration as the API shows it, taken when it last changed.
@@ -66,15 +87,91 @@ impl TrunkStatus {
 }
 
 struct Entry {
-    reg: Registration,
-    peer: Peer,
-    token: String,
+    trunk: String,
+    binding: Binding,
     registered: Arc<Gauge>,
     failures: Arc<Counter>,
     /// The registration's failures already counted.
     counted: u64,
     /// The state last reported.
     reported: Option<RegState>,
+}
+
+/// A trunk registering, or waiting for its registrar's name to resolve.
+enum Binding {
+    Registering {
+        reg: Box<Registration>,
+        peer: Peer,
+        token: String,
+    },
+    /// `state` is `Failed` with the lookup's error and when it is tried again; `asked`
+    /// while the edge looks the name up.
+    Unresolved {
+        state: RegState,
+        wait: Duration,
+        asked: bool,
+    },
+}
+
+impl Entry {
+    fn state(&self) -> &RegState {
+        match &self.binding {
+            Binding::Registering { reg, .. } => reg.state(),
+            Binding::Unresolved { state, .. } => state,
+        }
+    }
+
+    fn peer(&self) -> Option<&Peer> {
+        match &self.binding {
+            Binding::Registering { peer, .. } => Some(peer),
+            Binding::Unresolved { .. } => None,
+        }
+    }
+
+    fn registration(&mut self) -> Option<&mut Registration> {
+        match &mut self.binding {
+            Binding::Registering { reg, .. } => Some(reg),
+            Binding::Unresolved { .. } => None,
+        }
+    }
+
+    /// When it next needs the clock.
+    fn poll_timeout(&self) -> Option<Instant> {
+        match &self.binding {
+            Binding::Registering { reg, .. } => reg.poll_timeout(),
+            Binding::Unresolved {
+                state: RegState::Failed { retry_at, .. },
+                asked: false,
+                ..
+            } => Some(*retry_at),
+            Binding::Unresolved { .. } => None,
+        }
+    }
+
+    /// The registrar's address is known: register from `now`.
+    fn bind(&mut self, t: TrunkRegistration, now: Instant) {
+        self.counted = 0;
+        self.binding = Binding::Registering {
+            reg: Box::new(Registration::new(t.settings, now)),
+            peer: t.peer,
+            token: t.token,
+        };
+    }
+
+    /// The lookup failed (again): wait longer before the next.
+    fn unresolved(&mut self, now: Instant, why: &str, wait: Duration) {
+        let why = format!("the registrar's name does not resolve: {why}");
+        tracing::warn!(trunk = %self.trunk, %why, retry_in_s = wait.as_secs(), "registration failed");
+        self.binding = Binding::Unresolved {
+            state: RegState::Failed {
+                why,
+                retry_at: now + wait,
+            },
+            wait: (wait * 2).min(MAX_LOOKUP_WAIT),
+            asked: false,
+        };
+        self.failures.inc();
+    }
 }
 
 /// Every registration (see the module doc).
@@ -85,12 +182,16 @@ pub(super) struct Trunks {
 }
 
 impl Trunks {
-    pub(super) fn new(list: Vec<TrunkRegistration>, now: Instant, registry: &Registry) -> Trunks {
+    pub(super) fn new(list: Vec<TrunkLookup>, now: Instant, registry: &Registry) -> Trunks {
         let entries = list
             .into_iter()
-            .map(|t| {
-                let labels = [("trunk", t.settings.trunk.as_str())];
-                Entry {
+            .map(|lookup| {
+                let trunk = match &lookup {
+                    TrunkLookup::Resolved(t) => t.settings.trunk.clone(),
+                    TrunkLookup::Unresolved { trunk, .. } => trunk.clone(),
+                };
+                let labels = [("trunk", trunk.as_str())];
+                let mut entry = Entry {
                     registered: registry.gauge(
                         "hotline_trunk_registered",
                         "1 while the trunk's registration is bound at its registrar",
@@ -98,15 +199,25 @@ impl Trunks {
                     ),
                     failures: registry.counter(
                         "hotline_trunk_registration_failures_total",
-                        "Registrations the trunk's registrar refused or left unanswered",
+                        "Registrations the trunk's registrar refused or left unanswered, or whose registrar's name did not resolve",
                         &labels,
                     ),
-                    reg: Registration::new(t.settings, now),
-                    peer: t.peer,
-                    token: t.token,
+                    trunk,
+                    binding: Binding::Unresolved {
+                        state: RegState::Registering,
+                        wait: FIRST_LOOKUP_WAIT,
+                        asked: true,
+                    },
                     counted: 0,
                     reported: None,
+                };
+                match lookup {
+                    TrunkLookup::Resolved(t) => entry.bind(*t, now),
+                    TrunkLookup::Unresolved { why, .. } => {
+                        entry.unresolved(now, &why, FIRST_LOOKUP_WAIT)
+                    }
                 }
+                entry
             })
             .collect();
         Trunks {
@@ -115,15 +226,53 @@ impl Trunks {
         }
     }
 
+    /// The trunks whose registrar's name is due to be looked up again; each is named
+    /// once, and waits for `handle_lookup`.
+    pub(super) fn poll_lookup(&mut self, now: Instant) -> Option<String> {
+        self.entries.iter_mut().find_map(|e| match &mut e.binding {
+            Binding::Unresolved {
+                state: RegState::Failed { retry_at, .. },
+                asked,
+                ..
+            } if !*asked && *retry_at <= now => {
+                *asked = true;
+                Some(e.trunk.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// The edge looked a registrar's name up again: register now, or wait longer.
+    pub(super) fn handle_lookup(
+        &mut self,
+        now: Instant,
+        trunk: &str,
+        result: Result<TrunkRegistration, String>,
+        send: &mut dyn FnMut(Peer, Request) -> ClientTxId,
+    ) {
+        let Some(e) = self.entries.iter_mut().find(|e| e.trunk == trunk) else {
+            return;
+        };
+        let Binding::Unresolved { wait, .. } = &e.binding else {
+            return;
+        };
+        let wait = *wait;
+        match result {
+            Ok(t) => e.bind(t, now),
+            Err(why) => e.unresolved(now, &why, wait),
+        }
+        self.flush(send);
+    }
+
     /// Time has come to `now`; REGISTERs due go out through `send`.
     pub(super) fn handle_timeout(
         &mut self,
         now: Instant,
         send: &mut dyn FnMut(Peer, Request) -> ClientTxId,
     ) {
-        for e in &mut self.entries {
-            if e.reg.poll_timeout().is_some_and(|t| t <= now) {
-                e.reg.handle_timeout(now);
+        for reg in self.entries.iter_mut().filter_map(Entry::registration) {
+            if reg.poll_timeout().is_some_and(|t| t <= now) {
+                reg.handle_timeout(now);
             }
         }
         self.flush(send);
@@ -143,7 +292,9 @@ impl Trunks {
         if response.status_code.code() >= 200 {
             self.waiting.remove(&tx);
         }
-        self.entries[i].reg.handle_response(now, response);
+        if let Some(reg) = self.entries[i].registration() {
+            reg.handle_response(now, response);
+        }
         self.flush(send);
         true
     }
@@ -158,24 +309,23 @@ impl Trunks {
         let Some((i, seq)) = self.waiting.remove(&tx) else {
             return false;
         };
-        self.entries[i].reg.handle_no_answer(now, seq);
+        if let Some(reg) = self.entries[i].registration() {
+            reg.handle_no_answer(now, seq);
+        }
         self.flush(send);
         true
     }
 
     /// The engine is stopping: every binding is removed (Expires: 0).
     pub(super) fn stop(&mut self, send: &mut dyn FnMut(Peer, Request) -> ClientTxId) {
-        for e in &mut self.entries {
-            e.reg.stop();
+        for reg in self.entries.iter_mut().filter_map(Entry::registration) {
+            reg.stop();
         }
         self.flush(send);
     }
 
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        self.entries
-            .iter()
-            .filter_map(|e| e.reg.poll_timeout())
-            .min()
+        self.entries.iter().filter_map(Entry::poll_timeout).min()
     }
 
     /// The trunk whose registration an incoming request came through: its Request-URI
@@ -186,22 +336,32 @@ impl Trunks {
         }
         let uri = request_uri.to_string();
         let line = SipUri::parse(&uri).and_then(|u| u.param("line"));
+        let token = |e: &&Entry| match &e.binding {
+            Binding::Registering { token, .. } => line == Some(token.as_str()),
+            Binding::Unresolved { .. } => false,
+        };
         self.entries
             .iter()
-            .find(|e| line == Some(e.token.as_str()))
-            .or_else(|| self.entries.iter().find(|e| e.peer.addr.ip() == source))
-            .map(|e| e.reg.trunk())
+            .find(token)
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .find(|e| e.peer().is_some_and(|p| p.addr.ip() == source))
+            })
+            .map(|e| e.trunk.as_str())
     }
 
     /// Whether `ip` is a registering trunk's registrar: it may open connections to us (to
     /// relay the calls sent to our binding).
     pub(super) fn is_registrar(&self, ip: IpAddr) -> bool {
-        self.entries.iter().any(|e| e.peer.addr.ip() == ip)
+        self.entries
+            .iter()
+            .any(|e| e.peer().is_some_and(|p| p.addr.ip() == ip))
     }
 
     /// Each trunk's registration state.
     pub(super) fn states(&self) -> impl Iterator<Item = (&str, &RegState)> {
-        self.entries.iter().map(|e| (e.reg.trunk(), e.reg.state()))
+        self.entries.iter().map(|e| (e.trunk.as_str(), e.state()))
     }
 
     /// Every trunk's status, if any changed since the last call.
@@ -209,7 +369,7 @@ impl Trunks {
         let changed = self
             .entries
             .iter()
-            .any(|e| e.reported.as_ref() != Some(e.reg.state()));
+            .any(|e| e.reported.as_ref() != Some(e.state()));
         if !changed {
             return None;
         }
@@ -217,8 +377,8 @@ impl Trunks {
             self.entries
                 .iter_mut()
                 .map(|e| {
-                    e.reported = Some(e.reg.state().clone());
-                    TrunkStatus::of(e.reg.trunk(), e.reg.state(), now)
+                    e.reported = Some(e.state().clone());
+                    TrunkStatus::of(&e.trunk, e.state(), now)
                 })
                 .collect(),
         )
@@ -227,15 +387,18 @@ impl Trunks {
     /// Sends what the registrations asked for and brings the gauges up to date.
     fn flush(&mut self, send: &mut dyn FnMut(Peer, Request) -> ClientTxId) {
         for (i, e) in self.entries.iter_mut().enumerate() {
-            while let Some(req) = e.reg.poll_request() {
+            let bound = matches!(e.state(), RegState::Registered { .. });
+            e.registered.set(i64::from(bound));
+            let Binding::Registering { reg, peer, .. } = &mut e.binding else {
+                continue;
+            };
+            while let Some(req) = reg.poll_request() {
                 let seq = crate::sip::headers::cseq(&req.headers).map_or(0, |c| c.0);
-                let tx = send(e.peer, req);
+                let tx = send(*peer, req);
                 self.waiting.insert(tx, (i, seq));
             }
-            let bound = matches!(e.reg.state(), RegState::Registered { .. });
-            e.registered.set(i64::from(bound));
-            e.failures.add(e.reg.failures() - e.counted);
-            e.counted = e.reg.failures();
+            e.failures.add(reg.failures() - e.counted);
+            e.counted = reg.failures();
         }
     }
 }

@@ -204,6 +204,52 @@ fn the_engine_registers_with_a_digest_registrar_takes_calls_through_it_and_trans
     call_through_carrier(&dir, &kamailio, &engine, desk);
 }
 
+/// A registrar whose name does not resolve (DNS down as the engine starts; `.invalid`
+/// never resolves) does not stop the engine: it answers calls, the trunk shows as failed
+/// with the lookup's error, and the name is looked up again, later each time.
+#[test]
+fn a_registrar_that_does_not_resolve_leaves_the_engine_running_and_is_tried_again() {
+    let dir = out_dir("trunk_register_dns");
+    let engine = Engine::start(
+        &dir,
+        0.5,
+        &[(
+            "trunks.named.carrier.register",
+            "registrar = \"sip:registrar.invalid\"\nuser = \"12345\"\n",
+        )],
+    );
+    let mut body = String::new();
+    // The endpoint publishes the trunks' states on its first turn.
+    common::wait_until(Duration::from_secs(5), || {
+        let (status, text) = common::http(
+            engine.api,
+            "GET",
+            "/api/v1/trunks",
+            Some(common::ADMIN_TOKEN),
+        );
+        body = text;
+        status == 200 && body != "[]"
+    });
+    let trunks: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(trunks[0]["trunk"], "carrier", "{body}");
+    assert_eq!(trunks[0]["state"], "failed", "{body}");
+    let reason = trunks[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("does not resolve"), "{body}");
+    // Looked up again after 5 s.
+    assert!(
+        common::wait_until(Duration::from_secs(15), || {
+            engine.log().matches("the registrar's name does not resolve").count() >= 2
+        }),
+        "{}",
+        engine.log()
+    );
+    let wav = dir.join("caller.wav");
+    tone(&wav, 0.8, 440, true);
+    let wav = wav.display().to_string();
+    let run = sipp(&engine, "caller_prompt.xml", &[("WAV", &wav)], &["-m", "1"]);
+    assert!(run.success, "a call is answered meanwhile: {}", run.errors);
+}
+
 /// A caller reaches the engine through the carrier (Kamailio finds its registration), and
 /// the dialplan transfers it back out through the carrier, which challenges the transfer,
 /// to the desk phone (SIPp) on port `desk`.
