@@ -593,6 +593,22 @@ mod tests {
         Security::new(Encryption::Optional)
     }
 
+    /// Our answer to `remote` from 127.0.0.1:20000 with what `n` negotiated.
+    fn answer(remote: &RemoteMedia, n: &Negotiated, master: &[u8; MASTER_LEN]) -> String {
+        LocalMedia {
+            ip: LOCAL,
+            port: 20000,
+            session_id: 7,
+            version: 1,
+            codecs: &[n.codec],
+            dtmf_pt: n.dtmf_pt,
+            direction: n.direction,
+            master,
+            offer_srtp: None,
+        }
+        .to_sdp(Some(remote))
+    }
+
     fn reach_from(local: IpAddr, peer: &str) -> Reach {
         Reach {
             local,
@@ -649,9 +665,9 @@ m=audio 6000 RTP/AVP {formats}\r\n{maps}"
             Ok(Codec::PCMU),
             "not when we do not accept it"
         );
-        let answer = remote.accept_answer(&ours, &reach(), &plain());
+        let read = remote.accept_answer(&ours, &reach(), &plain());
         assert_eq!(
-            answer.map(|n| n.codec),
+            read.map(|n| n.codec),
             Ok(Codec::PCMU),
             "an answer's first codec is the one its writer sends"
         );
@@ -665,18 +681,7 @@ m=audio 6000 RTP/AVP {formats}\r\n{maps}"
             only.negotiate(&[Codec::PCMU], &reach(), &plain()),
             Err(SdpError::NoCommonCodec)
         );
-        let answer = LocalMedia {
-            ip: LOCAL,
-            port: 20000,
-            session_id: 7,
-            version: 1,
-            codecs: &[n.codec],
-            dtmf_pt: n.dtmf_pt,
-            direction: n.direction,
-            master: &[7; MASTER_LEN],
-            offer_srtp: None,
-        }
-        .to_sdp(Some(&remote));
+        let answer = answer(&remote, &n, &[7; MASTER_LEN]);
         assert!(
             answer.contains("m=audio 20000 RTP/AVP 9 101\r\n"),
             "{answer}"
@@ -692,18 +697,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
         let n = remote
             .negotiate(&[Codec::PCMU, Codec::PCMA], &reach(), &plain())
             .expect("PCMU");
-        let answer = LocalMedia {
-            ip: "127.0.0.1".parse().expect("ip"),
-            port: 20000,
-            session_id: 7,
-            version: 1,
-            codecs: &[n.codec],
-            dtmf_pt: n.dtmf_pt,
-            direction: n.direction,
-            master: &[7; MASTER_LEN],
-            offer_srtp: None,
-        }
-        .to_sdp(Some(&remote));
+        let answer = answer(&remote, &n, &[7; MASTER_LEN]);
         assert!(answer.contains("m=audio 20000 RTP/AVP 0\r\n"), "{answer}");
         assert!(answer.contains("c=IN IP4 127.0.0.1\r\n"), "{answer}");
         assert!(answer.contains("a=rtpmap:0 PCMU/8000\r\n"), "{answer}");
@@ -781,18 +775,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n";
                 theirs: [5; MASTER_LEN],
             })
         );
-        let answer = LocalMedia {
-            ip: "127.0.0.1".parse().expect("ip"),
-            port: 20000,
-            session_id: 7,
-            version: 1,
-            codecs: &[n.codec],
-            dtmf_pt: n.dtmf_pt,
-            direction: n.direction,
-            master: &ours.master,
-            offer_srtp: None,
-        }
-        .to_sdp(Some(&remote));
+        let answer = answer(&remote, &n, &ours.master);
         assert!(
             answer.contains("m=audio 20000 RTP/SAVP 0 101\r\n"),
             "{answer}"

@@ -238,7 +238,11 @@ fn a_registrar_that_does_not_resolve_leaves_the_engine_running_and_is_tried_agai
     // Looked up again after 5 s.
     assert!(
         common::wait_until(Duration::from_secs(15), || {
-            engine.log().matches("the registrar's name does not resolve").count() >= 2
+            engine
+                .log()
+                .matches("the registrar's name does not resolve")
+                .count()
+                >= 2
         }),
         "{}",
         engine.log()

@@ -44,6 +44,29 @@ fn assert_tone(what: &str, samples: &[i16], rate: u32, hz: f64, until_s: f64) {
     );
 }
 
+/// An agent's G.722-only phone, registered and available, that answers after 200 ms,
+/// plays `voice` (16 kHz) and hangs up 3 s after answering.
+fn g722_agent(dir: &Path, engine: &Engine, id: &str, voice: Option<PathBuf>) -> Baresip {
+    let phone = Baresip::start(
+        dir,
+        PhoneOptions {
+            answer_after: Some(Duration::from_millis(200)),
+            play: voice,
+            call_limit: Duration::from_secs(3),
+            codec: PhoneCodec::G722,
+            ..PhoneOptions::agent(id, &format!("pw-{id}"), engine.addr())
+        },
+    );
+    assert_eq!(
+        phone.wait_registration(Duration::from_secs(10)),
+        Registration::Registered,
+        "{}",
+        phone.log()
+    );
+    assert!(wait_agent_state(engine, id, "available"));
+    phone
+}
+
 #[test]
 fn a_g722_only_caller_is_answered_in_g722_and_both_sides_hear_each_other() {
     let dir = out_dir("g722_caller");
@@ -97,23 +120,7 @@ fn a_g711_caller_and_a_g722_only_agent_are_transcoded_both_ways() {
     );
     let voice = dir.join("agent-16k.wav");
     wide_tone(&voice, 3.0, 600, 16000);
-    let phone = Baresip::start(
-        &dir,
-        PhoneOptions {
-            answer_after: Some(Duration::from_millis(200)),
-            play: Some(voice),
-            call_limit: Duration::from_secs(3),
-            codec: PhoneCodec::G722,
-            ..PhoneOptions::agent("w1", "pw-w1", engine.addr())
-        },
-    );
-    assert_eq!(
-        phone.wait_registration(Duration::from_secs(10)),
-        Registration::Registered,
-        "{}",
-        phone.log()
-    );
-    assert!(wait_agent_state(&engine, "w1", "available"));
+    let phone = g722_agent(&dir, &engine, "w1", Some(voice));
     // A PCMU caller with 6 s of a 440 Hz tone; the agent hangs up after 3 s.
     let run = tone_callers(&engine, "100", 6.0, &["-m", "1"]).finish(Duration::from_secs(60));
     assert!(run.success, "{}\n{}", run.output, run.errors);
@@ -143,22 +150,7 @@ fn two_g722_legs_are_bridged_in_wideband() {
         languages: "[\"cmn\"]",
     };
     let engine = engine_with(&dir, &[agent], "", &[BARESIP_DIGEST]);
-    let agent_phone = Baresip::start(
-        &dir,
-        PhoneOptions {
-            answer_after: Some(Duration::from_millis(200)),
-            call_limit: Duration::from_secs(3),
-            codec: PhoneCodec::G722,
-            ..PhoneOptions::agent("w2", "pw-w2", engine.addr())
-        },
-    );
-    assert_eq!(
-        agent_phone.wait_registration(Duration::from_secs(10)),
-        Registration::Registered,
-        "{}",
-        agent_phone.log()
-    );
-    assert!(wait_agent_state(&engine, "w2", "available"));
+    let agent_phone = g722_agent(&dir, &engine, "w2", None);
     let voice = dir.join("caller-16k.wav");
     wide_tone(&voice, 8.0, 5000, 16000);
     let caller = Baresip::start(
