@@ -245,7 +245,12 @@ impl CallerLeg {
             answering,
             hundred_rel: invite.hundred_rel,
             reliable: None,
-            session: SessionRefresh::new(answering.timers, invite.session, peer_allows_update),
+            session: SessionRefresh::new(
+                answering.timers,
+                invite.session,
+                peer_allows_update,
+                crate::sip::ALLOW,
+            ),
             refer: None,
             refer_accepted: false,
             sdp_version: 1,
@@ -768,6 +773,11 @@ impl CallerLeg {
             r.headers.push(Header::Allow(crate::sip::ALLOW.into()));
             r.headers
                 .push(Header::Supported(crate::sip::SUPPORTED.into()));
+        }
+        if code == 405 {
+            // RFC 3261 8.2.1: a 405 lists what is allowed (REFER is not, on this dialog:
+            // the hotline's side of a call is not handed to someone else).
+            r.headers.push(Header::Allow(crate::sip::ALLOW.into()));
         }
         if let Some(sdp) = sdp {
             r.headers

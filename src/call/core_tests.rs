@@ -1557,6 +1557,64 @@ fn sipfrag(request: &Request) -> Option<u16> {
         .ok()
 }
 
+/// The methods of the Allow header among `headers`, if any, written as our lists are.
+fn allow_of(headers: &rsip::Headers) -> Option<String> {
+    use rsip::headers::UntypedHeader;
+    headers.iter().find_map(|h| match h {
+        Header::Allow(a) => Some(
+            a.value()
+                .split(',')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        _ => None,
+    })
+}
+
+#[test]
+fn requests_a_dialog_does_not_take_get_405_with_allow_and_the_call_goes_on() {
+    let (mut net, mut trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    // The trunk asks us to hand our side of the call on: not taken here.
+    let mut refer = trunk.request(Method::Refer, TRUNK);
+    refer.headers.push(Header::Other(
+        "Refer-To".into(),
+        "<sip:200@10.0.0.1>".into(),
+    ));
+    net.send(Who::Trunk, refer);
+    let answers = net.trunk.responses();
+    assert_eq!(codes(&answers), [405]);
+    assert_eq!(
+        allow_of(&answers[0].headers).as_deref(),
+        Some(crate::sip::ALLOW)
+    );
+
+    // An agent's phone is offered REFER (its transfers), and its key presses and messages
+    // in the call do not end it.
+    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
+    let (invite, mut agent) = agent_answers(&mut net);
+    assert_eq!(
+        allow_of(&invite.headers).as_deref(),
+        Some(crate::sip::ALLOW_REFER)
+    );
+    net.instruction(Instruction::Connected {
+        offer: OfferId(1),
+        agent: "1001".into(),
+    });
+    net.agent.inbox.clear();
+    net.send(Who::Agent, agent.request(Method::Info, AGENT));
+    net.send(Who::Agent, agent.request(Method::Message, AGENT));
+    let answers = net.agent.responses();
+    assert_eq!(codes(&answers), [200, 405]);
+    assert_eq!(
+        allow_of(&answers[1].headers).as_deref(),
+        Some(crate::sip::ALLOW_REFER)
+    );
+    assert!(net.agent.requests().is_empty(), "no BYE: the call goes on");
+    assert!(net.trunk.requests().is_empty());
+}
+
 #[test]
 fn an_agent_who_transfers_by_refer_hands_the_caller_to_the_target_and_leaves() {
     let (mut net, _trunk) = Net::up(QUEUE);

@@ -153,10 +153,10 @@ impl FarLeg {
         h.push(Header::Contact(
             format!("<sip:hotline@{}{transport}>", host_port(local)).into(),
         ));
-        h.push(Header::Allow(crate::sip::ALLOW.into()));
+        h.push(Header::Allow(crate::sip::ALLOW_REFER.into()));
         // Not 100rel: we do not PRACK a far end's provisional responses.
         h.push(Header::Supported("timer".into()));
-        let session = SessionRefresh::new(timers, None, false);
+        let session = SessionRefresh::new(timers, None, false, crate::sip::ALLOW_REFER);
         h.extend(session.invite_headers());
         // The caller as the trunk asserted it (RFC 3325), with the privacy they asked for:
         // the agent's PBX is inside the hotline's trust domain.
@@ -350,7 +350,8 @@ impl FarLeg {
         }
         let mut timer = Vec::new();
         let code = match (&request.method, &mut self.dialog) {
-            (Method::Bye | Method::Options, Some(d)) if d.matches(&request) => 200,
+            // Key presses from the agent's phone are not the caller's to hear.
+            (Method::Bye | Method::Options | Method::Info, Some(d)) if d.matches(&request) => 200,
             (Method::Invite | Method::Update, Some(d))
                 if d.matches(&request)
                     && self.session.invite_in_flight()
@@ -374,6 +375,12 @@ impl FarLeg {
                         422
                     }
                 }
+            }
+            // Anything else in the dialog: not a method we take here. A 481 would tell the
+            // phone its dialog is gone (RFC 5057), and it would hang up.
+            (_, Some(d)) if d.matches(&request) => {
+                timer.push(Header::Allow(crate::sip::ALLOW_REFER.into()));
+                405
             }
             _ => 481,
         };

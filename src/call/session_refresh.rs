@@ -58,6 +58,8 @@ pub(super) struct SessionRefresh {
     /// When the session was last set up or refreshed: refused refreshes are retried only
     /// until a whole interval has passed since.
     refreshed_at: Option<Instant>,
+    /// The leg's Allow list, for the re-INVITEs it refreshes with.
+    allow: &'static str,
 }
 
 impl SessionRefresh {
@@ -67,8 +69,10 @@ impl SessionRefresh {
         settings: TimerSettings,
         agreed: Option<Agreement>,
         peer_allows_update: bool,
+        allow: &'static str,
     ) -> SessionRefresh {
         SessionRefresh {
+            allow,
             settings,
             agreed,
             timer: None,
@@ -174,7 +178,7 @@ impl SessionRefresh {
         h.extend(self.request_headers(&asked));
         h.push(Header::Supported(crate::sip::SUPPORTED.into()));
         if method == Method::Invite {
-            h.push(Header::Allow(crate::sip::ALLOW.into()));
+            h.push(Header::Allow(self.allow.into()));
             if let Some(sdp) = sdp {
                 h.push(Header::ContentType("application/sdp".into()));
                 req.body = sdp.as_bytes().to_vec();

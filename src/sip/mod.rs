@@ -223,7 +223,15 @@ impl Default for Timers {
 /// 3262); UPDATE refreshes a session (RFC 3311, 4028); NOTIFY reports on a REFER we sent
 /// (RFC 3515). REGISTER is understood even without agents (every user is then unknown:
 /// 403).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, PRACK, UPDATE, NOTIFY, REGISTER";
+macro_rules! allow_list {
+    () => {
+        "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, PRACK, UPDATE, NOTIFY, REGISTER"
+    };
+}
+pub const ALLOW: &str = allow_list!();
+/// `ALLOW` and REFER: what the dialogs we place to agents and transfer targets take (an
+/// agent's phone transfers its caller by REFER). The caller's dialog does not.
+pub const ALLOW_REFER: &str = concat!(allow_list!(), ", REFER");
 /// The option tags (RFC 3261 19.2) we implement, as the Supported header sends them: a
 /// Require of anything else gets 420. `100rel`: reliable provisional responses (RFC 3262);
 /// `timer`: session timers (RFC 4028).
