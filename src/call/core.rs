@@ -286,7 +286,7 @@ impl CallCore {
             if context.referred {
                 d.credentials = None;
             }
-            FarLeg::dial(d, &target, &context, self.timers)
+            FarLeg::dial(d, &target, &context, self.timers, far == Far::Offer)
         });
         match placed {
             Ok(leg) => *self.far(far) = Some(leg),

@@ -1605,8 +1605,10 @@ fn requests_a_dialog_does_not_take_get_405_with_allow_and_the_call_goes_on() {
     net.agent.inbox.clear();
     net.send(Who::Agent, agent.request(Method::Info, AGENT));
     net.send(Who::Agent, agent.request(Method::Message, AGENT));
+    // A NOTIFY of no subscription ends only that subscription (RFC 5057): 481.
+    net.send(Who::Agent, agent.request(Method::Notify, AGENT));
     let answers = net.agent.responses();
-    assert_eq!(codes(&answers), [200, 405]);
+    assert_eq!(codes(&answers), [200, 405, 481]);
     assert_eq!(
         allow_of(&answers[1].headers).as_deref(),
         Some(crate::sip::ALLOW_REFER)
@@ -1645,6 +1647,11 @@ fn an_agent_who_transfers_by_refer_hands_the_caller_to_the_target_and_leaves() {
     // The engine calls the target; the caller stays with the agent meanwhile.
     let (target_invite, _) = agent_answers(&mut net);
     assert_eq!(target_invite.uri.to_string(), format!("sip:1002@{AGENT}"));
+    assert_eq!(
+        allow_of(&target_invite.headers).as_deref(),
+        Some(crate::sip::ALLOW),
+        "a transfer target is not offered REFER: nothing would act on it"
+    );
     let done = net.agent.requests();
     let seen: Vec<(Method, Option<u16>)> =
         done.iter().map(|(_, r)| (r.method, sipfrag(r))).collect();

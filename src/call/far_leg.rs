@@ -94,6 +94,9 @@ pub(super) struct FarLeg {
     answered: Option<(Method, String, u32)>,
     /// The phone's REFER subscription is active: our NOTIFYs report the transfer.
     referral: bool,
+    /// The methods this dialog takes: with REFER for an agent's phone (which may transfer
+    /// its caller), without for a transfer target (whose REFER nothing would act on).
+    allow: &'static str,
     /// The session timer the far end's 2xx agreed to, and our refreshes.
     session: SessionRefresh,
     out: VecDeque<LegOutput<FarEvent>>,
@@ -101,13 +104,19 @@ pub(super) struct FarLeg {
 
 impl FarLeg {
     /// INVITEs `target` with the call's `context`, asking for the session timer `timers`
-    /// says.
+    /// says; `takes_refer` for an agent's phone.
     pub(super) fn dial(
         dialled: Dialled,
         target: &str,
         context: &DialContext,
         timers: TimerSettings,
+        takes_refer: bool,
     ) -> Result<FarLeg, DialError> {
+        let allow = if takes_refer {
+            crate::sip::ALLOW_REFER
+        } else {
+            crate::sip::ALLOW
+        };
         let Dialled {
             call_id,
             peer,
@@ -153,10 +162,10 @@ impl FarLeg {
         h.push(Header::Contact(
             format!("<sip:hotline@{}{transport}>", host_port(local)).into(),
         ));
-        h.push(Header::Allow(crate::sip::ALLOW_REFER.into()));
+        h.push(Header::Allow(allow.into()));
         // Not 100rel: we do not PRACK a far end's provisional responses.
         h.push(Header::Supported("timer".into()));
-        let session = SessionRefresh::new(timers, None, false, crate::sip::ALLOW_REFER);
+        let session = SessionRefresh::new(timers, None, false, allow);
         h.extend(session.invite_headers());
         // The caller as the trunk asserted it (RFC 3325), with the privacy they asked for:
         // the agent's PBX is inside the hotline's trust domain.
@@ -210,6 +219,7 @@ impl FarLeg {
             credentials,
             answered: None,
             referral: false,
+            allow,
             session,
             out: VecDeque::new(),
         };
@@ -345,13 +355,16 @@ impl FarLeg {
         tx: crate::sip::transaction::ServerTxId,
         request: Request,
     ) -> Option<FarEvent> {
-        if request.method == Method::Refer {
+        if request.method == Method::Refer && self.allow == crate::sip::ALLOW_REFER {
             return self.referred(tx, &request);
         }
         let mut timer = Vec::new();
         let code = match (&request.method, &mut self.dialog) {
             // Key presses from the agent's phone are not the caller's to hear.
-            (Method::Bye | Method::Options | Method::Info, Some(d)) if d.matches(&request) => 200,
+            (Method::Bye | Method::Options | Method::Info, Some(d)) if d.matches(&request) => {
+                let _ = d.accept_remote_cseq(&request);
+                200
+            }
             (Method::Invite | Method::Update, Some(d))
                 if d.matches(&request)
                     && self.session.invite_in_flight()
@@ -376,10 +389,14 @@ impl FarLeg {
                     }
                 }
             }
+            // A NOTIFY of no subscription of ours, a PRACK of nothing we sent reliably:
+            // 481 ends only that usage (RFC 5057, RFC 6665 4.1.3, RFC 3262).
+            (Method::Notify | Method::PRack, _) => 481,
             // Anything else in the dialog: not a method we take here. A 481 would tell the
             // phone its dialog is gone (RFC 5057), and it would hang up.
             (_, Some(d)) if d.matches(&request) => {
-                timer.push(Header::Allow(crate::sip::ALLOW_REFER.into()));
+                let _ = d.accept_remote_cseq(&request);
+                timer.push(Header::Allow(self.allow.into()));
                 405
             }
             _ => 481,

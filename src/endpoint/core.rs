@@ -448,17 +448,20 @@ impl Core {
     }
 
     /// The edge looked `trunk`'s registrar up again (`Event::LookUpRegistrar`): it
-    /// registers now, or the lookup is tried again later.
+    /// registers now, or the lookup is tried again later. `true` if it registers with
+    /// this result (not once the engine is stopping).
     pub fn handle_registrar_lookup(
         &mut self,
         now: Instant,
         trunk: &str,
         result: Result<TrunkRegistration, String>,
-    ) {
+    ) -> bool {
         let (tx, out) = (&mut self.tx, &mut self.outgoing);
-        self.trunks
+        let bound = self
+            .trunks
             .handle_lookup(now, trunk, result, &mut sender(tx, out, now));
         self.drive(now);
+        bound
     }
 
     /// Each registering trunk and where its registration stands.

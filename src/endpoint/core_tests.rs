@@ -835,6 +835,47 @@ fn a_registrar_whose_name_does_not_resolve_is_looked_up_again_later_until_it_reg
 }
 
 #[test]
+fn a_registrar_that_resolves_once_the_engine_is_stopping_is_not_registered_with() {
+    const REGISTRAR: &str = "192.0.2.1:5060";
+    let now = Instant::now();
+    let secs = Duration::from_secs;
+    let mut settings = test_settings(10);
+    settings.started = now;
+    settings.registrations = vec![TrunkLookup::Unresolved {
+        trunk: "carrier".into(),
+        why: "no route".into(),
+    }];
+    let mut b = Bench {
+        core: Core::new(settings, None, &Registry::new()),
+        now,
+    };
+    b.core.handle_timeout(now + secs(5));
+    assert!(
+        b.events()
+            .iter()
+            .any(|e| matches!(e, Event::LookUpRegistrar(t) if t == "carrier"))
+    );
+    b.core.handle_drain(now + secs(6), secs(30));
+    assert!(
+        !b.core
+            .handle_registrar_lookup(now + secs(7), "carrier", Ok(carrier(REGISTRAR))),
+        "too late"
+    );
+    b.core.handle_timeout(now + secs(7));
+    assert!(b.core.poll_transmit().is_none(), "no REGISTER");
+    assert!(matches!(
+        b.core.registrations().as_slice(),
+        [(_, RegState::Stopped)]
+    ));
+    b.core.handle_timeout(now + secs(600));
+    assert!(
+        b.events()
+            .iter()
+            .all(|e| !matches!(e, Event::LookUpRegistrar(_)))
+    );
+}
+
+#[test]
 fn a_registering_trunk_registers_at_start_and_takes_the_calls_sent_to_its_binding() {
     const REGISTRAR: &str = "192.0.2.1:5060";
     let now = Instant::now();

@@ -403,16 +403,20 @@ impl Loop {
                 self.core.handle_datagram(now, peer, &bytes);
             }
             Input::RegistrarLookup { trunk, result } => {
-                if let Ok(t) = result.as_ref() {
-                    info!(%trunk, registrar = %t.peer.addr, "the registrar's name resolved");
-                    let mut credentials = self
-                        .handle
+                let found = match &*result {
+                    Ok(t) => Some((t.peer.addr, credentials_of(t))),
+                    Err(_) => None,
+                };
+                if self.core.handle_registrar_lookup(now, &trunk, *result)
+                    && let Some((registrar, credentials)) = found
+                {
+                    info!(%trunk, %registrar, "the registrar's name resolved");
+                    self.handle
                         .credentials
                         .write()
-                        .unwrap_or_else(|e| e.into_inner());
-                    credentials.push(credentials_of(t));
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(credentials);
                 }
-                self.core.handle_registrar_lookup(now, &trunk, *result);
             }
             Input::Drain { grace, done } => {
                 if self.drained {
@@ -494,9 +498,12 @@ impl Loop {
                 };
                 let (handle, input) = (self.handle.clone(), self.input.clone());
                 tokio::spawn(async move {
-                    let result = resolve_trunk(&trunk, &register, &handle)
-                        .await
-                        .map_err(|e| e.to_string());
+                    // A resolver that never answers must not stop the retries.
+                    let lookup = resolve_trunk(&trunk, &register, &handle);
+                    let result = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err(format!("no answer in {} s", LOOKUP_TIMEOUT.as_secs())),
+                    };
                     let result = Box::new(result);
                     let _ = input.send(Input::RegistrarLookup { trunk, result });
                 });
@@ -605,6 +612,10 @@ async fn trunk_registrations(
     }
     Ok(out)
 }
+
+/// How long a registrar's name may take to resolve, after the start, before the lookup
+/// counts as failed.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a trunk's registrar has no address.
 #[derive(Debug, thiserror::Error)]

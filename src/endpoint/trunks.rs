@@ -242,26 +242,39 @@ impl Trunks {
         })
     }
 
-    /// The edge looked a registrar's name up again: register now, or wait longer.
+    /// The edge looked a registrar's name up again: register now, or wait longer. `true`
+    /// if the trunk now registers with it (not when the engine stopped meanwhile).
     pub(super) fn handle_lookup(
         &mut self,
         now: Instant,
         trunk: &str,
         result: Result<TrunkRegistration, String>,
         send: &mut dyn FnMut(Peer, Request) -> ClientTxId,
-    ) {
+    ) -> bool {
         let Some(e) = self.entries.iter_mut().find(|e| e.trunk == trunk) else {
-            return;
+            return false;
         };
-        let Binding::Unresolved { wait, .. } = &e.binding else {
-            return;
+        let Binding::Unresolved {
+            state: RegState::Failed { .. },
+            wait,
+            asked: true,
+        } = &e.binding
+        else {
+            return false;
         };
         let wait = *wait;
-        match result {
-            Ok(t) => e.bind(t, now),
-            Err(why) => e.unresolved(now, &why, wait),
-        }
+        let bound = match result {
+            Ok(t) => {
+                e.bind(t, now);
+                true
+            }
+            Err(why) => {
+                e.unresolved(now, &why, wait);
+                false
+            }
+        };
         self.flush(send);
+        bound
     }
 
     /// Time has come to `now`; REGISTERs due go out through `send`.
@@ -318,8 +331,12 @@ impl Trunks {
 
     /// The engine is stopping: every binding is removed (Expires: 0).
     pub(super) fn stop(&mut self, send: &mut dyn FnMut(Peer, Request) -> ClientTxId) {
-        for reg in self.entries.iter_mut().filter_map(Entry::registration) {
-            reg.stop();
+        for e in &mut self.entries {
+            match &mut e.binding {
+                Binding::Registering { reg, .. } => reg.stop(),
+                // No more lookups, and a late answer to one is not taken.
+                Binding::Unresolved { state, .. } => *state = RegState::Stopped,
+            }
         }
         self.flush(send);
     }
