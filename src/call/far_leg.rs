@@ -94,9 +94,9 @@ pub(super) struct FarLeg {
     answered: Option<(Method, String, u32)>,
     /// The phone's REFER subscription is active: our NOTIFYs report the transfer.
     referral: bool,
-    /// The methods this dialog takes: with REFER for an agent's phone (which may transfer
-    /// its caller), without for a transfer target (whose REFER nothing would act on).
-    allow: &'static str,
+    /// An agent's phone, which may transfer its caller by REFER; a transfer target's
+    /// REFER would have nothing to act on.
+    takes_refer: bool,
     /// The session timer the far end's 2xx agreed to, and our refreshes.
     session: SessionRefresh,
     out: VecDeque<LegOutput<FarEvent>>,
@@ -112,11 +112,7 @@ impl FarLeg {
         timers: TimerSettings,
         takes_refer: bool,
     ) -> Result<FarLeg, DialError> {
-        let allow = if takes_refer {
-            crate::sip::ALLOW_REFER
-        } else {
-            crate::sip::ALLOW
-        };
+        let allow = allow_list(takes_refer);
         let Dialled {
             call_id,
             peer,
@@ -219,7 +215,7 @@ impl FarLeg {
             credentials,
             answered: None,
             referral: false,
-            allow,
+            takes_refer,
             session,
             out: VecDeque::new(),
         };
@@ -355,7 +351,7 @@ impl FarLeg {
         tx: crate::sip::transaction::ServerTxId,
         request: Request,
     ) -> Option<FarEvent> {
-        if request.method == Method::Refer && self.allow == crate::sip::ALLOW_REFER {
+        if request.method == Method::Refer && self.takes_refer {
             return self.referred(tx, &request);
         }
         let mut timer = Vec::new();
@@ -396,7 +392,7 @@ impl FarLeg {
             // phone its dialog is gone (RFC 5057), and it would hang up.
             (_, Some(d)) if d.matches(&request) => {
                 let _ = d.accept_remote_cseq(&request);
-                timer.push(Header::Allow(self.allow.into()));
+                timer.push(Header::Allow(allow_list(self.takes_refer).into()));
                 405
             }
             _ => 481,
@@ -645,6 +641,15 @@ impl FarLeg {
 /// We offer SRTP on a leg that must be encrypted.
 fn offers_srtp(media: &MediaSetup) -> bool {
     media.security.encryption == Encryption::Required
+}
+
+/// The methods a far leg's dialog takes (its Allow): REFER only when it `takes_refer`.
+fn allow_list(takes_refer: bool) -> &'static str {
+    if takes_refer {
+        crate::sip::ALLOW_REFER
+    } else {
+        crate::sip::ALLOW
+    }
 }
 
 fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
