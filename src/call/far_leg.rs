@@ -354,13 +354,14 @@ impl FarLeg {
         if request.method == Method::Refer && self.takes_refer {
             return self.referred(tx, &request);
         }
+        // Every request of the dialog moves its remote CSeq on, whatever the answer.
+        if let Some(d) = self.dialog.as_mut().filter(|d| d.matches(&request)) {
+            let _ = d.accept_remote_cseq(&request);
+        }
         let mut timer = Vec::new();
-        let code = match (&request.method, &mut self.dialog) {
+        let code = match (&request.method, &self.dialog) {
             // Key presses from the agent's phone are not the caller's to hear.
-            (Method::Bye | Method::Options | Method::Info, Some(d)) if d.matches(&request) => {
-                let _ = d.accept_remote_cseq(&request);
-                200
-            }
+            (Method::Bye | Method::Options | Method::Info, Some(d)) if d.matches(&request) => 200,
             (Method::Invite | Method::Update, Some(d))
                 if d.matches(&request)
                     && self.session.invite_in_flight()
@@ -372,7 +373,6 @@ impl FarLeg {
             (Method::Invite | Method::Update, Some(d)) if d.matches(&request) => {
                 // A re-INVITE or UPDATE (the phone holds, moves or refreshes its session
                 // timer): keep media as it is.
-                let _ = d.accept_remote_cseq(&request);
                 match self.session.answer(&request) {
                     Ok(agreed) => {
                         self.session.accept(now, agreed, true);
@@ -391,7 +391,6 @@ impl FarLeg {
             // Anything else in the dialog: not a method we take here. A 481 would tell the
             // phone its dialog is gone (RFC 5057), and it would hang up.
             (_, Some(d)) if d.matches(&request) => {
-                let _ = d.accept_remote_cseq(&request);
                 timer.push(Header::Allow(allow_list(self.takes_refer).into()));
                 405
             }

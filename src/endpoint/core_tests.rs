@@ -773,21 +773,27 @@ fn trunk_reports(b: &mut Bench) -> Vec<(&'static str, Option<String>, Option<u64
         .collect()
 }
 
+/// A core started at `now` whose trunk "carrier" registers with a registrar whose name
+/// did not resolve (`why`).
+fn unresolved_carrier(now: Instant, why: &str) -> Bench {
+    let mut settings = test_settings(10);
+    settings.started = now;
+    settings.registrations = vec![TrunkLookup::Unresolved {
+        trunk: "carrier".into(),
+        why: why.into(),
+    }];
+    Bench {
+        core: Core::new(settings, None, &Registry::new()),
+        now,
+    }
+}
+
 #[test]
 fn a_registrar_whose_name_does_not_resolve_is_looked_up_again_later_until_it_registers() {
     const REGISTRAR: &str = "192.0.2.1:5060";
     let now = Instant::now();
     let secs = Duration::from_secs;
-    let mut settings = test_settings(10);
-    settings.started = now;
-    settings.registrations = vec![TrunkLookup::Unresolved {
-        trunk: "carrier".into(),
-        why: "failed to lookup address information".into(),
-    }];
-    let mut b = Bench {
-        core: Core::new(settings, None, &Registry::new()),
-        now,
-    };
+    let mut b = unresolved_carrier(now, "failed to lookup address information");
     b.core.handle_timeout(now);
     assert!(b.core.poll_transmit().is_none(), "nothing to send it to");
     let reports = trunk_reports(&mut b);
@@ -839,16 +845,7 @@ fn a_registrar_that_resolves_once_the_engine_is_stopping_is_not_registered_with(
     const REGISTRAR: &str = "192.0.2.1:5060";
     let now = Instant::now();
     let secs = Duration::from_secs;
-    let mut settings = test_settings(10);
-    settings.started = now;
-    settings.registrations = vec![TrunkLookup::Unresolved {
-        trunk: "carrier".into(),
-        why: "no route".into(),
-    }];
-    let mut b = Bench {
-        core: Core::new(settings, None, &Registry::new()),
-        now,
-    };
+    let mut b = unresolved_carrier(now, "no route");
     b.core.handle_timeout(now + secs(5));
     assert!(
         b.events()

@@ -172,6 +172,7 @@ impl SpeechService {
             metrics: backend.metrics.clone(),
             events,
         };
+        let wide = matches!(&backend.kind, BackendKind::Vosk(pool) if pool.takes_wide());
         let opened = match &backend.kind {
             BackendKind::Vosk(pool) => pool
                 .open(ctx, backlog)
@@ -185,6 +186,7 @@ impl SpeechService {
             Ok((tx, lease)) => Ok(Listener {
                 audio: AudioSink {
                     tx,
+                    wide,
                     lease: lease.clone(),
                     language: lang,
                     dropped: backend.metrics.dropped.clone(),
@@ -266,6 +268,9 @@ impl Drop for SpeechEvents {
 /// The audio side of a listener. Dropping it ends the session.
 pub struct AudioSink {
     tx: FrameTx,
+    /// The recogniser takes 16 kHz audio (a local pool fed at 16 kHz); otherwise a
+    /// wideband caller's 16 kHz side is not copied along.
+    wide: bool,
     lease: Arc<Lease>,
     language: Language,
     dropped: Arc<Counter>,
@@ -278,7 +283,7 @@ impl AudioSink {
         if self.lease.is_released() {
             return Err(PushError::Ended);
         }
-        let frame = Frame::new(narrow, wide);
+        let frame = Frame::new(narrow, if self.wide { wide } else { &[] });
         let full = match &self.tx {
             FrameTx::Local(session) => match session.push(frame) {
                 Ok(()) => false,

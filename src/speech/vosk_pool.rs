@@ -188,6 +188,11 @@ impl VoskPool {
         Ok(VoskPool { shared })
     }
 
+    /// Its recognisers are fed at 16 kHz: a wideband caller's own audio is worth sending.
+    pub fn takes_wide(&self) -> bool {
+        self.shared.sample_rate == 16000
+    }
+
     /// Opens a session, or refuses at once when the decoders are out of capacity.
     pub fn open(
         &self,
