@@ -169,6 +169,18 @@ pub enum EventKind {
     WrapUpEnded {
         agent: String,
     },
+    /// OPTIONS probes ([trunks.qualify]) found a trunk (`kind` "trunk") or an agent
+    /// reached by URI ("agent") answering: calls go to it.
+    PeerUp {
+        peer: String,
+        kind: String,
+    },
+    /// The peer stopped answering probes: calls skip it until it is up again.
+    PeerDown {
+        peer: String,
+        kind: String,
+        reason: String,
+    },
     /// The stats actor opened the log after a start: whatever was waiting, ringing or
     /// connected before it is gone, and every agent is logged out until the ACD says again.
     EngineStarted {},
@@ -201,6 +213,8 @@ impl EventKind {
             | EventKind::AgentResume { .. }
             | EventKind::WrapUpStarted { .. }
             | EventKind::WrapUpEnded { .. }
+            | EventKind::PeerUp { .. }
+            | EventKind::PeerDown { .. }
             | EventKind::EngineStarted {}
             | EventKind::EngineStopped {} => None,
         }

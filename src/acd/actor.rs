@@ -88,6 +88,14 @@ impl AcdHandle {
         }));
     }
 
+    /// OPTIONS probes found the agent reached by URI `agent` up or down.
+    pub fn reachability(&self, agent: &str, up: bool) {
+        self.send(AcdMsg::Input(Input::Reachability {
+            agent: agent.to_owned(),
+            up,
+        }));
+    }
+
     pub async fn control(
         &self,
         agent: &str,

@@ -74,6 +74,12 @@ pub enum Input {
         user: String,
         contact: Option<String>,
     },
+    /// OPTIONS probes found an agent reached by URI up or down: one that is down is
+    /// offered no call, and stays logged in.
+    Reachability {
+        agent: String,
+        up: bool,
+    },
 }
 
 /// Agent control from the API.
@@ -158,6 +164,8 @@ pub enum InputError {
     DuplicateCall(String),
     #[error("no agent registers as `{0}`")]
     UnknownUser(String),
+    #[error("unknown agent `{0}`")]
+    UnknownAgent(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -37,7 +37,8 @@ pub struct Api {
 impl Api {
     /// `control` is where agent commands go (the ACD actor's receiver), `reload` where
     /// dialplan reloads go (the engine); `None` answers them with 503. `trunks` is the
-    /// registering trunks' status as the endpoint publishes it.
+    /// registering trunks' status as the endpoint publishes it, `peers` the probed trunks'
+    /// and agents' reachability.
     pub fn new(
         config: &ApiConfig,
         stats: StatsHandle,
@@ -45,6 +46,7 @@ impl Api {
         control: Option<mpsc::Sender<AgentControl>>,
         reload: Option<mpsc::Sender<ReloadRequest>>,
         trunks: tokio::sync::watch::Receiver<Vec<crate::endpoint::TrunkStatus>>,
+        peers: tokio::sync::watch::Receiver<Vec<crate::endpoint::PeerStatus>>,
     ) -> Api {
         let state = state::AppState(Arc::new(state::Shared {
             stats,
@@ -56,6 +58,7 @@ impl Api {
             dashboard: config.dashboard.clone(),
             streams: Arc::default(),
             trunks,
+            peers,
             max_streams: config.max_streams,
             keep_alive: (std::time::Duration::from_secs(config.idle_s) / 2)
                 .min(std::time::Duration::from_secs(15)),

@@ -52,6 +52,7 @@ pub(super) fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/api/v1/agents/{agent}/resume", post(resume)),
         (Method::GET, "/api/v1/events", get(events)),
         (Method::GET, "/api/v1/trunks", get(trunks)),
+        (Method::GET, "/api/v1/peers", get(peers)),
         (Method::POST, "/api/v1/reload", post(reload)),
         (Method::GET, "/api/v1/stream", get(stream::stream)),
         (Method::GET, "/api/v1/dashboard", get(dashboard_config)),
@@ -128,6 +129,11 @@ async fn intervals(
 /// The registering trunks and where their registrations stand.
 async fn trunks(_: Caller, State(s): State<AppState>) -> Json<Vec<TrunkStatus>> {
     Json(s.trunks.borrow().clone())
+}
+
+/// The trunks and agents probed with OPTIONS, and whether each answers.
+async fn peers(_: Caller, State(s): State<AppState>) -> Json<Vec<crate::endpoint::PeerStatus>> {
+    Json(s.peers.borrow().clone())
 }
 
 async fn agents(_: Caller, State(s): State<AppState>) -> Result<Json<Vec<AgentView>>, ApiError> {

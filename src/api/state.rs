@@ -34,6 +34,8 @@ pub(super) struct Shared {
     pub keep_alive: std::time::Duration,
     /// The registering trunks' status, from the endpoint.
     pub trunks: watch::Receiver<Vec<TrunkStatus>>,
+    /// The probed trunks' and agents' reachability, from the endpoint.
+    pub peers: watch::Receiver<Vec<crate::endpoint::PeerStatus>>,
 }
 
 impl Deref for AppState {

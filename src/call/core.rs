@@ -17,8 +17,9 @@ use tracing::{info, warn};
 use super::Flows;
 use super::caller_leg::{Answering, CallerLeg, LegEvent, LegOutput, MediaSetup};
 use super::far_leg::{DialError, Dialled, FarEvent, FarLeg};
-use super::flow::{DialContext, Far, Flow, FlowAction, Outcome, Service};
+use super::flow::{Far, Flow, FlowAction, Outcome, Service};
 use super::incoming::Invite;
+use super::placing::{self, Attempt, Placing, TrunkRoutes};
 use crate::acd::Instruction;
 use crate::dialplan::{self, CallInfo, ListenId, Speech};
 use crate::endpoint::CallEvent;
@@ -27,9 +28,9 @@ use crate::events::EventKind;
 use crate::media::clip::Clip;
 use crate::media::sdp::Negotiated;
 use crate::media::session::{PlayId, SessionEvent};
+use crate::sip::headers;
 use crate::sip::session_timer::TimerSettings;
-use crate::sip::uri::{SipUri, host_port};
-use crate::sip::{Transport, headers};
+use crate::sip::uri::host_port;
 
 /// A leg of the call, for media operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,9 @@ pub enum CallAction {
         /// Offer SRTP (SDES) and take nothing less: a transfer back through a trunk whose
         /// calls are encrypted, or a target reached over TLS.
         srtp: bool,
+        /// The named trunk it goes through: refused (`DialError::Down`) while probes find
+        /// it down.
+        trunk: Option<String>,
     },
     /// The far leg is over: close its media and stop routing its Call-ID.
     Release(Far),
@@ -90,6 +94,8 @@ pub struct FlowSetup {
     pub plan: Arc<dialplan::Dialplan>,
     /// An ACD is configured: queue steps hand the call to it.
     pub has_acd: bool,
+    /// The named trunks, for transfers through them.
+    pub trunks: Arc<TrunkRoutes>,
     /// The wall clock when the call came in (the dialplan's hours are in wall time).
     pub wall: jiff::Timestamp,
 }
@@ -104,8 +110,10 @@ pub struct CallCore {
     flow: Option<Flow>,
     offer: Option<FarLeg>,
     transfer: Option<FarLeg>,
-    /// Far legs asked for (`Dial`) and not yet reported: their target and context.
-    dialling: Vec<(Far, String, DialContext)>,
+    /// Far legs being placed: where each goes now and next, until it rings or answers.
+    placing: Vec<Placing>,
+    /// The named trunks, for transfers through them.
+    trunks: Arc<TrunkRoutes>,
     /// The session timers our far legs ask for (`[sip]`, as for the caller's leg).
     timers: TimerSettings,
     /// The flow's actions that need the caller connected, waiting for our 200's ACK (a
@@ -138,6 +146,7 @@ impl CallCore {
         };
         let early = setup.plan.has_early_media();
         let timers = answering.timers;
+        let trunks = setup.trunks.clone();
         let mut core = CallCore {
             info,
             caller: CallerLeg::answer(now, invite, negotiated, media, answering, early),
@@ -146,7 +155,8 @@ impl CallCore {
             flow: None,
             offer: None,
             transfer: None,
-            dialling: Vec::new(),
+            placing: Vec::new(),
+            trunks,
             timers,
             held: VecDeque::new(),
             now,
@@ -274,27 +284,38 @@ impl CallCore {
     /// The edge found (or could not find) what a `Dial` needs.
     pub fn handle_dialled(&mut self, now: Instant, far: Far, dialled: Result<Dialled, DialError>) {
         self.now = now;
-        let Some(i) = self.dialling.iter().position(|(f, ..)| *f == far) else {
+        let Some(i) = self
+            .placing
+            .iter()
+            .position(|p| p.far == far && p.resolving)
+        else {
             // Dropped meanwhile: what was opened for it goes.
             if dialled.is_ok() {
                 self.actions.push_back(CallAction::Release(far));
             }
             return;
         };
-        let (_, target, context) = self.dialling.swap_remove(i);
+        let p = &mut self.placing[i];
+        p.resolving = false;
+        let (target, context) = (&p.current().uri, &p.context);
         let placed = dialled.and_then(|mut d| {
             if context.referred {
                 d.credentials = None;
             }
-            FarLeg::dial(d, &target, &context, self.timers, far == Far::Offer)
+            FarLeg::dial(d, target, context, self.timers, far == Far::Offer)
         });
         match placed {
             Ok(leg) => *self.far(far) = Some(leg),
             Err(e) => {
                 warn!(error = %e, %target, ?far, "cannot place the call");
                 self.actions.push_back(CallAction::Release(far));
-                if let Some(f) = self.flow.as_mut() {
-                    f.handle_dial_failed(now, far);
+                if self.fail_over(far, None) {
+                    self.dial_current(far);
+                } else {
+                    self.placing.retain(|p| p.far != far);
+                    if let Some(f) = self.flow.as_mut() {
+                        f.handle_dial_failed(now, far);
+                    }
                 }
             }
         }
@@ -389,6 +410,20 @@ impl CallCore {
     }
 
     fn far_event(&mut self, far: Far, ev: FarEvent) {
+        match ev {
+            FarEvent::Failed(code) => {
+                if self.fail_over(far, Some(code)) {
+                    if let Some(mut leg) = self.far(far).take() {
+                        self.drain_leg(&mut leg);
+                    }
+                    self.actions.push_back(CallAction::Release(far));
+                    return self.dial_current(far);
+                }
+                self.placing.retain(|p| p.far != far);
+            }
+            FarEvent::Ringing | FarEvent::Answered => self.placing.retain(|p| p.far != far),
+            FarEvent::HungUp | FarEvent::Lost(_) | FarEvent::Referred(_) => {}
+        }
         if let Some(f) = self.flow.as_mut() {
             f.handle_far(self.now, far, ev);
         }
@@ -456,20 +491,22 @@ impl CallCore {
                 far,
                 target,
                 context,
-                through_trunk,
             } => {
                 self.drop_far(far);
-                self.dialling.push((far, target.clone(), context));
-                // Back through the caller's trunk, the call's own encryption; elsewhere, a
-                // target reached over TLS (`sips:`, `;transport=tls`) gets SRTP: SDES keys
-                // travel in the SDP, which only TLS keeps secret (RFC 4568 8.3).
-                let srtp = if through_trunk {
-                    self.caller.requires_srtp()
-                } else {
-                    SipUri::parse(&target)
-                        .is_some_and(|u| u.explicit_transport() == Some(Transport::Tls))
-                };
-                CallAction::Dial { far, target, srtp }
+                let attempts = placing::attempts(target, &self.trunks, self.caller.requires_srtp());
+                match Placing::new(far, context, attempts) {
+                    Some(p) => {
+                        self.placing.push(p);
+                        return self.dial_current(far);
+                    }
+                    None => {
+                        warn!(?far, "no trunk to send the call through");
+                        if let Some(f) = self.flow.as_mut() {
+                            f.handle_dial_failed(self.now, far);
+                        }
+                        return;
+                    }
+                }
             }
             FlowAction::DropFar(far) => return self.drop_far(far),
             FlowAction::Service(service) => CallAction::Service(service),
@@ -479,16 +516,49 @@ impl CallCore {
 
     /// Ends a far leg (CANCEL or BYE as its state asks) and releases it.
     fn drop_far(&mut self, far: Far) {
-        self.dialling.retain(|(f, ..)| *f != far);
+        self.placing.retain(|p| p.far != far);
         if let Some(mut leg) = self.far(far).take() {
             leg.hang_up();
-            while let Some(out) = leg.poll_output() {
-                if let LegOutput::Sip(c) = out {
-                    self.actions.push_back(CallAction::Sip(c));
-                }
-            }
+            self.drain_leg(&mut leg);
             self.actions.push_back(CallAction::Release(far));
         }
+    }
+
+    /// Sends what a far leg we let go of still has to say.
+    fn drain_leg(&mut self, leg: &mut FarLeg) {
+        while let Some(out) = leg.poll_output() {
+            if let LegOutput::Sip(c) = out {
+                self.actions.push_back(CallAction::Sip(c));
+            }
+        }
+    }
+
+    /// Whether the far leg being placed moves on to its next place after this failure
+    /// (`code`; `None`: it could not be dialled at all).
+    fn fail_over(&mut self, far: Far, code: Option<u16>) -> bool {
+        let Some(p) = self.placing.iter_mut().find(|p| p.far == far) else {
+            return false;
+        };
+        let failed = p.current().trunk.clone();
+        let Some(next) = p.fail_over(code) else {
+            return false;
+        };
+        info!(?failed, ?code, next = ?next.trunk, "the trunk cannot take the call: trying the next");
+        true
+    }
+
+    /// Asks the edge for the address and media of where the far leg being placed goes now.
+    fn dial_current(&mut self, far: Far) {
+        let Some(p) = self.placing.iter().find(|p| p.far == far) else {
+            return;
+        };
+        let Attempt { uri, srtp, trunk } = p.current().clone();
+        self.actions.push_back(CallAction::Dial {
+            far,
+            target: uri,
+            srtp,
+            trunk,
+        });
     }
 }
 

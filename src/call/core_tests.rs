@@ -13,8 +13,10 @@ use rsip::{Header, Method, Request, Response, SipMessage};
 use super::*;
 use crate::acd::{OfferId, OfferOutcome, Target};
 use crate::call::caller_leg;
+use crate::call::far_leg::DialError;
 use crate::call::far_leg::cancel_for;
 use crate::call::flow::AcdReport;
+use crate::call::placing::{TrunkRoute, TrunkRoutes};
 use crate::call::test_plan;
 use crate::endpoint::core::{Core as Endpoint, Dest, Event};
 use crate::events::HungUpBy;
@@ -128,6 +130,10 @@ struct Net {
     did: Vec<CallAction>,
     /// How the call ended (`not_connected` if it never got up), once it has.
     ended: Option<String>,
+    /// The named trunks calls may be sent through.
+    trunks: TrunkRoutes,
+    /// The named trunks OPTIONS probes find down: the edge refuses to dial them.
+    down: Vec<String>,
 }
 
 impl Timed for Net {
@@ -174,6 +180,8 @@ impl Net {
             far_ids: HashMap::new(),
             did: Vec::new(),
             ended: None,
+            trunks: TrunkRoutes::new(),
+            down: Vec::new(),
         }
     }
 
@@ -313,6 +321,7 @@ impl Net {
                 flows,
                 plan,
                 has_acd: true,
+                trunks: Arc::new(self.trunks.clone()),
                 wall: test_plan::tuesday_10am(),
             },
         ));
@@ -324,8 +333,19 @@ impl Net {
             CallAction::Sip(c) => self.hotline.handle_command(self.now, *c),
             CallAction::Dial {
                 far,
+                trunk: Some(ref t),
+                ..
+            } if self.down.contains(t) => {
+                let down = Err(DialError::Down(t.clone()));
+                self.did.push(action);
+                let now = self.now;
+                self.call().handle_dialled(now, far, down);
+            }
+            CallAction::Dial {
+                far,
                 ref target,
                 srtp,
+                ..
             } => {
                 let at = SipUri::parse(target)
                     .and_then(|u| u.socket_addr())
@@ -2040,4 +2060,106 @@ fn refreshes_refused_for_a_whole_interval_end_the_call() {
     assert!((25..=35).contains(&refused), "{refused} refusals");
     net.wait(Duration::from_secs(40));
     assert_eq!(net.ended.as_deref(), Some("session_expired"));
+}
+
+/// Greets, then transfers through three named trunks in order.
+const FAILOVER: &str = "  next:\n    transfer: trunk\n    number: \"01012345678\"\n    \
+                        trunks: [dead, busy, pbx]\n    failed: sorry\n  sorry:\n    \
+                        hangup: transfer_failed\n";
+
+/// A call up on `FAILOVER`: `dead` is down, `busy` is the agent's side and `pbx` the
+/// trunk's. The greeting is over, so the transfer has started.
+fn failing_over() -> Net {
+    let mut net = Net::new(FAILOVER, Duration::from_secs(2));
+    let route = |at: &str| TrunkRoute {
+        uri: Some(format!("sip:{at}")),
+        srtp_required: false,
+    };
+    net.trunks = TrunkRoutes::from([
+        ("dead".into(), route("10.0.0.77:5060")),
+        ("busy".into(), route(AGENT)),
+        ("pbx".into(), route(TRUNK)),
+    ]);
+    net.down = vec!["dead".into()];
+    let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
+    net.wait(Duration::from_secs(2));
+    let ok = net
+        .trunk
+        .responses()
+        .into_iter()
+        .find(|r| r.status_code.code() == 200)
+        .expect("a 200");
+    net.trunk_ack(&invite, &ok, "");
+    net.greeting_done();
+    net
+}
+
+/// The far INVITE that reached `side`, answered with `code`.
+fn far_invite_answered(net: &mut Net, who: Who, code: u16) -> Request {
+    let did = format!("{:?}", net.did);
+    let side = net.side(who);
+    let i = side
+        .inbox
+        .iter()
+        .position(|e| matches!(e, Event::NewCall(n) if n.invite.uri.to_string().starts_with("sip:01012345678@")))
+        .unwrap_or_else(|| panic!("no transfer INVITE; the call did {did}"));
+    let Some(Event::NewCall(new)) = side.inbox.remove(i) else {
+        unreachable!()
+    };
+    net.respond(who, new.tx, build::response(&new.invite, code, Some("far")));
+    new.invite
+}
+
+fn dialled_trunks(net: &Net) -> Vec<Option<String>> {
+    net.did
+        .iter()
+        .filter_map(|a| match a {
+            CallAction::Dial { trunk, .. } => Some(trunk.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_transfer_skips_a_trunk_that_is_down_and_moves_on_when_one_cannot_take_the_call() {
+    let mut net = failing_over();
+    let busy = far_invite_answered(&mut net, Who::Agent, 503);
+    assert_eq!(busy.uri.to_string(), format!("sip:01012345678@{AGENT}"));
+    let pbx = far_invite_answered(&mut net, Who::Trunk, 180);
+    assert_eq!(pbx.uri.to_string(), format!("sip:01012345678@{TRUNK}"));
+    let t = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        dialled_trunks(&net),
+        [t("dead"), t("busy"), t("pbx")],
+        "in the dialplan's order"
+    );
+    assert!(
+        net.did
+            .iter()
+            .any(|a| matches!(a, CallAction::Release(Far::Transfer))),
+        "the failed leg's media and route are let go"
+    );
+    assert_eq!(net.ended, None, "the call goes on, ringing the last trunk");
+}
+
+#[test]
+fn a_busy_answer_through_a_trunk_is_the_transfers_outcome_not_a_reason_to_try_another() {
+    let mut net = failing_over();
+    far_invite_answered(&mut net, Who::Agent, 486);
+    assert!(
+        !net.trunk
+            .inbox
+            .iter()
+            .any(|e| matches!(e, Event::NewCall(_))),
+        "the next trunk is not tried"
+    );
+    let t = |s: &str| Some(s.to_owned());
+    assert_eq!(dialled_trunks(&net), [t("dead"), t("busy")]);
+    assert!(
+        net.events().iter().any(|e| matches!(
+            e,
+            EventKind::CallFinished { outcome, .. } if outcome == "transfer_failed"
+        )),
+        "the dialplan's `failed` step"
+    );
 }

@@ -160,8 +160,16 @@ impl Driver {
         match action {
             CallAction::Sip(command) => self.ctx.endpoint.command(command),
             CallAction::Media(leg, op) => self.media(leg, op),
-            CallAction::Dial { far, target, srtp } => {
-                let dialled = self.dial(far, &target, srtp).await;
+            CallAction::Dial {
+                far,
+                target,
+                srtp,
+                trunk,
+            } => {
+                let dialled = match trunk {
+                    Some(t) if self.ctx.endpoint.trunk_down(&t) => Err(DialError::Down(t)),
+                    _ => self.dial(far, &target, srtp).await,
+                };
                 self.core.handle_dialled(Instant::now(), far, dialled);
             }
             CallAction::Release(far) => *self.far(far) = None,

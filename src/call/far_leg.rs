@@ -56,6 +56,8 @@ pub enum DialError {
     BadTarget(String),
     #[error("cannot resolve target {0:?}")]
     Unresolvable(String),
+    #[error("trunk {0:?} does not answer OPTIONS probes")]
+    Down(String),
     #[error(transparent)]
     Media(#[from] MediaError),
 }

@@ -99,6 +99,11 @@ pub(super) struct DialContext {
 
 impl DialContext {
     /// The context the call's variables give, for `queue` (none for a transfer).
+    #[cfg(test)]
+    pub(super) fn for_tests() -> DialContext {
+        DialContext::of(&dialplan::Vars::default(), None)
+    }
+
     fn of(vars: &dialplan::Vars, queue: Option<String>) -> DialContext {
         DialContext {
             referred: false,
@@ -145,8 +150,21 @@ pub enum Service {
     Event(EventKind),
 }
 
+/// Where a far leg goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum DialTarget {
+    /// A SIP URI: an agent, `transfer: sip:...`, an agent's REFER target.
+    Uri(String),
+    /// Back through the trunk the call came in on, at this URI (`transfer: trunk`): the
+    /// leg is encrypted as the caller's is.
+    CallersTrunk(String),
+    /// `number` through these named trunks, in order (`transfer: trunk` with `trunks`).
+    Trunks { number: String, trunks: Vec<String> },
+}
+
 /// What the call must do, in order.
 #[derive(Debug, Clone)]
+
 pub(super) enum FlowAction {
     /// Queue a clip on the caller's leg; report `LegEvent::PlayDone(id)` when it has played.
     /// `early`: as early media if the call is not answered yet (otherwise it is answered
@@ -162,11 +180,8 @@ pub(super) enum FlowAction {
     /// `handle_far`, a failure to place it to `handle_dial_failed`.
     Dial {
         far: Far,
-        target: String,
+        target: DialTarget,
         context: DialContext,
-        /// Through the trunk the call came in on (`transfer: trunk`): the leg is encrypted
-        /// as the caller's is.
-        through_trunk: bool,
     },
     /// Drop a far leg: CANCEL while it rings, BYE once answered, nothing once over.
     DropFar(Far),
@@ -654,9 +669,8 @@ impl Flow {
                 self.offer = Some(offer);
                 self.actions.push_back(FlowAction::Dial {
                     far: Far::Offer,
-                    target,
+                    target: DialTarget::Uri(target),
                     context,
-                    through_trunk: false,
                 });
             }
             Instruction::CancelOffer { offer } => {
@@ -764,9 +778,8 @@ impl Flow {
         });
         self.actions.push_back(FlowAction::Dial {
             far: Far::Transfer,
-            target,
+            target: DialTarget::Uri(target),
             context,
-            through_trunk: false,
         });
     }
 
@@ -783,12 +796,17 @@ impl Flow {
         vars: &dialplan::Vars,
         ring: Duration,
     ) {
-        let through_trunk = matches!(to, TransferTo::Trunk(_));
         let target = match to {
-            TransferTo::Uri(uri) => uri,
-            TransferTo::Trunk(number) => format!("sip:{number}@{}", self.trunk_address),
+            TransferTo::Uri(uri) => DialTarget::Uri(uri),
+            TransferTo::Trunk { number, trunks, .. } if trunks.is_empty() => {
+                DialTarget::CallersTrunk(format!("sip:{number}@{}", self.trunk_address))
+            }
+            TransferTo::Trunk { number, trunks } => DialTarget::Trunks {
+                number,
+                trunks: trunks.into_iter().map(|(name, _)| name).collect(),
+            },
         };
-        info!(%target, ?method, "transferring");
+        info!(?target, ?method, "transferring");
         self.transfer = Some(Transfer {
             ring_until: Some(self.now + ring),
             kind: match method {
@@ -803,12 +821,16 @@ impl Flow {
                     far: Far::Transfer,
                     target,
                     context,
-                    through_trunk,
                 });
             }
             TransferMethod::Refer => {
+                // The dialplan's check keeps `trunks` from `method: refer`: a REFER hands
+                // the call to where it came from.
+                let (DialTarget::Uri(uri) | DialTarget::CallersTrunk(uri)) = target else {
+                    return self.on_transfer(FarEvent::Failed(500));
+                };
                 self.actions.push_back(FlowAction::StopAudio);
-                self.actions.push_back(FlowAction::ReferCaller(target));
+                self.actions.push_back(FlowAction::ReferCaller(uri));
             }
         }
     }

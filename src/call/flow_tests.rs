@@ -128,9 +128,8 @@ fn an_offer_dials_the_agent_with_the_calls_context_and_reports_each_status() {
     let [
         FlowAction::Dial {
             far: Far::Offer,
-            target,
+            target: DialTarget::Uri(target),
             context,
-            through_trunk: false,
         },
     ] = actions.as_slice()
     else {
@@ -416,9 +415,8 @@ fn a_transfer_that_rings_too_long_fails_at_its_own_instant() {
     let [
         FlowAction::Dial {
             far: Far::Transfer,
-            target,
+            target: DialTarget::CallersTrunk(target),
             context,
-            through_trunk: true,
         },
     ] = actions.as_slice()
     else {

@@ -11,6 +11,7 @@ mod far_leg;
 mod flow;
 mod identity;
 mod incoming;
+mod placing;
 mod session_refresh;
 mod speech;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use rsip::Request;
 use tokio::sync::watch;
 use tracing::{Instrument, info_span, warn};
 
+pub use placing::{TrunkRoute, TrunkRoutes};
 pub use speech::SpeechAccess;
 
 use crate::acd::AcdHandle;
@@ -58,8 +60,8 @@ pub struct CallContext {
     pub announcer: Arc<announce::Announcer>,
     /// How calls are answered: ringing time, T1, session timers.
     pub answering: Answering,
-    /// The named trunks whose calls must be SRTP (`media_encryption = "sdes"`).
-    pub srtp_required: Vec<String>,
+    /// The named trunks: where each takes calls, and whether its calls must be SRTP.
+    pub trunks: Arc<TrunkRoutes>,
 }
 
 /// Starts the task of a new call, in a span keyed by its Call-ID.
@@ -102,7 +104,7 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
     };
     let reach = ctx.media.reach(local.ip(), peer.addr.ip());
     let encryption = match &invite.trunk {
-        Some(t) if ctx.srtp_required.contains(t) => Encryption::Required,
+        Some(t) if ctx.trunks.get(t).is_some_and(|r| r.srtp_required) => Encryption::Required,
         _ => Encryption::Optional,
     };
     let security = Security::new(encryption);
@@ -128,6 +130,7 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
         flows,
         plan,
         has_acd: ctx.acd.is_some(),
+        trunks: ctx.trunks.clone(),
         wall: jiff::Timestamp::now(),
     };
     let core = CallCore::new(

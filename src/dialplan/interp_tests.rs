@@ -826,8 +826,8 @@ fn transfer_to_a_uri_or_the_trunk_and_failure() {
     let actions = c.take();
     assert!(matches!(
         &actions[0],
-        Action::Transfer { to: TransferTo::Trunk(n), ring_timeout, method: TransferMethod::Refer, .. }
-            if n == "01012345678" && *ring_timeout == secs(30)
+        Action::Transfer { to: TransferTo::Trunk { number, .. }, ring_timeout, method: TransferMethod::Refer, .. }
+            if number == "01012345678" && *ring_timeout == secs(30)
     ));
     c.input(Input::TransferFailed);
     assert_eq!(hangups(&c.take()), ["transfer_failed"]);

@@ -41,7 +41,7 @@ pub use model::*;
 /// such as the fuzz targets; the engine loads folders through `DialplanSet`).
 pub use parse::parse;
 pub use set::{DialplanSet, LoadError};
-pub use validate::{QueueInfo, ValidationContext};
+pub use validate::{QueueInfo, TrunkInfo, ValidationContext};
 pub use vars::{Var, Vars};
 
 /// The `[dialplan]` section of the config file.

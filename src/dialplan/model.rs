@@ -279,8 +279,13 @@ pub struct Hours {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferTo {
     Uri(String),
-    /// Dial `number` back out through the trunk the call came in on.
-    Trunk(String),
+    /// Dial `number` out through `trunks` in order (the first that is not down and does
+    /// not fail), or back through the trunk the call came in on when there are none.
+    Trunk {
+        number: String,
+        /// Each trunk's name, and where the dialplan names it.
+        trunks: Vec<(String, Pos)>,
+    },
 }
 
 /// How a transfer is carried out.

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::model::{Dialplan, Pos, PromptRef, StepKind, Target};
+use super::model::{Dialplan, Pos, PromptRef, StepKind, Target, Transfer, TransferTo};
 use super::suggest::closest;
 use super::vars::Var;
 use crate::diag::Diagnostic;
@@ -20,8 +20,14 @@ pub struct ValidationContext {
     pub intents: Option<BTreeSet<String>>,
     /// The grammar sets (folders under `grammars/`) an `ask` step may name.
     pub grammars: Option<BTreeSet<String>>,
-    /// The configured trunks' names.
-    pub trunks: Option<BTreeSet<String>>,
+    /// The configured trunks.
+    pub trunks: Option<BTreeMap<String, TrunkInfo>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrunkInfo {
+    /// It has a `uri`: calls can be sent through it.
+    pub uri: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -251,13 +257,36 @@ impl Check<'_> {
             }
         }
         if let Some(trunks) = &self.ctx.trunks {
+            let unknown = |trunk: &str| {
+                let message = format!("unknown trunk `{trunk}`");
+                with_hint(message, trunk, trunks.keys().map(String::as_str))
+            };
             for route in &plan.routes {
                 if let Some(trunk) = &route.trunk
-                    && !trunks.contains(trunk)
+                    && !trunks.contains_key(trunk)
                 {
-                    let message = format!("unknown trunk `{trunk}`");
-                    let message = with_hint(message, trunk, trunks.iter().map(String::as_str));
-                    self.error(route.at, message);
+                    self.error(route.at, unknown(trunk));
+                }
+            }
+            for step in &plan.steps {
+                let StepKind::Transfer(Transfer {
+                    to: TransferTo::Trunk { trunks: names, .. },
+                    ..
+                }) = &step.kind
+                else {
+                    continue;
+                };
+                for (name, at) in names {
+                    match trunks.get(name) {
+                        None => self.error(*at, unknown(name)),
+                        Some(info) if !info.uri => self.error(
+                            *at,
+                            format!(
+                                "trunk `{name}` has no `uri`: set [trunks.named.{name}] uri = \"sip:host[:port]\" (where the trunk takes calls)"
+                            ),
+                        ),
+                        Some(_) => {}
+                    }
                 }
             }
         }

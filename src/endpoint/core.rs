@@ -26,6 +26,9 @@ use super::admission::Admission;
 use super::conns::{ConnRefusal, Conns, TcpLimits};
 use super::metrics::{Metrics, RegistrarMetrics};
 use super::outgoing::Outgoing;
+use super::qualify::{
+    PeerId, PeerStatus, ProbeAddress, ProbeTarget, Qualify, QualifySettings, ReachChange,
+};
 use super::trunk_limits::TrunkLimits;
 use super::trunks::{TrunkLookup, TrunkRegistration, TrunkStatus, Trunks};
 use crate::cidr::Cidr;
@@ -58,6 +61,10 @@ pub struct Settings {
     /// The trunks to register with (those whose registrar's name did not resolve wait for
     /// `handle_registrar_lookup`), and when the first REGISTERs go.
     pub registrations: Vec<TrunkLookup>,
+    /// How peers are probed with OPTIONS.
+    pub qualify: QualifySettings,
+    /// The trunks and agents probed (none when `[trunks.qualify] interval_s = 0`).
+    pub probes: Vec<ProbeTarget>,
     /// The instant the core starts at.
     pub started: Instant,
 }
@@ -131,6 +138,18 @@ pub enum Event {
     /// Look this trunk's registrar's name up again and answer with
     /// `handle_registrar_lookup` (it did not resolve before).
     LookUpRegistrar(String),
+    /// Look up where a probed peer's URI points, for its next OPTIONS, and answer with
+    /// `handle_peer_lookup`.
+    LookUpPeer {
+        /// Which peer.
+        id: PeerId,
+        /// Its URI.
+        uri: String,
+    },
+    /// A probed peer's state changed: every peer's status.
+    Peers(Vec<PeerStatus>),
+    /// A probed peer went up or down.
+    Reach(ReachChange),
 }
 
 /// Commands from calls.
@@ -211,6 +230,7 @@ pub struct Core {
     media_late_ticks: u64,
     registrar: Option<Registrar>,
     trunks: Trunks,
+    qualify: Qualify,
     drain: Option<Drain>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -235,6 +255,12 @@ impl Core {
             media_late_ticks: 0,
             registrar,
             trunks: Trunks::new(settings.registrations, settings.started, registry),
+            qualify: Qualify::new(
+                settings.qualify,
+                settings.probes,
+                settings.started,
+                registry,
+            ),
             drain: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -393,6 +419,7 @@ impl Core {
         if self.drain.is_none() {
             let (tx, out) = (&mut self.tx, &mut self.outgoing);
             self.trunks.stop(&mut sender(tx, out, now));
+            self.qualify.stop();
         }
         let at = now + grace;
         let drain = self.drain.get_or_insert(Drain {
@@ -444,6 +471,24 @@ impl Core {
         while let Some(trunk) = self.trunks.poll_lookup(now) {
             self.events.push_back(Event::LookUpRegistrar(trunk));
         }
+        self.qualify.handle_timeout(now);
+        while let Some((id, uri)) = self.qualify.poll_lookup() {
+            self.events.push_back(Event::LookUpPeer { id, uri });
+        }
+        self.drive(now);
+    }
+
+    /// The edge looked a probed peer up (`Event::LookUpPeer`): its OPTIONS goes out, or
+    /// the probe failed.
+    pub fn handle_peer_lookup(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        found: Result<ProbeAddress, String>,
+    ) {
+        let (tx, out) = (&mut self.tx, &mut self.outgoing);
+        self.qualify
+            .handle_lookup(now, id, found, &mut sender(tx, out, now));
         self.drive(now);
     }
 
@@ -490,6 +535,7 @@ impl Core {
             self.tx.poll_timeout(),
             registrar,
             self.trunks.poll_timeout(),
+            self.qualify.poll_timeout(),
             hang_up,
             self.conns.poll_timeout(),
         ]
@@ -527,6 +573,12 @@ impl Core {
         }
         if let Some(statuses) = self.trunks.poll_changed(now) {
             self.events.push_back(Event::Trunks(statuses));
+        }
+        while let Some(change) = self.qualify.poll_change() {
+            self.events.push_back(Event::Reach(change));
+        }
+        if let Some(statuses) = self.qualify.poll_statuses() {
+            self.events.push_back(Event::Peers(statuses));
         }
         if let Some(drain) = self.drain.as_mut()
             && !drain.drained
@@ -603,7 +655,9 @@ impl Core {
             TxEvent::Response { tx, response } => {
                 let (txs, out) = (&mut self.tx, &mut self.outgoing);
                 let mut send = sender(txs, out, now);
-                if self.trunks.handle_response(now, tx, &response, &mut send) {
+                if self.trunks.handle_response(now, tx, &response, &mut send)
+                    || self.qualify.handle_response(now, tx, &response)
+                {
                     return;
                 }
                 if response.status_code.code() >= 200 {
@@ -623,6 +677,7 @@ impl Core {
                 if self
                     .trunks
                     .handle_no_answer(now, tx, &mut sender(txs, out, now))
+                    || self.qualify.handle_no_answer(now, tx)
                 {
                     return;
                 }

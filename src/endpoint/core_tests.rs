@@ -69,6 +69,8 @@ fn test_settings(max_calls: usize) -> Settings {
             message_deadline: Duration::from_secs(20),
         },
         registrations: Vec::new(),
+        qualify: crate::endpoint::QualifyConfig::default().settings(),
+        probes: Vec::new(),
         started: Instant::now(),
     }
 }
@@ -951,4 +953,91 @@ fn a_registering_trunk_registers_at_start_and_takes_the_calls_sent_to_its_bindin
             .any(|(d, l)| *d == Dest::Udp(addr(REGISTRAR)) && l.starts_with("REGISTER")),
         "{lines:?}"
     );
+}
+
+#[test]
+fn a_probed_trunk_gets_options_and_its_answer_is_reported_until_the_engine_stops() {
+    use crate::endpoint::ProbeAddress;
+    use crate::endpoint::{PeerKind, ProbeTarget, Reach};
+    const PBX: &str = "192.0.2.20:5060";
+    let now = Instant::now();
+    let secs = Duration::from_secs;
+    let mut settings = test_settings(10);
+    settings.started = now;
+    settings.probes = vec![ProbeTarget {
+        name: "pbx2".into(),
+        kind: PeerKind::Trunk,
+        uri: "sip:pbx2.example.net".into(),
+    }];
+    let mut b = Bench {
+        core: Core::new(settings, None, &Registry::new()),
+        now,
+    };
+    b.core.handle_timeout(now);
+    let id = b
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::LookUpPeer { id, uri } if uri == "sip:pbx2.example.net" => Some(id),
+            _ => None,
+        })
+        .expect("the edge is asked where pbx2 is");
+    let found = ProbeAddress {
+        peer: Peer::udp(PBX),
+        sent_by: "192.0.2.1:5060".into(),
+    };
+    b.core.handle_peer_lookup(now, id, Ok(found));
+    let sent: Vec<Transmit> = std::iter::from_fn(|| b.core.poll_transmit()).collect();
+    let [options] = sent.as_slice() else {
+        panic!("one OPTIONS: {sent:?}");
+    };
+    assert_eq!(options.dest, Dest::Udp(PBX.parse().expect("addr")));
+    let text = String::from_utf8_lossy(&options.bytes).into_owned();
+    assert!(
+        text.starts_with("OPTIONS sip:pbx2.example.net SIP/2.0\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("User-Agent: hotline-test"), "{text}");
+    // The PBX answers 200: up, reported to the engine and the API.
+    let response = match crate::sip::parse::parse(&options.bytes, Transport::Udp) {
+        Ok(rsip::SipMessage::Request(r)) => build::response(&r, 200, Some("pbx")),
+        other => panic!("{other:?}"),
+    };
+    b.now = now + Duration::from_millis(25);
+    b.receive(Peer::udp(PBX), &response.to_string());
+    let events = b.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Reach(c) if c.up && c.name == "pbx2")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::Peers(s) if s[0].state == Reach::Up && s[0].rtt_ms == Some(25))
+        ),
+        "{events:?}"
+    );
+    assert!(
+        b.sent().is_empty(),
+        "an answer to our OPTIONS is not a call's"
+    );
+    let lookups = |b: &mut Bench| {
+        b.events()
+            .iter()
+            .filter(|e| matches!(e, Event::LookUpPeer { .. }))
+            .count()
+    };
+    b.core.handle_timeout(now + secs(29));
+    assert_eq!(
+        lookups(&mut b),
+        0,
+        "the next probe is one interval after this one"
+    );
+    b.core.handle_timeout(now + secs(30));
+    assert_eq!(lookups(&mut b), 1);
+    // Once stopping, nothing more is probed.
+    b.core.handle_drain(now + secs(31), secs(5));
+    b.core.handle_timeout(now + secs(60));
+    assert_eq!(lookups(&mut b), 0, "no probe while draining");
 }

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::admission::Admission;
 use super::conns::{TcpLimits, tcp_connection_cap};
 use super::core::{Command, ConnEnd, Core, Dest, Event, Settings, Transmit};
+use super::qualify::{PeerId, PeerKind, PeerStatus, ProbeAddress, ProbeTarget, ReachChange};
 use super::tls::{self, Tls};
 use super::trunk_limits::{TrunkLimit, TrunkLimits};
 use super::trunks::{TrunkLookup, TrunkRegistration, TrunkStatus};
@@ -30,6 +31,7 @@ use crate::secret::Secret;
 use crate::sip::digest::ClientCredentials;
 use crate::sip::registration::RegisterSettings;
 use crate::sip::transaction::Peer;
+use crate::sip::uri::SipUri;
 use crate::sip::{SipConfig, Transport};
 use crate::time::sleep_until;
 
@@ -37,6 +39,13 @@ use crate::time::sleep_until;
 const BATCH: usize = 64;
 /// Inputs from calls and connections handled in one turn.
 const INPUT_BATCH: usize = 256;
+
+/// The agents reached by URI whose OPTIONS probes the engine sends besides the named
+/// trunks', and where the peers' ups and downs go.
+pub struct Probing {
+    pub agents: Vec<ProbeTarget>,
+    pub changes: mpsc::UnboundedSender<ReachChange>,
+}
 
 /// Agent phones' registrations: the sans-IO registrar and where its binding changes go.
 pub struct Registrations {
@@ -77,6 +86,11 @@ pub(crate) enum Input {
     Drain {
         grace: Duration,
         done: oneshot::Sender<()>,
+    },
+    /// A probed peer looked up (`Event::LookUpPeer`).
+    PeerLookup {
+        id: PeerId,
+        found: Result<ProbeAddress, String>,
     },
     /// A trunk's registrar looked up again (`Event::LookUpRegistrar`).
     RegistrarLookup {
@@ -125,6 +139,7 @@ impl Endpoint {
         registry: &Arc<Registry>,
         starter: CallStarter,
         agent_registrations: Option<Registrations>,
+        probing: Probing,
         descriptors: u64,
     ) -> Result<Endpoint, StartError> {
         let parse = |list: &[String]| {
@@ -172,6 +187,7 @@ impl Endpoint {
         let tcp_addr = tcp.as_ref().and_then(|t| t.local_addr().ok());
         let tls_addr = tls_listener.as_ref().and_then(|t| t.local_addr().ok());
         let (tx, rx) = mpsc::unbounded_channel();
+        let (peers_tx, peers_rx) = watch::channel(Vec::new());
         let mut handle = EndpointHandle {
             tx: tx.clone(),
             public_ip,
@@ -179,6 +195,7 @@ impl Endpoint {
             tcp_port: tcp_addr.map_or(5060, |a| a.port()),
             tls_port: tls_addr.map_or(5061, |a| a.port()),
             credentials: Arc::default(),
+            peers: peers_rx,
         };
         let registrations = trunk_registrations(trunks, &handle).await?;
         let resolved = || {
@@ -213,8 +230,25 @@ impl Endpoint {
                 "[sip] tcp_max_connections lowered: the descriptor limit must keep room for every call's RTP sockets (raise `ulimit -n`)"
             );
         }
+        let probes = if !trunks.qualify.enabled() {
+            Vec::new()
+        } else {
+            trunks
+                .named
+                .iter()
+                .filter(|(_, t)| t.qualify && !t.uri.is_empty())
+                .map(|(name, t)| ProbeTarget {
+                    name: name.clone(),
+                    kind: PeerKind::Trunk,
+                    uri: t.uri.clone(),
+                })
+                .chain(probing.agents.into_iter().filter(|_| trunks.qualify.agents))
+                .collect()
+        };
         let settings = Settings {
             registrations,
+            qualify: trunks.qualify.settings(),
+            probes,
             started: Instant::now(),
             timers: sip.timers(),
             max_transactions: sip.max_transactions,
@@ -248,6 +282,8 @@ impl Endpoint {
         let (trunks_tx, trunks_rx) = watch::channel(Vec::new());
         let lp = Loop {
             trunks: trunks_tx,
+            peers: peers_tx,
+            reach: probing.changes,
             core: Core::new(settings, registrar, registry),
             udp,
             conns: HashMap::new(),
@@ -315,6 +351,10 @@ struct Loop {
     drained: bool,
     /// Where the trunks' status goes (the API reads it).
     trunks: watch::Sender<Vec<TrunkStatus>>,
+    /// Where the probed peers' status goes (the API and dialling calls read it).
+    peers: watch::Sender<Vec<PeerStatus>>,
+    /// Where the peers' ups and downs go (the ACD and the event log).
+    reach: mpsc::UnboundedSender<ReachChange>,
 }
 
 impl Loop {
@@ -402,6 +442,7 @@ impl Loop {
                 };
                 self.core.handle_datagram(now, peer, &bytes);
             }
+            Input::PeerLookup { id, found } => self.core.handle_peer_lookup(now, id, found),
             Input::RegistrarLookup { trunk, result } => {
                 let found = match &*result {
                     Ok(t) => Some((t.peer.addr, credentials_of(t))),
@@ -491,6 +532,28 @@ impl Loop {
             }
             Event::Trunks(statuses) => {
                 self.trunks.send_replace(statuses);
+            }
+            Event::Peers(statuses) => {
+                self.peers.send_replace(statuses);
+            }
+            Event::Reach(change) => {
+                let _ = self.reach.send(change);
+            }
+            Event::LookUpPeer { id, uri } => {
+                let (handle, input) = (self.handle.clone(), self.input.clone());
+                tokio::spawn(async move {
+                    let found =
+                        match tokio::time::timeout(LOOKUP_TIMEOUT, probe_address(&uri, &handle))
+                            .await
+                        {
+                            Ok(found) => found,
+                            Err(_) => Err(format!(
+                                "the name did not resolve in {} s",
+                                LOOKUP_TIMEOUT.as_secs()
+                            )),
+                        };
+                    let _ = input.send(Input::PeerLookup { id, found });
+                });
             }
             Event::LookUpRegistrar(trunk) => {
                 let Some(register) = self.registers.get(&trunk).cloned() else {
@@ -674,6 +737,24 @@ async fn resolve_trunk(
         peer,
         token,
     })
+}
+
+/// Where a probed peer's URI points now, and our Via sent-by as it reaches us.
+async fn probe_address(uri: &str, handle: &EndpointHandle) -> Result<ProbeAddress, String> {
+    let parsed = SipUri::parse(uri).ok_or_else(|| format!("{uri:?} is not a SIP URI"))?;
+    let transport = parsed.transport();
+    let addr = tokio::net::lookup_host((parsed.host, parsed.port_or_default()))
+        .await
+        .map_err(|e| format!("{} does not resolve: {e}", parsed.host))?
+        .next()
+        .ok_or_else(|| format!("{} resolves to no address", parsed.host))?;
+    let peer = Peer {
+        transport,
+        addr,
+        conn: None,
+    };
+    let sent_by = crate::sip::uri::host_port(handle.local_addr(peer));
+    Ok(ProbeAddress { peer, sent_by })
 }
 
 /// What answers a registering trunk's challenges, by its registrar's address.

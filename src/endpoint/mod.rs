@@ -9,6 +9,7 @@ pub mod core;
 mod event_loop;
 mod metrics;
 mod outgoing;
+mod qualify;
 mod tcp;
 mod tls;
 mod trunk_limits;
@@ -23,7 +24,10 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 pub use crate::cidr::{Cidr, CidrError};
-pub use event_loop::{Endpoint, Registrations, StartError};
+pub use event_loop::{Endpoint, Probing, Registrations, StartError};
+pub use qualify::{
+    PeerId, PeerKind, PeerStatus, ProbeAddress, ProbeTarget, QualifySettings, Reach, ReachChange,
+};
 pub use tls::TlsError;
 pub use trunks::{TrunkLookup, TrunkRegistration, TrunkStatus};
 
@@ -44,9 +48,59 @@ pub struct TrunkConfig {
     /// Named trunks (`[trunks.named.pbx1] allow = [...]`): their sources are allowed too,
     /// and dialplans can choose a flow by the trunk a call came in on.
     pub named: BTreeMap<String, NamedTrunk>,
+    /// OPTIONS probes of the named trunks' `uri` and the agents reached by URI.
+    pub qualify: QualifyConfig,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+/// `[trunks.qualify]`: how the engine tells which trunks and PBX agents answer.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QualifyConfig {
+    /// Seconds from one probe of a peer to the next; 0: nothing is probed.
+    #[serde(deserialize_with = "crate::duration::seconds")]
+    pub interval_s: u64,
+    /// A probe unanswered this long (milliseconds) failed.
+    #[serde(deserialize_with = "crate::duration::millis")]
+    pub timeout_ms: u64,
+    /// Failed probes in a row that take a peer down (calls skip it).
+    pub down_after: u32,
+    /// Answered probes in a row that bring a down peer back.
+    pub up_after: u32,
+    /// Probe the agents reached by URI (`[[acd.agents]] uri`) too; one that is down is
+    /// offered no call.
+    pub agents: bool,
+}
+
+impl Default for QualifyConfig {
+    fn default() -> Self {
+        QualifyConfig {
+            interval_s: 30,
+            timeout_ms: 3000,
+            down_after: 2,
+            up_after: 2,
+            agents: true,
+        }
+    }
+}
+
+impl QualifyConfig {
+    /// Whether anything is probed.
+    pub fn enabled(&self) -> bool {
+        self.interval_s > 0
+    }
+
+    /// The probes' timing and hysteresis.
+    pub fn settings(&self) -> QualifySettings {
+        QualifySettings {
+            interval: std::time::Duration::from_secs(self.interval_s),
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+            down_after: self.down_after.max(1),
+            up_after: self.up_after.max(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NamedTrunk {
     pub allow: Vec<String>,
@@ -60,6 +114,25 @@ pub struct NamedTrunk {
     /// `"optional"`: the trunk's calls are SRTP (SDES, RFC 4568) when its offer asks for
     /// it, RTP otherwise; `"sdes"`: SRTP only, an RTP offer gets 488.
     pub media_encryption: crate::media::sdp::Encryption,
+    /// Where calls through this trunk go (`transfer: trunk` with `trunks: [...]`), and
+    /// the address probed with OPTIONS; empty: calls go back to where the caller came from.
+    pub uri: String,
+    /// Probe `uri` with OPTIONS (`[trunks.qualify]`); off for a carrier that answers none.
+    pub qualify: bool,
+}
+
+impl Default for NamedTrunk {
+    fn default() -> Self {
+        NamedTrunk {
+            allow: Vec::new(),
+            max_calls: 0,
+            max_cps: 0,
+            register: None,
+            media_encryption: crate::media::sdp::Encryption::default(),
+            uri: String::new(),
+            qualify: true,
+        }
+    }
 }
 
 /// `[trunks.named.NAME.register]`: the engine keeps a binding at the trunk's registrar
@@ -132,7 +205,44 @@ impl TrunkConfig {
     /// Every problem of the section, with paths from the file's root.
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
+        let qualify = |key: &str, message: String| Problem {
+            path: ["trunks", "qualify", key]
+                .map(|k| PathKey::Key(k.to_owned()))
+                .to_vec(),
+            message,
+        };
+        let q = &self.qualify;
+        if q.interval_s > 0 && (q.timeout_ms == 0 || q.timeout_ms >= q.interval_s * 1000) {
+            out.push(qualify(
+                "timeout_ms",
+                format!(
+                    "timeout_ms {} must be above 0 and below interval_s ({} s)",
+                    q.timeout_ms, q.interval_s
+                ),
+            ));
+        }
+        for key in ["down_after", "up_after"] {
+            let n = if key == "up_after" {
+                q.up_after
+            } else {
+                q.down_after
+            };
+            if n == 0 {
+                out.push(qualify(key, format!("{key} must be at least 1")));
+            }
+        }
         for (name, trunk) in &self.named {
+            if !trunk.uri.is_empty() && SipUri::parse(&trunk.uri).is_none() {
+                out.push(Problem {
+                    path: ["trunks", "named", name.as_str(), "uri"]
+                        .map(|k| PathKey::Key(k.to_owned()))
+                        .to_vec(),
+                    message: format!(
+                        "{:?} is not a SIP URI: write where the trunk takes calls as \"sip:host\" or \"sip:host:port\"",
+                        trunk.uri
+                    ),
+                });
+            }
             let Some(r) = &trunk.register else {
                 continue;
             };
@@ -189,6 +299,7 @@ impl Default for TrunkConfig {
         TrunkConfig {
             allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             named: BTreeMap::new(),
+            qualify: QualifyConfig::default(),
         }
     }
 }
@@ -252,9 +363,24 @@ pub struct EndpointHandle {
     /// The registering trunks' credentials, by their registrar's address (one joins when
     /// a registrar's name resolves after the start).
     credentials: Arc<RwLock<Vec<(IpAddr, ClientCredentials)>>>,
+    /// The probed trunks' and agents' reachability, as it last changed.
+    peers: tokio::sync::watch::Receiver<Vec<PeerStatus>>,
 }
 
 impl EndpointHandle {
+    /// Every probed trunk's and agent's status (`[trunks.qualify]`).
+    pub fn peers(&self) -> tokio::sync::watch::Receiver<Vec<PeerStatus>> {
+        self.peers.clone()
+    }
+
+    /// Whether OPTIONS probes found the named trunk down (calls skip it).
+    pub fn trunk_down(&self, trunk: &str) -> bool {
+        self.peers
+            .borrow()
+            .iter()
+            .any(|p| p.kind == PeerKind::Trunk && p.name == trunk && p.state == Reach::Down)
+    }
+
     /// The credentials of the trunk at `addr` (a registrar we register with), which
     /// answer its challenges to the requests of calls we send it.
     pub fn credentials_for(&self, addr: SocketAddr) -> Option<ClientCredentials> {
@@ -315,5 +441,48 @@ impl EndpointHandle {
     /// Stops routing a Call-ID (the call ended).
     pub fn unroute(&self, call_id: String) {
         self.command(Box::new(Command::Unroute { call_id }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn check(text: &str) -> Vec<String> {
+        let config = crate::config::Config::parse(Path::new("x.toml"), text).expect("parses");
+        config
+            .trunks
+            .diagnostics(Path::new("x.toml"), text)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_trunk_uri_and_probe_timing_that_cannot_work_are_reported_where_written() {
+        let good = "[trunks.named.pbx1]\nuri = \"sip:pbx1.example:5070;transport=tcp\"\n\
+                    [trunks.qualify]\ninterval_s = 10\ntimeout_ms = 2000\n";
+        assert_eq!(check(good), Vec::<String>::new());
+        let found = check("[trunks.named.pbx1]\nuri = \"pbx1.example\"\n");
+        assert!(
+            found.len() == 1
+                && found[0].starts_with("x.toml:2:1: ")
+                && found[0].contains("write where the trunk takes calls as \"sip:host\""),
+            "{found:?}"
+        );
+        let found = check("[trunks.qualify]\ninterval_s = 5\ntimeout_ms = 5000\ndown_after = 0\n");
+        assert!(
+            found.len() == 2
+                && found[0].starts_with("x.toml:3:")
+                && found[0].contains("below interval_s (5 s)")
+                && found[1].starts_with("x.toml:4:")
+                && found[1].contains("down_after must be at least 1"),
+            "{found:?}"
+        );
+        assert_eq!(
+            check("[trunks.qualify]\ninterval_s = 0\ntimeout_ms = 0\n"),
+            Vec::<String>::new(),
+            "nothing is probed: its timing does not matter"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::call::Flows;
 use crate::config::Config;
 use crate::diag::Diagnostic;
-use crate::dialplan::{DialplanSet, LoadError, QueueInfo, ValidationContext};
+use crate::dialplan::{DialplanSet, LoadError, QueueInfo, TrunkInfo, ValidationContext};
 use crate::prompts::PromptSet;
 use crate::speech::corpus::Split;
 use crate::speech::{Classifier, GrammarNames, TextTools};
@@ -49,7 +49,21 @@ pub fn validation_context(config: &Config, grammar: Option<GrammarNames>) -> Val
         queues: acd_queues(config),
         intents,
         grammars,
-        trunks: Some(config.trunks.named.keys().cloned().collect()),
+        trunks: Some(
+            config
+                .trunks
+                .named
+                .iter()
+                .map(|(name, t)| {
+                    (
+                        name.clone(),
+                        TrunkInfo {
+                            uri: !t.uri.is_empty(),
+                        },
+                    )
+                })
+                .collect(),
+        ),
     }
 }
 

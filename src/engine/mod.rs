@@ -17,11 +17,14 @@ use tracing::{info, warn};
 
 use crate::acd::{self, AcdHandle, AgentAction, Router};
 use crate::api::{AgentCommand, AgentControl, Api, ControlError, ReloadRequest};
-use crate::call::{self, CallContext, Flows, SpeechAccess, announce::Announcer};
+use crate::call::{self, CallContext, Flows, SpeechAccess, TrunkRoute, announce::Announcer};
 use crate::config::Config;
 use crate::diag::Diagnostic;
 use crate::diag::InvalidSection;
-use crate::endpoint::{Endpoint, EndpointHandle, Registrations, StartError};
+use crate::endpoint::{
+    Endpoint, EndpointHandle, PeerKind, ProbeTarget, Probing, ReachChange, Registrations,
+    StartError,
+};
 use crate::events::{EventKind, EventSink};
 use crate::media::worker::Media;
 use crate::metrics::Registry;
@@ -206,6 +209,7 @@ impl Engine {
             &registry,
             starter,
             registrations,
+            probing(&config, acd.clone(), sink.clone()),
             descriptors::raise_limit(),
         )
         .await?;
@@ -218,13 +222,21 @@ impl Engine {
             events: sink.clone(),
             announcer: Arc::new(Announcer::new(config.prompts.clone())),
             answering: config.sip.answering(),
-            srtp_required: config
-                .trunks
-                .named
-                .iter()
-                .filter(|(_, t)| t.media_encryption == crate::media::sdp::Encryption::Required)
-                .map(|(name, _)| name.clone())
-                .collect(),
+            trunks: Arc::new(
+                config
+                    .trunks
+                    .named
+                    .iter()
+                    .map(|(name, t)| {
+                        let route = TrunkRoute {
+                            uri: (!t.uri.is_empty()).then(|| t.uri.clone()),
+                            srtp_required: t.media_encryption
+                                == crate::media::sdp::Encryption::Required,
+                        };
+                        (name.clone(), route)
+                    })
+                    .collect(),
+            ),
         });
         let _ = ctx_cell.set(ctx);
 
@@ -246,6 +258,7 @@ impl Engine {
             acd.as_ref().map(|_| control_tx),
             Some(reload_tx),
             endpoint.trunks.clone(),
+            endpoint.handle().peers(),
         );
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -353,6 +366,42 @@ async fn relay_control(mut rx: mpsc::Receiver<AgentControl>, acd: AcdHandle) {
         };
         let _ = c.reply.send(result);
     }
+}
+
+/// The agents reached by URI to probe, and a task that tells the ACD and the event log
+/// when a probed trunk or agent goes up or down.
+fn probing(config: &Config, acd: Option<AcdHandle>, events: EventSink) -> Probing {
+    let agents = config
+        .acd
+        .agents
+        .iter()
+        .filter_map(|a| {
+            Some(ProbeTarget {
+                name: a.id.clone(),
+                kind: PeerKind::Agent,
+                uri: a.uri.clone()?,
+            })
+        })
+        .collect();
+    let (changes, mut rx) = mpsc::unbounded_channel::<ReachChange>();
+    tokio::spawn(async move {
+        while let Some(change) = rx.recv().await {
+            if let (PeerKind::Agent, Some(acd)) = (change.kind, &acd) {
+                acd.reachability(&change.name, change.up);
+            }
+            let (peer, kind) = (change.name, change.kind.as_str().to_owned());
+            events.emit(if change.up {
+                EventKind::PeerUp { peer, kind }
+            } else {
+                EventKind::PeerDown {
+                    peer,
+                    kind,
+                    reason: change.reason.unwrap_or_default(),
+                }
+            });
+        }
+    });
+    Probing { agents, changes }
 }
 
 #[cfg(test)]

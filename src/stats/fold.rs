@@ -194,6 +194,8 @@ impl Fold {
             }
             EventKind::IntentRecognised { .. }
             | EventKind::DtmfFallback { .. }
+            | EventKind::PeerUp { .. }
+            | EventKind::PeerDown { .. }
             | EventKind::EngineStopped {} => {}
             EventKind::EnterQueue {
                 call_id,

@@ -199,6 +199,8 @@ pub fn lines(ev: &Event, fold: &Fold) -> Vec<String> {
         | EventKind::CallFinished { .. }
         | EventKind::WrapUpStarted { .. }
         | EventKind::WrapUpEnded { .. }
+        | EventKind::PeerUp { .. }
+        | EventKind::PeerDown { .. }
         | EventKind::EngineStopped {} => Vec::new(),
     }
 }

@@ -65,6 +65,7 @@ pub async fn start(
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (_, trunks) = tokio::sync::watch::channel(Vec::new());
+    let (_, peers) = tokio::sync::watch::channel(Vec::new());
     let server = Api::new(
         &api,
         stats.handle.clone(),
@@ -72,6 +73,7 @@ pub async fn start(
         control,
         None,
         trunks,
+        peers,
     );
     tokio::spawn(server.serve(listener, std::future::pending()));
     Running {

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hotline::dialplan::{DialplanConfig, DialplanSet, LoadError, QueueInfo, ValidationContext};
+use hotline::dialplan::{
+    DialplanConfig, DialplanSet, LoadError, QueueInfo, TrunkInfo, ValidationContext,
+};
 
 /// An empty config: `check` runs on the built-in defaults.
 const DEFAULTS: &str = "tests/dialplans/defaults.toml";
@@ -98,7 +100,10 @@ fn queues_intents_and_trunks_are_checked_against_what_the_engine_knows() {
             "housing_fund".to_owned(),
         ])),
         grammars: Some(BTreeSet::from(["12345".to_owned()])),
-        trunks: Some(BTreeSet::from(["pbx1".to_owned()])),
+        trunks: Some(BTreeMap::from([
+            ("pbx1".to_owned(), TrunkInfo { uri: true }),
+            ("carrier".to_owned(), TrunkInfo { uri: false }),
+        ])),
     };
     // Tests run in the project root.
     let case = PathBuf::from("tests/dialplans/context/queues.yaml");

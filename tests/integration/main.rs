@@ -22,5 +22,6 @@ mod speech_clips;
 mod speech_remote;
 mod supervisor_run;
 mod transfer;
+mod trunk_qualify;
 mod trunk_signalling;
 mod wideband;

@@ -20,7 +20,7 @@ impl Router {
         let agent = &self.agents[a];
         match action {
             AgentAction::Login if agent.logged_in() => Ok(()),
-            AgentAction::Login if agent.target().is_none() => {
+            AgentAction::Login if !agent.has_phone() => {
                 Err(ControlError::NotReachable(agent.id.clone()))
             }
             AgentAction::Login => {
@@ -65,9 +65,26 @@ impl Router {
         let agent = &self.agents[a];
         if registered && agent.auto_login && !agent.logged_in() {
             self.login(now, a);
-        } else if agent.logged_in() && agent.target().is_none() {
+        } else if agent.logged_in() && !agent.has_phone() {
             self.logout(now, a, "registration lost");
         }
+        self.refresh_agent(a, now);
+        Ok(())
+    }
+
+    /// OPTIONS probes' news about an agent reached by URI. Unlike a phone that
+    /// unregisters, it stays logged in: it takes calls again as soon as it answers.
+    pub(super) fn reachability(
+        &mut self,
+        now: Instant,
+        agent: &str,
+        up: bool,
+    ) -> Result<(), InputError> {
+        let a = *self
+            .by_agent
+            .get(agent)
+            .ok_or_else(|| InputError::UnknownAgent(agent.to_owned()))?;
+        self.agents[a].reachable = up;
         self.refresh_agent(a, now);
         Ok(())
     }

@@ -125,6 +125,7 @@ impl Router {
                 Ok(())
             }
             Input::Registration { user, contact } => self.registration(now, &user, contact),
+            Input::Reachability { agent, up } => self.reachability(now, &agent, up),
         };
         self.settle(now);
         result

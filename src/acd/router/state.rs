@@ -31,6 +31,8 @@ pub struct Agent {
     pub name: String,
     pub trunk_uri: Option<String>,
     pub contact: Option<String>,
+    /// False while OPTIONS probes find `trunk_uri` down.
+    pub reachable: bool,
     pub languages: Vec<String>,
     pub queues: Vec<QueueIdx>,
     pub max_offers: usize,
@@ -58,6 +60,7 @@ impl Agent {
             name: cfg.name.clone(),
             trunk_uri: cfg.uri.clone(),
             contact: None,
+            reachable: true,
             languages: cfg.languages.clone(),
             queues,
             max_offers: usize::try_from(cfg.max_offers).unwrap_or(usize::MAX),
@@ -74,13 +77,19 @@ impl Agent {
         }
     }
 
-    /// Where an offer would ring: the registered phone first, the trunk otherwise.
+    /// Where an offer would ring: the registered phone first, the trunk otherwise (unless
+    /// probes find it down).
     pub fn target(&self) -> Option<Target> {
         match (&self.contact, &self.trunk_uri) {
             (Some(c), _) => Some(Target::Registered(c.clone())),
-            (None, Some(u)) => Some(Target::Trunk(u.clone())),
-            (None, None) => None,
+            (None, Some(u)) if self.reachable => Some(Target::Trunk(u.clone())),
+            (None, _) => None,
         }
+    }
+
+    /// A registered phone or a trunk URI (reachable or not): something to log in with.
+    pub fn has_phone(&self) -> bool {
+        self.contact.is_some() || self.trunk_uri.is_some()
     }
 
     pub fn logged_in(&self) -> bool {

@@ -279,6 +279,7 @@ impl<'a, 'f> StepParser<'a, 'f> {
     fn transfer(&mut self, f: &mut Fields, at: Pos, main: &Node) -> Option<StepKind> {
         let to = self.r.text(main, "a transfer destination");
         let number = f.take("number");
+        let trunks = f.take("trunks");
         let failed = self.optional(f, "failed");
         let ring_timeout = self.duration(f, "ring_timeout", Duration::from_secs(30));
         let method = match f.take("method") {
@@ -297,8 +298,28 @@ impl<'a, 'f> StepParser<'a, 'f> {
                 }
             },
         };
+        let trunks_at = trunks.map_or(at, |n| n.pos);
+        let trunks = match trunks {
+            None => Vec::new(),
+            Some(n) => self.trunk_list(n)?,
+        };
+        if !trunks.is_empty() && to.as_deref() != Some("trunk") {
+            self.r
+                .error(trunks_at, "`trunks` goes with `transfer: trunk` only");
+            return None;
+        }
+        if !trunks.is_empty() && method == Some(TransferMethod::Refer) {
+            self.r.error(
+                trunks_at,
+                "`trunks` goes with `method: bridge`: a REFER hands the call back to the trunk it came in on",
+            );
+            return None;
+        }
         let to = match (to?.as_str(), number) {
-            ("trunk", Some(n)) => TransferTo::Trunk(self.r.text(n, "`number`")?),
+            ("trunk", Some(n)) => TransferTo::Trunk {
+                number: self.r.text(n, "`number`")?,
+                trunks,
+            },
             ("trunk", None) => {
                 self.r.error(
                     at,
@@ -369,6 +390,30 @@ impl<'a, 'f> StepParser<'a, 'f> {
             cases,
             default,
         }))
+    }
+
+    /// `trunks: [pbx1, pbx2]`: named trunks in the order they are tried.
+    fn trunk_list(&mut self, node: &Node) -> Option<Vec<(String, Pos)>> {
+        let Kind::Seq(items) = &node.kind else {
+            self.r.error(
+                node.pos,
+                "`trunks` must be a list of named trunks, tried in order: `trunks: [pbx1, pbx2]`",
+            );
+            return None;
+        };
+        if items.is_empty() {
+            self.r.error(
+                node.pos,
+                "`trunks` is empty: name at least one trunk, or leave it out to go back through the caller's trunk",
+            );
+            return None;
+        }
+        items
+            .iter()
+            .map(|n| Some((self.r.text(n, "a trunk's name")?, n.pos)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect()
     }
 
     fn branch(&mut self, f: &mut Fields, at: Pos, main: &Node) -> Option<StepKind> {

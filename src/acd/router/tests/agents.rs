@@ -153,3 +153,42 @@ fn wrap_up_holds_the_agent_until_its_timer_or_resume() {
         Ok(AgentState::Available)
     );
 }
+
+#[test]
+fn an_agent_whose_uri_stops_answering_probes_is_offered_nothing_until_it_answers_again() {
+    let mut s = Sim::new(&format!("{QUEUE}{}", agents(&[("t", "cmn", "q = 1")])));
+    let down = Input::Reachability {
+        agent: "t".into(),
+        up: false,
+    };
+    s.input(down).unwrap();
+    s.login(&["t"]);
+    assert_eq!(s.state("t"), AgentState::Available, "logs in while down");
+    s.enqueue("c1", "q", "cmn", 0);
+    let said = s.take();
+    assert!(
+        !said
+            .iter()
+            .any(|(_, i)| matches!(i, Instruction::Offer { .. })),
+        "nothing rings on a PBX agent that does not answer: {said:?}"
+    );
+    let up = Input::Reachability {
+        agent: "t".into(),
+        up: true,
+    };
+    s.input(up).unwrap();
+    let said = s.take();
+    assert!(
+        said.iter().any(|(c, i)| c == "c1"
+            && matches!(i, Instruction::Offer { agent, target: Target::Trunk(_), .. } if agent == "t")),
+        "the waiting caller goes to it once it answers: {said:?}"
+    );
+    let unknown = Input::Reachability {
+        agent: "nobody".into(),
+        up: true,
+    };
+    assert_eq!(
+        s.input(unknown),
+        Err(InputError::UnknownAgent("nobody".into()))
+    );
+}
