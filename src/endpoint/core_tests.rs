@@ -1041,3 +1041,72 @@ fn a_probed_trunk_gets_options_and_its_answer_is_reported_until_the_engine_stops
     b.core.handle_timeout(now + secs(60));
     assert_eq!(lookups(&mut b), 0, "no probe while draining");
 }
+
+#[test]
+fn a_registrar_named_by_host_that_stops_answering_is_looked_up_again_and_followed() {
+    const OLD: &str = "192.0.2.1:5060";
+    const NEW: &str = "192.0.2.2:5060";
+    let named = |at: &str| {
+        let mut t = carrier(at);
+        t.settings.registrar = "sip:registrar.carrier.example".into();
+        t
+    };
+    let now = Instant::now();
+    let mut settings = test_settings(10);
+    settings.started = now;
+    settings.registrations = vec![TrunkLookup::Resolved(Box::new(named(OLD)))];
+    let mut b = Bench {
+        core: Core::new(settings, None, &Registry::new()),
+        now,
+    };
+    let asked = |b: &mut Bench| {
+        b.events()
+            .iter()
+            .filter(|e| matches!(e, Event::LookUpRegistrar(t) if t == "carrier"))
+            .count()
+    };
+    // The REGISTER to the old address goes unanswered until its transaction gives up.
+    let mut sent_to = Vec::new();
+    let mut lookups = 0;
+    for s in 0..=40 {
+        b.core.handle_timeout(now + Duration::from_secs(s));
+        sent_to.extend(b.sent().into_iter().map(|(d, _)| d));
+        lookups += asked(&mut b);
+    }
+    assert!(
+        sent_to.iter().all(|d| *d == Dest::Udp(addr(OLD))),
+        "{sent_to:?}"
+    );
+    assert_eq!(lookups, 1, "the name is looked up again, once");
+    assert!(
+        b.core
+            .handle_registrar_lookup(now + Duration::from_secs(41), "carrier", Ok(named(NEW))),
+        "it moved: its credentials must answer challenges from the new address"
+    );
+    // The retry after the failure's backoff goes to where the name points now.
+    let mut next = Vec::new();
+    for s in 41..=120 {
+        b.core.handle_timeout(now + Duration::from_secs(s));
+        next.extend(b.sent());
+    }
+    assert!(
+        next.first()
+            .is_some_and(|(d, l)| *d == Dest::Udp(addr(NEW)) && l.starts_with("REGISTER")),
+        "{next:?}"
+    );
+    // A registrar given by its address is never looked up.
+    let mut settings = test_settings(10);
+    settings.started = now;
+    settings.registrations = vec![TrunkLookup::Resolved(Box::new(carrier(OLD)))];
+    let mut b = Bench {
+        core: Core::new(settings, None, &Registry::new()),
+        now,
+    };
+    let mut lookups = 0;
+    for s in 0..=40 {
+        b.core.handle_timeout(now + Duration::from_secs(s));
+        b.sent();
+        lookups += asked(&mut b);
+    }
+    assert_eq!(lookups, 0);
+}

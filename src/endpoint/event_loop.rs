@@ -451,7 +451,7 @@ impl Loop {
                 if self.core.handle_registrar_lookup(now, &trunk, *result)
                     && let Some((registrar, credentials)) = found
                 {
-                    info!(%trunk, %registrar, "the registrar's name resolved");
+                    info!(%trunk, %registrar, "registering at the registrar's address");
                     self.handle
                         .credentials
                         .write()

@@ -3,7 +3,8 @@
 //! that it came through a registration (our Contact's `line` token, or the registrar's
 //! address). A trunk whose registrar's name did not resolve (DNS down as the engine
 //! starts) waits here, failed, and asks the edge to look the name up again, later each
-//! time, until it does. It owns the registrations and their gauges; the endpoint core
+//! time, until it does; a registrar named by a host name that stops answering is looked
+//! up again before the next try, so a carrier that moves its registrar is followed. It owns the registrations and their gauges; the endpoint core
 //! sends their REGISTERs in its transactions and hands back the answers. No sockets, no
 //! clock, no name lookups.
 
@@ -103,6 +104,11 @@ enum Binding {
         reg: Box<Registration>,
         peer: Peer,
         token: String,
+        /// The registrar is named by a host name, which may point elsewhere now.
+        named: bool,
+        /// Its REGISTER went unanswered: the name is to be looked up again (`Some(false)`),
+        /// or the edge is looking it up (`Some(true)`).
+        relookup: Option<bool>,
     },
     /// `state` is `Failed` with the lookup's error and when it is tried again; `asked`
     /// while the edge looks the name up.
@@ -151,10 +157,14 @@ impl Entry {
     /// The registrar's address is known: register from `now`.
     fn bind(&mut self, t: TrunkRegistration, now: Instant) {
         self.counted = 0;
+        let named =
+            SipUri::parse(&t.settings.registrar).is_some_and(|u| u.host.parse::<IpAddr>().is_err());
         self.binding = Binding::Registering {
             reg: Box::new(Registration::new(t.settings, now)),
             peer: t.peer,
             token: t.token,
+            named,
+            relookup: None,
         };
     }
 
@@ -230,6 +240,13 @@ impl Trunks {
     /// once, and waits for `handle_lookup`.
     pub(super) fn poll_lookup(&mut self, now: Instant) -> Option<String> {
         self.entries.iter_mut().find_map(|e| match &mut e.binding {
+            Binding::Registering {
+                relookup: Some(asked @ false),
+                ..
+            } => {
+                *asked = true;
+                Some(e.trunk.clone())
+            }
             Binding::Unresolved {
                 state: RegState::Failed { retry_at, .. },
                 asked,
@@ -254,6 +271,27 @@ impl Trunks {
         let Some(e) = self.entries.iter_mut().find(|e| e.trunk == trunk) else {
             return false;
         };
+        if let Binding::Registering {
+            peer,
+            relookup,
+            reg,
+            ..
+        } = &mut e.binding
+        {
+            if *relookup != Some(true) || *reg.state() == RegState::Stopped {
+                return false;
+            }
+            *relookup = None;
+            // The next try (after the failure's backoff) goes where the name points now.
+            return match result {
+                Ok(t) if t.peer.addr != peer.addr => {
+                    tracing::info!(trunk = %e.trunk, from = %peer.addr, to = %t.peer.addr, "the registrar's name points elsewhere now");
+                    *peer = t.peer;
+                    true
+                }
+                _ => false,
+            };
+        }
         let Binding::Unresolved {
             state: RegState::Failed { .. },
             wait,
@@ -322,8 +360,17 @@ impl Trunks {
         let Some((i, seq)) = self.waiting.remove(&tx) else {
             return false;
         };
-        if let Some(reg) = self.entries[i].registration() {
+        if let Binding::Registering {
+            reg,
+            named,
+            relookup,
+            ..
+        } = &mut self.entries[i].binding
+        {
             reg.handle_no_answer(now, seq);
+            if *named && relookup.is_none() && matches!(reg.state(), RegState::Failed { .. }) {
+                *relookup = Some(false);
+            }
         }
         self.flush(send);
         true
@@ -333,7 +380,10 @@ impl Trunks {
     pub(super) fn stop(&mut self, send: &mut dyn FnMut(Peer, Request) -> ClientTxId) {
         for e in &mut self.entries {
             match &mut e.binding {
-                Binding::Registering { reg, .. } => reg.stop(),
+                Binding::Registering { reg, relookup, .. } => {
+                    reg.stop();
+                    *relookup = None;
+                }
                 // No more lookups, and a late answer to one is not taken.
                 Binding::Unresolved { state, .. } => *state = RegState::Stopped,
             }
