@@ -688,7 +688,8 @@ impl CallerLeg {
         match self.session.handle_response(now, response) {
             Some(RefreshAnswer::Again) => self.send_refresh(),
             Some(RefreshAnswer::Gone) => self.expire(now),
-            Some(RefreshAnswer::Settled) | None => {}
+            // No credentials on the caller's side: the timer tries again.
+            Some(RefreshAnswer::Settled | RefreshAnswer::Challenged) | None => {}
         }
     }
 

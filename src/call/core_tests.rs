@@ -2163,3 +2163,74 @@ fn a_busy_answer_through_a_trunk_is_the_transfers_outcome_not_a_reason_to_try_an
         "the dialplan's `failed` step"
     );
 }
+
+#[test]
+fn a_pbx_that_challenges_our_session_refresh_gets_it_again_with_our_credentials() {
+    let mut net = Net::new(QUEUE, Duration::ZERO);
+    net.credentials = Some(ClientCredentials {
+        username: "hotline".into(),
+        password: crate::secret::Secret::new("pbx-secret"),
+        realm: String::new(),
+    });
+    let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
+    let ok = net.trunk.responses().pop().expect("the 200");
+    net.trunk_ack(&invite, &ok, "");
+    net.greeting_done();
+    net.offer(1, Target::Trunk(format!("sip:1001@{AGENT}")));
+    connected_with(
+        &mut net,
+        &[
+            ("Session-Expires", "120;refresher=uac"),
+            ("Allow", "INVITE, ACK, BYE, CANCEL, UPDATE"),
+        ],
+    );
+    net.wait(Duration::from_secs(60));
+    let reqs = net.agent.requests();
+    let [(tx, update)] = reqs.as_slice() else {
+        panic!("one refresh: {reqs:?}");
+    };
+    let mut challenge = build::response(update, 401, None);
+    challenge.headers.push(Header::WwwAuthenticate(
+        digest::challenge("asterisk", "n7", Algorithm::Md5, false).into(),
+    ));
+    net.respond(Who::Agent, *tx, challenge);
+    let reqs = net.agent.requests();
+    let [(tx, again)] = reqs.as_slice() else {
+        panic!("the refresh again: {reqs:?}");
+    };
+    assert_eq!(again.method, Method::Update);
+    let seq = |r: &Request| headers::cseq(&r.headers).map(|c| c.0);
+    assert_eq!(seq(again), seq(update).map(|n| n + 1));
+    let answer = again
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            Header::Authorization(v) => Some(v.to_string()),
+            _ => None,
+        })
+        .expect("an Authorization");
+    let value = answer
+        .split_once(':')
+        .map_or(answer.as_str(), |(_, v)| v.trim());
+    let c = digest::parse_authorization(value).expect("it reads");
+    assert_eq!(
+        c.response,
+        digest::expected_response(&c, "UPDATE", "pbx-secret")
+    );
+    let mut ok = build::response(again, 200, None);
+    ok.headers.push(Header::Other(
+        "Session-Expires".into(),
+        "120;refresher=uac".into(),
+    ));
+    net.respond(Who::Agent, *tx, ok);
+    // Refreshed: the session lives on, and the next refresh comes an interval later.
+    net.wait(Duration::from_secs(59));
+    assert!(net.agent.requests().is_empty());
+    assert_eq!(net.ended, None);
+    net.wait(Duration::from_secs(1));
+    let reqs = net.agent.requests();
+    assert!(
+        matches!(reqs.as_slice(), [(_, u)] if u.method == Method::Update),
+        "{reqs:?}"
+    );
+}

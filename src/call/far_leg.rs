@@ -299,6 +299,7 @@ impl FarLeg {
                     match answer {
                         RefreshAnswer::Again => self.send_refresh(),
                         RefreshAnswer::Gone => self.lose(EndReason::SessionExpired),
+                        RefreshAnswer::Challenged => self.refresh_answered(&response, method),
                         RefreshAnswer::Settled => {}
                     }
                     return;
@@ -510,36 +511,81 @@ impl FarLeg {
     /// per nonce (the same nonce again means the credentials were refused, and the
     /// response stands). `true` if it went again.
     fn answer_challenge(&mut self, response: &rsip::Response, method: Option<Method>) -> bool {
-        let Some(credentials) = self.credentials.as_ref() else {
+        let invite = matches!(
+            (method, self.state),
+            (Some(Method::Invite), State::Calling | State::Ringing)
+        );
+        let bye = method == Some(Method::Bye) && self.dialog.is_some();
+        let Some(nc) = method
+            .filter(|_| invite || bye)
+            .and_then(|m| self.challenge_use(response, m))
+        else {
             return false;
         };
-        let (mut request, peer) = match (method, self.state, self.dialog.as_mut()) {
-            (Some(Method::Invite), State::Calling | State::Ringing, _) => {
-                (next_attempt(&self.invite), self.peer)
-            }
-            (Some(Method::Bye), _, Some(d)) => {
-                (d.request(Method::Bye, &host_port(self.local)), d.next_hop())
-            }
-            _ => return false,
+        let (request, peer) = match self.dialog.as_mut() {
+            Some(d) if bye => (d.request(Method::Bye, &host_port(self.local)), d.next_hop()),
+            _ => (next_attempt(&self.invite), self.peer),
         };
-        let Some((challenge, _)) = crate::sip::digest::challenge_of(response) else {
-            return false;
+        self.send_answered(response, request, peer, nc)
+    }
+
+    /// The trunk challenged our session refresh: send it again (a new CSeq, the same
+    /// session) with our answer. Without credentials for it, the session timer tries again
+    /// soon.
+    fn refresh_answered(&mut self, response: &rsip::Response, method: Option<Method>) {
+        let Some(nc) = method.and_then(|m| self.challenge_use(response, m)) else {
+            return;
         };
-        let method = request.method;
-        let nc = match &self.answered {
+        let sdp = local_sdp(self.local, &self.media);
+        let local = host_port(self.local);
+        let Some(d) = self.dialog.as_mut() else {
+            return;
+        };
+        if let Some(request) = self.session.request(d, &local, Some(&sdp)) {
+            let peer = d.next_hop();
+            self.send_answered(response, request, peer, nc);
+        }
+    }
+
+    /// The use of its nonce our answer to the challenge in `response` to a `method` would
+    /// be; `None` without credentials for it, or when it refuses our last answer (the
+    /// same nonce again, not stale).
+    fn challenge_use(&self, response: &rsip::Response, method: Method) -> Option<u32> {
+        let credentials = self.credentials.as_ref()?;
+        let (challenge, _) = crate::sip::digest::challenge_of(response)?;
+        if !credentials.takes(&challenge) {
+            return None;
+        }
+        match &self.answered {
             Some((m, n, _)) if *m == method && *n == challenge.nonce && !challenge.stale => {
                 debug!(far_call = %self.call_id, "the trunk refused our credentials");
-                return false;
+                None
             }
-            Some((_, n, uses)) if *n == challenge.nonce => uses + 1,
-            _ => 1,
-        };
-        let Some((header, nonce)) = credentials.answer(response, &request, nc) else {
+            Some((_, n, uses)) if *n == challenge.nonce => Some(uses + 1),
+            _ => Some(1),
+        }
+    }
+
+    /// Sends `request` to `peer` with our answer to the challenge in `response`, as the
+    /// `nc`th use of its nonce.
+    fn send_answered(
+        &mut self,
+        response: &rsip::Response,
+        mut request: Request,
+        peer: Peer,
+        nc: u32,
+    ) -> bool {
+        let Some((header, nonce)) = self
+            .credentials
+            .as_ref()
+            .and_then(|c| c.answer(response, &request, nc))
+        else {
             return false;
         };
-        self.answered = Some((method, nonce, nc));
+        self.answered = Some((request.method, nonce, nc));
         request.headers.push(header);
-        if request.method == Method::Invite {
+        if request.method == Method::Invite && self.dialog.is_none() {
+            // The INVITE that creates the dialog: its ACK and CANCEL go as it went.
             self.invite = request.clone();
         }
         self.out

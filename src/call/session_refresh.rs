@@ -42,6 +42,9 @@ pub(super) enum RefreshAnswer {
     Again,
     /// The dialog is gone (408, 481, or no answer at all): hang up.
     Gone,
+    /// The peer challenged it (401/407): send it again with credentials, if the leg has
+    /// them; otherwise the timer tries again soon, as after a passing refusal.
+    Challenged,
 }
 
 /// One leg's session timer and refreshes (see the module doc).
@@ -250,13 +253,17 @@ impl SessionRefresh {
                 RefreshAnswer::Gone
             }
             _ => {
-                // Glare (491) or a passing refusal: try again soon, well before the
-                // peer's expiry (it hangs up a third of the interval early).
+                // Glare (491), a challenge or a passing refusal: try again soon, well
+                // before the peer's expiry (it hangs up a third of the interval early).
                 debug!(code, "session refresh refused; trying again shortly");
                 if let Some(t) = self.timer.as_mut() {
                     t.retry_at(now + REFRESH_RETRY);
                 }
-                RefreshAnswer::Settled
+                if matches!(code, 401 | 407) {
+                    RefreshAnswer::Challenged
+                } else {
+                    RefreshAnswer::Settled
+                }
             }
         })
     }

@@ -280,6 +280,11 @@ pub struct ClientCredentials {
 }
 
 impl ClientCredentials {
+    /// Whether these credentials answer `challenge` (its realm is theirs).
+    pub fn takes(&self, challenge: &Challenge) -> bool {
+        self.realm.is_empty() || self.realm == challenge.realm
+    }
+
     /// The header answering the challenge of `response` to `request` (sent as the `nc`th
     /// use of that nonce), if it is one these credentials may answer.
     pub fn answer(
@@ -289,7 +294,7 @@ impl ClientCredentials {
         nc: u32,
     ) -> Option<(rsip::Header, String)> {
         let (challenge, proxy) = challenge_of(response)?;
-        if !self.realm.is_empty() && self.realm != challenge.realm {
+        if !self.takes(&challenge) {
             return None;
         }
         let value = authorization(
