@@ -19,7 +19,7 @@ use super::caller_leg::{Answering, CallerLeg, LegEvent, LegOutput, MediaSetup};
 use super::far_leg::{DialError, Dialled, FarEvent, FarLeg};
 use super::flow::{Far, Flow, FlowAction, Outcome, Service};
 use super::incoming::Invite;
-use super::placing::{self, Attempt, Placing, TrunkRoutes};
+use super::placing::{self, Attempt, Failure, Placing, TrunkRoutes};
 use crate::acd::Instruction;
 use crate::dialplan::{self, CallInfo, ListenId, Speech};
 use crate::endpoint::CallEvent;
@@ -76,8 +76,8 @@ pub enum CallAction {
         /// Offer SRTP (SDES) and take nothing less: a transfer back through a trunk whose
         /// calls are encrypted, or a target reached over TLS.
         srtp: bool,
-        /// The named trunk it goes through: refused (`DialError::Down`) while probes find
-        /// it down.
+        /// The named trunk it goes through, refused (`DialError::Down`) while probes find
+        /// it down; `None` elsewhere, and for the last resort, dialled whatever they say.
         trunk: Option<String>,
     },
     /// The far leg is over: close its media and stop routing its Call-ID.
@@ -182,11 +182,13 @@ impl CallCore {
         let far = [&self.offer, &self.transfer]
             .into_iter()
             .filter_map(|l| l.as_ref().and_then(FarLeg::poll_timeout));
+        let placing = self.placing.iter().filter_map(|p| p.answer_by);
         self.caller
             .poll_timeout()
             .into_iter()
             .chain(flow)
             .chain(far)
+            .chain(placing)
             .min()
     }
 
@@ -224,11 +226,41 @@ impl CallCore {
             if let Some(leg) = self.far(far).as_mut() {
                 leg.handle_timeout(now);
             }
+            self.answer_deadline(far);
         }
         if let Some(f) = self.flow.as_mut() {
             f.handle_timeout(now);
         }
         self.pump();
+    }
+
+    /// A far leg being placed whose INVITE got no answer at all by its deadline is passed
+    /// over for the next place (no CANCEL before a provisional response, RFC 3261 9.1).
+    fn answer_deadline(&mut self, far: Far) {
+        let now = self.now;
+        let heard = match far {
+            Far::Offer => self.offer.as_ref(),
+            Far::Transfer => self.transfer.as_ref(),
+        }
+        .map(FarLeg::heard);
+        let Some(p) = self
+            .placing
+            .iter_mut()
+            .find(|p| p.far == far && p.answer_by.is_some_and(|t| t <= now))
+        else {
+            return;
+        };
+        match heard {
+            // Still being looked up, or it answered something: it may take its time.
+            None | Some(true) => p.answer_by = None,
+            Some(false) => {
+                if self.fail_over(far, Failure::Status(408)) {
+                    self.far(far).take();
+                    self.actions.push_back(CallAction::Release(far));
+                    self.dial_current(far);
+                }
+            }
+        }
     }
 
     /// A message from the endpoint for any leg of the call.
@@ -309,7 +341,11 @@ impl CallCore {
             Err(e) => {
                 warn!(error = %e, %target, ?far, "cannot place the call");
                 self.actions.push_back(CallAction::Release(far));
-                if self.fail_over(far, None) {
+                let failure = match e {
+                    DialError::Down(_) => Failure::Down,
+                    _ => Failure::Unplaced,
+                };
+                if self.fail_over(far, failure) {
                     self.dial_current(far);
                 } else {
                     self.placing.retain(|p| p.far != far);
@@ -412,7 +448,9 @@ impl CallCore {
     fn far_event(&mut self, far: Far, ev: FarEvent) {
         match ev {
             FarEvent::Failed(code) => {
-                if self.fail_over(far, Some(code)) {
+                // One that rang or answered took the call, whatever failed after.
+                let reached = self.far(far).as_ref().is_some_and(FarLeg::reached);
+                if !reached && self.fail_over(far, Failure::Status(code)) {
                     if let Some(mut leg) = self.far(far).take() {
                         self.drain_leg(&mut leg);
                     }
@@ -494,7 +532,7 @@ impl CallCore {
             } => {
                 self.drop_far(far);
                 let attempts = placing::attempts(target, &self.trunks, self.caller.requires_srtp());
-                match Placing::new(far, context, attempts) {
+                match Placing::new(far, context, attempts, self.trunks.no_answer) {
                     Some(p) => {
                         self.placing.push(p);
                         return self.dial_current(far);
@@ -533,31 +571,38 @@ impl CallCore {
         }
     }
 
-    /// Whether the far leg being placed moves on to its next place after this failure
-    /// (`code`; `None`: it could not be dialled at all).
-    fn fail_over(&mut self, far: Far, code: Option<u16>) -> bool {
+    /// Whether the far leg being placed moves on to its next place after this failure.
+    fn fail_over(&mut self, far: Far, failure: Failure) -> bool {
         let Some(p) = self.placing.iter_mut().find(|p| p.far == far) else {
             return false;
         };
         let failed = p.current().trunk.clone();
-        let Some(next) = p.fail_over(code) else {
+        let Some(next) = p.fail_over(failure) else {
             return false;
         };
-        info!(?failed, ?code, next = ?next.trunk, "the trunk cannot take the call: trying the next");
+        info!(?failed, ?failure, next = ?next.trunk, last_resort = next.forced,
+            "the trunk cannot take the call: trying the next");
         true
     }
 
     /// Asks the edge for the address and media of where the far leg being placed goes now.
     fn dial_current(&mut self, far: Far) {
-        let Some(p) = self.placing.iter().find(|p| p.far == far) else {
+        let now = self.now;
+        let Some(p) = self.placing.iter_mut().find(|p| p.far == far) else {
             return;
         };
-        let Attempt { uri, srtp, trunk } = p.current().clone();
+        p.dialling(now);
+        let Attempt {
+            uri,
+            srtp,
+            trunk,
+            forced,
+        } = p.current().clone();
         self.actions.push_back(CallAction::Dial {
             far,
             target: uri,
             srtp,
-            trunk,
+            trunk: trunk.filter(|_| !forced),
         });
     }
 }

@@ -32,6 +32,8 @@ use crate::time::virtual_time::{Timed, advance};
 const HOTLINE: &str = "10.0.0.100:5060";
 const TRUNK: &str = "10.0.0.1:5060";
 const AGENT: &str = "10.0.0.9:5062";
+/// An address that takes what is sent to it and answers nothing.
+const BLACK_HOLE: &str = "10.0.0.77:5060";
 const CALL_ID: &str = "call-1@10.0.0.1";
 
 /// Greets, then queues for `labor`.
@@ -180,7 +182,7 @@ impl Net {
             far_ids: HashMap::new(),
             did: Vec::new(),
             ended: None,
-            trunks: TrunkRoutes::new(),
+            trunks: TrunkRoutes::default(),
             down: Vec::new(),
         }
     }
@@ -230,6 +232,8 @@ impl Net {
                     &mut self.trunk
                 } else if to == self.agent.addr {
                     &mut self.agent
+                } else if to == addr(BLACK_HOLE) {
+                    continue;
                 } else {
                     panic!("sent to a stranger: {to}")
                 };
@@ -2067,20 +2071,29 @@ const FAILOVER: &str = "  next:\n    transfer: trunk\n    number: \"01012345678\
                         trunks: [dead, busy, pbx]\n    failed: sorry\n  sorry:\n    \
                         hangup: transfer_failed\n";
 
-/// A call up on `FAILOVER`: `dead` is down, `busy` is the agent's side and `pbx` the
-/// trunk's. The greeting is over, so the transfer has started.
+/// A call up on `FAILOVER`: `dead` answers nothing (and probes find it down), `busy` is
+/// the agent's side and `pbx` the trunk's. The greeting is over, so the transfer has
+/// started.
 fn failing_over() -> Net {
+    failing_over_with(&["dead"])
+}
+
+/// `failing_over`, with the trunks probes find `down`.
+fn failing_over_with(down: &[&str]) -> Net {
     let mut net = Net::new(FAILOVER, Duration::from_secs(2));
     let route = |at: &str| TrunkRoute {
         uri: Some(format!("sip:{at}")),
         srtp_required: false,
     };
-    net.trunks = TrunkRoutes::from([
-        ("dead".into(), route("10.0.0.77:5060")),
-        ("busy".into(), route(AGENT)),
-        ("pbx".into(), route(TRUNK)),
-    ]);
-    net.down = vec!["dead".into()];
+    net.trunks = TrunkRoutes {
+        routes: std::collections::BTreeMap::from([
+            ("dead".into(), route(BLACK_HOLE)),
+            ("busy".into(), route(AGENT)),
+            ("pbx".into(), route(TRUNK)),
+        ]),
+        no_answer: Duration::from_secs(4),
+    };
+    net.down = down.iter().map(|d| (*d).to_owned()).collect();
     let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
     net.wait(Duration::from_secs(2));
     let ok = net
@@ -2094,8 +2107,12 @@ fn failing_over() -> Net {
     net
 }
 
-/// The far INVITE that reached `side`, answered with `code`.
-fn far_invite_answered(net: &mut Net, who: Who, code: u16) -> Request {
+/// The far INVITE that reached `side`, answered with `code`, and its transaction.
+fn far_invite_answered(
+    net: &mut Net,
+    who: Who,
+    code: u16,
+) -> (crate::sip::transaction::ServerTxId, Request) {
     let did = format!("{:?}", net.did);
     let side = net.side(who);
     let i = side
@@ -2107,7 +2124,7 @@ fn far_invite_answered(net: &mut Net, who: Who, code: u16) -> Request {
         unreachable!()
     };
     net.respond(who, new.tx, build::response(&new.invite, code, Some("far")));
-    new.invite
+    (new.tx, new.invite)
 }
 
 fn dialled_trunks(net: &Net) -> Vec<Option<String>> {
@@ -2123,9 +2140,9 @@ fn dialled_trunks(net: &Net) -> Vec<Option<String>> {
 #[test]
 fn a_transfer_skips_a_trunk_that_is_down_and_moves_on_when_one_cannot_take_the_call() {
     let mut net = failing_over();
-    let busy = far_invite_answered(&mut net, Who::Agent, 503);
+    let (_, busy) = far_invite_answered(&mut net, Who::Agent, 503);
     assert_eq!(busy.uri.to_string(), format!("sip:01012345678@{AGENT}"));
-    let pbx = far_invite_answered(&mut net, Who::Trunk, 180);
+    let (pbx_tx, pbx) = far_invite_answered(&mut net, Who::Trunk, 180);
     assert_eq!(pbx.uri.to_string(), format!("sip:01012345678@{TRUNK}"));
     let t = |s: &str| Some(s.to_owned());
     assert_eq!(
@@ -2133,13 +2150,56 @@ fn a_transfer_skips_a_trunk_that_is_down_and_moves_on_when_one_cannot_take_the_c
         [t("dead"), t("busy"), t("pbx")],
         "in the dialplan's order"
     );
+    let after_busy = net
+        .did
+        .iter()
+        .skip_while(|a| !matches!(a, CallAction::Dial { trunk: Some(t), .. } if t == "busy"));
     assert!(
-        net.did
-            .iter()
+        after_busy
+            .clone()
             .any(|a| matches!(a, CallAction::Release(Far::Transfer))),
-        "the failed leg's media and route are let go"
+        "the busy trunk's leg, media and route are let go"
     );
     assert_eq!(net.ended, None, "the call goes on, ringing the last trunk");
+    // It rang: a failure now is the transfer's, and no trunk is tried again.
+    net.respond(Who::Trunk, pbx_tx, build::response(&pbx, 503, Some("far")));
+    assert_eq!(dialled_trunks(&net).len(), 3, "{:?}", dialled_trunks(&net));
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        EventKind::CallFinished { outcome, .. } if outcome == "transfer_failed"
+    )));
+}
+
+#[test]
+fn a_trunk_that_answers_nothing_is_passed_over_after_no_answer_and_one_found_down_is_the_last_resort()
+ {
+    let t = |s: &str| Some(s.to_owned());
+    // Nothing found down: `dead` is dialled first, and answers nothing at all.
+    let mut net = failing_over_with(&[]);
+    assert_eq!(dialled_trunks(&net), [t("dead")]);
+    net.wait(Duration::from_secs(3));
+    assert_eq!(dialled_trunks(&net), [t("dead")], "not yet");
+    net.wait(Duration::from_secs(1));
+    assert_eq!(
+        dialled_trunks(&net),
+        [t("dead"), t("busy")],
+        "no_answer passed"
+    );
+    // `busy` answered 100 Trying (its transaction layer did): it may take its time.
+    net.wait(Duration::from_secs(10));
+    assert_eq!(dialled_trunks(&net).len(), 2);
+
+    // `dead` found down: skipped, then tried after all once every other trunk failed,
+    // dialled whatever the probes say (the edge is not asked to refuse it).
+    let mut net = failing_over();
+    far_invite_answered(&mut net, Who::Agent, 503);
+    far_invite_answered(&mut net, Who::Trunk, 503);
+    let dials = dialled_trunks(&net);
+    assert_eq!(dials, [t("dead"), t("busy"), t("pbx"), None]);
+    assert!(matches!(
+        net.did.iter().rev().find(|a| matches!(a, CallAction::Dial { .. })),
+        Some(CallAction::Dial { target, .. }) if target == "sip:01012345678@10.0.0.77:5060"
+    ));
 }
 
 #[test]

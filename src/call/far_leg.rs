@@ -101,6 +101,10 @@ pub(super) struct FarLeg {
     takes_refer: bool,
     /// The session timer the far end's 2xx agreed to, and our refreshes.
     session: SessionRefresh,
+    /// The INVITE got some answer (even 100 Trying): the far end is there.
+    heard: bool,
+    /// It rang (1xx beyond 100) or answered (2xx): the leg reached its destination.
+    reached: bool,
     out: VecDeque<LegOutput<FarEvent>>,
 }
 
@@ -219,6 +223,8 @@ impl FarLeg {
             referral: false,
             takes_refer,
             session,
+            heard: false,
+            reached: false,
             out: VecDeque::new(),
         };
         leg.out.push_back(LegOutput::Sip(Box::new(Command::Send {
@@ -226,6 +232,16 @@ impl FarLeg {
             request: invite,
         })));
         Ok(leg)
+    }
+
+    /// The INVITE got some answer, even 100 Trying.
+    pub(super) fn heard(&self) -> bool {
+        self.heard
+    }
+
+    /// It rang or answered: whatever happens next, the destination took the call.
+    pub(super) fn reached(&self) -> bool {
+        self.reached
     }
 
     pub(super) fn poll_output(&mut self) -> Option<LegOutput<FarEvent>> {
@@ -285,6 +301,11 @@ impl FarLeg {
         let event = match ev {
             CallEvent::Response { response } => {
                 let method = headers::cseq(&response.headers).map(|(_, m)| m);
+                if method == Some(Method::Invite) && self.dialog.is_none() {
+                    let code = response.status_code.code();
+                    self.heard = true;
+                    self.reached |= (101..300).contains(&code);
+                }
                 if self.answer_challenge(&response, method) {
                     return;
                 }

@@ -104,7 +104,9 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
     };
     let reach = ctx.media.reach(local.ip(), peer.addr.ip());
     let encryption = match &invite.trunk {
-        Some(t) if ctx.trunks.get(t).is_some_and(|r| r.srtp_required) => Encryption::Required,
+        Some(t) if ctx.trunks.routes.get(t).is_some_and(|r| r.srtp_required) => {
+            Encryption::Required
+        }
         _ => Encryption::Optional,
     };
     let security = Security::new(encryption);

@@ -50,6 +50,10 @@ pub struct TrunkConfig {
     pub named: BTreeMap<String, NamedTrunk>,
     /// OPTIONS probes of the named trunks' `uri` and the agents reached by URI.
     pub qualify: QualifyConfig,
+    /// A trunk named in a transfer's `trunks` that answers its INVITE with nothing at all
+    /// (not even 100 Trying) for this long is passed over for the next; 0: never.
+    #[serde(deserialize_with = "crate::duration::millis")]
+    pub no_answer_ms: u64,
 }
 
 /// `[trunks.qualify]`: how the engine tells which trunks and PBX agents answer.
@@ -67,7 +71,8 @@ pub struct QualifyConfig {
     /// Answered probes in a row that bring a down peer back.
     pub up_after: u32,
     /// Probe the agents reached by URI (`[[acd.agents]] uri`) too; one that is down is
-    /// offered no call.
+    /// offered no call. Off by default: a PBX that drops OPTIONS would leave its agents
+    /// offered nothing.
     pub agents: bool,
 }
 
@@ -78,7 +83,7 @@ impl Default for QualifyConfig {
             timeout_ms: 3000,
             down_after: 2,
             up_after: 2,
-            agents: true,
+            agents: false,
         }
     }
 }
@@ -115,7 +120,8 @@ pub struct NamedTrunk {
     /// it, RTP otherwise; `"sdes"`: SRTP only, an RTP offer gets 488.
     pub media_encryption: crate::media::sdp::Encryption,
     /// Where calls through this trunk go (`transfer: trunk` with `trunks: [...]`), and
-    /// the address probed with OPTIONS; empty: calls go back to where the caller came from.
+    /// the address probed with OPTIONS; empty: the trunk only sends us calls (a transfer
+    /// cannot name it in `trunks`).
     pub uri: String,
     /// Probe `uri` with OPTIONS (`[trunks.qualify]`); off for a carrier that answers none.
     pub qualify: bool,
@@ -300,6 +306,7 @@ impl Default for TrunkConfig {
             allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             named: BTreeMap::new(),
             qualify: QualifyConfig::default(),
+            no_answer_ms: 4000,
         }
     }
 }

@@ -17,7 +17,9 @@ use tracing::{info, warn};
 
 use crate::acd::{self, AcdHandle, AgentAction, Router};
 use crate::api::{AgentCommand, AgentControl, Api, ControlError, ReloadRequest};
-use crate::call::{self, CallContext, Flows, SpeechAccess, TrunkRoute, announce::Announcer};
+use crate::call::{
+    self, CallContext, Flows, SpeechAccess, TrunkRoute, TrunkRoutes, announce::Announcer,
+};
 use crate::config::Config;
 use crate::diag::Diagnostic;
 use crate::diag::InvalidSection;
@@ -222,8 +224,8 @@ impl Engine {
             events: sink.clone(),
             announcer: Arc::new(Announcer::new(config.prompts.clone())),
             answering: config.sip.answering(),
-            trunks: Arc::new(
-                config
+            trunks: Arc::new(TrunkRoutes {
+                routes: config
                     .trunks
                     .named
                     .iter()
@@ -236,7 +238,8 @@ impl Engine {
                         (name.clone(), route)
                     })
                     .collect(),
-            ),
+                no_answer: Duration::from_millis(config.trunks.no_answer_ms),
+            }),
         });
         let _ = ctx_cell.set(ctx);
 

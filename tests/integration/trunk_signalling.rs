@@ -348,16 +348,8 @@ fn an_agent_on_the_pbx_transfers_the_caller_by_refer() {
          uri = \"sip:pbx1@127.0.0.1:{agent_port}\"\nskills = {{ support = 1 }}\n"
     );
     // A desk that sends no audio: its media timeout ends the call once transferred.
-    // SIPp plays this agent's one scripted dialog: it answers no OPTIONS probes.
-    let engine = common::agents::engine_with(
-        &dir,
-        &[],
-        &pbx_agent,
-        &[
-            ("media", "media_timeout_s = 3\n"),
-            ("trunks.qualify", "agents = false\n"),
-        ],
-    );
+    let engine =
+        common::agents::engine_with(&dir, &[], &pbx_agent, &[("media", "media_timeout_s = 3\n")]);
     let (status, body) = common::http(
         engine.api,
         "POST",

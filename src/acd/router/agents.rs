@@ -86,6 +86,9 @@ impl Router {
             .ok_or_else(|| InputError::UnknownAgent(agent.to_owned()))?;
         self.agents[a].reachable = up;
         self.refresh_agent(a, now);
+        if !up {
+            self.let_empty_queues_go(now, a);
+        }
         Ok(())
     }
 
@@ -135,6 +138,12 @@ impl Router {
             reason: reason.to_owned(),
         });
         self.refresh_agent(a, now);
+        self.let_empty_queues_go(now, a);
+    }
+
+    /// The agent `a` no longer staffs its queues: the callers of those left with nobody
+    /// leave them, when they are to (`leave_when_empty`).
+    fn let_empty_queues_go(&mut self, now: Instant, a: AgentIdx) {
         for i in 0..self.agents[a].queues.len() {
             let q = self.agents[a].queues[i];
             if self.queues[q].rules.leave_when_empty && !self.any_logged_in(q) {

@@ -176,11 +176,13 @@ impl Router {
         )
     }
 
+    /// Whether any member is logged in and reachable (a PBX agent that probes find down
+    /// does not staff its queues).
     pub(super) fn any_logged_in(&self, q: QueueIdx) -> bool {
         self.queues[q]
             .members
             .iter()
-            .any(|m| self.agents[m.agent].logged_in())
+            .any(|m| self.agents[m.agent].staffing())
     }
 
     /// The caller's leg ended. A waiting caller who hung up abandoned the queue; one whose

@@ -96,9 +96,15 @@ impl Agent {
         self.presence != Presence::LoggedOut
     }
 
-    /// Logged in and not paused: counted as staff for wait estimates.
+    /// Logged in, not paused, and reachable: counted as staff for wait estimates.
     pub fn working(&self) -> bool {
         matches!(self.presence, Presence::Ready | Presence::WrapUp { .. })
+            && self.target().is_some()
+    }
+
+    /// Logged in with somewhere to ring: a queue with such an agent is not empty.
+    pub fn staffing(&self) -> bool {
+        self.logged_in() && self.target().is_some()
     }
 
     pub fn can_take_calls(&self) -> bool {

@@ -192,3 +192,47 @@ fn an_agent_whose_uri_stops_answering_probes_is_offered_nothing_until_it_answers
         Err(InputError::UnknownAgent("nobody".into()))
     );
 }
+
+#[test]
+fn a_queue_whose_only_agent_is_found_down_is_empty_for_its_callers() {
+    let text = format!(
+        "[[queues]]\nname = \"q\"\njoin_when_empty = false\nleave_when_empty = true\n\
+         overflow = {{ step = \"sorry\" }}\nannounce_period_s = 0\nring_timeout_s = 30\n{}",
+        agents(&[("t", "cmn", "q = 1")])
+    );
+    let mut s = Sim::new(&text);
+    s.login(&["t"]);
+    s.control(
+        "t",
+        AgentAction::Pause {
+            reason: "meeting".into(),
+        },
+    )
+    .unwrap();
+    s.enqueue("c1", "q", "cmn", 0);
+    assert!(matches!(&s.take()[..], [(_, Instruction::Queued { .. })]));
+    let down = Input::Reachability {
+        agent: "t".into(),
+        up: false,
+    };
+    s.input(down).unwrap();
+    assert!(
+        s.take().iter().any(|(c, i)| c == "c1"
+            && matches!(i, Instruction::Leave { next_step: Some(step), .. } if step == "sorry")),
+        "nobody can be reached: the caller goes to the overflow"
+    );
+    s.enqueue("c2", "q", "cmn", 0);
+    assert!(
+        matches!(
+            &s.take()[..],
+            [(
+                _,
+                Instruction::Leave {
+                    reason: crate::acd::LeaveReason::JoinRefused,
+                    ..
+                }
+            )]
+        ),
+        "and new callers are refused at the door"
+    );
+}
