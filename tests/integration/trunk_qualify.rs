@@ -2,7 +2,8 @@
 //! answers nothing is probed down and skipped, a trunk (SIPp) that answers the transfer's
 //! INVITE 503 hands it to the next, and a baresip phone playing the last trunk, which
 //! answers its probes, takes the call. The API, the metrics and the event log show which
-//! trunk is up.
+//! trunk is up. An agent on the PBX (baresip) whose phone goes away is probed down and
+//! offered no call, and stays logged in.
 
 use crate::common;
 
@@ -136,4 +137,71 @@ fn a_transfer_skips_a_dead_trunk_and_fails_over_from_one_that_cannot_take_the_ca
         "{}",
         engine.log()
     );
+}
+
+#[test]
+fn a_pbx_agent_that_stops_answering_probes_is_offered_no_call_and_stays_logged_in() {
+    let dir = out_dir("qualify_agent");
+    let desk = Baresip::start(&dir, PhoneOptions::unregistered("desk"));
+    let pbx_agent = format!(
+        "\n[[acd.agents]]\nid = \"pbx1\"\nname = \"Desk on the PBX\"\nuri = \"{}\"\n\
+         skills = {{ support = 1 }}\n",
+        desk.uri()
+    );
+    let engine = common::agents::engine_with(
+        &dir,
+        &[],
+        &pbx_agent,
+        &[(
+            "trunks.qualify",
+            "agents = true\ninterval_s = 1\ntimeout_ms = 500\ndown_after = 2\nup_after = 1\n",
+        )],
+    );
+    let (status, body) = common::http(
+        engine.api,
+        "POST",
+        "/api/v1/agents/pbx1/login",
+        Some(common::ADMIN_TOKEN),
+    );
+    assert_eq!(status, 200, "{body}");
+    let wait_state = |want: &str| {
+        let mut peers = Value::Null;
+        let reached = wait_until(Duration::from_secs(15), || {
+            peers = engine.api_get("/api/v1/peers");
+            state(&peers, "pbx1").as_deref() == Some(want)
+        });
+        assert!(reached, "pbx1 never {want}: {peers}\n{}", engine.log());
+    };
+    wait_state("up");
+    // The desk goes away: two probes later the agent is down.
+    drop(desk);
+    wait_state("down");
+    let caller = tone_callers(&engine, "100", 10.0, &["-m", "1"]);
+    assert!(
+        engine
+            .wait_event(Duration::from_secs(10), |e| e["event"] == "enter_queue")
+            .is_some(),
+        "{}",
+        engine.log()
+    );
+    assert!(
+        engine
+            .wait_event(Duration::from_secs(3), |e| e["event"] == "agent_offered")
+            .is_none(),
+        "nothing rings on an agent that does not answer"
+    );
+    assert!(common::agents::wait_agent_state(
+        &engine,
+        "pbx1",
+        "available"
+    ));
+    let events = engine.events();
+    let of = |kind: &str| {
+        events
+            .iter()
+            .any(|e| e["event"] == kind && e["peer"] == "pbx1" && e["kind"] == "agent")
+    };
+    assert!(of("peer_up") && of("peer_down"), "{events:?}");
+    // The caller is still waiting; SIPp is stopped here.
+    let _ = caller.finish(Duration::from_secs(1));
 }
