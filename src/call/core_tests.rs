@@ -1373,14 +1373,42 @@ fn a_withheld_caller_is_offered_by_the_asserted_number_and_agents_are_told() {
     );
 }
 
-#[test]
-fn a_pbx_that_challenges_the_agents_invite_gets_it_again_with_our_credentials() {
-    let (mut net, _dialog) = Net::up(QUEUE);
-    net.credentials = Some(ClientCredentials {
+/// `request` carries a right answer to the PBX's challenge for `method`, with
+/// `pbx_credentials`: in Proxy-Authorization after a 407 (`proxy`), else Authorization.
+fn assert_answers_pbx(request: &Request, method: &str, proxy: bool) {
+    let answer = request
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            Header::Authorization(v) if !proxy => Some(v.to_string()),
+            Header::ProxyAuthorization(v) if proxy => Some(v.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no credentials in {request}"));
+    let value = answer
+        .split_once(':')
+        .map_or(answer.as_str(), |(_, v)| v.trim());
+    let c = digest::parse_authorization(value).expect("it reads");
+    assert_eq!(c.username, "hotline");
+    assert_eq!(
+        c.response,
+        digest::expected_response(&c, method, "pbx-secret")
+    );
+}
+
+/// What the PBX's challenges are answered with, password `pbx-secret`.
+fn pbx_credentials() -> ClientCredentials {
+    ClientCredentials {
         username: "hotline".into(),
         password: crate::secret::Secret::new("pbx-secret"),
         realm: String::new(),
-    });
+    }
+}
+
+#[test]
+fn a_pbx_that_challenges_the_agents_invite_gets_it_again_with_our_credentials() {
+    let (mut net, _dialog) = Net::up(QUEUE);
+    net.credentials = Some(pbx_credentials());
     net.greeting_done();
     net.offer(1, Target::Trunk(format!("sip:1001@{AGENT}")));
     let Some(Event::NewCall(first)) = net.agent.inbox.pop_front() else {
@@ -1401,22 +1429,7 @@ fn a_pbx_that_challenges_the_agents_invite_gets_it_again_with_our_credentials() 
     let h = &second.headers;
     assert_eq!(headers::cseq(h).map(|c| c.0), Some(2));
     assert_eq!(headers::call_id(h), headers::call_id(&first.invite.headers));
-    let answer = h
-        .iter()
-        .find_map(|h| match h {
-            Header::ProxyAuthorization(v) => Some(v.to_string()),
-            _ => None,
-        })
-        .expect("a Proxy-Authorization");
-    let value = answer
-        .split_once(':')
-        .map_or(answer.as_str(), |(_, v)| v.trim());
-    let c = digest::parse_authorization(value).expect("it reads");
-    assert_eq!(c.username, "hotline");
-    assert_eq!(
-        c.response,
-        digest::expected_response(&c, "INVITE", "pbx-secret")
-    );
+    assert_answers_pbx(second, "INVITE", true);
     assert!(
         net.acd().is_empty(),
         "the offer is still ringing, not failed"
@@ -1753,7 +1766,13 @@ fn a_re_invite_crossing_our_refresh_gets_491_and_ours_is_tried_again_soon() {
 /// A call up (its own session timer, 1800 s, refreshed by us from 900 s on: outside these
 /// tests), queued, and offered to the agent, whose phone got our INVITE.
 fn offered_with_timers() -> Net {
+    offered_with_timers_and(None)
+}
+
+/// `offered_with_timers`, the far leg answering challenges with `credentials`.
+fn offered_with_timers_and(credentials: Option<ClientCredentials>) -> Net {
     let mut net = Net::new(QUEUE, Duration::ZERO);
+    net.credentials = credentials;
     let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
     let ok = net.trunk.responses().pop().expect("the 200");
     net.trunk_ack(&invite, &ok, "");
@@ -1788,6 +1807,19 @@ fn connected_with(net: &mut Net, extra: &[(&str, &str)]) -> Dialog {
         agent: "1001".into(),
     });
     dialog
+}
+
+/// The agent's phone (allowing `allow`) answered agreeing to a 120 s session we refresh:
+/// our first refresh, half-way, and its transaction.
+fn our_first_refresh(net: &mut Net, allow: &str) -> (crate::sip::transaction::ServerTxId, Request) {
+    connected_with(
+        net,
+        &[("Session-Expires", "120;refresher=uac"), ("Allow", allow)],
+    );
+    net.wait(Duration::from_secs(60));
+    let mut reqs = net.agent.requests();
+    assert_eq!(reqs.len(), 1, "one refresh: {reqs:?}");
+    reqs.remove(0)
 }
 
 /// The agent's leg was hung up for its session (one BYE to the phone), and so was the
@@ -1973,24 +2005,13 @@ fn an_agent_reached_over_tls_is_offered_srtp_and_one_over_udp_rtp() {
 #[test]
 fn a_refused_re_invite_refresh_leaves_the_agents_leg_up_and_is_tried_again() {
     let mut net = offered_with_timers();
-    connected_with(
-        &mut net,
-        &[
-            ("Session-Expires", "120;refresher=uac"),
-            ("Allow", "INVITE, ACK, BYE, CANCEL"),
-        ],
-    );
-    net.wait(Duration::from_secs(60));
-    let reqs = net.agent.requests();
-    let [(tx, reinvite)] = reqs.as_slice() else {
-        panic!("one refresh: {reqs:?}");
-    };
+    let (tx, reinvite) = our_first_refresh(&mut net, "INVITE, ACK, BYE, CANCEL");
     assert_eq!(
         reinvite.method,
         Method::Invite,
         "no UPDATE in the phone's Allow"
     );
-    net.respond(Who::Agent, *tx, build::response(reinvite, 491, None));
+    net.respond(Who::Agent, tx, build::response(&reinvite, 491, None));
     assert!(net.agent.requests().is_empty(), "no BYE, no CANCEL");
     assert!(
         !net.acd()
@@ -2226,57 +2247,21 @@ fn a_busy_answer_through_a_trunk_is_the_transfers_outcome_not_a_reason_to_try_an
 
 #[test]
 fn a_pbx_that_challenges_our_session_refresh_gets_it_again_with_our_credentials() {
-    let mut net = Net::new(QUEUE, Duration::ZERO);
-    net.credentials = Some(ClientCredentials {
-        username: "hotline".into(),
-        password: crate::secret::Secret::new("pbx-secret"),
-        realm: String::new(),
-    });
-    let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
-    let ok = net.trunk.responses().pop().expect("the 200");
-    net.trunk_ack(&invite, &ok, "");
-    net.greeting_done();
-    net.offer(1, Target::Trunk(format!("sip:1001@{AGENT}")));
-    connected_with(
-        &mut net,
-        &[
-            ("Session-Expires", "120;refresher=uac"),
-            ("Allow", "INVITE, ACK, BYE, CANCEL, UPDATE"),
-        ],
-    );
-    net.wait(Duration::from_secs(60));
-    let reqs = net.agent.requests();
-    let [(tx, update)] = reqs.as_slice() else {
-        panic!("one refresh: {reqs:?}");
-    };
-    let mut challenge = build::response(update, 401, None);
+    let mut net = offered_with_timers_and(Some(pbx_credentials()));
+    let (tx, update) = our_first_refresh(&mut net, "INVITE, ACK, BYE, CANCEL, UPDATE");
+    let mut challenge = build::response(&update, 401, None);
     challenge.headers.push(Header::WwwAuthenticate(
         digest::challenge("asterisk", "n7", Algorithm::Md5, false).into(),
     ));
-    net.respond(Who::Agent, *tx, challenge);
+    net.respond(Who::Agent, tx, challenge);
     let reqs = net.agent.requests();
     let [(tx, again)] = reqs.as_slice() else {
         panic!("the refresh again: {reqs:?}");
     };
     assert_eq!(again.method, Method::Update);
     let seq = |r: &Request| headers::cseq(&r.headers).map(|c| c.0);
-    assert_eq!(seq(again), seq(update).map(|n| n + 1));
-    let answer = again
-        .headers
-        .iter()
-        .find_map(|h| match h {
-            Header::Authorization(v) => Some(v.to_string()),
-            _ => None,
-        })
-        .expect("an Authorization");
-    let value = answer
-        .split_once(':')
-        .map_or(answer.as_str(), |(_, v)| v.trim());
-    let c = digest::parse_authorization(value).expect("it reads");
-    assert_eq!(
-        c.response,
-        digest::expected_response(&c, "UPDATE", "pbx-secret")
-    );
+    assert_eq!(seq(again), seq(&update).map(|n| n + 1));
+    assert_answers_pbx(again, "UPDATE", false);
     let mut ok = build::response(again, 200, None);
     ok.headers.push(Header::Other(
         "Session-Expires".into(),

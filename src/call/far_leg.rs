@@ -267,7 +267,7 @@ impl FarLeg {
             return;
         }
         match self.session.handle_timeout(now) {
-            Some(Due::Refresh) => self.send_refresh(),
+            Some(Due::Refresh) => self.send_refresh(None),
             Some(Due::Expired) => self.lose(EndReason::SessionExpired),
             None => {}
         }
@@ -283,17 +283,25 @@ impl FarLeg {
     }
 
     /// Our refresh, in the dialog: UPDATE when the far end allows it, else a re-INVITE
-    /// with our unchanged SDP.
-    fn send_refresh(&mut self) {
+    /// with our unchanged SDP; with our answer to `challenge` (the response that made it,
+    /// and the use of its nonce) when a trunk challenged the last one.
+    fn send_refresh(&mut self, challenge: Option<(&rsip::Response, u32)>) {
         let sdp = local_sdp(self.local, &self.media);
         let local = host_port(self.local);
         let Some(d) = self.dialog.as_mut() else {
             return;
         };
-        if let Some(request) = self.session.request(d, &local, Some(&sdp)) {
-            let peer = d.next_hop();
-            self.out
-                .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request })));
+        let Some(request) = self.session.request(d, &local, Some(&sdp)) else {
+            return;
+        };
+        let peer = d.next_hop();
+        match challenge {
+            Some((response, nc)) => {
+                self.send_answered(response, request, peer, nc);
+            }
+            None => self
+                .out
+                .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request }))),
         }
     }
 
@@ -318,7 +326,7 @@ impl FarLeg {
                         self.answered(now, &response);
                     }
                     match answer {
-                        RefreshAnswer::Again => self.send_refresh(),
+                        RefreshAnswer::Again => self.send_refresh(None),
                         RefreshAnswer::Gone => self.lose(EndReason::SessionExpired),
                         RefreshAnswer::Challenged => self.refresh_answered(&response, method),
                         RefreshAnswer::Settled => {}
@@ -554,17 +562,8 @@ impl FarLeg {
     /// session) with our answer. Without credentials for it, the session timer tries again
     /// soon.
     fn refresh_answered(&mut self, response: &rsip::Response, method: Option<Method>) {
-        let Some(nc) = method.and_then(|m| self.challenge_use(response, m)) else {
-            return;
-        };
-        let sdp = local_sdp(self.local, &self.media);
-        let local = host_port(self.local);
-        let Some(d) = self.dialog.as_mut() else {
-            return;
-        };
-        if let Some(request) = self.session.request(d, &local, Some(&sdp)) {
-            let peer = d.next_hop();
-            self.send_answered(response, request, peer, nc);
+        if let Some(nc) = method.and_then(|m| self.challenge_use(response, m)) {
+            self.send_refresh(Some((response, nc)));
         }
     }
 

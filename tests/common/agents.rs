@@ -86,6 +86,17 @@ pub fn phone(dir: &Path, engine: &Engine, id: &str, talk: Duration) -> Baresip {
     p
 }
 
+/// Logs `agent` in through the API, as a supervisor would.
+pub fn login(engine: &Engine, agent: &str) {
+    let (status, body) = http(
+        engine.api,
+        "POST",
+        &format!("/api/v1/agents/{agent}/login"),
+        Some(ADMIN_TOKEN),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
 /// The agent's state as the API shows it (`None` before its first event).
 pub fn agent_state(engine: &Engine, agent: &str) -> Option<String> {
     let (status, body) = http(

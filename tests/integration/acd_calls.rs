@@ -14,7 +14,7 @@ use common::agents::{
     Agent, BARESIP_DIGEST, agent_state, engine, engine_with, phone, silent_phone, wait_agent_state,
 };
 use common::baresip::{Baresip, PhoneOptions, Registration};
-use common::{ADMIN_TOKEN, Act, Engine, Sipp, actions, http, out_dir, read_wav, rms, tone_callers};
+use common::{Act, Engine, Sipp, actions, out_dir, read_wav, rms, tone_callers};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -372,13 +372,7 @@ fn an_agent_on_the_pbx_is_reached_at_its_uri() {
         desk.uri()
     );
     let engine = engine(&dir, &[], &pbx_agent);
-    let (status, body) = http(
-        engine.api,
-        "POST",
-        "/api/v1/agents/pbx1/login",
-        Some(ADMIN_TOKEN),
-    );
-    assert_eq!(status, 200, "{body}");
+    common::agents::login(&engine, "pbx1");
     assert!(wait_agent_state(&engine, "pbx1", "available"));
 
     let run = tone_callers(&engine, "100", 20.0, &["-m", "1"]).finish(WAIT);

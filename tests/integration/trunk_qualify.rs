@@ -157,13 +157,7 @@ fn a_pbx_agent_that_stops_answering_probes_is_offered_no_call_and_stays_logged_i
             "agents = true\ninterval_s = 1\ntimeout_ms = 500\ndown_after = 2\nup_after = 1\n",
         )],
     );
-    let (status, body) = common::http(
-        engine.api,
-        "POST",
-        "/api/v1/agents/pbx1/login",
-        Some(common::ADMIN_TOKEN),
-    );
-    assert_eq!(status, 200, "{body}");
+    common::agents::login(&engine, "pbx1");
     let wait_state = |want: &str| {
         let mut peers = Value::Null;
         let reached = wait_until(Duration::from_secs(15), || {

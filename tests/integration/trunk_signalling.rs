@@ -350,13 +350,7 @@ fn an_agent_on_the_pbx_transfers_the_caller_by_refer() {
     // A desk that sends no audio: its media timeout ends the call once transferred.
     let engine =
         common::agents::engine_with(&dir, &[], &pbx_agent, &[("media", "media_timeout_s = 3\n")]);
-    let (status, body) = common::http(
-        engine.api,
-        "POST",
-        "/api/v1/agents/pbx1/login",
-        Some(common::ADMIN_TOKEN),
-    );
-    assert_eq!(status, 200, "{body}");
+    common::agents::login(&engine, "pbx1");
     assert!(common::agents::wait_agent_state(
         &engine,
         "pbx1",
