@@ -235,7 +235,8 @@ impl CallCore {
     }
 
     /// A far leg being placed whose INVITE got no answer at all by its deadline is passed
-    /// over for the next place (no CANCEL before a provisional response, RFC 3261 9.1).
+    /// over for the next place: CANCELled (as a transfer that rings too long is), so a
+    /// trunk that wakes up late stops rather than ringing a phone nobody waits for.
     fn answer_deadline(&mut self, far: Far) {
         let now = self.now;
         let heard = match far {
@@ -254,8 +255,11 @@ impl CallCore {
             // Still being looked up, or it answered something: it may take its time.
             None | Some(true) => p.answer_by = None,
             Some(false) => {
-                if self.fail_over(far, Failure::Status(408)) {
-                    self.far(far).take();
+                if self.fail_over(far, Failure::Status(408))
+                    && let Some(mut leg) = self.far(far).take()
+                {
+                    leg.hang_up();
+                    self.drain_leg(&mut leg);
                     self.actions.push_back(CallAction::Release(far));
                     self.dial_current(far);
                 }
@@ -337,7 +341,11 @@ impl CallCore {
             FarLeg::dial(d, target, context, self.timers, far == Far::Offer)
         });
         match placed {
-            Ok(leg) => *self.far(far) = Some(leg),
+            Ok(leg) => {
+                // The deadline to answer runs from the INVITE, not from the lookup.
+                self.placing[i].dialling(now);
+                *self.far(far) = Some(leg);
+            }
             Err(e) => {
                 warn!(error = %e, %target, ?far, "cannot place the call");
                 self.actions.push_back(CallAction::Release(far));
@@ -587,11 +595,9 @@ impl CallCore {
 
     /// Asks the edge for the address and media of where the far leg being placed goes now.
     fn dial_current(&mut self, far: Far) {
-        let now = self.now;
-        let Some(p) = self.placing.iter_mut().find(|p| p.far == far) else {
+        let Some(p) = self.placing.iter().find(|p| p.far == far) else {
             return;
         };
-        p.dialling(now);
         let Attempt {
             uri,
             srtp,

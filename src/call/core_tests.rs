@@ -136,6 +136,8 @@ struct Net {
     trunks: TrunkRoutes,
     /// The named trunks OPTIONS probes find down: the edge refuses to dial them.
     down: Vec<String>,
+    /// The first line of each message sent to `BLACK_HOLE`.
+    swallowed: Vec<String>,
 }
 
 impl Timed for Net {
@@ -184,6 +186,7 @@ impl Net {
             ended: None,
             trunks: TrunkRoutes::default(),
             down: Vec::new(),
+            swallowed: Vec::new(),
         }
     }
 
@@ -233,6 +236,9 @@ impl Net {
                 } else if to == self.agent.addr {
                     &mut self.agent
                 } else if to == addr(BLACK_HOLE) {
+                    let text = String::from_utf8_lossy(&t.bytes);
+                    self.swallowed
+                        .push(text.lines().next().unwrap_or_default().to_owned());
                     continue;
                 } else {
                     panic!("sent to a stranger: {to}")
@@ -2206,6 +2212,11 @@ fn a_trunk_that_answers_nothing_is_passed_over_after_no_answer_and_one_found_dow
         [t("dead"), t("busy")],
         "no_answer passed"
     );
+    assert!(
+        net.swallowed.iter().any(|l| l.starts_with("CANCEL ")),
+        "the silent trunk's INVITE is CANCELled: {:?}",
+        net.swallowed
+    );
     // `busy` answered 100 Trying (its transaction layer did): it may take its time.
     net.wait(Duration::from_secs(10));
     assert_eq!(dialled_trunks(&net).len(), 2);
@@ -2274,8 +2285,41 @@ fn a_pbx_that_challenges_our_session_refresh_gets_it_again_with_our_credentials(
     assert_eq!(net.ended, None);
     net.wait(Duration::from_secs(1));
     let reqs = net.agent.requests();
-    assert!(
-        matches!(reqs.as_slice(), [(_, u)] if u.method == Method::Update),
-        "{reqs:?}"
-    );
+    let [(tx, next)] = reqs.as_slice() else {
+        panic!("the next refresh: {reqs:?}");
+    };
+    // Challenged with the same nonce: a request sent without credentials is answered, the
+    // nonce's second use.
+    let challenge = |r: &Request, nonce: &str| {
+        let mut c = build::response(r, 401, None);
+        c.headers.push(Header::WwwAuthenticate(
+            digest::challenge("asterisk", nonce, Algorithm::Md5, false).into(),
+        ));
+        c
+    };
+    net.respond(Who::Agent, *tx, challenge(next, "n7"));
+    let reqs = net.agent.requests();
+    let [(tx, answered)] = reqs.as_slice() else {
+        panic!("answered again: {reqs:?}");
+    };
+    assert_answers_pbx(answered, "UPDATE", false);
+    assert!(answered.to_string().contains("nc=00000002"), "{answered}");
+    // The answer itself challenged, even with a fresh nonce: our credentials are refused,
+    // and nothing goes again at once (the timer tries later).
+    net.respond(Who::Agent, *tx, challenge(answered, "n8"));
+    assert!(net.agent.requests().is_empty(), "no ping-pong");
+}
+
+#[test]
+fn a_far_end_that_answered_took_the_call_even_if_its_answer_is_unusable() {
+    let mut net = failing_over();
+    // `busy` answers 200 without a Contact: no dialog can be made of it (502), but it
+    // answered, so no other trunk is tried.
+    far_invite_answered(&mut net, Who::Agent, 200);
+    let t = |s: &str| Some(s.to_owned());
+    assert_eq!(dialled_trunks(&net), [t("dead"), t("busy")]);
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        EventKind::CallFinished { outcome, .. } if outcome == "transfer_failed"
+    )));
 }

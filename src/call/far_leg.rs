@@ -91,9 +91,10 @@ pub(super) struct FarLeg {
     dialog: Option<Dialog>,
     state: State,
     credentials: Option<ClientCredentials>,
-    /// The method and nonce we last answered, and how often that nonce was used: the
-    /// same method challenged with the same nonce again means our answer was refused.
-    answered: Option<(Method, String, u32)>,
+    /// Our last answer to a challenge: the request that carried it, its nonce and how
+    /// often that nonce was used. That very request challenged again (not stale) means
+    /// our credentials were refused.
+    answered: Option<Answered>,
     /// The phone's REFER subscription is active: our NOTIFYs report the transfer.
     referral: bool,
     /// An agent's phone, which may transfer its caller by REFER; a transfer target's
@@ -328,7 +329,7 @@ impl FarLeg {
                     match answer {
                         RefreshAnswer::Again => self.send_refresh(None),
                         RefreshAnswer::Gone => self.lose(EndReason::SessionExpired),
-                        RefreshAnswer::Challenged => self.refresh_answered(&response, method),
+                        RefreshAnswer::Challenged => self.refresh_answered(&response),
                         RefreshAnswer::Settled => {}
                     }
                     return;
@@ -545,9 +546,9 @@ impl FarLeg {
             (Some(Method::Invite), State::Calling | State::Ringing)
         );
         let bye = method == Some(Method::Bye) && self.dialog.is_some();
-        let Some(nc) = method
-            .filter(|_| invite || bye)
-            .and_then(|m| self.challenge_use(response, m))
+        let Some(nc) = (invite || bye)
+            .then(|| self.challenge_use(response))
+            .flatten()
         else {
             return false;
         };
@@ -561,27 +562,28 @@ impl FarLeg {
     /// The trunk challenged our session refresh: send it again (a new CSeq, the same
     /// session) with our answer. Without credentials for it, the session timer tries again
     /// soon.
-    fn refresh_answered(&mut self, response: &rsip::Response, method: Option<Method>) {
-        if let Some(nc) = method.and_then(|m| self.challenge_use(response, m)) {
+    fn refresh_answered(&mut self, response: &rsip::Response) {
+        if let Some(nc) = self.challenge_use(response) {
             self.send_refresh(Some((response, nc)));
         }
     }
 
-    /// The use of its nonce our answer to the challenge in `response` to a `method` would
-    /// be; `None` without credentials for it, or when it refuses our last answer (the
-    /// same nonce again, not stale).
-    fn challenge_use(&self, response: &rsip::Response, method: Method) -> Option<u32> {
+    /// The use of its nonce our answer to the challenge in `response` would be; `None`
+    /// without credentials for it, or when it challenges the very request that carried
+    /// our last answer (not stale): the credentials were refused, and the answer stands.
+    fn challenge_use(&self, response: &rsip::Response) -> Option<u32> {
         let credentials = self.credentials.as_ref()?;
         let (challenge, _) = crate::sip::digest::challenge_of(response)?;
         if !credentials.takes(&challenge) {
             return None;
         }
+        let challenged = headers::cseq(&response.headers)?;
         match &self.answered {
-            Some((m, n, _)) if *m == method && *n == challenge.nonce && !challenge.stale => {
+            Some(a) if (a.seq, &a.method) == (challenged.0, &challenged.1) && !challenge.stale => {
                 debug!(far_call = %self.call_id, "the trunk refused our credentials");
                 None
             }
-            Some((_, n, uses)) if *n == challenge.nonce => Some(uses + 1),
+            Some(a) if a.nonce == challenge.nonce => Some(a.uses + 1),
             _ => Some(1),
         }
     }
@@ -602,7 +604,12 @@ impl FarLeg {
         else {
             return false;
         };
-        self.answered = Some((request.method, nonce, nc));
+        self.answered = Some(Answered {
+            seq: headers::cseq(&request.headers).map_or(0, |c| c.0),
+            method: request.method,
+            nonce,
+            uses: nc,
+        });
         request.headers.push(header);
         if request.method == Method::Invite && self.dialog.is_none() {
             // The INVITE that creates the dialog: its ACK and CANCEL go as it went.
@@ -703,6 +710,17 @@ impl FarLeg {
                 .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request })));
         }
     }
+}
+
+/// A request of ours that carried our answer to a challenge.
+#[derive(Debug)]
+struct Answered {
+    /// Its CSeq.
+    seq: u32,
+    method: Method,
+    nonce: String,
+    /// The nonce's uses so far (the `nc` of our last answer).
+    uses: u32,
 }
 
 /// We offer SRTP on a leg that must be encrypted.

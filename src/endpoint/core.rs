@@ -468,9 +468,6 @@ impl Core {
         }
         let (tx, out) = (&mut self.tx, &mut self.outgoing);
         self.trunks.handle_timeout(now, &mut sender(tx, out, now));
-        while let Some(trunk) = self.trunks.poll_lookup(now) {
-            self.events.push_back(Event::LookUpRegistrar(trunk));
-        }
         self.qualify.handle_timeout(now);
         while let Some((id, uri)) = self.qualify.poll_lookup() {
             self.events.push_back(Event::LookUpPeer { id, uri });
@@ -573,6 +570,11 @@ impl Core {
         }
         if let Some(statuses) = self.trunks.poll_changed(now) {
             self.events.push_back(Event::Trunks(statuses));
+        }
+        // Here, not only at timers: a REGISTER that just went unanswered asks at once, so
+        // the lookup is back before the retry.
+        while let Some(trunk) = self.trunks.poll_lookup(now) {
+            self.events.push_back(Event::LookUpRegistrar(trunk));
         }
         while let Some(change) = self.qualify.poll_change() {
             self.events.push_back(Event::Reach(change));

@@ -452,11 +452,14 @@ impl Loop {
                     && let Some((registrar, credentials)) = found
                 {
                     info!(%trunk, %registrar, "registering at the registrar's address");
-                    self.handle
+                    let mut list = self
+                        .handle
                         .credentials
                         .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(credentials);
+                        .unwrap_or_else(|e| e.into_inner());
+                    // A registrar that moved is answered at its new address only.
+                    list.retain(|(_, c)| *c != credentials.1);
+                    list.push(credentials);
                 }
             }
             Input::Drain { grace, done } => {

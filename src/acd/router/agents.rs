@@ -61,12 +61,16 @@ impl Router {
             .get(user)
             .ok_or_else(|| InputError::UnknownUser(user.to_owned()))?;
         let registered = contact.is_some();
+        let staffed = self.agents[a].staffing();
         self.agents[a].contact = contact;
         let agent = &self.agents[a];
         if registered && agent.auto_login && !agent.logged_in() {
             self.login(now, a);
         } else if agent.logged_in() && !agent.has_phone() {
             self.logout(now, a, "registration lost");
+        } else if staffed && !agent.staffing() {
+            // Still logged in through its URI, which probes find down.
+            self.let_empty_queues_go(now, a);
         }
         self.refresh_agent(a, now);
         Ok(())
@@ -84,9 +88,10 @@ impl Router {
             .by_agent
             .get(agent)
             .ok_or_else(|| InputError::UnknownAgent(agent.to_owned()))?;
+        let staffed = self.agents[a].staffing();
         self.agents[a].reachable = up;
         self.refresh_agent(a, now);
-        if !up {
+        if staffed && !self.agents[a].staffing() {
             self.let_empty_queues_go(now, a);
         }
         Ok(())

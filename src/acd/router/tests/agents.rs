@@ -236,3 +236,25 @@ fn a_queue_whose_only_agent_is_found_down_is_empty_for_its_callers() {
         "and new callers are refused at the door"
     );
 }
+
+#[test]
+fn a_probe_on_an_agent_that_was_not_staffing_sends_no_caller_away() {
+    let text = format!(
+        "[[queues]]\nname = \"q\"\nleave_when_empty = true\n\
+         overflow = {{ step = \"sorry\" }}\nannounce_period_s = 0\n{}",
+        agents(&[("t", "cmn", "q = 1")])
+    );
+    let mut s = Sim::new(&text);
+    // Nobody logged in, and the queue takes callers anyway (join_when_empty).
+    s.enqueue("c1", "q", "cmn", 0);
+    assert!(matches!(&s.take()[..], [(_, Instruction::Queued { .. })]));
+    let down = Input::Reachability {
+        agent: "t".into(),
+        up: false,
+    };
+    s.input(down).unwrap();
+    assert!(
+        s.take().is_empty(),
+        "a logged-out agent's probe changes nothing for the callers"
+    );
+}
