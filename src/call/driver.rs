@@ -4,7 +4,7 @@
 //! `now` and carries out the core's actions. Every decision is the core's.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -26,6 +26,9 @@ use crate::sip::build;
 use crate::sip::transaction::Peer;
 use crate::sip::uri::SipUri;
 use crate::time::sleep_until;
+
+/// How long a far leg's target may take to resolve: the call's task waits for it.
+const DIAL_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An announcement's queue position and its audio (none when it could not be rendered).
 type Rendered = (u32, Option<Arc<Clip>>);
@@ -252,15 +255,22 @@ impl Driver {
     }
 
     /// Finds `target`, opens media for it beside the caller's and routes its Call-ID here.
+    /// The call's task waits for the name lookup, so a resolver that does not answer is
+    /// given up on after `DIAL_LOOKUP_TIMEOUT` (the target is then unresolvable, and a
+    /// transfer through named trunks moves on to the next).
     async fn dial(&mut self, far: Far, target: &str, srtp: bool) -> Result<Dialled, DialError> {
         let uri = SipUri::parse(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
         let addr = match uri.socket_addr() {
             Some(a) => a,
-            None => tokio::net::lookup_host((uri.host, uri.port_or_default()))
-                .await
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or_else(|| DialError::Unresolvable(target.to_owned()))?,
+            None => {
+                let lookup = tokio::net::lookup_host((uri.host, uri.port_or_default()));
+                tokio::time::timeout(DIAL_LOOKUP_TIMEOUT, lookup)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| DialError::Unresolvable(target.to_owned()))?
+            }
         };
         let peer = Peer {
             transport: uri.transport(),
