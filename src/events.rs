@@ -181,6 +181,12 @@ pub enum EventKind {
         kind: String,
         reason: String,
     },
+    /// The caller's side transferred the call by REFER and its target answered: `target`
+    /// holds the caller's place in the call from now on.
+    CallReferred {
+        call_id: String,
+        target: String,
+    },
     /// The stats actor opened the log after a start: whatever was waiting, ringing or
     /// connected before it is gone, and every agent is logged out until the ACD says again.
     EngineStarted {},
@@ -206,7 +212,8 @@ impl EventKind {
             | EventKind::ExitWithTimeout { call_id, .. }
             | EventKind::ExitEmpty { call_id, .. }
             | EventKind::JoinRefused { call_id, .. }
-            | EventKind::CallFinished { call_id, .. } => Some(call_id),
+            | EventKind::CallFinished { call_id, .. }
+            | EventKind::CallReferred { call_id, .. } => Some(call_id),
             EventKind::AgentLogin { .. }
             | EventKind::AgentLogout { .. }
             | EventKind::AgentPause { .. }

@@ -43,7 +43,7 @@ pub(super) const DTMF_PT: u8 = 101;
 const BYE_WAIT: Duration = Duration::from_secs(32);
 
 /// What happened on the caller's leg, for the flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum LegEvent {
     /// The ACK confirmed our 200: the call is up.
     Up,
@@ -52,6 +52,9 @@ pub(super) enum LegEvent {
     /// The trunk's outcome of our REFER: it connected the caller elsewhere, or the status
     /// that failed it (RFC 3515: the REFER's own, or the NOTIFY's sipfrag).
     Referred(Result<(), u16>),
+    /// The caller's side asks for the call to be moved to this SIP URI (a blind transfer
+    /// by REFER): the call places it, and reports with `notify_transfer`.
+    Transfer(String),
     /// The call is over: the caller hung up, or the media or the ACK timed out.
     Ended(EndReason),
 }
@@ -130,6 +133,9 @@ pub struct Answering {
     pub t1: Duration,
     /// The session timers we ask for and accept.
     pub timers: TimerSettings,
+    /// A REFER from the caller's side is taken (`[sip] accept_refer`): the call moves to
+    /// its target, who takes the caller's place.
+    pub takes_refer: bool,
 }
 
 /// A reliable provisional response (RFC 3262) and its resending until its PRACK.
@@ -178,6 +184,14 @@ pub(super) struct CallerLeg {
     refer: Option<u32>,
     /// The trunk accepted our REFER (2xx): it is carrying the transfer out.
     refer_accepted: bool,
+    /// The caller's side REFERred the call elsewhere and we took it: its subscription
+    /// hears how the transfer goes (`notify_transfer`) until a final status.
+    transferring: bool,
+    /// The CSeq of the NOTIFY with the transfer's final status, until it is answered.
+    final_notify: Option<u32>,
+    /// The call moved to the REFER's target: this leg leaves (BYE) once its final NOTIFY
+    /// is answered, and tells the flow nothing more.
+    handed_over: bool,
     sdp_version: u64,
     /// The SDP we last sent: an answer that describes the same session keeps its version
     /// (RFC 3264 8).
@@ -249,10 +263,13 @@ impl CallerLeg {
                 answering.timers,
                 invite.session,
                 peer_allows_update,
-                crate::sip::ALLOW,
+                crate::sip::allow_header(answering.takes_refer),
             ),
             refer: None,
             refer_accepted: false,
+            transferring: false,
+            final_notify: None,
+            handed_over: false,
             sdp_version: 1,
             last_sdp: None,
             dtmf_pt,
@@ -547,6 +564,7 @@ impl CallerLeg {
                     self.state = State::Ended;
                 } else {
                     self.refer_answered(&response);
+                    self.notify_answered(now, headers::cseq(&response.headers));
                     if matches!(self.state, State::Answered | State::Up) {
                         self.refresh_answered(now, &response);
                     }
@@ -555,6 +573,8 @@ impl CallerLeg {
             CallEvent::Timeout { method, cseq, .. } => {
                 if method == Method::Bye && matches!(self.state, State::Leaving { .. }) {
                     self.state = State::Ended;
+                } else if method == Method::Notify {
+                    self.notify_answered(now, Some((cseq, method)));
                 } else if method == Method::Refer && self.refer == Some(cseq) {
                     self.refer = None;
                     self.event(LegEvent::Referred(Err(408)));
@@ -586,6 +606,70 @@ impl CallerLeg {
             peer,
             request: req,
         })));
+    }
+
+    /// The caller's side asks for the call to be moved to another party (a blind transfer,
+    /// RFC 3515): 202 and a first NOTIFY (100) when the call is up and no transfer is under
+    /// way (491 otherwise), and `LegEvent::Transfer` for the call to place the target.
+    /// 501 for an attended transfer (Replaces), 400 without a usable Refer-To.
+    fn take_refer(&mut self, tx: ServerTxId, req: &Request) {
+        let busy = self.transferring || self.refer.is_some() || self.handed_over;
+        let taken = match self.state {
+            State::Up if busy => Err((491, "a transfer of this call is under way")),
+            State::Up => super::referral::target(req),
+            _ => Err((491, "the call is not up yet")),
+        };
+        match taken {
+            Ok(target) => {
+                let ok = super::referral::accepted(req, &self.dialog);
+                self.send_response(tx, ok);
+                info!(%target, "the caller's side transfers the call");
+                self.transferring = true;
+                self.notify_transfer(100);
+                self.event(LegEvent::Transfer(target));
+            }
+            Err((code, why)) => {
+                let refused = super::referral::refusal(req, code, why);
+                self.send_response(tx, refused);
+            }
+        }
+    }
+
+    /// Tells the caller's side how the transfer it asked for goes (RFC 3515 2.4.4); a final
+    /// status ends its subscription.
+    pub(super) fn notify_transfer(&mut self, code: u16) {
+        if !self.transferring || self.state != State::Up {
+            return;
+        }
+        let (request, peer) = super::referral::notify(&mut self.dialog, self.local, code);
+        if code >= 200 {
+            self.transferring = false;
+            self.final_notify = headers::cseq(&request.headers).map(|(n, _)| n);
+        }
+        self.out
+            .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request })));
+    }
+
+    /// The transfer's target answered and takes the caller's place: this leg says nothing
+    /// more to the flow and leaves (BYE) once its final NOTIFY is answered, unless the
+    /// caller's side hangs up first, as transferors do.
+    pub(super) fn hand_over(&mut self, now: Instant) {
+        self.handed_over = true;
+        if self.final_notify.is_none() {
+            self.hang_up(now);
+        }
+    }
+
+    /// The answer to (or the timeout of) a request of ours: when it is the final NOTIFY of
+    /// a transfer handed over, the leg leaves.
+    fn notify_answered(&mut self, now: Instant, cseq: Option<(u32, Method)>) {
+        let ours = matches!(cseq, Some((n, Method::Notify)) if self.final_notify == Some(n));
+        if ours {
+            self.final_notify = None;
+            if self.handed_over {
+                self.hang_up(now);
+            }
+        }
     }
 
     /// The flow gave up on our REFER: its later NOTIFYs are answered and ignored.
@@ -700,7 +784,10 @@ impl CallerLeg {
     }
 
     fn event(&mut self, ev: LegEvent) {
-        self.out.push_back(LegOutput::Event(ev));
+        // Handed over, the call is the target's: what happens here is no news to the flow.
+        if !self.handed_over {
+            self.out.push_back(LegOutput::Event(ev));
+        }
     }
 
     fn end(&mut self, reason: EndReason) {
@@ -771,14 +858,17 @@ impl CallerLeg {
         if (180..300).contains(&code) && dialog_forming {
             r.headers
                 .push(Header::Contact(self.dialog.local_contact.clone().into()));
-            r.headers.push(Header::Allow(crate::sip::ALLOW.into()));
+            r.headers.push(Header::Allow(
+                crate::sip::allow_header(self.answering.takes_refer).into(),
+            ));
             r.headers
                 .push(Header::Supported(crate::sip::SUPPORTED.into()));
         }
         if code == 405 {
-            // RFC 3261 8.2.1: a 405 lists what is allowed (REFER is not, on this dialog:
-            // the hotline's side of a call is not handed to someone else).
-            r.headers.push(Header::Allow(crate::sip::ALLOW.into()));
+            // RFC 3261 8.2.1: a 405 lists what is allowed (REFER only where it is taken).
+            r.headers.push(Header::Allow(
+                crate::sip::allow_header(self.answering.takes_refer).into(),
+            ));
         }
         if let Some(sdp) = sdp {
             r.headers
@@ -858,6 +948,7 @@ impl CallerLeg {
             Method::Invite if ringing => self.respond(tx, &req, 500, None),
             Method::Invite | Method::Update => self.offer_answer(now, tx, &req),
             Method::PRack => self.prack(now, tx, &req),
+            Method::Refer if self.answering.takes_refer => self.take_refer(tx, &req),
             Method::Notify => self.refer_progress(tx, &req),
             Method::Info => {
                 self.respond(tx, &req, 200, None);

@@ -10,14 +10,14 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use super::Flows;
-use super::caller_leg::{Answering, CallerLeg, LegEvent, LegOutput, MediaSetup};
+use super::caller_leg::{Answering, CallerLeg, EndReason, LegEvent, LegOutput, MediaSetup};
 use super::far_leg::{DialError, Dialled, FarEvent, FarLeg};
-use super::flow::{Far, Flow, FlowAction, Outcome, Service};
+use super::flow::{DialContext, DialTarget, Far, Flow, FlowAction, Outcome, Service};
 use super::incoming::Invite;
 use super::placing::{self, Attempt, Failure, Placing, TrunkRoutes};
 use crate::acd::Instruction;
@@ -31,6 +31,10 @@ use crate::media::session::{PlayId, SessionEvent};
 use crate::sip::headers;
 use crate::sip::session_timer::TimerSettings;
 use crate::sip::uri::host_port;
+
+/// How long the target of a REFER from the caller's side may ring before the transfer is
+/// given up (the caller's side hears 408 in its NOTIFY and keeps the call, if it stayed).
+const HEIR_RING: Duration = Duration::from_secs(30);
 
 /// A leg of the call, for media operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +114,16 @@ pub struct CallCore {
     flow: Option<Flow>,
     offer: Option<FarLeg>,
     transfer: Option<FarLeg>,
+    /// The target a REFER from the caller's side moves the call to (`Far::Heir`): placed
+    /// on the caller's media, it takes the caller's place once it answers.
+    heir: Option<FarLeg>,
+    /// When the heir being placed is given up if it has not answered.
+    heir_ring_until: Option<Instant>,
+    /// The caller's side left while its heir was being placed (transferors hang up as
+    /// soon as they handed the call on): the call ends so only if the heir never answers.
+    caller_left: Option<EndReason>,
+    /// The heir answered: the call is the heir's, the caller's leg is on its way out.
+    handed_over: bool,
     /// Far legs being placed: where each goes now and next, until it rings or answers.
     placing: Vec<Placing>,
     /// The named trunks, for transfers through them.
@@ -155,6 +169,10 @@ impl CallCore {
             flow: None,
             offer: None,
             transfer: None,
+            heir: None,
+            heir_ring_until: None,
+            caller_left: None,
+            handed_over: false,
             placing: Vec::new(),
             trunks,
             timers,
@@ -179,7 +197,7 @@ impl CallCore {
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let flow = self.flow.as_ref().and_then(Flow::poll_timeout);
-        let far = [&self.offer, &self.transfer]
+        let far = [&self.offer, &self.transfer, &self.heir]
             .into_iter()
             .filter_map(|l| l.as_ref().and_then(FarLeg::poll_timeout));
         let placing = self.placing.iter().filter_map(|p| p.answer_by);
@@ -189,13 +207,16 @@ impl CallCore {
             .chain(flow)
             .chain(far)
             .chain(placing)
+            .chain(self.heir_ring_until)
             .min()
     }
 
     /// The call is over and its last message is answered: the task may stop once it has
     /// carried out the remaining actions.
     pub fn is_done(&self) -> bool {
-        self.caller.is_ended() && self.flow.as_ref().is_none_or(|f| f.outcome().is_some())
+        self.caller.is_ended()
+            && self.heir.is_none()
+            && self.flow.as_ref().is_none_or(|f| f.outcome().is_some())
     }
 
     /// How the call ended; `None` if it never got up (refused, cancelled, no ACK).
@@ -222,11 +243,15 @@ impl CallCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.caller.handle_timeout(now);
-        for far in [Far::Offer, Far::Transfer] {
+        for far in [Far::Offer, Far::Transfer, Far::Heir] {
             if let Some(leg) = self.far(far).as_mut() {
                 leg.handle_timeout(now);
             }
             self.answer_deadline(far);
+        }
+        if self.heir_ring_until.is_some_and(|t| t <= now) {
+            info!("the transfer's target did not answer in time");
+            self.heir_failed(408);
         }
         if let Some(f) = self.flow.as_mut() {
             f.handle_timeout(now);
@@ -242,6 +267,7 @@ impl CallCore {
         let heard = match far {
             Far::Offer => self.offer.as_ref(),
             Far::Transfer => self.transfer.as_ref(),
+            Far::Heir => self.heir.as_ref(),
         }
         .map(FarLeg::heard);
         let Some(p) = self
@@ -279,8 +305,15 @@ impl CallCore {
             | CallEvent::AckTimeout
             | CallEvent::Shutdown => None,
         };
+        if matches!(ev, CallEvent::Shutdown) && (self.handed_over || self.heir_pending()) {
+            // The caller's leg, handed over or gone, no longer speaks for the call.
+            self.drop_heir();
+            if self.handed_over || self.caller_left.take().is_some() {
+                self.tell_flow(LegEvent::Ended(EndReason::Shutdown));
+            }
+        }
         let far = call_id.and_then(|id| {
-            [Far::Offer, Far::Transfer]
+            [Far::Offer, Far::Transfer, Far::Heir]
                 .into_iter()
                 .find(|f| self.far(*f).as_ref().is_some_and(|l| l.call_id == id))
         });
@@ -306,6 +339,14 @@ impl CallCore {
                 self.tell_flow(LegEvent::Dtmf(key));
             }
             (LegRef::Caller, SessionEvent::PlayDone(id)) => self.tell_flow(LegEvent::PlayDone(id)),
+            // Handed over, the caller's media is the heir's; while the heir is placed, the
+            // caller's side may well have stopped sending (a transferor holds, or leaves).
+            (LegRef::Caller, SessionEvent::Timeout) if self.handed_over => {
+                if let Some(heir) = self.heir.as_mut() {
+                    heir.handle_media_timeout();
+                }
+            }
+            (LegRef::Caller, SessionEvent::Timeout) if self.heir_pending() => {}
             (LegRef::Caller, SessionEvent::Timeout) => self.caller.handle_media_timeout(now),
             (LegRef::Far(f), SessionEvent::Timeout) => {
                 if let Some(leg) = self.far(f).as_mut() {
@@ -357,8 +398,10 @@ impl CallCore {
                     self.dial_current(far);
                 } else {
                     self.placing.retain(|p| p.far != far);
-                    if let Some(f) = self.flow.as_mut() {
-                        f.handle_dial_failed(now, far);
+                    match (far, self.flow.as_mut()) {
+                        (Far::Heir, _) => self.heir_failed(503),
+                        (_, Some(f)) => f.handle_dial_failed(now, far),
+                        (_, None) => {}
                     }
                 }
             }
@@ -397,6 +440,7 @@ impl CallCore {
         match far {
             Far::Offer => &mut self.offer,
             Far::Transfer => &mut self.transfer,
+            Far::Heir => &mut self.heir,
         }
     }
 
@@ -418,6 +462,14 @@ impl CallCore {
                         .actions
                         .push_back(CallAction::Media(LegRef::Caller, MediaOp::Start(n))),
                     LegOutput::Event(LegEvent::Up) => self.start_flow(),
+                    LegOutput::Event(LegEvent::Transfer(target)) => self.place_heir(target),
+                    LegOutput::Event(LegEvent::Ended(reason)) if self.heir_pending() => {
+                        info!(
+                            reason = reason.as_str(),
+                            "the caller's side left the call to its transfer"
+                        );
+                        self.caller_left = Some(reason);
+                    }
                     LegOutput::Event(ev) => self.tell_flow(ev),
                 }
                 if !self.caller.awaits_answer() {
@@ -431,14 +483,19 @@ impl CallCore {
                     }
                 }
             }
-            for far in [Far::Offer, Far::Transfer] {
+            for far in [Far::Offer, Far::Transfer, Far::Heir] {
+                // The heir is heard and spoken to on the caller's media.
+                let leg = match far {
+                    Far::Heir => LegRef::Caller,
+                    _ => LegRef::Far(far),
+                };
                 while let Some(out) = self.far(far).as_mut().and_then(FarLeg::poll_output) {
                     busy = true;
                     match out {
                         LegOutput::Sip(c) => self.actions.push_back(CallAction::Sip(c)),
                         LegOutput::StartMedia(n) => self
                             .actions
-                            .push_back(CallAction::Media(LegRef::Far(far), MediaOp::Start(n))),
+                            .push_back(CallAction::Media(leg, MediaOp::Start(n))),
                         LegOutput::Event(ev) => self.far_event(far, ev),
                     }
                 }
@@ -469,6 +526,9 @@ impl CallCore {
             }
             FarEvent::Ringing | FarEvent::Answered => self.placing.retain(|p| p.far != far),
             FarEvent::HungUp | FarEvent::Lost(_) | FarEvent::Referred(_) => {}
+        }
+        if far == Far::Heir {
+            return self.heir_event(ev);
         }
         if let Some(f) = self.flow.as_mut() {
             f.handle_far(self.now, far, ev);
@@ -524,7 +584,14 @@ impl CallCore {
             }
             FlowAction::StopAudio => media(MediaOp::Stop),
             FlowAction::Bridge(far) => media(MediaOp::Bridge(far)),
-            FlowAction::HangUpCaller => return self.caller.hang_up(self.now),
+            FlowAction::HangUpCaller => {
+                self.drop_heir();
+                return self.caller.hang_up(self.now);
+            }
+            // The caller's trunk is no longer in the call: there is nobody to REFER.
+            FlowAction::ReferCaller(_) if self.handed_over => {
+                return self.tell_flow(LegEvent::Referred(Err(501)));
+            }
             FlowAction::ReferCaller(target) => return self.caller.refer(&target),
             FlowAction::ForgetRefer => return self.caller.forget_refer(),
             FlowAction::NotifyReferrer(code) => {
@@ -558,6 +625,76 @@ impl CallCore {
             FlowAction::Service(service) => CallAction::Service(service),
         };
         self.actions.push_back(action);
+    }
+
+    /// The caller's side asks for the call to go to `target` (REFER): the heir is placed on
+    /// the caller's media, as the number called, through no trunk's credentials.
+    fn place_heir(&mut self, target: String) {
+        let attempts = placing::attempts(DialTarget::Uri(target), &self.trunks, false);
+        let context = DialContext::referral(&self.info);
+        let Some(p) = Placing::new(Far::Heir, context, attempts, self.trunks.no_answer) else {
+            return self.caller.notify_transfer(500);
+        };
+        self.placing.push(p);
+        self.heir_ring_until = Some(self.now + HEIR_RING);
+        self.dial_current(Far::Heir);
+    }
+
+    /// A transfer asked by the caller's side is under way, not yet answered.
+    fn heir_pending(&self) -> bool {
+        !self.handed_over
+            && (self.heir.is_some() || self.placing.iter().any(|p| p.far == Far::Heir))
+    }
+
+    /// News of the heir. Answered: it takes the caller's place (the caller's side hears
+    /// 200 and its leg goes). Failed: the caller's side hears why and keeps the call, or,
+    /// if it left meanwhile, the call ends as it left. Gone after answering: the call
+    /// ends as it would have with the caller hanging up.
+    fn heir_event(&mut self, ev: FarEvent) {
+        match ev {
+            FarEvent::Ringing => self.caller.notify_transfer(180),
+            FarEvent::Answered => {
+                self.heir_ring_until = None;
+                self.handed_over = true;
+                self.caller_left = None;
+                self.caller.notify_transfer(200);
+                self.caller.hand_over(self.now);
+                let target = self.heir.as_ref().map(FarLeg::target).unwrap_or_default();
+                info!(%target, "the transfer's target answered: the call is theirs");
+                self.actions.push_back(CallAction::Service(Service::Event(
+                    EventKind::CallReferred {
+                        call_id: self.info.call_id.clone(),
+                        target,
+                    },
+                )));
+            }
+            FarEvent::Failed(code) if !self.handed_over => self.heir_failed(code),
+            FarEvent::Failed(_) | FarEvent::HungUp => self.heir_gone(EndReason::CallerHungUp),
+            FarEvent::Lost(reason) => self.heir_gone(reason),
+            FarEvent::Referred(_) => {}
+        }
+    }
+
+    /// The heir could not be reached (`code`): it goes, and the caller's side hears so.
+    fn heir_failed(&mut self, code: u16) {
+        info!(code, "the transfer asked by the caller's side failed");
+        self.drop_heir();
+        self.caller.notify_transfer(code);
+        if let Some(reason) = self.caller_left.take() {
+            self.tell_flow(LegEvent::Ended(reason));
+        }
+    }
+
+    /// The heir, which held the caller's place, left: the call ends.
+    fn heir_gone(&mut self, reason: EndReason) {
+        self.drop_heir();
+        self.tell_flow(LegEvent::Ended(reason));
+    }
+
+    /// Ends the heir, if any (CANCEL or BYE as its state asks), and stops waiting for it.
+    fn drop_heir(&mut self) {
+        self.heir_ring_until = None;
+        self.drop_far(Far::Heir);
     }
 
     /// Ends a far leg (CANCEL or BYE as its state asks) and releases it.

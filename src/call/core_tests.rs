@@ -360,7 +360,12 @@ impl Net {
                 let at = SipUri::parse(target)
                     .and_then(|u| u.socket_addr())
                     .expect("a target with an address");
-                let call_id = format!("far-{}@hotline", self.far_ids.len() + 1);
+                // A new Call-ID for every leg dialled, as the driver makes.
+                let dialled = self
+                    .did
+                    .iter()
+                    .filter(|a| matches!(a, CallAction::Dial { .. }));
+                let call_id = format!("far-{}@hotline", dialled.count() + 1);
                 self.far_ids.insert(far, call_id.clone());
                 self.hotline.handle_command(
                     self.now,
@@ -377,7 +382,8 @@ impl Net {
                     },
                     local: addr(HOTLINE),
                     media: MediaSetup {
-                        port: 40002,
+                        // The heir speaks on the caller's media, as the driver gives it.
+                        port: if far == Far::Heir { 40000 } else { 40002 },
                         codecs: vec![Codec::PCMU, Codec::PCMA],
                         reach: reach(AGENT),
                         session_id: 9,
@@ -484,7 +490,12 @@ impl Net {
 
     /// Rings 2 s, answers, and the trunk ACKs: the call is up.
     fn up(steps: &'static str) -> (Net, Dialog) {
-        let mut net = Net::new(steps, Duration::from_secs(2));
+        Net::new(steps, Duration::from_secs(2)).answered()
+    }
+
+    /// The trunk calls with an offer; the call rings, is answered and ACKed.
+    fn answered(self) -> (Net, Dialog) {
+        let mut net = self;
         let invite = net.trunk_invite(Some(sdp("10.0.0.1", 30000, "sendrecv")));
         net.wait(Duration::from_secs(2));
         let ok = net
@@ -1617,9 +1628,12 @@ fn allow_of(headers: &rsip::Headers) -> Option<String> {
 
 #[test]
 fn requests_a_dialog_does_not_take_get_405_with_allow_and_the_call_goes_on() {
-    let (mut net, mut trunk) = Net::up(QUEUE);
+    let mut net = Net::new(QUEUE, Duration::from_secs(2));
+    net.answering.takes_refer = false;
+    let (mut net, mut trunk) = net.answered();
     net.greeting_done();
-    // The trunk asks us to hand our side of the call on: not taken here.
+    // The trunk asks us to hand our side of the call on: not taken with `accept_refer`
+    // off.
     let mut refer = trunk.request(Method::Refer, TRUNK);
     refer.headers.push(Header::Other(
         "Refer-To".into(),
@@ -1738,6 +1752,238 @@ fn an_attended_transfer_by_refer_is_declined_and_the_call_goes_on() {
     assert_eq!(codes_of(&mut net.agent), [501]);
     assert!(net.agent.requests().is_empty(), "no NOTIFY, no new call");
     assert!(net.ended.is_none());
+}
+
+/// The trunk REFERs the call to the target at AGENT (the harness's second peer): the REFER
+/// is taken (202) and its subscription told the transfer is tried (NOTIFY 100, answered).
+fn trunk_refers(net: &mut Net, trunk: &mut Dialog) {
+    let mut refer = trunk.request(Method::Refer, TRUNK);
+    refer.headers.push(Header::Other(
+        "Refer-To".into(),
+        format!("<sip:200@{AGENT}>"),
+    ));
+    net.send(Who::Trunk, refer);
+    let answers = net.trunk.responses();
+    assert_eq!(codes(&answers), [202]);
+    assert!(
+        header(&answers[0], "Contact").is_some(),
+        "the subscription's contact"
+    );
+    let notifies = net.trunk.requests();
+    let [(tx, trying)] = notifies.as_slice() else {
+        panic!("one NOTIFY: {notifies:?}");
+    };
+    assert!(trunk.matches(trying), "in the call's dialog");
+    assert_eq!(
+        (trying.method, sipfrag(trying)),
+        (Method::Notify, Some(100))
+    );
+    net.respond(Who::Trunk, *tx, build::response(trying, 200, None));
+}
+
+/// The INVITE the REFER's target got (at AGENT), unanswered.
+fn target_invite(net: &mut Net) -> crate::endpoint::core::NewCall {
+    let at = net
+        .agent
+        .inbox
+        .iter()
+        .position(|e| matches!(e, Event::NewCall(_)));
+    match at.and_then(|i| net.agent.inbox.remove(i)) {
+        Some(Event::NewCall(new)) => new,
+        _ => panic!("the target got no INVITE"),
+    }
+}
+
+/// The NOTIFYs (their sipfrag status) and BYEs the trunk got, each answered 200.
+fn trunk_hears(net: &mut Net) -> Vec<(Method, Option<u16>)> {
+    let mut heard = Vec::new();
+    loop {
+        let got = net.trunk.requests();
+        if got.is_empty() {
+            return heard;
+        }
+        for (tx, r) in got {
+            net.respond(Who::Trunk, tx, build::response(&r, 200, None));
+            heard.push((r.method, sipfrag(&r)));
+        }
+    }
+}
+
+#[test]
+fn a_trunk_that_transfers_by_refer_hands_the_call_to_a_target_who_takes_the_callers_place() {
+    let (mut net, mut trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    let ok = net.trunk.responses();
+    assert!(
+        ok.iter()
+            .all(|r| allow_of(&r.headers).as_deref() == Some(crate::sip::ALLOW_REFER)),
+        "the caller's dialog says it takes REFER"
+    );
+    trunk_refers(&mut net, &mut trunk);
+
+    // The hotline calls the target on the caller's own media, as the number called, with
+    // none of the trunks' credentials.
+    let (invite, target) = agent_answers(&mut net);
+    assert_eq!(invite.uri.to_string(), format!("sip:200@{AGENT}"));
+    assert!(
+        String::from_utf8_lossy(&invite.body).contains("m=audio 40000 "),
+        "the caller's RTP port"
+    );
+    let text = invite.to_string();
+    let from = text.lines().find(|l| l.starts_with("From:"));
+    assert!(from.is_some_and(|f| f.contains("sip:12345@")), "{from:?}");
+    assert_eq!(
+        trunk_hears(&mut net),
+        [
+            (Method::Notify, Some(180)),
+            (Method::Notify, Some(200)),
+            (Method::Bye, None)
+        ],
+        "ringing, connected, and the trunk's leg is left once it heard so"
+    );
+    let target_media = net.media_starts(LegRef::Caller);
+    assert_eq!(
+        target_media.last().map(|n| n.remote),
+        Some(addr("10.0.0.9:32000")),
+        "the caller's media now goes to the target"
+    );
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        EventKind::CallReferred { target, .. } if *target == format!("sip:200@{AGENT}")
+    )));
+    assert!(net.ended.is_none(), "the call goes on with the target");
+    assert!(
+        net.acd().is_empty(),
+        "still queued: the target waits in the caller's place"
+    );
+
+    // The target's media stops: its leg ends the call, as the caller's would.
+    let now = net.now;
+    net.call()
+        .handle_media(now, LegRef::Caller, SessionEvent::Timeout);
+    net.progress();
+    let byes = net.agent.requests();
+    assert!(
+        matches!(byes.as_slice(), [(_, bye)] if bye.method == Method::Bye && target.matches(bye)),
+        "{byes:?}"
+    );
+    assert!(net.ended.is_some(), "the call is over");
+    assert_eq!(net.acd(), [&AcdReport::CallerGone(HungUpBy::System)]);
+}
+
+#[test]
+fn a_refer_whose_target_fails_is_reported_and_the_caller_keeps_the_call() {
+    let (mut net, mut trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    trunk_refers(&mut net, &mut trunk);
+    let new = target_invite(&mut net);
+    net.respond(
+        Who::Agent,
+        new.tx,
+        build::response(&new.invite, 486, Some("t")),
+    );
+    assert_eq!(trunk_hears(&mut net), [(Method::Notify, Some(486))]);
+    assert!(net.ended.is_none(), "the caller is still in the call");
+    assert!(
+        net.did
+            .iter()
+            .any(|a| matches!(a, CallAction::Release(Far::Heir))),
+        "the target's route goes"
+    );
+
+    // A target that never answers is given up (CANCEL) after its ringing time.
+    trunk_refers(&mut net, &mut trunk);
+    let new = target_invite(&mut net);
+    let mut ringing = build::response(&new.invite, 180, Some("t2"));
+    ringing
+        .headers
+        .push(Header::Contact(format!("<sip:200@{AGENT}>").into()));
+    net.respond(Who::Agent, new.tx, ringing);
+    assert_eq!(trunk_hears(&mut net), [(Method::Notify, Some(180))]);
+    net.wait(HEIR_RING);
+    let cancelled = net.agent.inbox.iter().any(|e| {
+        matches!(
+            e,
+            Event::Call {
+                event: CallEvent::Cancelled { .. },
+                ..
+            }
+        )
+    });
+    assert!(
+        cancelled,
+        "the target's ringing is CANCELled: {:?}",
+        net.agent.inbox
+    );
+    assert_eq!(trunk_hears(&mut net), [(Method::Notify, Some(408))]);
+
+    // The trunk's caller then hangs up as ever.
+    net.send(Who::Trunk, trunk.request(Method::Bye, TRUNK));
+    assert_eq!(net.ended.as_deref(), Some("caller_hung_up"));
+}
+
+#[test]
+fn a_transferor_that_hangs_up_at_once_leaves_the_call_to_its_target() {
+    let (mut net, mut trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    trunk_refers(&mut net, &mut trunk);
+    // The transferor leaves as soon as its REFER is taken: the call waits for the target.
+    net.send(Who::Trunk, trunk.request(Method::Bye, TRUNK));
+    assert_eq!(codes_of(&mut net.trunk), [200]);
+    assert!(net.ended.is_none() && net.acd().is_empty(), "not over yet");
+    let (_, mut target) = agent_answers(&mut net);
+    assert!(
+        net.trunk.requests().is_empty(),
+        "nothing more for the trunk"
+    );
+    assert!(net.ended.is_none(), "the target holds the call");
+    // The target hangs up: the call is over, as if the caller had.
+    net.send(Who::Agent, target.request(Method::Bye, AGENT));
+    assert_eq!(net.ended.as_deref(), Some("caller_hung_up"));
+    assert_eq!(net.acd(), [&AcdReport::CallerGone(HungUpBy::Caller)]);
+
+    // A target that cannot be reached after the transferor left ends the call.
+    let (mut net, mut trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    trunk_refers(&mut net, &mut trunk);
+    net.send(Who::Trunk, trunk.request(Method::Bye, TRUNK));
+    let new = target_invite(&mut net);
+    net.respond(
+        Who::Agent,
+        new.tx,
+        build::response(&new.invite, 404, Some("t")),
+    );
+    assert_eq!(net.ended.as_deref(), Some("caller_hung_up"));
+}
+
+#[test]
+fn a_second_refer_during_a_transfer_and_an_attended_one_are_declined() {
+    let (mut net, mut trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    let mut attended = trunk.request(Method::Refer, TRUNK);
+    attended.headers.push(Header::Other(
+        "Refer-To".into(),
+        format!("<sip:200@{AGENT}?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+    ));
+    net.send(Who::Trunk, attended);
+    assert_eq!(codes_of(&mut net.trunk), [501]);
+    assert!(net.agent.inbox.is_empty(), "nobody called");
+
+    trunk_refers(&mut net, &mut trunk);
+    let mut again = trunk.request(Method::Refer, TRUNK);
+    again.headers.push(Header::Other(
+        "Refer-To".into(),
+        format!("<sip:201@{AGENT}>"),
+    ));
+    net.send(Who::Trunk, again);
+    assert_eq!(codes_of(&mut net.trunk), [491]);
+    let invites = net
+        .agent
+        .inbox
+        .iter()
+        .filter(|e| matches!(e, Event::NewCall(_)))
+        .count();
+    assert_eq!(invites, 1, "only the first transfer is tried");
 }
 
 #[test]

@@ -65,6 +65,8 @@ pub(super) struct Driver {
     far_sip: mpsc::UnboundedReceiver<CallEvent>,
     offer: Option<FarIo>,
     transfer: Option<FarIo>,
+    /// The route of the heir (`Far::Heir`), which speaks on the caller's media.
+    heir: Option<Route>,
     listening: Option<Listening>,
     instructions: Option<mpsc::UnboundedReceiver<Instruction>>,
     /// An announcement being rendered: the call goes on meanwhile, so an offer is never
@@ -95,6 +97,7 @@ impl Driver {
             far_sip,
             offer: None,
             transfer: None,
+            heir: None,
             listening: None,
             instructions: None,
             announcing: None,
@@ -175,7 +178,12 @@ impl Driver {
                 };
                 self.core.handle_dialled(Instant::now(), far, dialled);
             }
-            CallAction::Release(far) => *self.far(far) = None,
+            CallAction::Release(Far::Heir) => self.heir = None,
+            CallAction::Release(far) => {
+                if let Some(io) = self.far(far) {
+                    *io = None;
+                }
+            }
             CallAction::Service(service) => self.service(service),
         }
     }
@@ -233,12 +241,13 @@ impl Driver {
             let other = far.and_then(|f| match f {
                 Far::Offer => self.offer.as_ref(),
                 Far::Transfer => self.transfer.as_ref(),
+                Far::Heir => None,
             });
             return self.caller_media.bridge(other.map(|io| &io.media));
         }
         let media = match leg {
             LegRef::Caller => &mut self.caller_media,
-            LegRef::Far(f) => match self.far(f) {
+            LegRef::Far(f) => match self.far(f).and_then(Option::as_mut) {
                 Some(io) => &mut io.media,
                 None => return,
             },
@@ -254,7 +263,8 @@ impl Driver {
         }
     }
 
-    /// Finds `target`, opens media for it beside the caller's and routes its Call-ID here.
+    /// Finds `target`, opens media for it beside the caller's (the heir takes the caller's
+    /// own) and routes its Call-ID here.
     /// The call's task waits for the name lookup, so a resolver that does not answer is
     /// given up on after `DIAL_LOOKUP_TIMEOUT` (the target is then unresolvable, and a
     /// transfer through named trunks moves on to the next).
@@ -279,14 +289,17 @@ impl Driver {
         };
         let local = self.ctx.endpoint.local_addr(peer);
         let call_id = build::new_call_id();
-        let media = self.ctx.media.open_beside(
-            &self.caller_media,
-            local.ip(),
-            addr.ip(),
-            &format!("{call_id}-far"),
-        )?;
+        let media = match far {
+            Far::Heir => None,
+            _ => Some(self.ctx.media.open_beside(
+                &self.caller_media,
+                local.ip(),
+                addr.ip(),
+                &format!("{call_id}-far"),
+            )?),
+        };
         let setup = MediaSetup {
-            port: media.port,
+            port: media.as_ref().map_or(self.caller_media.port, |m| m.port),
             codecs: self.ctx.media.codecs().to_vec(),
             reach: self.ctx.media.reach(local.ip(), addr.ip()),
             session_id: rand::random::<u32>() as u64,
@@ -300,13 +313,19 @@ impl Driver {
         self.ctx
             .endpoint
             .route(call_id.clone(), self.far_sip_tx.clone());
-        *self.far(far) = Some(FarIo {
-            media,
-            _route: Route {
-                endpoint: self.ctx.endpoint.clone(),
-                call_id: call_id.clone(),
-            },
-        });
+        let route = Route {
+            endpoint: self.ctx.endpoint.clone(),
+            call_id: call_id.clone(),
+        };
+        match (self.far(far), media) {
+            (Some(io), Some(media)) => {
+                *io = Some(FarIo {
+                    media,
+                    _route: route,
+                })
+            }
+            _ => self.heir = Some(route),
+        }
         Ok(Dialled {
             call_id,
             peer,
@@ -316,10 +335,12 @@ impl Driver {
         })
     }
 
-    fn far(&mut self, far: Far) -> &mut Option<FarIo> {
+    /// A far leg's own I/O; the heir has none but its route.
+    fn far(&mut self, far: Far) -> Option<&mut Option<FarIo>> {
         match far {
-            Far::Offer => &mut self.offer,
-            Far::Transfer => &mut self.transfer,
+            Far::Offer => Some(&mut self.offer),
+            Far::Transfer => Some(&mut self.transfer),
+            Far::Heir => None,
         }
     }
 }

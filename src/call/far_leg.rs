@@ -17,6 +17,7 @@ use tracing::{debug, info};
 
 use super::caller_leg::{DTMF_PT, EndReason, LegOutput, MediaSetup, note_redirect};
 use super::flow::DialContext;
+use super::referral;
 use super::session_refresh::{RefreshAnswer, SessionRefresh};
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
@@ -119,7 +120,7 @@ impl FarLeg {
         timers: TimerSettings,
         takes_refer: bool,
     ) -> Result<FarLeg, DialError> {
-        let allow = allow_list(takes_refer);
+        let allow = crate::sip::allow_header(takes_refer);
         let Dialled {
             call_id,
             peer,
@@ -176,10 +177,10 @@ impl FarLeg {
             "P-Asserted-Identity".into(),
             format!("<sip:{}@{}>", user_part(&caller), host_port(local)),
         ));
-        let mut extra = vec![
-            ("X-Hotline-Caller", percent_encode(&context.caller)),
-            ("X-Hotline-Language", percent_encode(&context.language)),
-        ];
+        let mut extra = vec![("X-Hotline-Caller", percent_encode(&context.caller))];
+        if !context.language.is_empty() {
+            extra.push(("X-Hotline-Language", percent_encode(&context.language)));
+        }
         if context.withheld {
             extra.push(("Privacy", "id".into()));
             extra.push(("X-Hotline-Privacy", "id".into()));
@@ -233,6 +234,11 @@ impl FarLeg {
             request: invite,
         })));
         Ok(leg)
+    }
+
+    /// Where the leg was sent (its INVITE's Request-URI).
+    pub(super) fn target(&self) -> String {
+        self.invite.uri.to_string()
     }
 
     /// The INVITE got some answer, even 100 Trying.
@@ -424,7 +430,9 @@ impl FarLeg {
             // Anything else in the dialog: not a method we take here. A 481 would tell the
             // phone its dialog is gone (RFC 5057), and it would hang up.
             (_, Some(d)) if d.matches(&request) => {
-                timer.push(Header::Allow(allow_list(self.takes_refer).into()));
+                timer.push(Header::Allow(
+                    crate::sip::allow_header(self.takes_refer).into(),
+                ));
                 405
             }
             _ => 481,
@@ -464,37 +472,16 @@ impl FarLeg {
         request: &Request,
     ) -> Option<FarEvent> {
         let answered = self.state == State::Answered;
-        let refused = |code: u16, why: &str| {
-            let mut r = build::response(request, code, None);
-            if !why.is_empty() {
-                r.headers.push(super::incoming::warning(code, why));
-            }
-            r
-        };
-        let response = match self.dialog.as_mut().filter(|d| d.matches(request)) {
+        let taken = match self.dialog.as_mut().filter(|d| d.matches(request)) {
             Some(d) if answered => {
                 let _ = d.accept_remote_cseq(request);
-                let target = headers::other_value(&request.headers, "Refer-To")
-                    .map(|v| headers::addr_uri(v).to_owned());
-                match target {
-                    Some(t) if t.to_ascii_lowercase().contains("replaces") => Err(refused(
-                        501,
-                        "attended transfer (Replaces) is not supported",
-                    )),
-                    Some(t) if to_rsip(&t).is_some() => {
-                        let mut ok = build::response(request, 202, None);
-                        ok.headers
-                            .push(Header::Contact(d.local_contact.clone().into()));
-                        Ok((ok, t))
-                    }
-                    _ => Err(refused(400, "Refer-To is missing or not a SIP URI")),
-                }
+                referral::target(request).map(|t| (referral::accepted(request, d), t))
             }
-            _ => Err(refused(481, "")),
+            _ => Err((481, "")),
         };
-        let (response, event) = match response {
+        let (response, event) = match taken {
             Ok((ok, target)) => (ok, Some(FarEvent::Referred(target))),
-            Err(r) => (r, None),
+            Err((code, why)) => (referral::refusal(request, code, why), None),
         };
         self.out
             .push_back(LegOutput::Sip(Box::new(Command::Respond { tx, response })));
@@ -515,26 +502,10 @@ impl FarLeg {
         let Some(d) = self.dialog.as_mut() else {
             return;
         };
-        let done = code >= 200;
-        let mut n = d.request(Method::Notify, &host_port(self.local));
-        let h = &mut n.headers;
-        h.push(Header::Contact(d.local_contact.clone().into()));
-        h.push(Header::Event("refer".into()));
-        h.push(Header::Other(
-            "Subscription-State".into(),
-            if done {
-                "terminated;reason=noresource"
-            } else {
-                "active;expires=60"
-            }
-            .into(),
-        ));
-        h.push(Header::ContentType("message/sipfrag;version=2.0".into()));
-        n.body = format!("SIP/2.0 {code} {}\r\n", build::reason_phrase(code)).into_bytes();
-        self.referral = !done;
-        let peer = d.next_hop();
+        let (request, peer) = referral::notify(d, self.local, code);
+        self.referral = code < 200;
         self.out
-            .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request: n })));
+            .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request })));
     }
 
     /// A trunk challenged our INVITE or BYE (401/407): send it again with our answer, once
@@ -729,14 +700,6 @@ fn offers_srtp(media: &MediaSetup) -> bool {
 }
 
 /// The methods a far leg's dialog takes (its Allow): REFER only when it `takes_refer`.
-fn allow_list(takes_refer: bool) -> &'static str {
-    if takes_refer {
-        crate::sip::ALLOW_REFER
-    } else {
-        crate::sip::ALLOW
-    }
-}
-
 fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
     LocalMedia {
         ip: local.ip(),

@@ -35,6 +35,9 @@ pub enum Far {
     Offer,
     /// The target of a dialplan `transfer` step.
     Transfer,
+    /// The target the caller's side moves the call to by REFER: once it answers, it takes
+    /// the caller's place. The core keeps it to itself; the flow never hears of it.
+    Heir,
 }
 
 /// How a call ended, for the log and the `CallFinished` event.
@@ -82,8 +85,8 @@ pub enum AcdReport {
 /// Who is calling and why, for the far leg's INVITE (the agent's screen).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct DialContext {
-    /// An agent's phone asked for this call (REFER): the trunks' credentials are not
-    /// offered to it.
+    /// A REFER asked for this call (an agent's phone, or the caller's side): the trunks'
+    /// credentials are not offered to it.
     pub referred: bool,
     pub caller: String,
     /// The caller asked to withhold their identity.
@@ -102,6 +105,22 @@ impl DialContext {
     #[cfg(test)]
     pub(super) fn for_tests() -> DialContext {
         DialContext::of(&dialplan::Vars::default(), None)
+    }
+
+    /// For the target a REFER from the caller's side moves the call to: the hotline calls
+    /// it, as the number called, and offers it none of the trunks' credentials.
+    pub(super) fn referral(info: &CallInfo) -> DialContext {
+        DialContext {
+            referred: true,
+            caller: info.called.clone(),
+            withheld: false,
+            original_called: None,
+            redirect_reason: None,
+            queue: None,
+            intent: None,
+            language: String::new(),
+            transcript: None,
+        }
     }
 
     fn of(vars: &dialplan::Vars, queue: Option<String>) -> DialContext {
@@ -363,8 +382,9 @@ impl Flow {
             LegEvent::PlayDone(media_id) => self.play_done(media_id),
             LegEvent::Ended(reason) => self.caller_gone(reason),
             LegEvent::Referred(result) => self.referred(result),
-            // The flow starts once the call is up.
-            LegEvent::Up => {}
+            // The flow starts once the call is up; the core carries out a transfer the
+            // caller's side asks for (its target takes the caller's place unseen).
+            LegEvent::Up | LegEvent::Transfer(_) => {}
         }
         self.pump();
     }
@@ -394,6 +414,7 @@ impl Flow {
         match far {
             Far::Offer => self.on_offer(ev),
             Far::Transfer => self.on_transfer(ev),
+            Far::Heir => {}
         }
         self.pump();
     }
@@ -412,6 +433,7 @@ impl Flow {
                     self.interp.handle(now, Input::TransferFailed);
                 }
             }
+            Far::Heir => {}
         }
         self.pump();
     }

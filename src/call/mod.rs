@@ -12,6 +12,7 @@ mod flow;
 mod identity;
 mod incoming;
 mod placing;
+mod referral;
 mod session_refresh;
 mod speech;
 #[cfg(test)]

@@ -64,6 +64,10 @@ pub struct SipConfig {
     /// How long a caller hears ringing (180) before the engine answers.
     #[serde(deserialize_with = "crate::duration::millis")]
     pub answer_delay_ms: u64,
+    /// A REFER from the caller's side (its PBX transferring the call blind, RFC 3515) is
+    /// carried out: the engine calls the Refer-To target, which takes the caller's place
+    /// in the call (the IVR or the agent goes on with it). false: 405.
+    pub accept_refer: bool,
     /// At SIGTERM the engine takes no new call (INVITE and OPTIONS get 503, so a proxy
     /// moves to another engine) and lets calls in progress go on for this long; then it
     /// hangs up (BYE) the calls left. A second SIGTERM hangs up at once.
@@ -109,6 +113,7 @@ impl Default for SipConfig {
             tcp_idle_s: 600,
             tcp_message_deadline_s: 20,
             answer_delay_ms: 0,
+            accept_refer: true,
             shutdown_grace_s: 30,
             session_expires_s: 1800,
             min_se_s: 90,
@@ -191,6 +196,7 @@ impl SipConfig {
                 expires: secs(self.session_expires_s),
                 min_se: secs(self.min_se_s),
             },
+            takes_refer: self.accept_refer,
         }
     }
 
@@ -229,13 +235,19 @@ macro_rules! allow_list {
     };
 }
 pub const ALLOW: &str = allow_list!();
-/// `ALLOW` and REFER: what the dialogs we place to agents and transfer targets take (an
-/// agent's phone transfers its caller by REFER). The caller's dialog does not.
+/// `ALLOW` and REFER: what an agent's dialog takes (its phone transfers the caller by
+/// REFER), and the caller's with `[sip] accept_refer`.
 pub const ALLOW_REFER: &str = concat!(allow_list!(), ", REFER");
 /// The option tags (RFC 3261 19.2) we implement, as the Supported header sends them: a
 /// Require of anything else gets 420. `100rel`: reliable provisional responses (RFC 3262);
 /// `timer`: session timers (RFC 4028).
 pub const SUPPORTED: &str = "100rel, timer";
+
+/// What a dialog of ours takes, as its Allow says: with REFER where a transfer asked by
+/// the other side is acted on.
+pub fn allow_header(takes_refer: bool) -> &'static str {
+    if takes_refer { ALLOW_REFER } else { ALLOW }
+}
 
 /// Whether `tag` is one of ours (`SUPPORTED`).
 pub fn is_supported(tag: &str) -> bool {

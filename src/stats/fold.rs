@@ -196,6 +196,7 @@ impl Fold {
             | EventKind::DtmfFallback { .. }
             | EventKind::PeerUp { .. }
             | EventKind::PeerDown { .. }
+            | EventKind::CallReferred { .. }
             | EventKind::EngineStopped {} => {}
             EventKind::EnterQueue {
                 call_id,

@@ -201,6 +201,7 @@ pub fn lines(ev: &Event, fold: &Fold) -> Vec<String> {
         | EventKind::WrapUpEnded { .. }
         | EventKind::PeerUp { .. }
         | EventKind::PeerDown { .. }
+        | EventKind::CallReferred { .. }
         | EventKind::EngineStopped {} => Vec::new(),
     }
 }
