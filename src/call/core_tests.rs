@@ -1872,6 +1872,51 @@ fn a_trunk_that_transfers_by_refer_hands_the_call_to_a_target_who_takes_the_call
 }
 
 #[test]
+fn an_agent_whose_caller_is_transferred_by_its_pbx_goes_on_with_the_target() {
+    let (mut net, mut trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
+    let (_, agent) = agent_answers(&mut net);
+    net.instruction(Instruction::Connected {
+        offer: OfferId(1),
+        agent: "1001".into(),
+    });
+    net.agent.inbox.clear();
+    let bridges = |net: &Net| {
+        net.did
+            .iter()
+            .filter(|a| matches!(a, CallAction::Media(_, MediaOp::Bridge(_))))
+            .count()
+    };
+    let bridged = bridges(&net);
+    trunk_refers(&mut net, &mut trunk);
+    let (_, mut target) = agent_answers(&mut net);
+    assert_eq!(
+        trunk_hears(&mut net),
+        [
+            (Method::Notify, Some(180)),
+            (Method::Notify, Some(200)),
+            (Method::Bye, None)
+        ]
+    );
+    // The agent's bridge is to the caller's media, which now carries the target.
+    assert_eq!(bridges(&net), bridged, "the bridge stays as it was");
+    let to_agent = net.agent.requests();
+    assert!(to_agent.is_empty(), "the agent stays: {to_agent:?}");
+    assert!(net.ended.is_none());
+
+    // The target hangs up: the agent's leg ends as if the caller had hung up.
+    net.send(Who::Agent, target.request(Method::Bye, AGENT));
+    let byes = net.agent.requests();
+    assert!(
+        byes.iter()
+            .any(|(_, r)| r.method == Method::Bye && agent.matches(r)),
+        "{byes:?}"
+    );
+    assert_eq!(net.ended.as_deref(), Some("caller_hung_up_after_agent"));
+}
+
+#[test]
 fn a_refer_whose_target_fails_is_reported_and_the_caller_keeps_the_call() {
     let (mut net, mut trunk) = Net::up(QUEUE);
     net.greeting_done();

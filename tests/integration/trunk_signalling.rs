@@ -2,7 +2,8 @@
 //! trunk over loopback (UDP and TCP): reliable provisional responses (RFC 3262), session
 //! timers refreshed by UPDATE and too-short intervals refused (RFC 4028, 3311), and a
 //! carrier behind a NAT sending a withheld caller with P-Asserted-Identity (RFC 3581,
-//! 3325, 5806); a PBX that takes a call back by REFER (RFC 3515); and Kamailio as a
+//! 3325, 5806); a PBX that takes a call back by REFER (RFC 3515), and one that transfers
+//! its call by REFER to a target who takes the caller's place; and Kamailio as a
 //! carrier's registrar that requires digest auth, which
 //! the engine registers with, takes calls through and transfers back out through.
 
@@ -388,6 +389,62 @@ fn an_agent_on_the_pbx_transfers_the_caller_by_refer() {
         "{}",
         engine.log()
     );
+}
+
+#[test]
+fn a_pbx_that_transfers_its_call_by_refer_leaves_the_target_in_the_callers_place() {
+    let dir = out_dir("trunk_refers");
+    // A menu only the target can answer: the PBX's caller presses nothing.
+    let steps = "
+  start:
+    menu: hello
+    timeout: 20s
+    tries: 1
+    choices:
+      \"1\": heard
+    no_input: unheard
+    no_match: unheard
+  heard:
+    hangup: target_pressed_1
+  unheard:
+    hangup: no_key
+";
+    let engine = Engine::start_steps(&dir, 0.5, steps, &[]);
+    let desk_port = common::free_port();
+    let target = format!("sip:desk@127.0.0.1:{desk_port}");
+    let desk = common::Sipp::start_on(
+        &dir,
+        desk_port,
+        engine.addr(),
+        "target_presses_1.xml",
+        &[],
+        &["-m", "2"],
+    );
+    for transport in ["u1", "t1"] {
+        let run = sipp(
+            &engine,
+            "trunk_refers.xml",
+            &[("TARGET", &target)],
+            &["-m", "1", "-t", transport],
+        );
+        assert_ok(&run);
+    }
+    assert_ok(&desk.finish(Duration::from_secs(30)));
+    // The key came from the target, on the media the PBX's caller had: the call's flow
+    // went on with the target in the caller's place.
+    assert!(
+        engine.wait_log_count("outcome=target_pressed_1", 2, Duration::from_secs(10)),
+        "{}",
+        engine.log()
+    );
+    let referred = |events: &[serde_json::Value]| {
+        let of = |e: &&serde_json::Value| {
+            e["event"] == "call_referred" && e["target"] == target.as_str()
+        };
+        events.iter().filter(of).count()
+    };
+    let events = engine.wait_events(Duration::from_secs(10), |e| referred(e) == 2);
+    assert_eq!(referred(&events), 2, "{events:?}");
 }
 
 /// The engine's `[sip]` lines for a TLS listener on `port` with `certs`, trusting `ca`.
