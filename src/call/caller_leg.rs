@@ -52,9 +52,9 @@ pub(super) enum LegEvent {
     /// The trunk's outcome of our REFER: it connected the caller elsewhere, or the status
     /// that failed it (RFC 3515: the REFER's own, or the NOTIFY's sipfrag).
     Referred(Result<(), u16>),
-    /// The caller's side asks for the call to be moved to this SIP URI (a blind transfer
-    /// by REFER): the call places it, and reports with `notify_transfer`.
-    Transfer(String),
+    /// The caller's side asks for the call to be moved to this SIP URI (a transfer by
+    /// REFER, blind or attended): the call places it, and reports with `notify_transfer`.
+    Transfer(super::referral::Referral),
     /// The call is over: the caller hung up, or the media or the ACK timed out.
     Ended(EndReason),
 }
@@ -608,10 +608,10 @@ impl CallerLeg {
         })));
     }
 
-    /// The caller's side asks for the call to be moved to another party (a blind transfer,
-    /// RFC 3515): 202 and a first NOTIFY (100) when the call is up and no transfer is under
-    /// way (491 otherwise), and `LegEvent::Transfer` for the call to place the target.
-    /// 501 for an attended transfer (Replaces), 400 without a usable Refer-To.
+    /// The caller's side asks for the call to be moved to another party (RFC 3515, blind
+    /// or attended): 202 and a first NOTIFY (100) when the call is up and no transfer is
+    /// under way (491 otherwise), and `LegEvent::Transfer` for the call to place the
+    /// target; 400 without a usable Refer-To.
     fn take_refer(&mut self, tx: ServerTxId, req: &Request) {
         let busy = self.transferring || self.refer.is_some() || self.handed_over;
         let taken = match self.state {
@@ -623,7 +623,8 @@ impl CallerLeg {
             Ok(target) => {
                 let ok = super::referral::accepted(req, &self.dialog);
                 self.send_response(tx, ok);
-                info!(%target, "the caller's side transfers the call");
+                info!(target = %target.uri, attended = target.replaces.is_some(),
+                    "the caller's side transfers the call");
                 self.transferring = true;
                 self.notify_transfer(100);
                 self.event(LegEvent::Transfer(target));

@@ -20,6 +20,7 @@ use super::far_leg::{DialError, Dialled, FarEvent, FarLeg};
 use super::flow::{DialContext, DialTarget, Far, Flow, FlowAction, Outcome, Service};
 use super::incoming::Invite;
 use super::placing::{self, Attempt, Failure, Placing, TrunkRoutes};
+use super::referral::Referral;
 use crate::acd::Instruction;
 use crate::dialplan::{self, CallInfo, ListenId, Speech};
 use crate::endpoint::CallEvent;
@@ -629,9 +630,9 @@ impl CallCore {
 
     /// The caller's side asks for the call to go to `target` (REFER): the heir is placed on
     /// the caller's media, as the number called, through no trunk's credentials.
-    fn place_heir(&mut self, target: String) {
-        let attempts = placing::attempts(DialTarget::Uri(target), &self.trunks, false);
-        let context = DialContext::referral(&self.info);
+    fn place_heir(&mut self, target: Referral) {
+        let attempts = placing::attempts(DialTarget::Uri(target.uri), &self.trunks, false);
+        let context = DialContext::referral(&self.info, target.replaces);
         let Some(p) = Placing::new(Far::Heir, context, attempts, self.trunks.no_answer) else {
             return self.caller.notify_transfer(500);
         };

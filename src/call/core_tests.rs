@@ -1737,20 +1737,41 @@ fn an_agent_who_transfers_by_refer_hands_the_caller_to_the_target_and_leaves() {
 }
 
 #[test]
-fn an_attended_transfer_by_refer_is_declined_and_the_call_goes_on() {
+fn an_attended_transfer_by_refer_calls_the_target_replacing_its_consultation() {
     let (mut net, _trunk) = Net::up(QUEUE);
     net.greeting_done();
     net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
     let (_, mut agent) = agent_answers(&mut net);
+    net.instruction(Instruction::Connected {
+        offer: OfferId(1),
+        agent: "1001".into(),
+    });
     net.agent.inbox.clear();
+    // A Replaces that names no dialog is refused.
     let mut refer = agent.request(Method::Refer, AGENT);
     refer.headers.push(Header::Other(
         "Refer-To".into(),
-        format!("<sip:1002@{AGENT}?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+        format!("<sip:1002@{AGENT}?Replaces=abc>"),
     ));
     net.send(Who::Agent, refer);
-    assert_eq!(codes_of(&mut net.agent), [501]);
+    assert_eq!(codes_of(&mut net.agent), [400]);
     assert!(net.agent.requests().is_empty(), "no NOTIFY, no new call");
+
+    // The agent consulted 1002 and hands the caller over: our INVITE replaces their
+    // consultation call (RFC 3891), at the URI without its header part.
+    let mut refer = agent.request(Method::Refer, AGENT);
+    refer.headers.push(Header::Other(
+        "Refer-To".into(),
+        format!("<sip:1002@{AGENT}?Replaces=abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+    ));
+    net.send(Who::Agent, refer);
+    assert_eq!(codes_of(&mut net.agent), [202]);
+    let new = target_invite(&mut net);
+    assert_eq!(new.invite.uri.to_string(), format!("sip:1002@{AGENT}"));
+    assert_eq!(
+        request_header(&new.invite, "Replaces"),
+        Some("abc@pbx;to-tag=1;from-tag=2")
+    );
     assert!(net.ended.is_none());
 }
 
@@ -2002,7 +2023,7 @@ fn a_transferor_that_hangs_up_at_once_leaves_the_call_to_its_target() {
 }
 
 #[test]
-fn a_second_refer_during_a_transfer_and_an_attended_one_are_declined() {
+fn a_trunks_attended_transfer_replaces_the_targets_dialog_and_a_second_refer_waits() {
     let (mut net, mut trunk) = Net::up(QUEUE);
     net.greeting_done();
     let mut attended = trunk.request(Method::Refer, TRUNK);
@@ -2011,10 +2032,15 @@ fn a_second_refer_during_a_transfer_and_an_attended_one_are_declined() {
         format!("<sip:200@{AGENT}?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
     ));
     net.send(Who::Trunk, attended);
-    assert_eq!(codes_of(&mut net.trunk), [501]);
-    assert!(net.agent.inbox.is_empty(), "nobody called");
+    assert_eq!(codes_of(&mut net.trunk), [202]);
+    let new = target_invite(&mut net);
+    assert_eq!(new.invite.uri.to_string(), format!("sip:200@{AGENT}"));
+    assert_eq!(
+        request_header(&new.invite, "Replaces"),
+        Some("abc;to-tag=1;from-tag=2")
+    );
+    net.agent.inbox.push_front(Event::NewCall(new));
 
-    trunk_refers(&mut net, &mut trunk);
     let mut again = trunk.request(Method::Refer, TRUNK);
     again.headers.push(Header::Other(
         "Refer-To".into(),

@@ -17,7 +17,7 @@ use tracing::{debug, info};
 
 use super::caller_leg::{DTMF_PT, EndReason, LegOutput, MediaSetup, note_redirect};
 use super::flow::DialContext;
-use super::referral;
+use super::referral::{self, Referral};
 use super::session_refresh::{RefreshAnswer, SessionRefresh};
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
@@ -46,9 +46,9 @@ pub(super) enum FarEvent {
     /// It died after answering: its RTP stopped, or it stopped refreshing the session.
     Lost(EndReason),
     /// The phone (or the PBX it is on) asks for the caller to be transferred to this SIP
-    /// URI (a blind transfer by REFER, RFC 3515); it hears how that goes through
-    /// `notify_referral`.
-    Referred(String),
+    /// URI (a blind transfer by REFER, RFC 3515, or an attended one replacing a dialog
+    /// there); it hears how that goes through `notify_referral`.
+    Referred(Referral),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +161,10 @@ impl FarLeg {
         };
         h.push(Header::From(from.into()));
         h.push(Header::To(format!("<{target}>").into()));
+        // An attended transfer: the target's phone swaps its consultation call for ours.
+        if let Some(r) = &context.replaces {
+            h.push(Header::Other("Replaces".into(), r.clone()));
+        }
         h.push(Header::CallId(call_id.clone().into()));
         h.push(Header::CSeq("1 INVITE".into()));
         h.push(Header::Contact(
@@ -463,9 +467,8 @@ impl FarLeg {
         None
     }
 
-    /// A REFER from the answered phone: 202 and a first NOTIFY (100) for a blind transfer
-    /// to a SIP URI; an attended one (Replaces) is not taken (501), a REFER without a
-    /// usable Refer-To is 400.
+    /// A REFER from the answered phone: 202 and a first NOTIFY (100) for a transfer to a
+    /// SIP URI, blind or attended (Replaces); a REFER without a usable Refer-To is 400.
     fn referred(
         &mut self,
         tx: crate::sip::transaction::ServerTxId,
@@ -486,7 +489,8 @@ impl FarLeg {
         self.out
             .push_back(LegOutput::Sip(Box::new(Command::Respond { tx, response })));
         if let Some(FarEvent::Referred(target)) = &event {
-            info!(far_call = %self.call_id, %target, "the phone transfers the caller");
+            info!(far_call = %self.call_id, target = %target.uri,
+                attended = target.replaces.is_some(), "the phone transfers the caller");
             self.referral = true;
             self.notify_referral(100);
         }

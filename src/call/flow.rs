@@ -19,6 +19,7 @@ use super::Flows;
 use super::announce;
 use super::caller_leg::{EndReason, LegEvent};
 use super::far_leg::FarEvent;
+use super::referral::Referral;
 use crate::acd::{EnqueueRequest, Instruction, OfferId, OfferOutcome, Target};
 use crate::dialplan::{
     self, Action, CallInfo, Enqueue, Input, Interpreter, ListenId, ListenRequest, Speech,
@@ -88,6 +89,8 @@ pub(super) struct DialContext {
     /// A REFER asked for this call (an agent's phone, or the caller's side): the trunks'
     /// credentials are not offered to it.
     pub referred: bool,
+    /// An attended transfer: the dialog at the target our call replaces (RFC 3891).
+    pub replaces: Option<String>,
     pub caller: String,
     /// The caller asked to withhold their identity.
     pub withheld: bool,
@@ -109,9 +112,10 @@ impl DialContext {
 
     /// For the target a REFER from the caller's side moves the call to: the hotline calls
     /// it, as the number called, and offers it none of the trunks' credentials.
-    pub(super) fn referral(info: &CallInfo) -> DialContext {
+    pub(super) fn referral(info: &CallInfo, replaces: Option<String>) -> DialContext {
         DialContext {
             referred: true,
+            replaces,
             caller: info.called.clone(),
             withheld: false,
             original_called: None,
@@ -126,6 +130,7 @@ impl DialContext {
     fn of(vars: &dialplan::Vars, queue: Option<String>) -> DialContext {
         DialContext {
             referred: false,
+            replaces: None,
             caller: vars.caller.clone(),
             withheld: vars.withheld,
             original_called: vars.original_called.clone(),
@@ -783,15 +788,16 @@ impl Flow {
 
     /// The agent's phone asked (REFER) for the caller to go to `target`: the engine calls
     /// it; the caller stays with the agent until it answers.
-    fn agent_transfer(&mut self, target: String) {
+    fn agent_transfer(&mut self, target: Referral) {
         let Some(q) = self.queued.as_ref() else {
             return;
         };
-        info!(%target, "the agent transfers the caller");
+        info!(target = %target.uri, "the agent transfers the caller");
         // Not with the trunks' credentials: a phone must not place calls through the
         // carrier on the hotline's account.
         let context = DialContext {
             referred: true,
+            replaces: target.replaces,
             ..DialContext::of(&q.enqueue.vars, None)
         };
         self.transfer = Some(Transfer {
@@ -800,7 +806,7 @@ impl Flow {
         });
         self.actions.push_back(FlowAction::Dial {
             far: Far::Transfer,
-            target: DialTarget::Uri(target),
+            target: DialTarget::Uri(target.uri),
             context,
         });
     }

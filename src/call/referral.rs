@@ -1,8 +1,9 @@
 //! A REFER we take (RFC 3515), on either side of a call: what its Refer-To asks for (a
-//! blind transfer to a SIP URI; an attended one, with Replaces, is not taken), the answer
-//! that refuses it, and the NOTIFYs (`message/sipfrag`) that report how the transfer goes
-//! on the referrer's dialog. It owns no state: the legs keep whether a subscription is
-//! active; it must not send anything.
+//! SIP URI to call, and for an attended transfer the dialog the call replaces there, RFC
+//! 3891, which goes in our INVITE's Replaces header), the answer that refuses it, and the
+//! NOTIFYs (`message/sipfrag`) that report how the transfer goes on the referrer's
+//! dialog. It owns no state: the legs keep whether a subscription is active; it must not
+//! send anything.
 
 use std::net::SocketAddr;
 
@@ -11,20 +12,44 @@ use rsip::{Header, Method, Request, Response};
 use super::incoming::warning;
 use crate::sip::dialog::Dialog;
 use crate::sip::transaction::Peer;
-use crate::sip::uri::{host_port, to_rsip};
+use crate::sip::uri::{host_port, percent_decode, to_rsip};
 use crate::sip::{build, headers};
 
-/// The SIP URI a REFER asks us to call, or the status (and why) that refuses it.
-pub(super) fn target(request: &Request) -> Result<String, (u16, &'static str)> {
-    let target =
-        headers::other_value(&request.headers, "Refer-To").map(|v| headers::addr_uri(v).to_owned());
-    match target {
-        Some(t) if t.to_ascii_lowercase().contains("replaces") => {
-            Err((501, "attended transfer (Replaces) is not supported"))
-        }
-        Some(t) if to_rsip(&t).is_some() => Ok(t),
-        _ => Err((400, "Refer-To is missing or not a SIP URI")),
+/// What a REFER asks us to call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Referral {
+    /// The SIP URI to call, without the Refer-To's header part.
+    pub uri: String,
+    /// An attended transfer: the dialog at `uri` our call replaces (the value of the
+    /// Replaces header the Refer-To carried, unescaped).
+    pub replaces: Option<String>,
+}
+
+/// What a REFER asks us to call, or the status (and why) that refuses it. Of the headers a
+/// Refer-To may carry for our INVITE (RFC 3261 19.1.1), only Replaces is acted on.
+pub(super) fn target(request: &Request) -> Result<Referral, (u16, &'static str)> {
+    let unusable = (400, "Refer-To is missing or not a SIP URI");
+    let refer_to = headers::other_value(&request.headers, "Refer-To").ok_or(unusable)?;
+    let (uri, embedded) = headers::addr_uri(refer_to)
+        .split_once('?')
+        .unwrap_or((headers::addr_uri(refer_to), ""));
+    to_rsip(uri).ok_or(unusable)?;
+    let replaces = embedded
+        .split('&')
+        .filter_map(|h| h.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("replaces"))
+        .map(|(_, value)| percent_decode(value.trim()));
+    let names_a_dialog = |r: &str| r.contains("to-tag=") && r.contains("from-tag=");
+    if replaces.as_deref().is_some_and(|r| !names_a_dialog(r)) {
+        return Err((
+            400,
+            "the Refer-To's Replaces names no dialog (call-id;to-tag;from-tag)",
+        ));
     }
+    Ok(Referral {
+        uri: uri.to_owned(),
+        replaces,
+    })
 }
 
 /// The answer that turns `request` down with `code`, saying why in a Warning when there is
