@@ -341,7 +341,7 @@ fn a_transfer_by_refer_hands_the_call_back_to_the_pbx_and_leaves_it() {
 }
 
 #[test]
-fn an_agent_on_the_pbx_transfers_the_caller_by_refer() {
+fn an_agent_on_the_pbx_transfers_the_caller_by_refer_after_consulting_the_target() {
     let dir = out_dir("trunk_agent_refer");
     let (agent_port, desk_port) = (common::free_port(), common::free_port());
     let pbx_agent = format!(
@@ -357,7 +357,11 @@ fn an_agent_on_the_pbx_transfers_the_caller_by_refer() {
         "pbx1",
         "available"
     ));
-    let target = format!("sip:desk@127.0.0.1:{desk_port}");
+    // An attended transfer: the agent's phone consulted the desk first, and our call to
+    // the desk replaces that consultation (RFC 3891).
+    let target = format!(
+        "sip:desk@127.0.0.1:{desk_port}?Replaces=consult%40pbx%3Bto-tag%3Ddesk1%3Bfrom-tag%3Dpbx1"
+    );
     let agent = common::Sipp::start_on(
         &dir,
         agent_port,
@@ -377,7 +381,15 @@ fn an_agent_on_the_pbx_transfers_the_caller_by_refer() {
     let caller =
         common::tone_callers(&engine, "100", 20.0, &["-m", "1"]).finish(Duration::from_secs(60));
     assert_ok(&agent.finish(Duration::from_secs(30)));
-    assert_ok(&desk.finish(Duration::from_secs(30)));
+    let desk = desk.finish(Duration::from_secs(30));
+    assert_ok(&desk);
+    assert!(
+        desk.logs
+            .lines()
+            .any(|l| l.replace(' ', "") == "replaces=consult@pbx;to-tag=desk1;from-tag=pbx1"),
+        "the desk's INVITE replaces the consultation: {}",
+        desk.logs
+    );
     assert_ok(&caller);
     assert!(
         engine.wait_log("the agent transfers the caller", Duration::from_secs(5)),
