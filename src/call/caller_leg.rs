@@ -52,6 +52,8 @@ pub(super) enum LegEvent {
     /// The trunk's outcome of our REFER: it connected the caller elsewhere, or the status
     /// that failed it (RFC 3515: the REFER's own, or the NOTIFY's sipfrag).
     Referred(Result<(), u16>),
+    /// The trunk's call for our REFER rings (its NOTIFY's 180 or 183).
+    ReferRinging(u16),
     /// The caller's side asks for the call to be moved to this SIP URI (a transfer by
     /// REFER, blind or attended): the call places it, and reports with `notify_transfer`.
     Transfer(super::referral::Referral),
@@ -724,7 +726,8 @@ impl CallerLeg {
             return;
         };
         match code {
-            100..=199 => debug!(code, "the trunk's transfer is in progress"),
+            100 => debug!("the trunk tries our transfer"),
+            101..=199 => self.event(LegEvent::ReferRinging(code)),
             200..=299 => {
                 self.refer = None;
                 self.event(LegEvent::Referred(Ok(())));

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::Flows;
 use super::caller_leg::{Answering, CallerLeg, EndReason, LegEvent, LegOutput, MediaSetup};
 use super::far_leg::{DialError, Dialled, FarEvent, FarLeg};
-use super::flow::{DialContext, DialTarget, Far, Flow, FlowAction, Outcome, Service};
+use super::flow::{DialContext, DialTarget, Far, Flow, FlowAction, FlowRules, Outcome, Service};
 use super::incoming::Invite;
 use super::placing::{self, Attempt, Failure, Placing, TrunkRoutes};
 use super::referral::Referral;
@@ -97,8 +97,8 @@ pub struct FlowSetup {
     pub flows: Arc<Flows>,
     /// The dialplan that took the call.
     pub plan: Arc<dialplan::Dialplan>,
-    /// An ACD is configured: queue steps hand the call to it.
-    pub has_acd: bool,
+    /// What the flow may use: an ACD, and how agents' transfers go.
+    pub rules: FlowRules,
     /// The named trunks, for transfers through them.
     pub trunks: Arc<TrunkRoutes>,
     /// The wall clock when the call came in (the dialplan's hours are in wall time).
@@ -560,7 +560,7 @@ impl CallCore {
                 let source = self.caller.source();
                 format!("{}{}", host_port(source.addr), source.transport.uri_param())
             },
-            setup.has_acd,
+            setup.rules,
         ));
     }
 

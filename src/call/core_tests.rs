@@ -136,6 +136,8 @@ struct Net {
     trunks: TrunkRoutes,
     /// The named trunks OPTIONS probes find down: the edge refuses to dial them.
     down: Vec<String>,
+    /// How an agent's REFER is carried out.
+    agent_refer: crate::sip::AgentRefer,
     /// The first line of each message sent to `BLACK_HOLE`.
     swallowed: Vec<String>,
 }
@@ -186,6 +188,7 @@ impl Net {
             ended: None,
             trunks: TrunkRoutes::default(),
             down: Vec::new(),
+            agent_refer: crate::sip::AgentRefer::Bridge,
             swallowed: Vec::new(),
         }
     }
@@ -330,7 +333,10 @@ impl Net {
             FlowSetup {
                 flows,
                 plan,
-                has_acd: true,
+                rules: FlowRules {
+                    has_acd: true,
+                    agent_refer: self.agent_refer,
+                },
                 trunks: Arc::new(self.trunks.clone()),
                 wall: test_plan::tuesday_10am(),
             },
@@ -1772,6 +1778,107 @@ fn an_attended_transfer_by_refer_calls_the_target_replacing_its_consultation() {
         request_header(&new.invite, "Replaces"),
         Some("abc@pbx;to-tag=1;from-tag=2")
     );
+    assert!(net.ended.is_none());
+}
+
+/// With `agent_refer = "refer"`: an agent connected to the caller asks (REFER) for the
+/// caller to go to 1002, attended; the agent's phone hears 202 and NOTIFY 100. The trunk's
+/// side of the dialog and the agent's, and the REFER the trunk got, with its transaction.
+fn agent_refer_passed_on() -> (
+    Net,
+    Dialog,
+    Dialog,
+    (crate::sip::transaction::ServerTxId, Request),
+) {
+    let mut net = Net::new(QUEUE, Duration::from_secs(2));
+    net.agent_refer = crate::sip::AgentRefer::Refer;
+    let (mut net, trunk) = net.answered();
+    net.greeting_done();
+    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
+    let (_, mut agent) = agent_answers(&mut net);
+    net.instruction(Instruction::Connected {
+        offer: OfferId(1),
+        agent: "1001".into(),
+    });
+    net.agent.inbox.clear();
+    let mut refer = agent.request(Method::Refer, AGENT);
+    refer.headers.push(Header::Other(
+        "Refer-To".into(),
+        format!("<sip:1002@{AGENT}?Replaces=abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+    ));
+    net.send(Who::Agent, refer);
+    assert_eq!(codes_of(&mut net.agent), [202]);
+    let notifies = net.agent.requests();
+    let [(tx, trying)] = notifies.as_slice() else {
+        panic!("one NOTIFY: {notifies:?}");
+    };
+    assert_eq!(sipfrag(trying), Some(100));
+    net.respond(Who::Agent, *tx, build::response(trying, 200, None));
+    let to_trunk = net.trunk.requests();
+    let [(tx, refer)] = to_trunk.as_slice() else {
+        panic!("our REFER to the trunk: {to_trunk:?}");
+    };
+    assert_eq!(refer.method, Method::Refer);
+    assert!(trunk.matches(refer), "in the caller's dialog");
+    assert_eq!(
+        request_header(refer, "Refer-To"),
+        Some(format!("<sip:1002@{AGENT}?Replaces=abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2>").as_str()),
+        "the agent's target, with the consultation it replaces"
+    );
+    assert!(target_invite_absent(&net), "the engine calls nobody itself");
+    (net, trunk, agent, (*tx, refer.clone()))
+}
+
+fn target_invite_absent(net: &Net) -> bool {
+    !net.agent
+        .inbox
+        .iter()
+        .any(|e| matches!(e, Event::NewCall(_)))
+}
+
+#[test]
+fn an_agents_transfer_passed_on_to_the_trunk_by_refer_leaves_the_call_once_connected() {
+    let (mut net, mut trunk, agent, (tx, refer)) = agent_refer_passed_on();
+    net.respond(Who::Trunk, tx, build::response(&refer, 202, None));
+    net.send(Who::Trunk, notify(&mut trunk, "SIP/2.0 100 Trying\r\n"));
+    net.send(Who::Trunk, notify(&mut trunk, "SIP/2.0 180 Ringing\r\n"));
+    net.send(Who::Trunk, notify(&mut trunk, "SIP/2.0 200 OK\r\n"));
+    let to_agent = net.agent.requests();
+    let seen: Vec<(Method, Option<u16>)> = to_agent
+        .iter()
+        .map(|(_, r)| (r.method, sipfrag(r)))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Method::Notify, Some(180)),
+            (Method::Notify, Some(200)),
+            (Method::Bye, None)
+        ],
+        "the agent hears it ring and connect, and their leg ends"
+    );
+    assert!(to_agent.iter().all(|(_, r)| agent.matches(r)));
+    let byes = net.trunk.requests();
+    let [(tx, bye)] = byes.as_slice() else {
+        panic!("the engine leaves the caller to the trunk: {byes:?}");
+    };
+    assert_eq!(bye.method, Method::Bye);
+    net.respond(Who::Trunk, *tx, build::response(bye, 200, None));
+    assert_eq!(net.ended.as_deref(), Some("transferred"));
+    assert!(net.acd().contains(&&AcdReport::CallEnded(HungUpBy::Agent)));
+}
+
+#[test]
+fn an_agents_transfer_the_trunk_refuses_is_reported_and_the_agent_keeps_the_caller() {
+    let (mut net, _trunk, _agent, (tx, refer)) = agent_refer_passed_on();
+    net.respond(Who::Trunk, tx, build::response(&refer, 603, None));
+    let to_agent = net.agent.requests();
+    let seen: Vec<(Method, Option<u16>)> = to_agent
+        .iter()
+        .map(|(_, r)| (r.method, sipfrag(r)))
+        .collect();
+    assert_eq!(seen, [(Method::Notify, Some(603))]);
+    assert!(net.trunk.requests().is_empty(), "the caller stays");
     assert!(net.ended.is_none());
 }
 

@@ -28,6 +28,7 @@ use crate::dialplan::{
 use crate::events::{EventKind, HungUpBy};
 use crate::media::clip::Clip;
 use crate::media::session::PlayId as MediaPlayId;
+use crate::sip::AgentRefer;
 
 /// The far legs a call may have besides the caller's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,6 +82,15 @@ pub enum AcdReport {
     CallEnded(HungUpBy),
     /// The call left its queue before an agent had it.
     CallerGone(HungUpBy),
+}
+
+/// What a call's flow may use, from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowRules {
+    /// An ACD is configured: queue steps hand the call to it.
+    pub has_acd: bool,
+    /// How an agent's REFER is carried out (`[sip] agent_refer`).
+    pub agent_refer: AgentRefer,
 }
 
 /// Who is calling and why, for the far leg's INVITE (the agent's screen).
@@ -272,6 +282,9 @@ enum TransferKind {
     Refer,
     /// The agent's phone, by REFER: the engine calls the target and bridges it.
     Agent,
+    /// The agent's phone, by REFER passed on to the trunk (`agent_refer = "refer"`): the
+    /// trunk takes the call by our REFER.
+    AgentRefer,
 }
 
 impl Transfer {
@@ -289,8 +302,7 @@ pub(super) struct Flow {
     /// transport parameter of a TCP or TLS connection), for transfers to a number through
     /// that trunk.
     trunk_address: String,
-    /// An ACD is configured: queue steps hand the call to it.
-    has_acd: bool,
+    rules: FlowRules,
     now: Instant,
     next_play: MediaPlayId,
     /// The interpreter's playback: its id and the media id of its last clip.
@@ -313,14 +325,14 @@ impl Flow {
         plan: Arc<dialplan::Dialplan>,
         info: CallInfo,
         trunk_address: String,
-        has_acd: bool,
+        rules: FlowRules,
     ) -> Flow {
         let mut core = Flow {
             interp: Interpreter::start(plan, info.clone(), now, wall),
             flows,
             info,
             trunk_address,
-            has_acd,
+            rules,
             now,
             next_play: 0,
             playing: None,
@@ -387,6 +399,12 @@ impl Flow {
             LegEvent::PlayDone(media_id) => self.play_done(media_id),
             LegEvent::Ended(reason) => self.caller_gone(reason),
             LegEvent::Referred(result) => self.referred(result),
+            // An agent whose transfer the trunk carries out hears it ring.
+            LegEvent::ReferRinging(code) => {
+                if self.agent_transferring() {
+                    self.actions.push_back(FlowAction::NotifyReferrer(code));
+                }
+            }
             // The flow starts once the call is up; the core carries out a transfer the
             // caller's side asks for (its target takes the caller's place unseen).
             LegEvent::Up | LegEvent::Transfer(_) => {}
@@ -636,7 +654,7 @@ impl Flow {
     }
 
     fn enqueue(&mut self, e: Enqueue) {
-        if !self.has_acd {
+        if !self.rules.has_acd {
             warn!(queue = %e.queue, "no ACD configured: the queue gives the call back");
             return self
                 .interp
@@ -793,6 +811,17 @@ impl Flow {
             return;
         };
         info!(target = %target.uri, "the agent transfers the caller");
+        if self.rules.agent_refer == AgentRefer::Refer {
+            // The caller's trunk carries the transfer out; the agent keeps the caller
+            // until it reports.
+            self.transfer = Some(Transfer {
+                ring_until: Some(self.now + AGENT_TRANSFER_RING),
+                kind: TransferKind::AgentRefer,
+            });
+            self.actions
+                .push_back(FlowAction::ReferCaller(target.refer_to()));
+            return;
+        }
         // Not with the trunks' credentials: a phone must not place calls through the
         // carrier on the hotline's account.
         let context = DialContext {
@@ -814,7 +843,7 @@ impl Flow {
     fn agent_transferring(&self) -> bool {
         self.transfer
             .as_ref()
-            .is_some_and(|t| t.kind == TransferKind::Agent)
+            .is_some_and(|t| matches!(t.kind, TransferKind::Agent | TransferKind::AgentRefer))
     }
 
     fn start_transfer(
@@ -872,12 +901,25 @@ impl Flow {
         match result {
             Ok(()) => {
                 info!("the trunk took the call: leaving it");
+                if self.agent_transferring() {
+                    self.agent_done();
+                }
                 self.transfer = None;
                 self.actions.push_back(FlowAction::HangUpCaller);
                 self.finish(Outcome::Transferred);
             }
             Err(code) => self.on_transfer(FarEvent::Failed(code)),
         }
+    }
+
+    /// The agent's transfer connected the caller: the agent hears so, their part of the
+    /// call is over, and their leg goes.
+    fn agent_done(&mut self) {
+        self.actions.push_back(FlowAction::NotifyReferrer(200));
+        if self.queued.take().is_some_and(|q| q.connected) {
+            self.report(AcdReport::CallEnded(HungUpBy::Agent));
+        }
+        self.drop_offer();
     }
 
     fn on_transfer(&mut self, ev: FarEvent) {
@@ -893,12 +935,7 @@ impl Flow {
             FarEvent::Answered => {
                 t.ring_until = None;
                 if t.kind == TransferKind::Agent {
-                    // The agent's part is over: they hear it connected, and their leg goes.
-                    self.actions.push_back(FlowAction::NotifyReferrer(200));
-                    if self.queued.take().is_some_and(|q| q.connected) {
-                        self.report(AcdReport::CallEnded(HungUpBy::Agent));
-                    }
-                    self.drop_offer();
+                    self.agent_done();
                 }
                 self.actions.push_back(FlowAction::StopAudio);
                 self.actions
@@ -915,11 +952,11 @@ impl Flow {
                 let kind = t.kind;
                 self.transfer = None;
                 self.actions.push_back(FlowAction::DropFar(Far::Transfer));
-                if kind == TransferKind::Refer {
+                if matches!(kind, TransferKind::Refer | TransferKind::AgentRefer) {
                     // A NOTIFY that comes after we gave up must not end the call.
                     self.actions.push_back(FlowAction::ForgetRefer);
                 }
-                if kind != TransferKind::Agent {
+                if !matches!(kind, TransferKind::Agent | TransferKind::AgentRefer) {
                     return self.interp.handle(self.now, Input::TransferFailed);
                 }
                 // The agent hears it failed and keeps the caller; if they left, the call ends.

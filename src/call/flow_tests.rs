@@ -26,7 +26,10 @@ fn start(steps: &str, has_acd: bool) -> (Flow, Instant) {
         plan,
         info,
         "10.0.0.1:5060".into(),
-        has_acd,
+        FlowRules {
+            has_acd,
+            agent_refer: crate::sip::AgentRefer::Bridge,
+        },
     );
     (core, now)
 }

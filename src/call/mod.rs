@@ -61,6 +61,8 @@ pub struct CallContext {
     pub announcer: Arc<announce::Announcer>,
     /// How calls are answered: ringing time, T1, session timers.
     pub answering: Answering,
+    /// How an agent's REFER is carried out (`[sip] agent_refer`).
+    pub agent_refer: crate::sip::AgentRefer,
     /// The named trunks: where each takes calls, and whether its calls must be SRTP.
     pub trunks: Arc<TrunkRoutes>,
 }
@@ -132,7 +134,10 @@ async fn run(ctx: Arc<CallContext>, call: IncomingCall) {
     let flow = core::FlowSetup {
         flows,
         plan,
-        has_acd: ctx.acd.is_some(),
+        rules: flow::FlowRules {
+            has_acd: ctx.acd.is_some(),
+            agent_refer: ctx.agent_refer,
+        },
         trunks: ctx.trunks.clone(),
         wall: jiff::Timestamp::now(),
     };

@@ -12,7 +12,7 @@ use rsip::{Header, Method, Request, Response};
 use super::incoming::warning;
 use crate::sip::dialog::Dialog;
 use crate::sip::transaction::Peer;
-use crate::sip::uri::{host_port, percent_decode, to_rsip};
+use crate::sip::uri::{host_port, percent_decode, percent_encode, to_rsip};
 use crate::sip::{build, headers};
 
 /// What a REFER asks us to call.
@@ -23,6 +23,17 @@ pub(super) struct Referral {
     /// An attended transfer: the dialog at `uri` our call replaces (the value of the
     /// Replaces header the Refer-To carried, unescaped).
     pub replaces: Option<String>,
+}
+
+impl Referral {
+    /// As a Refer-To of ours writes it: the URI, with the Replaces header for the target
+    /// (escaped, RFC 3261 19.1.1) of an attended transfer.
+    pub(super) fn refer_to(&self) -> String {
+        match &self.replaces {
+            Some(r) => format!("{}?Replaces={}", self.uri, percent_encode(r)),
+            None => self.uri.clone(),
+        }
+    }
 }
 
 /// What a REFER asks us to call, or the status (and why) that refuses it. Of the headers a

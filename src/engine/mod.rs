@@ -224,6 +224,7 @@ impl Engine {
             events: sink.clone(),
             announcer: Arc::new(Announcer::new(config.prompts.clone())),
             answering: config.sip.answering(),
+            agent_refer: config.sip.agent_refer,
             trunks: Arc::new(TrunkRoutes {
                 routes: config
                     .trunks

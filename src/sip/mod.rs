@@ -6,6 +6,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// How an agent's transfer of its caller (a REFER from the agent's phone) is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentRefer {
+    /// The engine calls the target and bridges the caller to it.
+    Bridge,
+    /// The engine REFERs the caller's trunk to the target and leaves the call.
+    Refer,
+}
+
 /// The `[sip]` section of the config file.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -68,6 +78,11 @@ pub struct SipConfig {
     /// carried out: the engine calls the Refer-To target, which takes the caller's place
     /// in the call (the IVR or the agent goes on with it). false: 405.
     pub accept_refer: bool,
+    /// What a REFER from an agent's phone (its transfer of the caller) does: `bridge`, the
+    /// engine calls the target and bridges the caller to it, staying in the call; `refer`,
+    /// the engine passes the transfer on to the caller's trunk by REFER and leaves the call
+    /// once the trunk connected it (its media released), for PBXs that take REFER.
+    pub agent_refer: AgentRefer,
     /// At SIGTERM the engine takes no new call (INVITE and OPTIONS get 503, so a proxy
     /// moves to another engine) and lets calls in progress go on for this long; then it
     /// hangs up (BYE) the calls left. A second SIGTERM hangs up at once.
@@ -114,6 +129,7 @@ impl Default for SipConfig {
             tcp_message_deadline_s: 20,
             answer_delay_ms: 0,
             accept_refer: true,
+            agent_refer: AgentRefer::Bridge,
             shutdown_grace_s: 30,
             session_expires_s: 1800,
             min_se_s: 90,

@@ -328,7 +328,7 @@ fn a_transfer_by_refer_hands_the_call_back_to_the_pbx_and_leaves_it() {
         let run = sipp(
             &engine,
             "refer_accepted.xml",
-            &[],
+            &[("CALLED", "12345"), ("TARGET", "sip:999@")],
             &["-m", "1", "-t", transport],
         );
         assert_ok(&run);
@@ -400,6 +400,59 @@ fn an_agent_on_the_pbx_transfers_the_caller_by_refer_after_consulting_the_target
         engine.wait_log("outcome=transferred", Duration::from_secs(10)),
         "{}",
         engine.log()
+    );
+}
+
+#[test]
+fn an_agents_transfer_is_passed_on_to_the_pbx_by_refer_when_configured() {
+    let dir = out_dir("trunk_agent_refer_passed_on");
+    let agent_port = common::free_port();
+    let pbx_agent = format!(
+        "\n[[acd.agents]]\nid = \"pbx1\"\nname = \"Desk on the PBX\"\n\
+         uri = \"sip:pbx1@127.0.0.1:{agent_port}\"\nskills = {{ support = 1 }}\n"
+    );
+    let engine = common::agents::engine_with(
+        &dir,
+        &[],
+        &pbx_agent,
+        &[("sip", "agent_refer = \"refer\"\n")],
+    );
+    common::agents::login(&engine, "pbx1");
+    assert!(common::agents::wait_agent_state(
+        &engine,
+        "pbx1",
+        "available"
+    ));
+    // Nobody listens there: the PBX, not the engine, calls the target.
+    let target = "sip:desk@127.0.0.1:9";
+    let agent = common::Sipp::start_on(
+        &dir,
+        agent_port,
+        engine.addr(),
+        "agent_refers.xml",
+        &[("TARGET", target)],
+        &["-m", "1"],
+    );
+    // The caller's PBX takes the engine's REFER to the agent's target, reports it ringing
+    // and connected, and is left; the agent hears the same NOTIFYs and is left too.
+    let caller = sipp(
+        &engine,
+        "refer_accepted.xml",
+        &[("CALLED", "100"), ("TARGET", "sip:desk@127\\.0\\.0\\.1:9>")],
+        &["-m", "1"],
+    );
+    assert_ok(&caller);
+    assert_ok(&agent.finish(Duration::from_secs(30)));
+    assert!(
+        engine.wait_log("outcome=transferred", Duration::from_secs(10)),
+        "{}",
+        engine.log()
+    );
+    let log = engine.log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("calling") && l.contains("desk@")),
+        "the engine placed no call of its own to the target:\n{log}"
     );
 }
 
