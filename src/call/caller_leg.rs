@@ -186,9 +186,12 @@ pub(super) struct CallerLeg {
     refer: Option<u32>,
     /// The trunk accepted our REFER (2xx): it is carrying the transfer out.
     refer_accepted: bool,
-    /// The caller's side REFERred the call elsewhere and we took it: its subscription
-    /// hears how the transfer goes (`notify_transfer`) until a final status.
+    /// The caller's side REFERred the call elsewhere and we took it: the transfer is under
+    /// way until its final status (`notify_transfer`).
     transferring: bool,
+    /// The caller's side wants to hear how the transfer goes (NOTIFYs): it did not say
+    /// `Refer-Sub: false` (RFC 4488).
+    refer_sub: bool,
     /// The CSeq of the NOTIFY with the transfer's final status, until it is answered.
     final_notify: Option<u32>,
     /// The call moved to the REFER's target: this leg leaves (BYE) once its final NOTIFY
@@ -270,6 +273,7 @@ impl CallerLeg {
             refer: None,
             refer_accepted: false,
             transferring: false,
+            refer_sub: false,
             final_notify: None,
             handed_over: false,
             sdp_version: 1,
@@ -623,11 +627,12 @@ impl CallerLeg {
         };
         match taken {
             Ok(target) => {
-                let ok = super::referral::accepted(req, &self.dialog);
+                let ok = super::referral::accepted(req, &target, &self.dialog);
                 self.send_response(tx, ok);
                 info!(target = %target.uri, attended = target.replaces.is_some(),
                     "the caller's side transfers the call");
                 self.transferring = true;
+                self.refer_sub = target.subscribe;
                 self.notify_transfer(100);
                 self.event(LegEvent::Transfer(target));
             }
@@ -644,9 +649,12 @@ impl CallerLeg {
         if !self.transferring || self.state != State::Up {
             return;
         }
+        self.transferring = code < 200;
+        if !self.refer_sub {
+            return;
+        }
         let (request, peer) = super::referral::notify(&mut self.dialog, self.local, code);
         if code >= 200 {
-            self.transferring = false;
             self.final_notify = headers::cseq(&request.headers).map(|(n, _)| n);
         }
         self.out

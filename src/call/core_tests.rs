@@ -2045,6 +2045,35 @@ fn an_agent_whose_caller_is_transferred_by_its_pbx_goes_on_with_the_target() {
 }
 
 #[test]
+fn a_trunk_that_wants_no_notifies_of_its_transfer_hears_none_and_is_left() {
+    let (mut net, mut trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    let mut refer = trunk.request(Method::Refer, TRUNK);
+    refer.headers.push(Header::Other(
+        "Refer-To".into(),
+        format!("<sip:200@{AGENT}>"),
+    ));
+    refer
+        .headers
+        .push(Header::Other("Refer-Sub".into(), "false".into()));
+    net.send(Who::Trunk, refer);
+    let answers = net.trunk.responses();
+    assert_eq!(codes(&answers), [202]);
+    assert_eq!(
+        header(&answers[0], "Refer-Sub").as_deref(),
+        Some("false"),
+        "RFC 4488: the 202 says no subscription was made"
+    );
+    agent_answers(&mut net);
+    assert_eq!(
+        trunk_hears(&mut net),
+        [(Method::Bye, None)],
+        "no NOTIFY: the trunk's leg is left at once"
+    );
+    assert!(net.ended.is_none(), "the target holds the call");
+}
+
+#[test]
 fn a_refer_whose_target_fails_is_reported_and_the_caller_keeps_the_call() {
     let (mut net, mut trunk) = Net::up(QUEUE);
     net.greeting_done();

@@ -478,7 +478,7 @@ impl FarLeg {
         let taken = match self.dialog.as_mut().filter(|d| d.matches(request)) {
             Some(d) if answered => {
                 let _ = d.accept_remote_cseq(request);
-                referral::target(request).map(|t| (referral::accepted(request, d), t))
+                referral::target(request).map(|t| (referral::accepted(request, &t, d), t))
             }
             _ => Err((481, "")),
         };
@@ -491,7 +491,7 @@ impl FarLeg {
         if let Some(FarEvent::Referred(target)) = &event {
             info!(far_call = %self.call_id, target = %target.uri,
                 attended = target.replaces.is_some(), "the phone transfers the caller");
-            self.referral = true;
+            self.referral = target.subscribe;
             self.notify_referral(100);
         }
         event

@@ -23,6 +23,9 @@ pub(super) struct Referral {
     /// An attended transfer: the dialog at `uri` our call replaces (the value of the
     /// Replaces header the Refer-To carried, unescaped).
     pub replaces: Option<String>,
+    /// The referrer wants NOTIFYs of how the transfer goes: it did not ask for none with
+    /// `Refer-Sub: false` (RFC 4488), which we honour.
+    pub subscribe: bool,
 }
 
 impl Referral {
@@ -57,9 +60,12 @@ pub(super) fn target(request: &Request) -> Result<Referral, (u16, &'static str)>
             "the Refer-To's Replaces names no dialog (call-id;to-tag;from-tag)",
         ));
     }
+    let subscribe = !headers::other_value(&request.headers, "Refer-Sub")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
     Ok(Referral {
         uri: uri.to_owned(),
         replaces,
+        subscribe,
     })
 }
 
@@ -73,11 +79,16 @@ pub(super) fn refusal(request: &Request, code: u16, why: &str) -> Response {
     r
 }
 
-/// The 202 that takes a REFER on `dialog` (its Contact: the subscription's other end).
-pub(super) fn accepted(request: &Request, dialog: &Dialog) -> Response {
+/// The 202 that takes `referral`'s REFER on `dialog` (its Contact: the subscription's
+/// other end), saying so when it creates no subscription (RFC 4488 4).
+pub(super) fn accepted(request: &Request, referral: &Referral, dialog: &Dialog) -> Response {
     let mut ok = build::response(request, 202, None);
     ok.headers
         .push(Header::Contact(dialog.local_contact.clone().into()));
+    if !referral.subscribe {
+        ok.headers
+            .push(Header::Other("Refer-Sub".into(), "false".into()));
+    }
     ok
 }
 
