@@ -204,6 +204,9 @@ pub struct AgentView {
     pub in_state_ms: u64,
     pub queues: Vec<String>,
     pub registered: bool,
+    /// Probes find the agent's phone answering (`[trunks.qualify] agents`), or nothing says
+    /// otherwise: an agent found down is offered no call.
+    pub reachable: bool,
     pub answered: u64,
 }
 

@@ -189,9 +189,11 @@ pub(super) struct CallerLeg {
     /// The caller's side REFERred the call elsewhere and we took it: the transfer is under
     /// way until its final status (`notify_transfer`).
     transferring: bool,
-    /// The caller's side wants to hear how the transfer goes (NOTIFYs): it did not say
-    /// `Refer-Sub: false` (RFC 4488).
-    refer_sub: bool,
+    /// The hosts a REFER from the caller's side may send the call to (`refer_hosts`).
+    refer_hosts: Vec<String>,
+    /// The REFER whose transfer the caller's side wants to hear of (NOTIFYs naming its
+    /// CSeq); `None` when it said `Refer-Sub: false` (RFC 4488).
+    refer_sub: Option<u32>,
     /// The CSeq of the NOTIFY with the transfer's final status, until it is answered.
     final_notify: Option<u32>,
     /// The call moved to the REFER's target: this leg leaves (BYE) once its final NOTIFY
@@ -273,7 +275,8 @@ impl CallerLeg {
             refer: None,
             refer_accepted: false,
             transferring: false,
-            refer_sub: false,
+            refer_sub: None,
+            refer_hosts: Vec::new(),
             final_notify: None,
             handed_over: false,
             sdp_version: 1,
@@ -560,7 +563,7 @@ impl CallerLeg {
                     self.end(EndReason::NoAck);
                 }
             }
-            CallEvent::Request { tx, request, .. } => self.in_dialog(now, tx, request),
+            CallEvent::Request { tx, request, peer } => self.in_dialog(now, tx, request, peer),
             CallEvent::Response { response } => {
                 self.ack_reinvite(&response);
                 if matches!(self.state, State::Leaving { .. })
@@ -570,7 +573,9 @@ impl CallerLeg {
                     self.state = State::Ended;
                 } else {
                     self.refer_answered(&response);
-                    self.notify_answered(now, headers::cseq(&response.headers));
+                    if response.status_code.code() >= 200 {
+                        self.notify_answered(now, headers::cseq(&response.headers));
+                    }
                     if matches!(self.state, State::Answered | State::Up) {
                         self.refresh_answered(now, &response);
                     }
@@ -618,11 +623,15 @@ impl CallerLeg {
     /// or attended): 202 and a first NOTIFY (100) when the call is up and no transfer is
     /// under way (491 otherwise), and `LegEvent::Transfer` for the call to place the
     /// target; 400 without a usable Refer-To.
-    fn take_refer(&mut self, tx: ServerTxId, req: &Request) {
+    fn take_refer(&mut self, tx: ServerTxId, req: &Request, from: Peer) {
         let busy = self.transferring || self.refer.is_some() || self.handed_over;
         let taken = match self.state {
+            // Whoever learnt the dialog's tags must not make the hotline call out.
+            _ if from.addr.ip() != self.source.addr.ip() => {
+                Err((403, "a REFER must come from where the call came from"))
+            }
             State::Up if busy => Err((491, "a transfer of this call is under way")),
-            State::Up => super::referral::target(req),
+            State::Up => super::referral::target(req).and_then(|t| self.allowed(t)),
             _ => Err((491, "the call is not up yet")),
         };
         match taken {
@@ -632,7 +641,7 @@ impl CallerLeg {
                 info!(target = %target.uri, attended = target.replaces.is_some(),
                     "the caller's side transfers the call");
                 self.transferring = true;
-                self.refer_sub = target.subscribe;
+                self.refer_sub = target.subscribe.then_some(target.id);
                 self.notify_transfer(100);
                 self.event(LegEvent::Transfer(target));
             }
@@ -643,6 +652,34 @@ impl CallerLeg {
         }
     }
 
+    /// Where a REFER from the caller's side may send the call, besides the host the call
+    /// came from: the named trunks' hosts. Anywhere else would let a peer have the
+    /// hotline place calls at its expense (toll fraud) or into its own network.
+    pub(super) fn refer_hosts(&mut self, hosts: impl IntoIterator<Item = String>) {
+        self.refer_hosts = hosts.into_iter().collect();
+    }
+
+    /// `referral`, if its target is the caller's own trunk or a named trunk (403 if not).
+    fn allowed(
+        &self,
+        referral: super::referral::Referral,
+    ) -> Result<super::referral::Referral, (u16, &'static str)> {
+        let host = crate::sip::uri::SipUri::parse(&referral.uri).map(|u| u.host);
+        let ours = self.source.addr.ip().to_string();
+        let known = host.is_some_and(|h| {
+            h.eq_ignore_ascii_case(&ours)
+                || self.refer_hosts.iter().any(|k| h.eq_ignore_ascii_case(k))
+        });
+        if known {
+            Ok(referral)
+        } else {
+            Err((
+                403,
+                "the Refer-To must be the caller's trunk or a named trunk",
+            ))
+        }
+    }
+
     /// Tells the caller's side how the transfer it asked for goes (RFC 3515 2.4.4); a final
     /// status ends its subscription.
     pub(super) fn notify_transfer(&mut self, code: u16) {
@@ -650,10 +687,10 @@ impl CallerLeg {
             return;
         }
         self.transferring = code < 200;
-        if !self.refer_sub {
+        let Some(id) = self.refer_sub else {
             return;
-        }
-        let (request, peer) = super::referral::notify(&mut self.dialog, self.local, code);
+        };
+        let (request, peer) = super::referral::notify(&mut self.dialog, self.local, id, code);
         if code >= 200 {
             self.final_notify = headers::cseq(&request.headers).map(|(n, _)| n);
         }
@@ -671,8 +708,8 @@ impl CallerLeg {
         }
     }
 
-    /// The answer to (or the timeout of) a request of ours: when it is the final NOTIFY of
-    /// a transfer handed over, the leg leaves.
+    /// The final answer to (or the timeout of) a request of ours: when it is the final
+    /// NOTIFY of a transfer handed over, the leg leaves.
     fn notify_answered(&mut self, now: Instant, cseq: Option<(u32, Method)>) {
         let ours = matches!(cseq, Some((n, Method::Notify)) if self.final_notify == Some(n));
         if ours {
@@ -921,7 +958,7 @@ impl CallerLeg {
         }
     }
 
-    fn in_dialog(&mut self, now: Instant, tx: ServerTxId, req: Request) {
+    fn in_dialog(&mut self, now: Instant, tx: ServerTxId, req: Request, from: Peer) {
         if self.state == State::Ended || !self.dialog.matches(&req) {
             return self.respond(tx, &req, 481, None);
         }
@@ -960,7 +997,7 @@ impl CallerLeg {
             Method::Invite if ringing => self.respond(tx, &req, 500, None),
             Method::Invite | Method::Update => self.offer_answer(now, tx, &req),
             Method::PRack => self.prack(now, tx, &req),
-            Method::Refer if self.answering.takes_refer => self.take_refer(tx, &req),
+            Method::Refer if self.answering.takes_refer => self.take_refer(tx, &req, from),
             Method::Notify => self.refer_progress(tx, &req),
             Method::Info => {
                 self.respond(tx, &req, 200, None);

@@ -125,6 +125,9 @@ pub struct CallCore {
     caller_left: Option<EndReason>,
     /// The heir answered: the call is the heir's, the caller's leg is on its way out.
     handed_over: bool,
+    /// The caller's RTP stopped while its heir was being placed: if the heir fails, the
+    /// call is over.
+    caller_media_lost: bool,
     /// Far legs being placed: where each goes now and next, until it rings or answers.
     placing: Vec<Placing>,
     /// The named trunks, for transfers through them.
@@ -162,9 +165,11 @@ impl CallCore {
         let early = setup.plan.has_early_media();
         let timers = answering.timers;
         let trunks = setup.trunks.clone();
+        let mut caller = CallerLeg::answer(now, invite, negotiated, media, answering, early);
+        caller.refer_hosts(trunks.hosts());
         let mut core = CallCore {
             info,
-            caller: CallerLeg::answer(now, invite, negotiated, media, answering, early),
+            caller,
             setup: Some(setup),
             started: now,
             flow: None,
@@ -174,6 +179,7 @@ impl CallCore {
             heir_ring_until: None,
             caller_left: None,
             handed_over: false,
+            caller_media_lost: false,
             placing: Vec::new(),
             trunks,
             timers,
@@ -307,9 +313,12 @@ impl CallCore {
             | CallEvent::Shutdown => None,
         };
         if matches!(ev, CallEvent::Shutdown) && (self.handed_over || self.heir_pending()) {
-            // The caller's leg, handed over or gone, no longer speaks for the call.
+            // The caller's leg, handed over or gone, no longer speaks for the call: the
+            // flow hears of the end unless the heir's end told it already.
+            let tell = (self.handed_over && self.heir.is_some()) || self.caller_left.is_some();
+            self.caller_left = None;
             self.drop_heir();
-            if self.handed_over || self.caller_left.take().is_some() {
+            if tell {
                 self.tell_flow(LegEvent::Ended(EndReason::Shutdown));
             }
         }
@@ -347,7 +356,9 @@ impl CallCore {
                     heir.handle_media_timeout();
                 }
             }
-            (LegRef::Caller, SessionEvent::Timeout) if self.heir_pending() => {}
+            (LegRef::Caller, SessionEvent::Timeout) if self.heir_pending() => {
+                self.caller_media_lost = true;
+            }
             (LegRef::Caller, SessionEvent::Timeout) => self.caller.handle_media_timeout(now),
             (LegRef::Far(f), SessionEvent::Timeout) => {
                 if let Some(leg) = self.far(f).as_mut() {
@@ -459,6 +470,9 @@ impl CallCore {
                 busy = true;
                 match out {
                     LegOutput::Sip(c) => self.actions.push_back(CallAction::Sip(c)),
+                    // Handed over, the caller's media is the heir's: a late re-INVITE from
+                    // the trunk must not take it back.
+                    LegOutput::StartMedia(_) if self.handed_over => {}
                     LegOutput::StartMedia(n) => self
                         .actions
                         .push_back(CallAction::Media(LegRef::Caller, MediaOp::Start(n))),
@@ -589,9 +603,10 @@ impl CallCore {
                 self.drop_heir();
                 return self.caller.hang_up(self.now);
             }
-            // The caller's trunk is no longer in the call: there is nobody to REFER.
-            FlowAction::ReferCaller(_) if self.handed_over => {
-                return self.tell_flow(LegEvent::Referred(Err(501)));
+            // The caller's trunk is no longer in the call, or is moving it elsewhere itself:
+            // not ours to REFER.
+            FlowAction::ReferCaller(_) if self.handed_over || self.heir_pending() => {
+                return self.tell_flow(LegEvent::Referred(Err(491)));
             }
             FlowAction::ReferCaller(target) => return self.caller.refer(&target),
             FlowAction::ForgetRefer => return self.caller.forget_refer(),
@@ -658,6 +673,7 @@ impl CallCore {
                 self.heir_ring_until = None;
                 self.handed_over = true;
                 self.caller_left = None;
+                self.caller_media_lost = false;
                 self.caller.notify_transfer(200);
                 self.caller.hand_over(self.now);
                 let target = self.heir.as_ref().map(FarLeg::target).unwrap_or_default();
@@ -683,6 +699,8 @@ impl CallCore {
         self.caller.notify_transfer(code);
         if let Some(reason) = self.caller_left.take() {
             self.tell_flow(LegEvent::Ended(reason));
+        } else if std::mem::take(&mut self.caller_media_lost) {
+            self.caller.handle_media_timeout(self.now);
         }
     }
 

@@ -1753,14 +1753,19 @@ fn an_attended_transfer_by_refer_calls_the_target_replacing_its_consultation() {
         agent: "1001".into(),
     });
     net.agent.inbox.clear();
-    // A Replaces that names no dialog is refused.
-    let mut refer = agent.request(Method::Refer, AGENT);
-    refer.headers.push(Header::Other(
-        "Refer-To".into(),
-        format!("<sip:1002@{AGENT}?Replaces=abc>"),
-    ));
-    net.send(Who::Agent, refer);
-    assert_eq!(codes_of(&mut net.agent), [400]);
+    // A Replaces that names no dialog, or would add a line to our INVITE, is refused.
+    for replaces in [
+        "abc",
+        "abc%3Bto-tag%3D1%3Bfrom-tag%3D2%0D%0ARoute%3A%20%3Csip%3Aevil%3E",
+    ] {
+        let mut refer = agent.request(Method::Refer, AGENT);
+        refer.headers.push(Header::Other(
+            "Refer-To".into(),
+            format!("<sip:1002@{AGENT}?Replaces={replaces}>"),
+        ));
+        net.send(Who::Agent, refer);
+        assert_eq!(codes_of(&mut net.agent), [400], "{replaces}");
+    }
     assert!(net.agent.requests().is_empty(), "no NOTIFY, no new call");
 
     // The agent consulted 1002 and hands the caller over: our INVITE replaces their
@@ -1882,6 +1887,74 @@ fn an_agents_transfer_the_trunk_refuses_is_reported_and_the_agent_keeps_the_call
     assert!(net.ended.is_none());
 }
 
+impl Net {
+    /// Queued after the greeting, with the desk PBX (the agent's address, where REFERs
+    /// send calls) a named trunk.
+    fn referring() -> (Net, Dialog) {
+        let mut net = Net::new(QUEUE, Duration::from_secs(2));
+        net.trunks.routes.insert(
+            "desks".into(),
+            TrunkRoute {
+                uri: Some(format!("sip:{AGENT}")),
+                srtp_required: false,
+            },
+        );
+        net.answered()
+    }
+}
+
+#[test]
+fn a_refer_to_a_host_that_is_no_trunk_or_from_elsewhere_is_forbidden() {
+    let (mut net, mut trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    let mut refer = trunk.request(Method::Refer, TRUNK);
+    refer.headers.push(Header::Other(
+        "Refer-To".into(),
+        "<sip:+19005550100@10.9.9.9>".into(),
+    ));
+    net.send(Who::Trunk, refer);
+    assert_eq!(
+        codes_of(&mut net.trunk),
+        [403],
+        "not a trunk: no toll fraud"
+    );
+    // The trunk's own host is one.
+    let mut refer = trunk.request(Method::Refer, TRUNK);
+    refer.headers.push(Header::Other(
+        "Refer-To".into(),
+        "<sip:200@10.0.0.1;method=INVITE>".into(),
+    ));
+    net.send(Who::Trunk, refer);
+    assert_eq!(codes_of(&mut net.trunk), [202]);
+    let dials: Vec<&String> = net
+        .did
+        .iter()
+        .filter_map(|a| match a {
+            CallAction::Dial { target, .. } => Some(target),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dials, ["sip:200@10.0.0.1"], "without the method parameter");
+
+    // Someone else who learnt the dialog's tags may not.
+    let (mut net, mut trunk) = Net::referring();
+    net.greeting_done();
+    let mut refer = trunk.request(Method::Refer, TRUNK);
+    refer.headers.push(Header::Other(
+        "Refer-To".into(),
+        format!("<sip:200@{AGENT}>"),
+    ));
+    net.agent.core.handle_command(
+        net.now,
+        Command::Route {
+            call_id: CALL_ID.into(),
+        },
+    );
+    net.send(Who::Agent, refer);
+    assert_eq!(codes_of(&mut net.agent), [403]);
+    assert!(target_invite_absent(&net));
+}
+
 /// The trunk REFERs the call to the target at AGENT (the harness's second peer): the REFER
 /// is taken (202) and its subscription told the transfer is tried (NOTIFY 100, answered).
 fn trunk_refers(net: &mut Net, trunk: &mut Dialog) {
@@ -1939,7 +2012,7 @@ fn trunk_hears(net: &mut Net) -> Vec<(Method, Option<u16>)> {
 
 #[test]
 fn a_trunk_that_transfers_by_refer_hands_the_call_to_a_target_who_takes_the_callers_place() {
-    let (mut net, mut trunk) = Net::up(QUEUE);
+    let (mut net, mut trunk) = Net::referring();
     net.greeting_done();
     let ok = net.trunk.responses();
     assert!(
@@ -2001,7 +2074,7 @@ fn a_trunk_that_transfers_by_refer_hands_the_call_to_a_target_who_takes_the_call
 
 #[test]
 fn an_agent_whose_caller_is_transferred_by_its_pbx_goes_on_with_the_target() {
-    let (mut net, mut trunk) = Net::up(QUEUE);
+    let (mut net, mut trunk) = Net::referring();
     net.greeting_done();
     net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
     let (_, agent) = agent_answers(&mut net);
@@ -2046,7 +2119,7 @@ fn an_agent_whose_caller_is_transferred_by_its_pbx_goes_on_with_the_target() {
 
 #[test]
 fn a_trunk_that_wants_no_notifies_of_its_transfer_hears_none_and_is_left() {
-    let (mut net, mut trunk) = Net::up(QUEUE);
+    let (mut net, mut trunk) = Net::referring();
     net.greeting_done();
     let mut refer = trunk.request(Method::Refer, TRUNK);
     refer.headers.push(Header::Other(
@@ -2074,8 +2147,28 @@ fn a_trunk_that_wants_no_notifies_of_its_transfer_hears_none_and_is_left() {
 }
 
 #[test]
+fn a_late_re_invite_from_a_trunk_that_handed_its_call_over_does_not_take_the_media_back() {
+    let (mut net, mut trunk) = Net::referring();
+    net.greeting_done();
+    trunk_refers(&mut net, &mut trunk);
+    agent_answers(&mut net);
+    let starts = net.media_starts(LegRef::Caller).len();
+    // The trunk holds its (old) leg before it heard the final NOTIFY.
+    let mut hold = trunk.request(Method::Invite, TRUNK);
+    hold.headers
+        .push(Header::ContentType("application/sdp".into()));
+    hold.body = sdp("10.0.0.1", 30002, "sendonly").into_bytes();
+    net.send(Who::Trunk, hold);
+    assert_eq!(
+        net.media_starts(LegRef::Caller).len(),
+        starts,
+        "the caller's media stays with the target"
+    );
+}
+
+#[test]
 fn a_refer_whose_target_fails_is_reported_and_the_caller_keeps_the_call() {
-    let (mut net, mut trunk) = Net::up(QUEUE);
+    let (mut net, mut trunk) = Net::referring();
     net.greeting_done();
     trunk_refers(&mut net, &mut trunk);
     let new = target_invite(&mut net);
@@ -2126,7 +2219,7 @@ fn a_refer_whose_target_fails_is_reported_and_the_caller_keeps_the_call() {
 
 #[test]
 fn a_transferor_that_hangs_up_at_once_leaves_the_call_to_its_target() {
-    let (mut net, mut trunk) = Net::up(QUEUE);
+    let (mut net, mut trunk) = Net::referring();
     net.greeting_done();
     trunk_refers(&mut net, &mut trunk);
     // The transferor leaves as soon as its REFER is taken: the call waits for the target.
@@ -2145,7 +2238,7 @@ fn a_transferor_that_hangs_up_at_once_leaves_the_call_to_its_target() {
     assert_eq!(net.acd(), [&AcdReport::CallerGone(HungUpBy::Caller)]);
 
     // A target that cannot be reached after the transferor left ends the call.
-    let (mut net, mut trunk) = Net::up(QUEUE);
+    let (mut net, mut trunk) = Net::referring();
     net.greeting_done();
     trunk_refers(&mut net, &mut trunk);
     net.send(Who::Trunk, trunk.request(Method::Bye, TRUNK));
@@ -2160,7 +2253,7 @@ fn a_transferor_that_hangs_up_at_once_leaves_the_call_to_its_target() {
 
 #[test]
 fn a_trunks_attended_transfer_replaces_the_targets_dialog_and_a_second_refer_waits() {
-    let (mut net, mut trunk) = Net::up(QUEUE);
+    let (mut net, mut trunk) = Net::referring();
     net.greeting_done();
     let mut attended = trunk.request(Method::Refer, TRUNK);
     attended.headers.push(Header::Other(

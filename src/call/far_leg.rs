@@ -96,8 +96,9 @@ pub(super) struct FarLeg {
     /// often that nonce was used. That very request challenged again (not stale) means
     /// our credentials were refused.
     answered: Option<Answered>,
-    /// The phone's REFER subscription is active: our NOTIFYs report the transfer.
-    referral: bool,
+    /// The phone's REFER subscription is active (the REFER's CSeq): our NOTIFYs report the
+    /// transfer.
+    referral: Option<u32>,
     /// An agent's phone, which may transfer its caller by REFER; a transfer target's
     /// REFER would have nothing to act on.
     takes_refer: bool,
@@ -226,7 +227,7 @@ impl FarLeg {
             state: State::Calling,
             credentials,
             answered: None,
-            referral: false,
+            referral: None,
             takes_refer,
             session,
             heard: false,
@@ -468,7 +469,8 @@ impl FarLeg {
     }
 
     /// A REFER from the answered phone: 202 and a first NOTIFY (100) for a transfer to a
-    /// SIP URI, blind or attended (Replaces); a REFER without a usable Refer-To is 400.
+    /// SIP URI, blind or attended (Replaces); a REFER without a usable Refer-To is 400,
+    /// one while the last one's transfer is reported on 491.
     fn referred(
         &mut self,
         tx: crate::sip::transaction::ServerTxId,
@@ -478,7 +480,12 @@ impl FarLeg {
         let taken = match self.dialog.as_mut().filter(|d| d.matches(request)) {
             Some(d) if answered => {
                 let _ = d.accept_remote_cseq(request);
-                referral::target(request).map(|t| (referral::accepted(request, &t, d), t))
+                match self.referral {
+                    Some(_) => Err((491, "a transfer of this call is under way")),
+                    None => {
+                        referral::target(request).map(|t| (referral::accepted(request, &t, d), t))
+                    }
+                }
             }
             _ => Err((481, "")),
         };
@@ -491,7 +498,7 @@ impl FarLeg {
         if let Some(FarEvent::Referred(target)) = &event {
             info!(far_call = %self.call_id, target = %target.uri,
                 attended = target.replaces.is_some(), "the phone transfers the caller");
-            self.referral = target.subscribe;
+            self.referral = target.subscribe.then_some(target.id);
             self.notify_referral(100);
         }
         event
@@ -500,14 +507,16 @@ impl FarLeg {
     /// Tells the phone that REFERred how its transfer goes (RFC 3515 2.4.4: a NOTIFY with
     /// the status as `message/sipfrag`); a final status ends its subscription.
     pub(super) fn notify_referral(&mut self, code: u16) {
-        if !self.referral || self.state != State::Answered {
-            return;
-        }
-        let Some(d) = self.dialog.as_mut() else {
+        let (Some(id), Some(d)) = (self.referral, self.dialog.as_mut()) else {
             return;
         };
-        let (request, peer) = referral::notify(d, self.local, code);
-        self.referral = code < 200;
+        if self.state != State::Answered {
+            return;
+        }
+        let (request, peer) = referral::notify(d, self.local, id, code);
+        if code >= 200 {
+            self.referral = None;
+        }
         self.out
             .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request })));
     }
@@ -703,7 +712,7 @@ fn offers_srtp(media: &MediaSetup) -> bool {
     media.security.encryption == Encryption::Required
 }
 
-/// The methods a far leg's dialog takes (its Allow): REFER only when it `takes_refer`.
+/// Our SDP for the leg: the same session throughout, so its version never moves.
 fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
     LocalMedia {
         ip: local.ip(),

@@ -288,8 +288,10 @@ enum TransferKind {
 }
 
 impl Transfer {
+    /// The target answered and the caller talks to it. A transfer passed on to the trunk
+    /// never is: the flow is over once the trunk connected it.
     fn connected(&self) -> bool {
-        self.ring_until.is_none()
+        self.ring_until.is_none() && self.kind != TransferKind::AgentRefer
     }
 }
 
@@ -764,7 +766,10 @@ impl Flow {
                 self.drop_offer();
                 self.report(AcdReport::OfferOutcome(offer, offer_outcome(code)));
             }
-            FarEvent::Referred(target) if connected => self.agent_transfer(target),
+            // One transfer at a time (a phone that wants no NOTIFYs is not told 491).
+            FarEvent::Referred(target) if connected && !self.agent_transferring() => {
+                self.agent_transfer(target)
+            }
             FarEvent::Referred(_) => {}
             FarEvent::HungUp | FarEvent::Lost(_) if connected && self.agent_transferring() => {
                 // The agent left after asking for the transfer: the caller waits for it.
@@ -813,9 +818,10 @@ impl Flow {
         info!(target = %target.uri, "the agent transfers the caller");
         if self.rules.agent_refer == AgentRefer::Refer {
             // The caller's trunk carries the transfer out; the agent keeps the caller
-            // until it reports.
+            // until it reports. No ringing time of ours: a REFER cannot be called back,
+            // and the trunk may connect the caller however long it takes.
             self.transfer = Some(Transfer {
-                ring_until: Some(self.now + AGENT_TRANSFER_RING),
+                ring_until: None,
                 kind: TransferKind::AgentRefer,
             });
             self.actions

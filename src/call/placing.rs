@@ -35,6 +35,16 @@ pub struct TrunkRoutes {
     pub no_answer: Duration,
 }
 
+impl TrunkRoutes {
+    /// The hosts of the named trunks' URIs: where a trunk's REFER may send a call.
+    pub fn hosts(&self) -> impl Iterator<Item = String> + '_ {
+        self.routes
+            .values()
+            .filter_map(|r| r.uri.as_deref().and_then(SipUri::parse))
+            .map(|u| u.host.to_owned())
+    }
+}
+
 /// One place to INVITE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {

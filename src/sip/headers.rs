@@ -15,7 +15,7 @@ pub fn is_token_byte(b: u8) -> bool {
 /// The canonical spelling of a header name we look at (compact forms expanded, RFC 3261
 /// 7.3.3 and the registry), or `None` for any other header, which keeps its own name.
 pub fn known_name(raw: &str) -> Option<&'static str> {
-    const COMPACT: [(&str, &str); 13] = [
+    const COMPACT: [(&str, &str); 15] = [
         ("i", "Call-ID"),
         ("m", "Contact"),
         ("e", "Content-Encoding"),
@@ -29,6 +29,8 @@ pub fn known_name(raw: &str) -> Option<&'static str> {
         ("o", "Event"),
         ("u", "Allow-Events"),
         ("x", "Session-Expires"),
+        ("r", "Refer-To"),
+        ("b", "Referred-By"),
     ];
     const KNOWN: [&str; 20] = [
         "Via",

@@ -74,9 +74,11 @@ pub struct SipConfig {
     /// How long a caller hears ringing (180) before the engine answers.
     #[serde(deserialize_with = "crate::duration::millis")]
     pub answer_delay_ms: u64,
-    /// A REFER from the caller's side (its PBX transferring the call blind, RFC 3515) is
-    /// carried out: the engine calls the Refer-To target, which takes the caller's place
-    /// in the call (the IVR or the agent goes on with it). false: 405.
+    /// A REFER from the caller's side (its PBX transferring the call, blind or attended,
+    /// RFC 3515) is carried out: the engine calls the Refer-To target, which takes the
+    /// caller's place in the call (the IVR or the agent goes on with it). Only from the
+    /// address the call came from, and only to that host or a named trunk's (403
+    /// otherwise). false: 405.
     pub accept_refer: bool,
     /// What a REFER from an agent's phone (its transfer of the caller) does: `bridge`, the
     /// engine calls the target and bridges the caller to it, staying in the call; `refer`,

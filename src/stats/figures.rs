@@ -307,6 +307,9 @@ pub struct AgentView {
     pub since: EpochMs,
     pub time_in_state_ms: u64,
     pub queues: Vec<String>,
+    /// The agent's phone answers OPTIONS probes (`[trunks.qualify] agents`), or nobody
+    /// probes it: one found down is offered no call.
+    pub reachable: bool,
     pub today: AgentFigures,
 }
 

@@ -76,6 +76,9 @@ pub(super) struct AgentState {
     /// (queue, interval) of the agent's last ended call: its wrap-up adds to that call's
     /// handle time.
     pub last_call: Option<(String, EpochMs)>,
+    /// The agent's phone answers OPTIONS probes, or nobody probes it (`peer_down` with
+    /// kind `agent` until the next `peer_up`).
+    pub reachable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +194,12 @@ impl Fold {
                 call_id, caller, ..
             } => {
                 self.callers.insert(call_id.clone(), caller.clone());
+            }
+            EventKind::PeerUp { peer, kind } if kind == "agent" => {
+                self.agent(at, peer).reachable = true;
+            }
+            EventKind::PeerDown { peer, kind, .. } if kind == "agent" => {
+                self.agent(at, peer).reachable = false;
             }
             EventKind::IntentRecognised { .. }
             | EventKind::DtmfFallback { .. }
@@ -511,6 +520,8 @@ impl Fold {
         let agents: Vec<String> = self.agents.keys().cloned().collect();
         for agent in agents {
             self.transition(end, &agent, AgentStatus::LoggedOut);
+            // Probes start again from nothing known.
+            self.agent(at, &agent).reachable = true;
         }
     }
 
@@ -629,6 +640,7 @@ impl Fold {
                 queues: BTreeSet::new(),
                 intervals: BTreeMap::new(),
                 last_call: None,
+                reachable: true,
             })
     }
 }

@@ -292,6 +292,38 @@ fn agent_time_by_state_pause_reasons_and_occupancy() {
 }
 
 #[test]
+fn an_agents_phone_probed_down_shows_unreachable_until_it_answers_again() {
+    let peer = |kind: &str, up: bool| {
+        let (peer, kind) = ("a".to_owned(), kind.to_owned());
+        if up {
+            EventKind::PeerUp { peer, kind }
+        } else {
+            EventKind::PeerDown {
+                peer,
+                kind,
+                reason: "timeout".into(),
+            }
+        }
+    };
+    let mut s = Script::new();
+    s.login(T0, "a", &["q"]);
+    // A trunk of the same name is not the agent.
+    s.at(T0 + S, peer("trunk", false));
+    let reachable = |s: &Script, at| s.fold(settings()).overview(at).agents[0].reachable;
+    assert!(reachable(&s, T0 + 2 * S));
+    s.at(T0 + 3 * S, peer("agent", false));
+    assert!(!reachable(&s, T0 + 4 * S));
+    s.at(T0 + 5 * S, peer("agent", true));
+    assert!(reachable(&s, T0 + 6 * S));
+    s.at(T0 + 7 * S, peer("agent", false))
+        .at(T0 + 8 * S, EventKind::EngineStarted {});
+    assert!(
+        reachable(&s, T0 + 9 * S),
+        "after a restart nothing is known yet"
+    );
+}
+
+#[test]
 fn ring_no_answer_and_abandon_while_ringing_free_the_agent() {
     let mut s = Script::new();
     s.login(T0, "a", &["q"]).login(T0, "b", &["q"]);

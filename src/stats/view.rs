@@ -48,6 +48,7 @@ impl Fold {
                 since: a.since,
                 time_in_state_ms: u64::try_from(now - a.since).unwrap_or(0),
                 queues: a.queues.iter().cloned().collect(),
+                reachable: a.reachable,
                 today: AgentFigures::from_tally(self.agent_tally(a, day_start, day_end, now)),
             })
             .collect();

@@ -170,6 +170,13 @@ fn a_pbx_agent_that_stops_answering_probes_is_offered_no_call_and_stays_logged_i
     // The desk goes away: two probes later the agent is down.
     drop(desk);
     wait_state("down");
+    // Supervisors see it too.
+    let mut view = Value::Null;
+    let shown = wait_until(Duration::from_secs(5), || {
+        view = engine.api_get("/api/v1/agents/pbx1");
+        view["reachable"] == false
+    });
+    assert!(shown, "the agent's view says nothing of it: {view}");
     let caller = tone_callers(&engine, "100", 10.0, &["-m", "1"]);
     assert!(
         engine

@@ -20,6 +20,7 @@ impl Router {
                 .map(|&q| self.queues[q].name.clone())
                 .collect(),
             registered: agent.contact.is_some(),
+            reachable: agent.reachable,
             answered: agent.answered,
         }
     }

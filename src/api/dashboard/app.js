@@ -13,7 +13,7 @@ const TEXT = {
     avg_wait_s: "平均等待（秒）", agents: "坐席", agent: "坐席", state: "状态",
     time_in_state: "状态时长", calls: "接听", talk_time: "通话时长", occupancy: "占用率",
     logged_out: "未登录", available: "空闲", ringing: "振铃", on_call: "通话中",
-    wrap_up: "话后处理", paused: "暂停", lang_switch: "English",
+    wrap_up: "话后处理", paused: "暂停", unreachable: "话机无响应", lang_switch: "English",
   },
   en: {
     disconnected: "offline", connected: "live", sign_in: "Sign in", sign_out: "Sign out",
@@ -25,7 +25,7 @@ const TEXT = {
     time_in_state: "Time in state", calls: "Calls", talk_time: "Talk time",
     occupancy: "Occupancy", logged_out: "Logged out", available: "Available",
     ringing: "Ringing", on_call: "On call", wrap_up: "Wrap-up", paused: "Paused",
-    lang_switch: "中文",
+    unreachable: "phone not answering", lang_switch: "中文",
   },
 };
 
@@ -118,6 +118,13 @@ function render() {
     badge.className = `state ${a.state}`;
     badge.textContent = t(a.state) + (a.reason ? ` (${a.reason})` : "") + (a.queue ? ` · ${a.queue}` : "");
     st.appendChild(badge);
+    if (a.reachable === false) {
+      // Probes find the phone down: the ACD offers it nothing until it answers again.
+      const down = document.createElement("span");
+      down.className = "unreachable";
+      down.textContent = t("unreachable");
+      st.appendChild(down);
+    }
     cell(tr, duration(now - a.since), "in-state");
     cell(tr, String(a.today.calls), "calls");
     cell(tr, duration(a.today.talk_ms), "talk");
