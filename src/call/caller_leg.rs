@@ -21,6 +21,7 @@ use rsip::{Header, Method, Request, Response};
 use tracing::{debug, info, warn};
 
 use super::incoming::{HundredRel, Invite, Refusal, warning};
+use super::sent_sdp::SentSdp;
 use super::session_refresh::{RefreshAnswer, SessionRefresh};
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
@@ -199,10 +200,9 @@ pub(super) struct CallerLeg {
     /// The call moved to the REFER's target: this leg leaves (BYE) once its final NOTIFY
     /// is answered, and tells the flow nothing more.
     handed_over: bool,
-    sdp_version: u64,
     /// The SDP we last sent: an answer that describes the same session keeps its version
     /// (RFC 3264 8).
-    last_sdp: Option<String>,
+    sent: SentSdp,
     dtmf_pt: Option<u8>,
     /// The suite the media is encrypted with, once it is SRTP.
     srtp: Option<Suite>,
@@ -279,8 +279,7 @@ impl CallerLeg {
             refer_hosts: Vec::new(),
             final_notify: None,
             handed_over: false,
-            sdp_version: 1,
-            last_sdp: None,
+            sent: SentSdp::new(),
             dtmf_pt,
             srtp: None,
             started: None,
@@ -329,7 +328,7 @@ impl CallerLeg {
     /// response should not be lost). A late offer has no answer to give early
     /// (`can_play_early`): its prompts wait for the answer.
     pub(super) fn progress(&mut self, now: Instant) {
-        if !matches!(self.state, State::Early { .. }) || self.last_sdp.is_some() {
+        if !matches!(self.state, State::Early { .. }) || self.sent.last().is_some() {
             return;
         }
         let Some(offer) = self.offer.clone() else {
@@ -353,7 +352,7 @@ impl CallerLeg {
         if !matches!(self.state, State::Early { .. }) {
             return;
         }
-        if self.last_sdp.is_none() {
+        if self.sent.last().is_none() {
             self.state = State::Ringing {
                 answer_at: now + self.answering.ring,
             };
@@ -789,7 +788,7 @@ impl CallerLeg {
     /// last sent, unchanged and with the same version.
     fn send_refresh(&mut self) {
         let local = host_port(self.local);
-        let sdp = self.last_sdp.as_deref();
+        let sdp = self.sent.last();
         if let Some(request) = self.session.request(&mut self.dialog, &local, sdp) {
             let peer = self.dialog.next_hop();
             self.out
@@ -864,13 +863,7 @@ impl CallerLeg {
             }
             .to_sdp(remote)
         };
-        let mut sdp = build(self.sdp_version);
-        if self.last_sdp.as_ref().is_some_and(|last| *last != sdp) {
-            self.sdp_version += 1;
-            sdp = build(self.sdp_version);
-        }
-        self.last_sdp = Some(sdp.clone());
-        sdp
+        self.sent.next(build)
     }
 
     /// The caller's media must be SRTP: its trunk requires it, or it already is.

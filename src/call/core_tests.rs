@@ -21,7 +21,7 @@ use crate::call::test_plan;
 use crate::endpoint::core::{Core as Endpoint, Dest, Event};
 use crate::events::HungUpBy;
 use crate::media::codec::Codec;
-use crate::media::sdp::{Encryption, Reach, Security};
+use crate::media::sdp::{Direction, Encryption, Reach, Security};
 use crate::sip::dialog::Dialog;
 use crate::sip::digest::{self, Algorithm, ClientCredentials};
 use crate::sip::transaction::Peer;
@@ -862,6 +862,49 @@ fn hold_by_re_invite_is_answered_recvonly_with_the_next_sdp_version() {
     assert_eq!(codes_of(&mut net.trunk), [200]);
     net.greeting_done();
     assert_eq!(net.call().keys(), "5");
+}
+
+#[test]
+fn an_agent_who_holds_and_resumes_is_answered_so_and_its_media_follows() {
+    let (mut net, _trunk) = Net::up(QUEUE);
+    net.greeting_done();
+    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
+    let (_, mut agent) = agent_answers(&mut net);
+    net.instruction(Instruction::Connected {
+        offer: OfferId(1),
+        agent: "1001".into(),
+    });
+    net.agent.inbox.clear();
+    let directions = |net: &Net| -> Vec<Direction> {
+        net.media_starts(LegRef::Far(Far::Offer))
+            .iter()
+            .map(|n| n.direction)
+            .collect()
+    };
+    // Hold: the phone stops sending, and our side stops expecting its RTP.
+    let mut hold = agent.request(Method::Invite, AGENT);
+    hold.headers
+        .push(Header::ContentType("application/sdp".into()));
+    hold.body = sdp("10.0.0.9", 32000, "sendonly").into_bytes();
+    net.send(Who::Agent, hold);
+    let ok = net.agent.responses().pop().expect("an answer");
+    assert_eq!(ok.status_code.code(), 200);
+    let answer = body(&ok);
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    assert!(
+        answer.contains("o=hotline 9 2 IN IP4"),
+        "the session changed: {answer}"
+    );
+    assert_eq!(directions(&net).last(), Some(&Direction::RecvOnly));
+    // Resume without an offer: ours offers both ways again, at the next version.
+    net.send(Who::Agent, agent.request(Method::Invite, AGENT));
+    let ok = net.agent.responses().pop().expect("an answer");
+    let offer = body(&ok);
+    assert!(
+        offer.contains("a=sendrecv") && offer.contains("o=hotline 9 3 IN IP4"),
+        "{offer}"
+    );
+    assert!(net.ended.is_none());
 }
 
 #[test]

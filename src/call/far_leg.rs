@@ -18,9 +18,11 @@ use tracing::{debug, info};
 use super::caller_leg::{DTMF_PT, EndReason, LegOutput, MediaSetup, note_redirect};
 use super::flow::DialContext;
 use super::referral::{self, Referral};
+use super::sent_sdp::SentSdp;
 use super::session_refresh::{RefreshAnswer, SessionRefresh};
 use crate::endpoint::CallEvent;
 use crate::endpoint::core::Command;
+use crate::media::codec::Codec;
 use crate::media::sdp::{Direction, Encryption, LocalMedia, RemoteMedia, SdpError};
 use crate::media::srtp::Suite;
 use crate::media::worker::MediaError;
@@ -108,6 +110,8 @@ pub(super) struct FarLeg {
     heard: bool,
     /// It rang (1xx beyond 100) or answered (2xx): the leg reached its destination.
     reached: bool,
+    /// The SDP we last sent (our offer, or our answer to the far end's re-offer).
+    sent: SentSdp,
     out: VecDeque<LegOutput<FarEvent>>,
 }
 
@@ -130,7 +134,10 @@ impl FarLeg {
             credentials,
         } = dialled;
         let request_uri = to_rsip(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
-        let sdp = local_sdp(local, &media);
+        let mut sent = SentSdp::new();
+        let sdp = sent.next(|version| {
+            local_media(local, &media, &media.codecs, Some(DTMF_PT), version).to_sdp(None)
+        });
         let transport = peer.transport.uri_param();
         let caller = context.caller.replace(['"', '\\', '<', '>'], "");
         let mut h = Headers::default();
@@ -232,6 +239,7 @@ impl FarLeg {
             session,
             heard: false,
             reached: false,
+            sent,
             out: VecDeque::new(),
         };
         leg.out.push_back(LegOutput::Sip(Box::new(Command::Send {
@@ -298,12 +306,11 @@ impl FarLeg {
     /// with our unchanged SDP; with our answer to `challenge` (the response that made it,
     /// and the use of its nonce) when a trunk challenged the last one.
     fn send_refresh(&mut self, challenge: Option<(&rsip::Response, u32)>) {
-        let sdp = local_sdp(self.local, &self.media);
         let local = host_port(self.local);
         let Some(d) = self.dialog.as_mut() else {
             return;
         };
-        let Some(request) = self.session.request(d, &local, Some(&sdp)) else {
+        let Some(request) = self.session.request(d, &local, self.sent.last()) else {
             return;
         };
         let peer = d.next_hop();
@@ -403,6 +410,7 @@ impl FarLeg {
             let _ = d.accept_remote_cseq(&request);
         }
         let mut timer = Vec::new();
+        let mut answer = None;
         let code = match (&request.method, &self.dialog) {
             // Key presses from the agent's phone are not the caller's to hear.
             (Method::Bye | Method::Options | Method::Info, Some(d)) if d.matches(&request) => 200,
@@ -415,17 +423,22 @@ impl FarLeg {
                 491
             }
             (Method::Invite | Method::Update, Some(d)) if d.matches(&request) => {
-                // A re-INVITE or UPDATE (the phone holds, moves or refreshes its session
-                // timer): keep media as it is.
-                match self.session.answer(&request) {
-                    Ok(agreed) => {
-                        self.session.accept(now, agreed, true);
-                        timer = self.session.response_headers();
-                        200
-                    }
-                    Err(min_se) => {
+                // A re-INVITE or UPDATE: the phone holds, resumes, moves or refreshes its
+                // session timer.
+                match (self.session.answer(&request), self.reoffered(&request)) {
+                    (Err(min_se), _) => {
                         timer.push(Header::Other("Min-SE".into(), min_se.to_string()));
                         422
+                    }
+                    (Ok(_), Err(e)) => {
+                        timer.push(super::incoming::warning(488, &e.to_string()));
+                        488
+                    }
+                    (Ok(agreed), Ok(sdp)) => {
+                        self.session.accept(now, agreed, true);
+                        timer = self.session.response_headers();
+                        answer = sdp;
+                        200
                     }
                 }
             }
@@ -444,12 +457,10 @@ impl FarLeg {
         };
         let mut r = build::response(&request, code, None);
         r.headers.extend(timer);
-        let offered = request.method == Method::Invite || !request.body.is_empty();
-        if matches!(request.method, Method::Invite | Method::Update) && code == 200 && offered {
-            // Our session never changes, so neither does its SDP version (RFC 3264 8).
+        if let Some(sdp) = answer {
             r.headers
                 .push(Header::ContentType("application/sdp".into()));
-            r.body = local_sdp(self.local, &self.media).into_bytes();
+            r.body = sdp.into_bytes();
         }
         self.out
             .push_back(LegOutput::Sip(Box::new(Command::Respond {
@@ -466,6 +477,34 @@ impl FarLeg {
             });
         }
         None
+    }
+
+    /// What a re-INVITE or UPDATE does to the media: an offer (hold, resume, a moved
+    /// phone) restarts it as agreed and is answered, at an SDP version that moves only if
+    /// our side changed; a re-INVITE without one gets a full offer of ours; an UPDATE
+    /// without one only refreshes. The SDP to answer with, or why the offer is refused.
+    fn reoffered(&mut self, request: &Request) -> Result<Option<String>, SdpError> {
+        let (local, media) = (self.local, &self.media);
+        if request.body.is_empty() {
+            // Offerless re-INVITEs are how some phones resume: a full offer, both ways.
+            let offer = (request.method == Method::Invite).then(|| {
+                self.sent.next(|version| {
+                    local_media(local, media, &media.codecs, Some(DTMF_PT), version).to_sdp(None)
+                })
+            });
+            return Ok(offer);
+        }
+        let remote = RemoteMedia::parse(&request.body)?;
+        let n = remote.negotiate(&self.media.codecs, &self.media.reach, &self.media.security)?;
+        note_redirect(&n);
+        self.out.push_back(LegOutput::StartMedia(n));
+        Ok(Some(self.sent.next(|version| {
+            LocalMedia {
+                direction: n.direction,
+                ..local_media(local, media, &[n.codec], remote.dtmf_pt, version)
+            }
+            .to_sdp(Some(&remote))
+        })))
     }
 
     /// A REFER from the answered phone: 202 and a first NOTIFY (100) for a transfer to a
@@ -712,20 +751,26 @@ fn offers_srtp(media: &MediaSetup) -> bool {
     media.security.encryption == Encryption::Required
 }
 
-/// Our SDP for the leg: the same session throughout, so its version never moves.
-fn local_sdp(local: SocketAddr, media: &MediaSetup) -> String {
+/// Our side of the leg's media as SDP describes it (sending and receiving), with
+/// `codecs` and telephone-events as `dtmf_pt`, at SDP `version`.
+fn local_media<'a>(
+    local: SocketAddr,
+    media: &'a MediaSetup,
+    codecs: &'a [Codec],
+    dtmf_pt: Option<u8>,
+    version: u64,
+) -> LocalMedia<'a> {
     LocalMedia {
         ip: local.ip(),
         port: media.port,
         session_id: media.session_id,
-        version: 1,
-        codecs: &media.codecs,
-        dtmf_pt: Some(DTMF_PT),
+        version,
+        codecs,
+        dtmf_pt,
         direction: Direction::SendRecv,
         master: &media.security.master,
         offer_srtp: offers_srtp(media).then_some(Suite::AesCm128HmacSha1_80),
     }
-    .to_sdp(None)
 }
 
 /// The INVITE again as a new transaction (RFC 3261 22.2): the next CSeq, a fresh branch.

@@ -13,6 +13,7 @@ mod identity;
 mod incoming;
 mod placing;
 mod referral;
+mod sent_sdp;
 mod session_refresh;
 mod speech;
 #[cfg(test)]
