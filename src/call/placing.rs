@@ -43,6 +43,20 @@ impl TrunkRoutes {
             .filter_map(|r| r.uri.as_deref().and_then(SipUri::parse))
             .map(|u| u.host.to_owned())
     }
+
+    /// `uri` goes to the host of a named trunk whose calls must be SRTP.
+    fn requires_srtp_at(&self, uri: &str) -> bool {
+        let Some(host) = SipUri::parse(uri).map(|u| u.host) else {
+            return false;
+        };
+        self.routes.values().any(|r| {
+            r.srtp_required
+                && r.uri
+                    .as_deref()
+                    .and_then(SipUri::parse)
+                    .is_some_and(|u| u.host.eq_ignore_ascii_case(host))
+        })
+    }
 }
 
 /// One place to INVITE.
@@ -66,13 +80,14 @@ pub(super) fn attempts(
     callers_srtp: bool,
 ) -> Vec<Attempt> {
     // Elsewhere, a target reached over TLS (`sips:`, `;transport=tls`) gets SRTP: SDES keys
-    // travel in the SDP, which only TLS keeps secret (RFC 4568 8.3).
+    // travel in the SDP, which only TLS keeps secret (RFC 4568 8.3). So does one at the host
+    // of a named trunk whose calls must be encrypted (a REFER's target on it).
     let over_tls = |uri: &str| {
         SipUri::parse(uri).is_some_and(|u| u.explicit_transport() == Some(Transport::Tls))
     };
     match target {
         DialTarget::Uri(uri) => vec![Attempt {
-            srtp: over_tls(&uri),
+            srtp: over_tls(&uri) || trunks.requires_srtp_at(&uri),
             uri,
             trunk: None,
             forced: false,
@@ -292,6 +307,15 @@ mod tests {
             Duration::from_secs(4),
         )
         .expect("placing")
+    }
+
+    #[test]
+    fn a_uri_on_a_trunk_whose_calls_must_be_encrypted_or_over_tls_gets_srtp() {
+        let srtp = |uri: &str| attempts(DialTarget::Uri(uri.into()), &routes(), false)[0].srtp;
+        assert!(srtp("sip:200@[2001:db8::2]"), "pbx2's host");
+        assert!(srtp("sips:200@10.9.9.9"), "over TLS");
+        assert!(!srtp("sip:200@10.0.0.1"), "pbx1 takes RTP");
+        assert!(!srtp("sip:200@10.9.9.9"));
     }
 
     fn next(p: &mut Placing, failure: Failure) -> Option<(String, bool)> {

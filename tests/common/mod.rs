@@ -565,11 +565,21 @@ pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
 
 /// The dominant frequency of a tone, from its zero crossings.
 pub fn frequency(samples: &[i16], rate: u32) -> f64 {
-    let crossings = samples
-        .windows(2)
-        .filter(|w| (w[0] < 0) != (w[1] < 0))
-        .count();
-    crossings as f64 / 2.0 / (samples.len() as f64 / rate as f64)
+    // The median over quarter-second windows: a packet a loaded machine lost or concealed
+    // skews one window, not the reading (one window resolves 2 Hz).
+    let crossings = |part: &[i16]| {
+        let n = part.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        n as f64 / 2.0 / (part.len() as f64 / rate as f64)
+    };
+    let mut each: Vec<f64> = samples
+        .chunks_exact((rate / 4) as usize)
+        .map(crossings)
+        .collect();
+    if each.is_empty() {
+        return crossings(samples);
+    }
+    each.sort_by(f64::total_cmp);
+    each[each.len() / 2]
 }
 
 pub fn rms(samples: &[i16]) -> f64 {
