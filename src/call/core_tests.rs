@@ -624,6 +624,19 @@ fn agent_answers_with(net: &mut Net, extra: &[(&str, &str)]) -> (Request, Dialog
     (invite, dialog)
 }
 
+/// The ACD offers the call to agent 1001's phone, which answers and is connected; what it
+/// heard so far is cleared. The agent's side of the dialog.
+fn agent_connected(net: &mut Net) -> Dialog {
+    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
+    let (_, agent) = agent_answers(net);
+    net.instruction(Instruction::Connected {
+        offer: OfferId(1),
+        agent: "1001".into(),
+    });
+    net.agent.inbox.clear();
+    agent
+}
+
 #[test]
 fn a_trunk_call_is_answered_queued_offered_bridged_and_ended_by_the_agent() {
     let mut net = Net::new(QUEUE, Duration::from_secs(2));
@@ -839,18 +852,29 @@ fn an_srtp_call_stays_srtp_and_our_own_offers_carry_our_key() {
     assert_eq!(net.media_starts(LegRef::Caller).len(), 1);
 }
 
-#[test]
-fn hold_by_re_invite_is_answered_recvonly_with_the_next_sdp_version() {
-    let (mut net, mut dialog) = Net::up(QUEUE);
-    let mut hold = dialog.request(Method::Invite, TRUNK);
+/// `who` holds the call by re-INVITE (sendonly, from its media address) on `dialog`: the
+/// answer (200, recvonly)'s SDP.
+fn holds(net: &mut Net, who: Who, dialog: &mut Dialog) -> String {
+    let (at, media, port) = match who {
+        Who::Trunk => (TRUNK, "10.0.0.1", 30000),
+        Who::Agent => (AGENT, "10.0.0.9", 32000),
+    };
+    let mut hold = dialog.request(Method::Invite, at);
     hold.headers
         .push(Header::ContentType("application/sdp".into()));
-    hold.body = sdp("10.0.0.1", 30000, "sendonly").into_bytes();
-    net.send(Who::Trunk, hold);
-    let ok = net.trunk.responses().pop().expect("an answer");
+    hold.body = sdp(media, port, "sendonly").into_bytes();
+    net.send(who, hold);
+    let ok = net.side(who).responses().pop().expect("an answer");
     assert_eq!(ok.status_code.code(), 200);
     let answer = body(&ok);
     assert!(answer.contains("a=recvonly"), "{answer}");
+    answer
+}
+
+#[test]
+fn hold_by_re_invite_is_answered_recvonly_with_the_next_sdp_version() {
+    let (mut net, mut dialog) = Net::up(QUEUE);
+    let answer = holds(&mut net, Who::Trunk, &mut dialog);
     assert!(answer.contains("o=hotline 7 2 IN IP4"), "{answer}");
     assert_eq!(net.media_starts(LegRef::Caller).len(), 2);
     // An INFO key reaches the flow as a key.
@@ -868,13 +892,7 @@ fn hold_by_re_invite_is_answered_recvonly_with_the_next_sdp_version() {
 fn an_agent_who_holds_and_resumes_is_answered_so_and_its_media_follows() {
     let (mut net, _trunk) = Net::up(QUEUE);
     net.greeting_done();
-    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
-    let (_, mut agent) = agent_answers(&mut net);
-    net.instruction(Instruction::Connected {
-        offer: OfferId(1),
-        agent: "1001".into(),
-    });
-    net.agent.inbox.clear();
+    let mut agent = agent_connected(&mut net);
     let directions = |net: &Net| -> Vec<Direction> {
         net.media_starts(LegRef::Far(Far::Offer))
             .iter()
@@ -882,15 +900,7 @@ fn an_agent_who_holds_and_resumes_is_answered_so_and_its_media_follows() {
             .collect()
     };
     // Hold: the phone stops sending, and our side stops expecting its RTP.
-    let mut hold = agent.request(Method::Invite, AGENT);
-    hold.headers
-        .push(Header::ContentType("application/sdp".into()));
-    hold.body = sdp("10.0.0.9", 32000, "sendonly").into_bytes();
-    net.send(Who::Agent, hold);
-    let ok = net.agent.responses().pop().expect("an answer");
-    assert_eq!(ok.status_code.code(), 200);
-    let answer = body(&ok);
-    assert!(answer.contains("a=recvonly"), "{answer}");
+    let answer = holds(&mut net, Who::Agent, &mut agent);
     assert!(
         answer.contains("o=hotline 9 2 IN IP4"),
         "the session changed: {answer}"
@@ -1650,6 +1660,45 @@ fn a_refused_refer_or_a_failed_notify_takes_the_failed_step() {
     )));
 }
 
+/// `who` transfers the call on `dialog` to `user` at AGENT, attended (after consulting it
+/// in the dialog `abc@pbx` there): the REFER is taken, and the INVITE the target gets, to
+/// the URI without its header part, replaces that dialog (RFC 3891). The INVITE, unanswered.
+fn attended_refer(
+    net: &mut Net,
+    who: Who,
+    dialog: &mut Dialog,
+    user: &str,
+) -> crate::endpoint::core::NewCall {
+    let replaces = "abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2";
+    send_refer(
+        net,
+        who,
+        dialog,
+        &format!("<sip:{user}@{AGENT}?Replaces={replaces}>"),
+    );
+    assert_eq!(codes_of(net.side(who)), [202]);
+    let new = target_invite(net);
+    assert_eq!(new.invite.uri.to_string(), format!("sip:{user}@{AGENT}"));
+    assert_eq!(
+        request_header(&new.invite, "Replaces"),
+        Some("abc@pbx;to-tag=1;from-tag=2")
+    );
+    new
+}
+
+/// `who` sends a REFER on `dialog` (its side of it) with `refer_to` as the Refer-To.
+fn send_refer(net: &mut Net, who: Who, dialog: &mut Dialog, refer_to: &str) {
+    let at = match who {
+        Who::Trunk => TRUNK,
+        Who::Agent => AGENT,
+    };
+    let mut refer = dialog.request(Method::Refer, at);
+    refer
+        .headers
+        .push(Header::Other("Refer-To".into(), refer_to.into()));
+    net.send(who, refer);
+}
+
 /// The body of a NOTIFY's sipfrag: its status code.
 fn sipfrag(request: &Request) -> Option<u16> {
     std::str::from_utf8(&request.body)
@@ -1683,12 +1732,7 @@ fn requests_a_dialog_does_not_take_get_405_with_allow_and_the_call_goes_on() {
     net.greeting_done();
     // The trunk asks us to hand our side of the call on: not taken with `accept_refer`
     // off.
-    let mut refer = trunk.request(Method::Refer, TRUNK);
-    refer.headers.push(Header::Other(
-        "Refer-To".into(),
-        "<sip:200@10.0.0.1>".into(),
-    ));
-    net.send(Who::Trunk, refer);
+    send_refer(&mut net, Who::Trunk, &mut trunk, "<sip:200@10.0.0.1>");
     let answers = net.trunk.responses();
     assert_eq!(codes(&answers), [405]);
     assert_eq!(
@@ -1727,28 +1771,15 @@ fn requests_a_dialog_does_not_take_get_405_with_allow_and_the_call_goes_on() {
 fn an_agent_who_transfers_by_refer_hands_the_caller_to_the_target_and_leaves() {
     let (mut net, _trunk) = Net::up(QUEUE);
     net.greeting_done();
-    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
-    let (_, mut agent) = agent_answers(&mut net);
-    net.instruction(Instruction::Connected {
-        offer: OfferId(1),
-        agent: "1001".into(),
-    });
-    net.agent.inbox.clear();
+    let mut agent = agent_connected(&mut net);
 
-    let mut refer = agent.request(Method::Refer, AGENT);
-    refer.headers.push(Header::Other(
-        "Refer-To".into(),
-        format!("<sip:1002@{AGENT}>"),
-    ));
-    net.send(Who::Agent, refer);
-    assert_eq!(codes_of(&mut net.agent), [202]);
-    let notifies = net.agent.requests();
-    let [(tx, trying)] = notifies.as_slice() else {
-        panic!("one NOTIFY: {notifies:?}");
-    };
-    assert_eq!(trying.method, Method::Notify);
-    assert_eq!(sipfrag(trying), Some(100));
-    net.respond(Who::Agent, *tx, build::response(trying, 200, None));
+    send_refer(
+        &mut net,
+        Who::Agent,
+        &mut agent,
+        &format!("<sip:1002@{AGENT}>"),
+    );
+    refer_taken(&mut net, Who::Agent, &agent);
 
     // The engine calls the target; the caller stays with the agent meanwhile.
     let (target_invite, _) = agent_answers(&mut net);
@@ -1789,43 +1820,25 @@ fn an_agent_who_transfers_by_refer_hands_the_caller_to_the_target_and_leaves() {
 fn an_attended_transfer_by_refer_calls_the_target_replacing_its_consultation() {
     let (mut net, _trunk) = Net::up(QUEUE);
     net.greeting_done();
-    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
-    let (_, mut agent) = agent_answers(&mut net);
-    net.instruction(Instruction::Connected {
-        offer: OfferId(1),
-        agent: "1001".into(),
-    });
-    net.agent.inbox.clear();
+    let mut agent = agent_connected(&mut net);
     // A Replaces that names no dialog, or would add a line to our INVITE, is refused.
     for replaces in [
         "abc",
         "abc%3Bto-tag%3D1%3Bfrom-tag%3D2%0D%0ARoute%3A%20%3Csip%3Aevil%3E",
     ] {
-        let mut refer = agent.request(Method::Refer, AGENT);
-        refer.headers.push(Header::Other(
-            "Refer-To".into(),
-            format!("<sip:1002@{AGENT}?Replaces={replaces}>"),
-        ));
-        net.send(Who::Agent, refer);
+        send_refer(
+            &mut net,
+            Who::Agent,
+            &mut agent,
+            &format!("<sip:1002@{AGENT}?Replaces={replaces}>"),
+        );
         assert_eq!(codes_of(&mut net.agent), [400], "{replaces}");
     }
     assert!(net.agent.requests().is_empty(), "no NOTIFY, no new call");
 
     // The agent consulted 1002 and hands the caller over: our INVITE replaces their
     // consultation call (RFC 3891), at the URI without its header part.
-    let mut refer = agent.request(Method::Refer, AGENT);
-    refer.headers.push(Header::Other(
-        "Refer-To".into(),
-        format!("<sip:1002@{AGENT}?Replaces=abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
-    ));
-    net.send(Who::Agent, refer);
-    assert_eq!(codes_of(&mut net.agent), [202]);
-    let new = target_invite(&mut net);
-    assert_eq!(new.invite.uri.to_string(), format!("sip:1002@{AGENT}"));
-    assert_eq!(
-        request_header(&new.invite, "Replaces"),
-        Some("abc@pbx;to-tag=1;from-tag=2")
-    );
+    attended_refer(&mut net, Who::Agent, &mut agent, "1002");
     assert!(net.ended.is_none());
 }
 
@@ -1842,26 +1855,14 @@ fn agent_refer_passed_on() -> (
     net.agent_refer = crate::sip::AgentRefer::Refer;
     let (mut net, trunk) = net.answered();
     net.greeting_done();
-    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
-    let (_, mut agent) = agent_answers(&mut net);
-    net.instruction(Instruction::Connected {
-        offer: OfferId(1),
-        agent: "1001".into(),
-    });
-    net.agent.inbox.clear();
-    let mut refer = agent.request(Method::Refer, AGENT);
-    refer.headers.push(Header::Other(
-        "Refer-To".into(),
-        format!("<sip:1002@{AGENT}?Replaces=abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
-    ));
-    net.send(Who::Agent, refer);
-    assert_eq!(codes_of(&mut net.agent), [202]);
-    let notifies = net.agent.requests();
-    let [(tx, trying)] = notifies.as_slice() else {
-        panic!("one NOTIFY: {notifies:?}");
-    };
-    assert_eq!(sipfrag(trying), Some(100));
-    net.respond(Who::Agent, *tx, build::response(trying, 200, None));
+    let mut agent = agent_connected(&mut net);
+    send_refer(
+        &mut net,
+        Who::Agent,
+        &mut agent,
+        &format!("<sip:1002@{AGENT}?Replaces=abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+    );
+    refer_taken(&mut net, Who::Agent, &agent);
     let to_trunk = net.trunk.requests();
     let [(tx, refer)] = to_trunk.as_slice() else {
         panic!("our REFER to the trunk: {to_trunk:?}");
@@ -1950,24 +1951,24 @@ impl Net {
 fn a_refer_to_a_host_that_is_no_trunk_or_from_elsewhere_is_forbidden() {
     let (mut net, mut trunk) = Net::up(QUEUE);
     net.greeting_done();
-    let mut refer = trunk.request(Method::Refer, TRUNK);
-    refer.headers.push(Header::Other(
-        "Refer-To".into(),
-        "<sip:+19005550100@10.9.9.9>".into(),
-    ));
-    net.send(Who::Trunk, refer);
+    send_refer(
+        &mut net,
+        Who::Trunk,
+        &mut trunk,
+        "<sip:+19005550100@10.9.9.9>",
+    );
     assert_eq!(
         codes_of(&mut net.trunk),
         [403],
         "not a trunk: no toll fraud"
     );
     // The trunk's own host is one.
-    let mut refer = trunk.request(Method::Refer, TRUNK);
-    refer.headers.push(Header::Other(
-        "Refer-To".into(),
-        "<sip:200@10.0.0.1;method=INVITE>".into(),
-    ));
-    net.send(Who::Trunk, refer);
+    send_refer(
+        &mut net,
+        Who::Trunk,
+        &mut trunk,
+        "<sip:200@10.0.0.1;method=INVITE>",
+    );
     assert_eq!(codes_of(&mut net.trunk), [202]);
     let dials: Vec<&String> = net
         .did
@@ -2001,28 +2002,30 @@ fn a_refer_to_a_host_that_is_no_trunk_or_from_elsewhere_is_forbidden() {
 /// The trunk REFERs the call to the target at AGENT (the harness's second peer): the REFER
 /// is taken (202) and its subscription told the transfer is tried (NOTIFY 100, answered).
 fn trunk_refers(net: &mut Net, trunk: &mut Dialog) {
-    let mut refer = trunk.request(Method::Refer, TRUNK);
-    refer.headers.push(Header::Other(
-        "Refer-To".into(),
-        format!("<sip:200@{AGENT}>"),
-    ));
-    net.send(Who::Trunk, refer);
-    let answers = net.trunk.responses();
+    send_refer(net, Who::Trunk, trunk, &format!("<sip:200@{AGENT}>"));
+    refer_taken(net, Who::Trunk, trunk);
+}
+
+/// `who`'s REFER on `dialog` was taken: 202 with a Contact, then one NOTIFY (100) in the
+/// dialog, which `who` answers.
+fn refer_taken(net: &mut Net, who: Who, dialog: &Dialog) {
+    let side = net.side(who);
+    let answers = side.responses();
     assert_eq!(codes(&answers), [202]);
     assert!(
         header(&answers[0], "Contact").is_some(),
         "the subscription's contact"
     );
-    let notifies = net.trunk.requests();
+    let notifies = side.requests();
     let [(tx, trying)] = notifies.as_slice() else {
         panic!("one NOTIFY: {notifies:?}");
     };
-    assert!(trunk.matches(trying), "in the call's dialog");
+    assert!(dialog.matches(trying), "in the referrer's dialog");
     assert_eq!(
         (trying.method, sipfrag(trying)),
         (Method::Notify, Some(100))
     );
-    net.respond(Who::Trunk, *tx, build::response(trying, 200, None));
+    net.respond(who, *tx, build::response(trying, 200, None));
 }
 
 /// The INVITE the REFER's target got (at AGENT), unanswered.
@@ -2119,13 +2122,7 @@ fn a_trunk_that_transfers_by_refer_hands_the_call_to_a_target_who_takes_the_call
 fn an_agent_whose_caller_is_transferred_by_its_pbx_goes_on_with_the_target() {
     let (mut net, mut trunk) = Net::referring();
     net.greeting_done();
-    net.offer(1, Target::Registered(format!("sip:1001@{AGENT}")));
-    let (_, agent) = agent_answers(&mut net);
-    net.instruction(Instruction::Connected {
-        offer: OfferId(1),
-        agent: "1001".into(),
-    });
-    net.agent.inbox.clear();
+    let agent = agent_connected(&mut net);
     let bridges = |net: &Net| {
         net.did
             .iter()
@@ -2197,11 +2194,7 @@ fn a_late_re_invite_from_a_trunk_that_handed_its_call_over_does_not_take_the_med
     agent_answers(&mut net);
     let starts = net.media_starts(LegRef::Caller).len();
     // The trunk holds its (old) leg before it heard the final NOTIFY.
-    let mut hold = trunk.request(Method::Invite, TRUNK);
-    hold.headers
-        .push(Header::ContentType("application/sdp".into()));
-    hold.body = sdp("10.0.0.1", 30002, "sendonly").into_bytes();
-    net.send(Who::Trunk, hold);
+    holds(&mut net, Who::Trunk, &mut trunk);
     assert_eq!(
         net.media_starts(LegRef::Caller).len(),
         starts,
@@ -2298,27 +2291,15 @@ fn a_transferor_that_hangs_up_at_once_leaves_the_call_to_its_target() {
 fn a_trunks_attended_transfer_replaces_the_targets_dialog_and_a_second_refer_waits() {
     let (mut net, mut trunk) = Net::referring();
     net.greeting_done();
-    let mut attended = trunk.request(Method::Refer, TRUNK);
-    attended.headers.push(Header::Other(
-        "Refer-To".into(),
-        format!("<sip:200@{AGENT}?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
-    ));
-    net.send(Who::Trunk, attended);
-    assert_eq!(codes_of(&mut net.trunk), [202]);
-    let new = target_invite(&mut net);
-    assert_eq!(new.invite.uri.to_string(), format!("sip:200@{AGENT}"));
-    assert_eq!(
-        request_header(&new.invite, "Replaces"),
-        Some("abc;to-tag=1;from-tag=2")
-    );
+    let new = attended_refer(&mut net, Who::Trunk, &mut trunk, "200");
     net.agent.inbox.push_front(Event::NewCall(new));
 
-    let mut again = trunk.request(Method::Refer, TRUNK);
-    again.headers.push(Header::Other(
-        "Refer-To".into(),
-        format!("<sip:201@{AGENT}>"),
-    ));
-    net.send(Who::Trunk, again);
+    send_refer(
+        &mut net,
+        Who::Trunk,
+        &mut trunk,
+        &format!("<sip:201@{AGENT}>"),
+    );
     assert_eq!(codes_of(&mut net.trunk), [491]);
     let invites = net
         .agent
