@@ -14,6 +14,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rsip::headers::UntypedHeader;
@@ -21,6 +22,7 @@ use rsip::{Header, Method, Request, Response};
 use tracing::{debug, info, warn};
 
 use super::incoming::{HundredRel, Invite, Refusal, warning};
+use super::placing::TrunkRoutes;
 use super::sent_sdp::SentSdp;
 use super::session_refresh::{RefreshAnswer, SessionRefresh};
 use crate::endpoint::CallEvent;
@@ -190,8 +192,9 @@ pub(super) struct CallerLeg {
     /// The caller's side REFERred the call elsewhere and we took it: the transfer is under
     /// way until its final status (`notify_transfer`).
     transferring: bool,
-    /// The hosts a REFER from the caller's side may send the call to (`refer_hosts`).
-    refer_hosts: Vec<String>,
+    /// The named trunks: besides the host the call came from, where a REFER from the
+    /// caller's side may send the call.
+    trunks: Arc<TrunkRoutes>,
     /// The REFER whose transfer the caller's side wants to hear of (NOTIFYs naming its
     /// CSeq); `None` when it said `Refer-Sub: false` (RFC 4488).
     refer_sub: Option<u32>,
@@ -245,6 +248,7 @@ impl CallerLeg {
         mut media: MediaSetup,
         answering: Answering,
         early: bool,
+        trunks: Arc<TrunkRoutes>,
     ) -> CallerLeg {
         let dtmf_pt = match &invite.offer {
             Some(r) => r.dtmf_pt,
@@ -276,7 +280,7 @@ impl CallerLeg {
             refer_accepted: false,
             transferring: false,
             refer_sub: None,
-            refer_hosts: Vec::new(),
+            trunks,
             final_notify: None,
             handed_over: false,
             sent: SentSdp::new(),
@@ -651,14 +655,9 @@ impl CallerLeg {
         }
     }
 
-    /// Where a REFER from the caller's side may send the call, besides the host the call
-    /// came from: the named trunks' hosts. Anywhere else would let a peer have the
-    /// hotline place calls at its expense (toll fraud) or into its own network.
-    pub(super) fn refer_hosts(&mut self, hosts: impl IntoIterator<Item = String>) {
-        self.refer_hosts = hosts.into_iter().collect();
-    }
-
-    /// `referral`, if its target is the caller's own trunk or a named trunk (403 if not).
+    /// `referral`, if its target is the host the call came from or a named trunk's (403 if
+    /// not). Anywhere else would let a peer have the hotline place calls at its expense
+    /// (toll fraud) or into its own network.
     fn allowed(
         &self,
         referral: super::referral::Referral,
@@ -666,8 +665,7 @@ impl CallerLeg {
         let host = crate::sip::uri::SipUri::parse(&referral.uri).map(|u| u.host);
         let ours = self.source.addr.ip().to_string();
         let known = host.is_some_and(|h| {
-            h.eq_ignore_ascii_case(&ours)
-                || self.refer_hosts.iter().any(|k| h.eq_ignore_ascii_case(k))
+            h.eq_ignore_ascii_case(&ours) || self.trunks.at_host(h).next().is_some()
         });
         if known {
             Ok(referral)
@@ -695,6 +693,11 @@ impl CallerLeg {
         }
         self.out
             .push_back(LegOutput::Sip(Box::new(Command::Send { peer, request })));
+    }
+
+    /// The call moved to the target of the REFER this leg took (`hand_over`).
+    pub(super) fn is_handed_over(&self) -> bool {
+        self.handed_over
     }
 
     /// The transfer's target answered and takes the caller's place: this leg says nothing
@@ -928,7 +931,11 @@ impl CallerLeg {
     /// Starts (or restarts) the media with `n`.
     fn start_media(&mut self, n: Negotiated) {
         self.started = Some(n);
-        self.out.push_back(LegOutput::StartMedia(n));
+        // Handed over, the caller's media is the heir's: a late re-INVITE from the trunk
+        // must not take it back.
+        if !self.handed_over {
+            self.out.push_back(LegOutput::StartMedia(n));
+        }
     }
 
     /// A late offer: our 200 carried the offer, the caller's ACK the answer.

@@ -123,8 +123,6 @@ pub struct CallCore {
     /// The caller's side left while its heir was being placed (transferors hang up as
     /// soon as they handed the call on): the call ends so only if the heir never answers.
     caller_left: Option<EndReason>,
-    /// The heir answered: the call is the heir's, the caller's leg is on its way out.
-    handed_over: bool,
     /// The caller's RTP stopped while its heir was being placed: if the heir fails, the
     /// call is over.
     caller_media_lost: bool,
@@ -165,11 +163,17 @@ impl CallCore {
         let early = setup.plan.has_early_media();
         let timers = answering.timers;
         let trunks = setup.trunks.clone();
-        let mut caller = CallerLeg::answer(now, invite, negotiated, media, answering, early);
-        caller.refer_hosts(trunks.hosts());
         let mut core = CallCore {
             info,
-            caller,
+            caller: CallerLeg::answer(
+                now,
+                invite,
+                negotiated,
+                media,
+                answering,
+                early,
+                trunks.clone(),
+            ),
             setup: Some(setup),
             started: now,
             flow: None,
@@ -178,7 +182,6 @@ impl CallCore {
             heir: None,
             heir_ring_until: None,
             caller_left: None,
-            handed_over: false,
             caller_media_lost: false,
             placing: Vec::new(),
             trunks,
@@ -312,10 +315,13 @@ impl CallCore {
             | CallEvent::AckTimeout
             | CallEvent::Shutdown => None,
         };
-        if matches!(ev, CallEvent::Shutdown) && (self.handed_over || self.heir_pending()) {
+        if matches!(ev, CallEvent::Shutdown)
+            && (self.caller.is_handed_over() || self.heir_pending())
+        {
             // The caller's leg, handed over or gone, no longer speaks for the call: the
             // flow hears of the end unless the heir's end told it already.
-            let tell = (self.handed_over && self.heir.is_some()) || self.caller_left.is_some();
+            let tell =
+                (self.caller.is_handed_over() && self.heir.is_some()) || self.caller_left.is_some();
             self.caller_left = None;
             self.drop_heir();
             if tell {
@@ -351,7 +357,7 @@ impl CallCore {
             (LegRef::Caller, SessionEvent::PlayDone(id)) => self.tell_flow(LegEvent::PlayDone(id)),
             // Handed over, the caller's media is the heir's; while the heir is placed, the
             // caller's side may well have stopped sending (a transferor holds, or leaves).
-            (LegRef::Caller, SessionEvent::Timeout) if self.handed_over => {
+            (LegRef::Caller, SessionEvent::Timeout) if self.caller.is_handed_over() => {
                 if let Some(heir) = self.heir.as_mut() {
                     heir.handle_media_timeout();
                 }
@@ -470,9 +476,6 @@ impl CallCore {
                 busy = true;
                 match out {
                     LegOutput::Sip(c) => self.actions.push_back(CallAction::Sip(c)),
-                    // Handed over, the caller's media is the heir's: a late re-INVITE from
-                    // the trunk must not take it back.
-                    LegOutput::StartMedia(_) if self.handed_over => {}
                     LegOutput::StartMedia(n) => self
                         .actions
                         .push_back(CallAction::Media(LegRef::Caller, MediaOp::Start(n))),
@@ -605,7 +608,7 @@ impl CallCore {
             }
             // The caller's trunk is no longer in the call, or is moving it elsewhere itself:
             // not ours to REFER.
-            FlowAction::ReferCaller(_) if self.handed_over || self.heir_pending() => {
+            FlowAction::ReferCaller(_) if self.caller.is_handed_over() || self.heir_pending() => {
                 return self.tell_flow(LegEvent::Referred(Err(491)));
             }
             FlowAction::ReferCaller(target) => return self.caller.refer(&target),
@@ -658,7 +661,7 @@ impl CallCore {
 
     /// A transfer asked by the caller's side is under way, not yet answered.
     fn heir_pending(&self) -> bool {
-        !self.handed_over
+        !self.caller.is_handed_over()
             && (self.heir.is_some() || self.placing.iter().any(|p| p.far == Far::Heir))
     }
 
@@ -671,7 +674,6 @@ impl CallCore {
             FarEvent::Ringing => self.caller.notify_transfer(180),
             FarEvent::Answered => {
                 self.heir_ring_until = None;
-                self.handed_over = true;
                 self.caller_left = None;
                 self.caller_media_lost = false;
                 self.caller.notify_transfer(200);
@@ -685,7 +687,7 @@ impl CallCore {
                     },
                 )));
             }
-            FarEvent::Failed(code) if !self.handed_over => self.heir_failed(code),
+            FarEvent::Failed(code) if !self.caller.is_handed_over() => self.heir_failed(code),
             FarEvent::Failed(_) | FarEvent::HungUp => self.heir_gone(EndReason::CallerHungUp),
             FarEvent::Lost(reason) => self.heir_gone(reason),
             FarEvent::Referred(_) => {}

@@ -36,26 +36,19 @@ pub struct TrunkRoutes {
 }
 
 impl TrunkRoutes {
-    /// The hosts of the named trunks' URIs: where a trunk's REFER may send a call.
-    pub fn hosts(&self) -> impl Iterator<Item = String> + '_ {
-        self.routes
-            .values()
-            .filter_map(|r| r.uri.as_deref().and_then(SipUri::parse))
-            .map(|u| u.host.to_owned())
+    /// The named trunks whose `uri` is at `host`.
+    pub(super) fn at_host<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a TrunkRoute> {
+        self.routes.values().filter(move |r| {
+            r.uri
+                .as_deref()
+                .and_then(SipUri::parse)
+                .is_some_and(|u| u.host.eq_ignore_ascii_case(host))
+        })
     }
 
     /// `uri` goes to the host of a named trunk whose calls must be SRTP.
     fn requires_srtp_at(&self, uri: &str) -> bool {
-        let Some(host) = SipUri::parse(uri).map(|u| u.host) else {
-            return false;
-        };
-        self.routes.values().any(|r| {
-            r.srtp_required
-                && r.uri
-                    .as_deref()
-                    .and_then(SipUri::parse)
-                    .is_some_and(|u| u.host.eq_ignore_ascii_case(host))
-        })
+        SipUri::parse(uri).is_some_and(|u| self.at_host(u.host).any(|r| r.srtp_required))
     }
 }
 
