@@ -23,7 +23,6 @@ use crate::media::sdp::{Encryption, Security};
 use crate::media::session::SessionEvent;
 use crate::media::worker::MediaLeg;
 use crate::sip::build;
-use crate::sip::transaction::Peer;
 use crate::sip::uri::SipUri;
 use crate::time::sleep_until;
 
@@ -270,24 +269,13 @@ impl Driver {
     /// transfer through named trunks moves on to the next).
     async fn dial(&mut self, far: Far, target: &str, srtp: bool) -> Result<Dialled, DialError> {
         let uri = SipUri::parse(target).ok_or_else(|| DialError::BadTarget(target.to_owned()))?;
-        let addr = match uri.socket_addr() {
-            Some(a) => a,
-            None => {
-                let lookup = tokio::net::lookup_host((uri.host, uri.port_or_default()));
-                tokio::time::timeout(DIAL_LOOKUP_TIMEOUT, lookup)
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .and_then(|mut a| a.next())
-                    .ok_or_else(|| DialError::Unresolvable(target.to_owned()))?
-            }
-        };
-        let peer = Peer {
-            transport: uri.transport(),
-            addr,
-            conn: None,
-        };
-        let local = self.ctx.endpoint.local_addr(peer);
+        let (peer, local) =
+            tokio::time::timeout(DIAL_LOOKUP_TIMEOUT, self.ctx.endpoint.locate(&uri))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .ok_or_else(|| DialError::Unresolvable(target.to_owned()))?;
+        let addr = peer.addr;
         let call_id = build::new_call_id();
         let media = match far {
             Far::Heir => None,

@@ -141,14 +141,10 @@ impl FarLeg {
         let transport = peer.transport.uri_param();
         let caller = context.caller.replace(['"', '\\', '<', '>'], "");
         let mut h = Headers::default();
-        h.push(Header::Via(
-            format!(
-                "SIP/2.0/{} {};branch={};rport",
-                peer.transport.as_str(),
-                host_port(local),
-                build::new_branch()
-            )
-            .into(),
+        h.push(build::via(
+            peer.transport,
+            &host_port(local),
+            &build::new_branch(),
         ));
         h.push(Header::MaxForwards("70".into()));
         // A caller who withheld their number is anonymous in From (RFC 3323), which phones

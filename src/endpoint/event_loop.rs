@@ -745,18 +745,11 @@ async fn resolve_trunk(
 /// Where a probed peer's URI points now, and our Via sent-by as it reaches us.
 async fn probe_address(uri: &str, handle: &EndpointHandle) -> Result<ProbeAddress, String> {
     let parsed = SipUri::parse(uri).ok_or_else(|| format!("{uri:?} is not a SIP URI"))?;
-    let transport = parsed.transport();
-    let addr = tokio::net::lookup_host((parsed.host, parsed.port_or_default()))
+    let (peer, local) = handle
+        .locate(&parsed)
         .await
-        .map_err(|e| format!("{} does not resolve: {e}", parsed.host))?
-        .next()
-        .ok_or_else(|| format!("{} resolves to no address", parsed.host))?;
-    let peer = Peer {
-        transport,
-        addr,
-        conn: None,
-    };
-    let sent_by = crate::sip::uri::host_port(handle.local_addr(peer));
+        .map_err(|e| format!("{} does not resolve: {e}", parsed.host))?;
+    let sent_by = crate::sip::uri::host_port(local);
     Ok(ProbeAddress { peer, sent_by })
 }
 

@@ -227,12 +227,7 @@ impl TrunkConfig {
                 ),
             ));
         }
-        for key in ["down_after", "up_after"] {
-            let n = if key == "up_after" {
-                q.up_after
-            } else {
-                q.down_after
-            };
+        for (key, n) in [("down_after", q.down_after), ("up_after", q.up_after)] {
             if n == 0 {
                 out.push(qualify(key, format!("{key} must be at least 1")));
             }
@@ -406,6 +401,24 @@ impl EndpointHandle {
             .public_ip
             .unwrap_or_else(|| event_loop::route_to(peer.addr));
         SocketAddr::new(ip, self.port(peer.transport))
+    }
+
+    /// Where `uri` points now (its host looked up; an address is taken as it is), and our
+    /// address as it reaches us there: what a call's far leg or a probe is sent to.
+    pub async fn locate(
+        &self,
+        uri: &crate::sip::uri::SipUri<'_>,
+    ) -> std::io::Result<(Peer, SocketAddr)> {
+        let addr = tokio::net::lookup_host((uri.host, uri.port_or_default()))
+            .await?
+            .next()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
+        let peer = Peer {
+            transport: uri.transport(),
+            addr,
+            conn: None,
+        };
+        Ok((peer, self.local_addr(peer)))
     }
 
     /// Our listening port for a transport.

@@ -430,14 +430,10 @@ fn options(uri: &str, at: &ProbeAddress) -> Result<Request, String> {
     let request_uri =
         crate::sip::uri::to_rsip(uri).ok_or_else(|| format!("{uri:?} is not a SIP URI"))?;
     let mut h = Headers::default();
-    h.push(Header::Via(
-        format!(
-            "SIP/2.0/{} {};branch={};rport",
-            at.peer.transport.as_str(),
-            at.sent_by,
-            build::new_branch()
-        )
-        .into(),
+    h.push(build::via(
+        at.peer.transport,
+        &at.sent_by,
+        &build::new_branch(),
     ));
     h.push(Header::MaxForwards("70".into()));
     h.push(Header::From(

@@ -17,6 +17,18 @@ pub fn new_branch() -> String {
     format!("{MAGIC_COOKIE}{:016x}", rand::random::<u64>())
 }
 
+/// Our Via for a request leaving over `transport` from `sent_by` (`host:port`): its
+/// `branch`, and rport asked for so an answer finds us behind a NAT (RFC 3581).
+pub fn via(transport: super::Transport, sent_by: &str, branch: &str) -> Header {
+    Header::Via(
+        format!(
+            "SIP/2.0/{} {sent_by};branch={branch};rport",
+            transport.as_str()
+        )
+        .into(),
+    )
+}
+
 pub fn new_tag() -> String {
     format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }

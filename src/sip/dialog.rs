@@ -179,13 +179,7 @@ impl Dialog {
             (&self.remote_target, self.route_set.clone())
         };
         let mut h = Headers::default();
-        h.push(Header::Via(
-            format!(
-                "SIP/2.0/{} {sent_by};branch={branch};rport",
-                self.next_hop().transport.as_str()
-            )
-            .into(),
-        ));
+        h.push(build::via(self.next_hop().transport, sent_by, branch));
         h.push(Header::MaxForwards(rsip::headers::MaxForwards::new("70")));
         for r in routes {
             h.push(Header::Route(r.into()));

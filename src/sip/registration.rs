@@ -238,15 +238,7 @@ impl Registration {
         self.cseq += 1;
         let s = &self.settings;
         let mut h = Headers::default();
-        h.push(Header::Via(
-            format!(
-                "SIP/2.0/{} {};branch={};rport",
-                s.transport.as_str(),
-                s.sent_by,
-                build::new_branch()
-            )
-            .into(),
-        ));
+        h.push(build::via(s.transport, &s.sent_by, &build::new_branch()));
         h.push(Header::MaxForwards("70".into()));
         h.push(Header::From(
             format!("<{}>;tag={}", s.aor, self.from_tag).into(),
